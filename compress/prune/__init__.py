@@ -1,0 +1,1 @@
+"""Structural pruning (attention heads, FFN neurons, layers) with torch-pruning."""

@@ -1,0 +1,1 @@
+"""Quantization of exported ONNX models (ONNX Runtime, NNCF) with an accuracy guard."""

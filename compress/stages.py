@@ -1,0 +1,136 @@
+"""Stage contract and registry.
+
+A stage is a plain function ``run(cfg, inputs, out_dir) -> StageResult`` registered by name.
+It reads upstream artifacts through ``inputs`` and writes only inside ``out_dir`` (a
+temporary directory the pipeline renames into place once the stage returns).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from compress.errors import EdgepressError
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+
+
+@dataclass
+class Variant:
+    """A model file a later stage (bench, bundle) should consider: e.g. ``student-onnx-int8``."""
+
+    name: str
+    format: str  # pytorch | onnx | torchscript | ptl | ort | pte
+    path: str  # relative to the stage directory that produced it
+    precision: str = "fp32"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "format": self.format, "path": self.path, "precision": self.precision}
+
+
+@dataclass
+class StageResult:
+    """What a stage returns: named outputs (paths relative to its dir), metrics, variants."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    variants: list[Variant] = field(default_factory=list)
+
+
+@dataclass
+class StageRecord:
+    """A finished stage as read back from its ``stage.json``."""
+
+    name: str
+    dir: Path
+    outputs: dict[str, str]
+    metrics: dict[str, Any]
+    variants: list[Variant]
+
+    def path(self, key: str) -> Path:
+        return self.dir / self.outputs[key]
+
+
+@dataclass
+class StageInputs:
+    """Finished upstream stages, oldest first, plus the run directory."""
+
+    run_dir: Path
+    upstream: list[StageRecord] = field(default_factory=list)
+
+    def latest(self, key: str) -> Path | None:
+        """Path of the most recent upstream output named ``key`` (e.g. ``model``, ``onnx``)."""
+        for rec in reversed(self.upstream):
+            if key in rec.outputs:
+                return rec.path(key)
+        return None
+
+    def require(self, key: str, stage: str) -> Path:
+        found = self.latest(key)
+        if found is None:
+            names = [r.name for r in self.upstream] or ["none"]
+            raise EdgepressError(
+                f"stage '{stage}' needs an upstream '{key}' output, but the stages before it ({', '.join(names)}) "
+                f"produced none; put a stage that writes '{key}' earlier in `stages:`"
+            )
+        return found
+
+    def variants(self) -> list[tuple[Variant, Path]]:
+        """Every variant declared upstream, with its absolute path."""
+        return [(v, rec.dir / v.path) for rec in self.upstream for v in rec.variants]
+
+
+StageFn = Callable[["RunConfig", StageInputs, Path], StageResult]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Where a stage's function lives and which config sections its result depends on."""
+
+    name: str
+    target: str  # "module:function", imported only when the stage runs
+    sections: tuple[str, ...]
+    summary: str
+
+    def load(self) -> StageFn:
+        module, fn = self.target.split(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+# Sections are the config keys whose values feed the stage's hash (plus its upstream hashes).
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in [
+        StageSpec("finetune", "compress.finetune:run_stage", ("task", "seed", "teacher", "data", "finetune"),
+                  "fine-tune the teacher's task head on labelled data"),
+        StageSpec("distill", "compress.distill.stage:run_stage", ("task", "seed", "teacher", "data", "student", "distill"),
+                  "build a smaller student from the teacher and distill it"),
+        StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
+                  "remove attention heads / FFN neurons for real, then recover"),
+        StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
+                  "write ONNX (and other runtime formats), checked against PyTorch"),
+        StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "data", "quantize"),
+                  "INT8 quantization of the exported ONNX model"),
+        StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
+                  "measure quality retention and latency; write report.md/json/png"),
+    ]
+}
+
+
+def get_stage(name: str) -> StageSpec:
+    if name not in STAGES:
+        import difflib
+
+        close = difflib.get_close_matches(name, STAGES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise EdgepressError(f"unknown stage '{name}'{hint}; known stages: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def teacher_source(cfg: "RunConfig", inputs: StageInputs) -> str:
+    """The teacher to use: a fine-tuned one from an upstream ``finetune`` stage, else the config's."""
+    tuned = inputs.latest("teacher")
+    return str(tuned) if tuned is not None else cfg.teacher.model

@@ -1,0 +1,1 @@
+"""Turning a PyTorch model into files runtimes load, each checked against PyTorch."""

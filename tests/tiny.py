@@ -1,0 +1,71 @@
+"""Tiny randomly initialised BERT-family models and a small WordPiece tokenizer, built offline."""
+
+from __future__ import annotations
+
+import collections
+import re
+from pathlib import Path
+
+import torch
+
+from compress.data import builtin_pydoc_sentences
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(folder: Path, size: int = 600) -> Path:
+    """A WordPiece vocab: specials, characters (+ ## forms), the commonest words of the demo corpus."""
+    words = collections.Counter(w for s in builtin_pydoc_sentences() for w in re.findall(r"[a-z]+", s.lower()))
+    chars = sorted({c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-_*/=<>[]{}"})
+    vocab = SPECIALS + chars + ["##" + c for c in chars if c.isalnum()]
+    vocab += [w for w, _ in words.most_common(size) if w not in vocab]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n")
+    return path
+
+
+def save_tokenizer(folder: Path, arch: str = "bert"):
+    from transformers import BertTokenizerFast
+
+    vocab = write_vocab(folder)
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tok.save_pretrained(folder)
+    return tok
+
+
+ARCH_CONFIGS = {
+    "bert": ("BertConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)),
+    "distilbert": ("DistilBertConfig", dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64)),
+    "roberta": ("RobertaConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                      pad_token_id=0, bos_token_id=2, eos_token_id=3)),
+}
+
+HEAD_CLASSES = {
+    "embedding": "AutoModel",
+    "mlm": "AutoModelForMaskedLM",
+    "classification": "AutoModelForSequenceClassification",
+    "regression": "AutoModelForSequenceClassification",
+}
+
+
+def make_tiny_model(folder: Path, arch: str = "bert", head: str = "mlm", num_layers: int | None = None,
+                    seed: int = 0) -> Path:
+    """Save a tiny random model of ``arch`` with ``head`` plus a tokenizer into ``folder``."""
+    import transformers
+
+    torch.manual_seed(seed)
+    tok = save_tokenizer(folder)
+    cfg_name, kw = ARCH_CONFIGS[arch]
+    kw = dict(kw, vocab_size=len(tok), max_position_embeddings=130)
+    if num_layers is not None:
+        kw["n_layers" if arch == "distilbert" else "num_hidden_layers"] = num_layers
+    if head == "regression":
+        kw.update(num_labels=1, problem_type="regression")
+    elif head == "classification":
+        kw.update(num_labels=2)
+    config = getattr(transformers, cfg_name)(**kw)
+    model = getattr(transformers, HEAD_CLASSES[head]).from_config(config)
+    model.eval()
+    model.save_pretrained(folder)
+    return folder
