@@ -81,10 +81,14 @@ class RunConfig(Section):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
+        from compress.errors import EdgepressError
         from compress.stages import get_stage
 
         for s in stages:
-            get_stage(s)  # raises with the nearest name
+            try:
+                get_stage(s)
+            except EdgepressError as exc:  # pydantic reports ValueErrors with the key path
+                raise ValueError(str(exc)) from None
         if len(set(stages)) != len(stages):
             raise ValueError(f"a stage is listed twice in {stages}")
         return stages

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from compress.config import RunConfig, dump_config
+from compress.distributed import is_main_process, rank
 from compress.runinfo import machine_info, package_versions
 from compress.stages import StageInputs, StageRecord, Variant, get_stage
 
@@ -50,6 +51,20 @@ def read_record(stage_dir: Path) -> tuple[StageRecord, dict] | None:
     return rec, meta
 
 
+# Stages whose work is shared by every rank of a torchrun/accelerate launch (Trainer-based).
+MULTI_PROCESS_STAGES = {"finetune", "distill", "prune"}
+
+
+def _barrier() -> None:
+    """Wait for every rank when a process group exists (multi-process launch), else no-op."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 @dataclass
 class StageOutcome:
     name: str
@@ -71,7 +86,8 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
             raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(cfg.stages)})")
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.resolved.yaml")
+    if is_main_process():
+        dump_config(cfg, run_dir / "config.resolved.yaml")
     inputs = StageInputs(run_dir=run_dir)
     outcomes: list[StageOutcome] = []
     upstream_hash = ""
@@ -86,11 +102,20 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
             outcomes.append(StageOutcome(name, final, "skipped", meta.get("wall_s", 0.0), rec.metrics))
             if on_stage:
                 on_stage(name, "skipped")
+        elif not is_main_process() and name not in MULTI_PROCESS_STAGES:
+            _barrier()  # rank 0 runs it alone; the others wait, then read its record
+            found = read_record(final)
+            rec = found[0] if found else StageRecord(name, final, {}, {}, [])
+            outcomes.append(StageOutcome(name, final, "ran-on-rank-0", 0.0, rec.metrics))
         else:
             redo_rest = True  # later stages consume this one's new output
             if on_stage:
                 on_stage(name, "running")
             rec, wall = _run_one(cfg, spec, i, h, inputs, final)
+            _barrier()
+            if not is_main_process():  # rank 0 wrote the artifacts; use its record
+                found = read_record(final)
+                rec = found[0] if found else rec
             outcomes.append(StageOutcome(name, final, "ran", wall, rec.metrics))
             if on_stage:
                 on_stage(name, "done")
@@ -100,7 +125,8 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:
-    tmp = final.parent / f".{final.name}.tmp"
+    main = is_main_process()
+    tmp = final.parent / (f".{final.name}.tmp" if main else f".{final.name}.tmp.rank{rank()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -108,6 +134,9 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     t0 = time.perf_counter()
     result = fn(cfg, inputs, tmp)
     wall = time.perf_counter() - t0
+    if not main:  # other ranks helped train; rank 0 owns the artifacts
+        shutil.rmtree(tmp, ignore_errors=True)
+        return StageRecord(spec.name, final, result.outputs, result.metrics, result.variants), wall
     meta = {
         "stage": spec.name,
         "index": index,
@@ -128,3 +157,23 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     tmp.rename(final)
     rec = StageRecord(spec.name, final, result.outputs, result.metrics, result.variants)
     return rec, wall
+
+
+def run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: dict[str, Path],
+                   overwrite: bool = False) -> StageRecord:
+    """Run one stage outside a pipeline: ``upstream_outputs`` stands in for earlier stages' outputs."""
+    from compress.errors import EdgepressError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise EdgepressError(f"output directory '{out_dir}' exists and is not empty; pass --overwrite or choose another")
+    fake = StageRecord("input", Path("/"), {k: str(Path(v).resolve()) for k, v in upstream_outputs.items()}, {}, [])
+    for key, path in upstream_outputs.items():
+        if key in ("model", "onnx"):
+            fmt = "pytorch" if key == "model" else "onnx"
+            fake.variants.append(Variant("input", fmt, str(Path(path).resolve())))
+    inputs = StageInputs(run_dir=out_dir.parent, upstream=[fake])
+    spec = get_stage(name)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    rec, _ = _run_one(cfg, spec, 1, stage_hash(cfg, name, "standalone"), inputs, out_dir)
+    return rec

@@ -1,4 +1,4 @@
-"""Config of the quantization stage."""
+"""Config of the quantization stage: which variants to produce, how to calibrate, the accuracy guard."""
 
 from __future__ import annotations
 
@@ -8,11 +8,72 @@ from pydantic import Field
 
 from compress.config_base import Section
 
+Method = Literal["dynamic", "static", "nncf", "fp16", "int4"]
+CalibrationName = Literal["minmax", "entropy", "percentile"]
+IntType = Literal["qint8", "quint8"]
+
+
+class StaticOptions(Section):
+    """ONNX Runtime static INT8 (QDQ format) calibration."""
+
+    calibration_method: CalibrationName = Field("minmax", description="activation range estimator")
+    percentile: float = Field(99.999, gt=90, le=100, description="percentile for calibration_method=percentile")
+
+
+class NNCFOptions(Section):
+    """NNCF post-training quantization of the ONNX graph (nncf.quantize, model_type=TRANSFORMER)."""
+
+    smooth_quant_alpha: float | None = Field(0.95, ge=0, le=1, description="SmoothQuant alpha for MatMuls (None: off)")
+    ignored_patterns: list[str] = Field(default_factory=list, description="node-name regexes kept in float")
+    fast_bias_correction: bool = True
+
+
+class FP16Options(Section):
+    """Float16 conversion for GPU targets (onnxruntime.transformers float16)."""
+
+    keep_io_types: bool = Field(True, description="keep float32 graph inputs/outputs (casts inside)")
+
+
+class Int4Options(Section):
+    """Weight-only 4-bit MatMuls (ONNX Runtime MatMulNBits)."""
+
+    block_size: int = Field(32, ge=16, description="weights per quantization block (power of two >= 16)")
+    symmetric: bool = True
+    accuracy_level: int | None = Field(4, ge=0, le=4, description="MatMulNBits compute type (4: int8 activations)")
+
+
+class GuardOptions(Section):
+    """Accuracy guard: compare every quantized model with fp32 on the eval rows; fall back when under the floor."""
+
+    retention_floor: float = Field(0.99, ge=0, le=1.5, description="quantized metric / fp32 metric must reach this")
+    eval_samples: int = Field(256, ge=1, description="eval rows used by the guard (first N)")
+    fallbacks: bool = Field(True, description="try fallbacks (float embeddings/head, sensitive layers, per-channel, other calibration)")
+    sensitive_layers: int = Field(1, ge=1, description="how many of the most sensitive encoder layers a fallback keeps in float")
+    sensitivity_samples: int = Field(64, ge=1, description="eval rows used to rank layer sensitivity")
+
+
+class LatencyOptions(Section):
+    """Side-by-side latency check (quantized vs fp32, interleaved runs, medians)."""
+
+    runs: int = Field(30, ge=3, description="timed runs per model (after warmup)")
+    warmup: int = Field(3, ge=0)
+    batch_size: int = Field(8, ge=1)
+    seq_len: int | None = Field(None, ge=8, description="padded length (None: teacher.max_length)")
+
 
 class QuantizeConfig(Section):
-    """Which quantized variants to produce from the exported ONNX model."""
+    """Which quantized variants to produce from the exported ONNX model, and how they are checked."""
 
-    methods: list[Literal["dynamic"]] = Field(default_factory=lambda: ["dynamic"])
+    methods: list[Method] = Field(default_factory=lambda: ["dynamic"])
     per_channel: bool = False
     reduce_range: bool | None = Field(None, description="None: chosen from the CPU's instruction set")
-    weight_type: Literal["qint8", "quint8"] = "qint8"
+    weight_type: IntType | None = Field(None, description="int8 weight type; None: chosen from the CPU's instruction set")
+    activation_type: IntType | None = Field(None, description="static/NNCF activation type; None: from the CPU")
+    optimize_graph: bool = Field(False, description="fuse BERT ops (onnxruntime.transformers.optimizer) before quantizing")
+    calibration_samples: int = Field(128, ge=1, description="train rows fed to static/NNCF calibration (batch 1)")
+    static: StaticOptions = Field(default_factory=StaticOptions)
+    nncf: NNCFOptions = Field(default_factory=NNCFOptions)
+    fp16: FP16Options = Field(default_factory=FP16Options)
+    int4: Int4Options = Field(default_factory=Int4Options)
+    guard: GuardOptions = Field(default_factory=GuardOptions)
+    latency: LatencyOptions = Field(default_factory=LatencyOptions)

@@ -1,0 +1,273 @@
+"""The `edgepress` command line: a thin layer over compress.pipeline and the stage functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from compress.errors import EdgepressError
+
+console = Console(stderr=True)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Compress BERT-family models (distill, prune, quantize, export) and prove it with benchmarks.\n\n"
+         "Start with `edgepress run configs/default.yaml`. Every option maps to a config field; "
+         "override any field with --set SECTION.FIELD=VALUE.",
+)
+
+SET_HELP = "Override a config field, e.g. --set distill.epochs=2 (repeatable; value parsed as YAML)."
+DEBUG_HELP = "Show full tracebacks on errors."
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _print_outcomes(outcomes) -> None:
+    table = Table(title="edgepress run", show_lines=False)
+    for col in ("stage", "status", "wall s", "key metrics"):
+        table.add_column(col)
+    keys = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "retention", "size_mb")
+    for o in outcomes:
+        shown = ", ".join(f"{k}={_fmt(o.metrics[k])}" for k in keys if k in o.metrics)
+        table.add_row(o.name, o.status, f"{o.wall_s:.1f}", shown)
+    console.print(table)
+
+
+def _print_report(run_dir: Path) -> None:
+    path = run_dir / "report.json"
+    if not path.is_file():
+        return
+    report = json.loads(path.read_text())
+    rows = report.get("variants") or report.get("results") or []
+    if not rows:
+        return
+    table = Table(title=f"report: {path}")
+    for col in ("variant", "format", "size MB", "metric", "retention", "p50 ms", "p90 ms"):
+        table.add_column(col)
+    for r in rows:
+        q = r.get("quality") or r.get("metric") or {}
+        qv = q.get("value") if isinstance(q, dict) else q
+        qn = q.get("name", "") if isinstance(q, dict) else ""
+        lat = r.get("latency_ms") or {}
+        table.add_row(str(r.get("name")), str(r.get("format")), _fmt(r.get("size_mb", "")), f"{qn} {_fmt(qv)}",
+                      _fmt(r.get("retention", "")), _fmt(lat.get("p50", "")), _fmt(lat.get("p90", "")))
+    console.print(table)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Pipeline YAML (see configs/default.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    force: list[str] = typer.Option([], "--force", help="Redo this stage (and the ones after it) even if finished."),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Run (or resume) the pipeline in CONFIG into runs/<name>/; finished stages are reused."""
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+
+    cfg = load_config(config, set_)
+    console.print(f"[bold]edgepress[/] run '{cfg.name}' -> {cfg.run_dir}  stages: {' -> '.join(cfg.stages)}")
+
+    def on_stage(name: str, status: str) -> None:
+        style = {"running": "yellow", "done": "green", "skipped": "dim"}[status]
+        console.print(f"  [{style}]{status:>8}[/] {name}")
+
+    outcomes = run_pipeline(cfg, force=set(force), on_stage=on_stage)
+    _print_outcomes(outcomes)
+    _print_report(cfg.run_dir)
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="Pipeline YAML to check."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Check CONFIG against the schema and print the resolved config (nothing runs)."""
+    import yaml
+
+    from compress.config import load_config
+
+    cfg = load_config(config, set_)
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def _standalone_config(config: Optional[Path], overrides: list[str], fields: dict) -> "object":
+    from compress.config import apply_overrides, load_config
+
+    base = {"teacher": {"model": "packaged:minilm-l6"}, "data": {"train": "builtin:pydoc"}}
+    nested: dict = {}
+    apply_overrides(nested, [f"{k}={json.dumps(v)}" for k, v in fields.items() if v is not None])
+    for k, v in nested.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config(config, overrides, base=base)
+
+
+def _finish(rec, out: Path) -> None:
+    table = Table(title=f"{rec.name} -> {out}")
+    table.add_column("metric")
+    table.add_column("value")
+    for k, v in rec.metrics.items():
+        if not isinstance(v, (dict, list)):
+            table.add_row(k, _fmt(v))
+    console.print(table)
+
+
+def _stage_command(stage: str, model: Path, out: Path, config: Optional[Path], set_: list[str], fields: dict,
+                   overwrite: bool, input_key: str) -> None:
+    from compress.pipeline import run_standalone
+
+    if not model.exists():
+        raise EdgepressError(f"input '{model}' does not exist")
+    cfg = _standalone_config(config, set_, fields)
+    rec = run_standalone(cfg, stage, out, {input_key: model}, overwrite=overwrite)
+    _finish(rec, out)
+
+
+TaskOpt = typer.Option(None, "--task", help="embedding | classification | regression | mlm (default: from config)")
+DataOpt = typer.Option(None, "--data", help="Training/calibration data: .tsv/.csv/.jsonl/.txt, hub:NAME, builtin:pydoc")
+ConfigOpt = typer.Option(None, "--config", help="Take defaults from this pipeline YAML.")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace a non-empty output directory.")
+
+
+@app.command()
+def finetune(
+    model: str = typer.Argument(..., help="Backbone to fine-tune: local folder, hub name, or packaged:minilm-l6."),
+    out: Path = typer.Argument(..., help="Output directory (the fine-tuned teacher lands in OUT/model)."),
+    data: str = typer.Option(..., "--data", help="Labelled training file."),
+    task: str = typer.Option("classification", "--task", help="classification | regression"),
+    text_column: str = typer.Option("sentence", help="Column with the text."),
+    text_pair_column: Optional[str] = typer.Option(None, help="Column with the second text (pairs)."),
+    label_column: str = typer.Option("label", help="Column with the label / score."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Dev file for picking the best checkpoint."),
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Fine-tune a teacher's task head (AdamW, linear warmup, best checkpoint by the dev metric)."""
+    from compress.pipeline import run_standalone
+
+    cfg = _standalone_config(config, set_, {"task": task, "teacher.model": model, "data.train": data,
+                                            "data.eval": eval_data, "data.text_column": text_column,
+                                            "data.text_pair_column": text_pair_column, "data.label_column": label_column})
+    rec = run_standalone(cfg, "finetune", out, {}, overwrite=overwrite)
+    _finish(rec, out)
+
+
+@app.command()
+def distill(
+    model: str = typer.Argument(..., help="Teacher: local folder, hub name, or packaged:minilm-l6."),
+    out: Path = typer.Argument(..., help="Output directory (the student lands in OUT/model)."),
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt,
+    layers: Optional[int] = typer.Option(None, "--layers", help="Student depth (teacher layers spread evenly)."),
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Distill TEACHER into a smaller student. Works under torchrun / accelerate launch."""
+    from compress.pipeline import run_standalone
+
+    cfg = _standalone_config(config, set_, {"task": task, "teacher.model": model, "data.train": data,
+                                            "student.num_layers": layers})
+    rec = run_standalone(cfg, "distill", out, {}, overwrite=overwrite)
+    _finish(rec, out)
+
+
+@app.command()
+def prune(
+    model: Path = typer.Argument(..., help="save_pretrained folder to prune."),
+    out: Path = typer.Argument(..., help="Output directory (the pruned model lands in OUT/model)."),
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt,
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Remove attention heads / FFN neurons for real (see --set prune.* fields)."""
+    _stage_command("prune", model, out, config, set_, {"task": task, "data.train": data, "teacher.model": str(model)},
+                   overwrite, "model")
+
+
+@app.command()
+def quantize(
+    model: Path = typer.Argument(..., help="fp32 ONNX file to quantize."),
+    out: Path = typer.Argument(..., help="Output directory."),
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt,
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder (for calibration/eval)."),
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Quantize an ONNX model (ONNX Runtime / NNCF) with an accuracy guard (see --set quantize.*)."""
+    from compress.pipeline import run_standalone
+
+    if not model.is_file():
+        raise EdgepressError(f"ONNX file '{model}' does not exist")
+    ups = {"onnx": model}
+    tok = tokenizer or (model.parent / "tokenizer" if (model.parent / "tokenizer").is_dir() else None)
+    if tok is not None:
+        ups["tokenizer"] = tok
+    cfg = _standalone_config(config, set_, {"task": task, "data.train": data})
+    rec = run_standalone(cfg, "quantize", out, ups, overwrite=overwrite)
+    _finish(rec, out)
+
+
+@app.command("export")
+def export_cmd(
+    model: Path = typer.Argument(..., help="save_pretrained folder to export."),
+    out: Path = typer.Argument(..., help="Output directory."),
+    task: Optional[str] = TaskOpt,
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Export a model to runtime formats, each checked against PyTorch (see --set export.*)."""
+    _stage_command("export", model, out, config, set_, {"task": task, "teacher.model": str(model)}, overwrite, "model")
+
+
+def _mount_optional_apps() -> None:
+    """Sub-apps owned by other packages (bench) are mounted when present."""
+    try:
+        from benchmarks.cli import app as bench_app
+    except ImportError:
+        return
+    app.add_typer(bench_app, name="bench", help="Benchmark any model file: quality, latency, memory, size; reports.")
+
+
+_mount_optional_apps()
+
+
+def main() -> None:
+    """Console entry point: user errors become one short message and a non-zero exit."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except EdgepressError as exc:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}\n(run again with --debug for the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

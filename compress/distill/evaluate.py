@@ -1,0 +1,71 @@
+"""Quick quality checks used while training (the full harness lives in benchmarks/)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from compress.data import TextData
+
+
+def model_input_names(model: "PreTrainedModel") -> set[str]:
+    """Names the model's forward accepts (a DistilBERT student takes no token_type_ids)."""
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts: list[str], task: str,
+           max_length: int, pairs: list[str] | None = None, batch_size: int = 64) -> np.ndarray:
+    """Sentence embeddings (mean pooled, embedding/mlm) or logits (classification/regression)."""
+    import torch
+
+    from compress.distill.losses import mean_pool
+
+    accepted = model_input_names(model)
+    device = next(model.parameters()).device
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i:i + batch_size], pairs[i:i + batch_size] if pairs else None, padding=True,
+                            truncation=True, max_length=max_length, return_tensors="pt")
+            enc = {k: v.to(device) for k, v in enc.items() if k in accepted}
+            if task in ("classification", "regression"):
+                out.append(model(**enc).logits.float().cpu())
+            else:
+                res = model(**enc, output_hidden_states=task == "mlm")
+                hidden = res.hidden_states[-1] if task == "mlm" else res.last_hidden_state
+                out.append(mean_pool(hidden, enc["attention_mask"]).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    return (a * b).sum(1)
+
+
+def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str,
+                 max_length: int, reference: np.ndarray | None = None) -> dict[str, Any]:
+    """Headline metric on ``data``: accuracy, Spearman (STS pairs or regression), or fidelity to ``reference``."""
+    from scipy.stats import spearmanr
+
+    if task == "classification" and data.labels is not None:
+        logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs)
+        return {"metric": "accuracy", "value": float((logits.argmax(1) == np.array(data.labels)).mean())}
+    if task == "regression" and data.labels is not None:
+        pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs)[:, 0]
+        return {"metric": "spearman", "value": float(spearmanr(pred, data.labels).statistic)}
+    if task == "embedding" and data.pairs is not None and data.labels is not None:
+        a = encode(model, tokenizer, data.texts, task, max_length)
+        b = encode(model, tokenizer, data.pairs, task, max_length)
+        return {"metric": "spearman", "value": float(spearmanr(cosine_rows(a, b), data.labels).statistic)}
+    emb = encode(model, tokenizer, data.texts, task, max_length)
+    if reference is None:
+        return {"metric": "none", "value": float("nan")}
+    return {"metric": "teacher_cosine", "value": float(cosine_rows(emb, reference).mean())}

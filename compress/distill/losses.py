@@ -1,0 +1,79 @@
+"""Distillation losses, each a pure function on tensors (pinned by hand-computed unit tests)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                  t_squared: bool = True, reduction: str = "batchmean") -> torch.Tensor:
+    """KL(teacher_T || student_T) over the last dim; times T^2 when ``t_squared`` (Hinton/DistilBERT)."""
+    s = F.log_softmax(student_logits / temperature, dim=-1)
+    t = F.softmax(teacher_logits / temperature, dim=-1)
+    loss = F.kl_div(s, t, reduction=reduction)
+    return loss * temperature**2 if t_squared else loss
+
+
+def masked_positions_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                        temperature: float, t_squared: bool = True, reduction: str = "batchmean") -> torch.Tensor:
+    """Soft-label KL restricted to MLM positions (labels != -100): avoids B*S*V teacher targets."""
+    sel = labels != -100
+    if not sel.any():
+        return student_logits.sum() * 0.0
+    return soft_label_kl(student_logits[sel], teacher_logits[sel], temperature, t_squared, reduction)
+
+
+def hidden_cosine(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
+                  attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean (1 - cos) between student and teacher token vectors over non-padding tokens (DistilBERT α_cos)."""
+    sel = attention_mask.bool()
+    s, t = student_hidden[sel], teacher_hidden[sel]
+    return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def embedding_mse(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """MSE between pooled sentence embeddings (sentence-transformers' distillation loss)."""
+    return F.mse_loss(student_emb, teacher_emb)
+
+
+def embedding_cosine(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """Mean (1 - cos) between pooled sentence embeddings."""
+    return (1.0 - F.cosine_similarity(student_emb, teacher_emb, dim=-1)).mean()
+
+
+def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
+               projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """TinyBERT hidden-state MSE over non-padding tokens, projecting the student when widths differ."""
+    s = projection(student_hidden) if projection is not None else student_hidden
+    sel = attention_mask.bool()
+    return F.mse_loss(s[sel], teacher_hidden[sel])
+
+
+def attention_kl(student_attn: torch.Tensor, teacher_attn: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of attention distributions [B, H, S, S], averaged over real query tokens and heads."""
+    eps = 1e-12
+    kl = (teacher_attn * ((teacher_attn + eps).log() - (student_attn + eps).log())).sum(-1)  # [B, H, S]
+    q = attention_mask[:, None, :].to(kl.dtype).expand_as(kl)
+    return (kl * q).sum() / q.sum().clamp(min=1.0)
+
+
+def value_relation(values: torch.Tensor, num_heads: int, attention_mask: torch.Tensor) -> torch.Tensor:
+    """MiniLM's value relation softmax(V V^T / sqrt(d)) per head, padding keys masked out: [B, H, S, S]."""
+    b, s, w = values.shape
+    v = values.view(b, s, num_heads, w // num_heads).transpose(1, 2)
+    scores = v @ v.transpose(-1, -2) / (w // num_heads) ** 0.5
+    scores = scores.masked_fill(~attention_mask.bool()[:, None, None, :], torch.finfo(scores.dtype).min)
+    return scores.softmax(-1)
+
+
+def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Tensor:
+    """Cross-entropy on class ids (classification) or MSE on scores (regression)."""
+    if task == "regression":
+        return F.mse_loss(logits.view(-1), labels.view(-1).to(logits.dtype))
+    return F.cross_entropy(logits, labels.long())

@@ -1,0 +1,56 @@
+"""The distill stage: teacher -> student (teacher layers or a given model) -> Trainer distillation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compress.config import RunConfig
+from compress.data import load_splits
+from compress.distributed import is_main_process
+from compress.stages import StageInputs, StageResult, Variant, teacher_source
+
+
+def build_student(cfg: RunConfig, teacher, teacher_tok):
+    """The student per ``cfg.student``: given pretrained model, or teacher layers."""
+    from compress.distill.student import check_same_vocab, student_from_teacher
+    from compress.models import load_model, load_tokenizer
+
+    if cfg.student.model:
+        check_same_vocab(teacher_tok, load_tokenizer(cfg.student.model), cfg.student.model)
+        student = load_model(cfg.student.model, cfg.task, num_labels=teacher.config.num_labels, allow_new_head=True)
+        return student, None
+    return student_from_teacher(teacher, cfg.student.layers, cfg.student.num_layers)
+
+
+def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
+    from compress.distill.engine import distill_model, save_loss_curves
+    from compress.distill.evaluate import encode, task_quality
+    from compress.models import count_parameters, load_model, load_tokenizer
+
+    spec = teacher_source(cfg, inputs)
+    splits = load_splits(cfg.data, cfg.task, cfg.seed)
+    teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
+    tok = load_tokenizer(spec)
+    student, picked = build_student(cfg, teacher, tok)
+    ml = cfg.teacher.max_length
+    reference = None
+    if cfg.task in ("embedding", "mlm") and splits.eval.labels is None:
+        reference = encode(teacher, tok, splits.eval.texts, cfg.task, ml)
+    teacher_q = task_quality(teacher, tok, splits.eval, cfg.task, ml, reference)
+    before = task_quality(student, tok, splits.eval, cfg.task, ml, reference)
+    ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
+    outcome = distill_model(teacher, student, tok, splits.train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
+                            cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
+    after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)
+    metrics = {
+        "teacher": spec, "student_layers": picked, "teacher_params": count_parameters(teacher),
+        "student_params": count_parameters(outcome.model), "eval_metric": after["metric"],
+        "teacher_eval": teacher_q["value"], "student_eval_before": before["value"], "student_eval": after["value"],
+        **outcome.metrics,
+    }
+    outputs = {"model": "model"}
+    if is_main_process():
+        outcome.model.save_pretrained(out_dir / "model", safe_serialization=True)
+        tok.save_pretrained(out_dir / "model")
+        outputs.update(save_loss_curves(outcome.history, out_dir))
+    return StageResult(outputs=outputs, metrics=metrics, variants=[Variant("student", "pytorch", "model")])

@@ -1,0 +1,73 @@
+"""Teacher fine-tuning: a task head on a pretrained backbone with transformers.Trainer.
+
+AdamW, linear warmup/decay, a few epochs, best checkpoint by the dev metric (accuracy for
+classification, Spearman for regression). Output key ``teacher`` so later stages use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compress.config import RunConfig
+from compress.data import load_splits
+from compress.distributed import is_main_process
+from compress.errors import EdgepressError
+from compress.stages import StageInputs, StageResult
+
+
+def _metric_fn(task: str):
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    def compute(pred) -> dict[str, float]:
+        logits, labels = pred.predictions, pred.label_ids
+        if task == "regression":
+            return {"spearman": float(spearmanr(logits.reshape(-1), labels.reshape(-1)).statistic)}
+        return {"accuracy": float((np.argmax(logits, axis=1) == labels).mean())}
+
+    return compute
+
+
+def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    from compress.distill.engine import TokenizedExamples, save_loss_curves
+    from compress.models import load_model, load_tokenizer
+
+    if cfg.task not in ("classification", "regression"):
+        raise EdgepressError(f"finetune needs task classification or regression, not '{cfg.task}'")
+    set_seed(cfg.seed)
+    splits = load_splits(cfg.data, cfg.task, cfg.seed)
+    num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)
+    model = load_model(cfg.teacher.model, cfg.task, num_labels=num_labels, allow_new_head=True)
+    tok = load_tokenizer(cfg.teacher.model)
+    ml = cfg.teacher.max_length
+    train = TokenizedExamples(tok, splits.train.texts, splits.train.pairs, splits.train.labels, ml)
+    dev = TokenizedExamples(tok, splits.eval.texts, splits.eval.pairs, splits.eval.labels, ml)
+    for ds in (train, dev):
+        for row in ds.rows:
+            row.pop("idx")
+    f = cfg.finetune
+    metric = "spearman" if cfg.task == "regression" else "accuracy"
+    import torch
+
+    args = TrainingArguments(
+        output_dir=str(inputs.run_dir / ".checkpoints" / f"finetune-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'finetune'))}"),
+        per_device_train_batch_size=f.batch_size, per_device_eval_batch_size=64, num_train_epochs=f.epochs,
+        max_steps=f.max_steps, learning_rate=f.learning_rate, weight_decay=f.weight_decay, warmup_ratio=f.warmup_ratio,
+        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, logging_steps=20,
+        report_to=[], seed=cfg.seed, use_cpu=not torch.cuda.is_available(), save_safetensors=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                      data_collator=DataCollatorWithPadding(tok), compute_metrics=_metric_fn(cfg.task))
+    trainer.train()
+    final = trainer.evaluate()
+    outputs = {"teacher": "model"}
+    if is_main_process():
+        trainer.model.save_pretrained(out_dir / "model", safe_serialization=True)
+        tok.save_pretrained(out_dir / "model")
+        outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
+    metrics = {"base_model": cfg.teacher.model, "num_labels": num_labels, "eval_metric": metric,
+               "teacher_eval": final.get(f"eval_{metric}"), "train_examples": len(train)}
+    return StageResult(outputs=outputs, metrics=metrics)

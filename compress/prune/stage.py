@@ -1,0 +1,37 @@
+"""Pipeline stage ``prune``: cut heads / FFN neurons / layers of the upstream model, optionally recover."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compress.stages import StageInputs, StageResult, Variant
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+
+
+def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
+    """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
+    from compress.data import load_splits
+    from compress.models import load_model, load_tokenizer
+    from compress.prune.api import prune_model
+
+    src = inputs.require("model", "prune")
+    pcfg = cfg.prune
+    model = load_model(str(src), cfg.task)
+    tokenizer = load_tokenizer(str(src))
+    splits = load_splits(cfg.data, cfg.task, cfg.seed) if (pcfg.needs_data or pcfg.recovery.enabled) else None
+    model, report = prune_model(
+        model, tokenizer, pcfg, splits.train if splits else None, cfg.task,
+        eval_data=splits.eval if splits else None, work_dir=out_dir, seed=cfg.seed)
+    dest = out_dir / "model"
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    metrics = report.to_dict()
+    (out_dir / "prune_report.json").write_text(json.dumps(metrics, indent=2, default=float))
+    if (out_dir / "recovery").is_dir() and not any((out_dir / "recovery").iterdir()):
+        (out_dir / "recovery").rmdir()
+    return StageResult(outputs={"model": "model"}, metrics=metrics,
+                       variants=[Variant("student-pruned", "pytorch", "model")])

@@ -1,0 +1,197 @@
+"""Scoring an ONNX model on the eval rows, relative to the fp32 model run on the same rows.
+
+* embedding + sentence pairs with scores (STS): Spearman of cosine similarities vs the gold scores;
+* embedding otherwise: mean cosine between quantized and fp32 sentence embeddings (fp32 = 1.0);
+* classification: accuracy vs labels (argmax agreement with fp32 when there are no labels);
+* regression: Spearman of predictions vs labels; mlm: top-1 token agreement with fp32.
+
+``retention`` = metric / fp32 metric. When the fp32 metric is not meaningfully positive (an untrained
+model), retention falls back to fidelity with fp32 and ``basis`` says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.quantize.graph import encode, input_names, session
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedTokenizerBase
+
+    from compress.data import TextData
+
+BATCH = 32
+MIN_REFERENCE = 0.05  # below this the fp32 metric is noise: use fidelity instead
+
+
+@dataclass
+class EvalSet:
+    """Tokenised eval batches for one or two text columns, plus labels."""
+
+    task: str
+    kind: str  # sts | embedding | classification | regression | mlm
+    batches_a: list[dict[str, "np.ndarray"]]
+    batches_b: list[dict[str, "np.ndarray"]] | None
+    labels: "np.ndarray | None"
+    rows: int
+    source: str = ""
+    reference: dict[str, Any] = field(default_factory=dict)  # fp32 outputs and metric, filled by set_reference
+
+    def head(self, rows: int) -> "EvalSet":
+        """The first whole batches covering ``rows`` rows, without the fp32 reference."""
+        nb = max(1, -(-rows // BATCH))
+        batches_a = self.batches_a[:nb]
+        n = sum(b["input_ids"].shape[0] for b in batches_a)
+        return EvalSet(self.task, self.kind, batches_a, None if self.batches_b is None else self.batches_b[:nb],
+                       None if self.labels is None else self.labels[:n], n, self.source)
+
+
+def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
+                   max_length: int, rows: int) -> EvalSet:
+    """Tokenise the first ``rows`` eval rows in batches for the model's inputs."""
+    import numpy as np
+
+    data = data.head(rows)
+    names = input_names(session(onnx_path))
+    n = len(data)
+    has_scores = data.labels is not None and data.pairs is not None
+    if task == "embedding":
+        kind = "sts" if has_scores else "embedding"
+    else:
+        kind = task
+    batches_a, batches_b = [], None
+    two_towers = task == "embedding" and data.pairs is not None
+    if two_towers:
+        batches_b = []
+    for s in range(0, n, BATCH):
+        texts = data.texts[s:s + BATCH]
+        pairs = None if data.pairs is None else data.pairs[s:s + BATCH]
+        if two_towers:
+            batches_a.append(encode(tokenizer, texts, None, names, max_length))
+            batches_b.append(encode(tokenizer, pairs, None, names, max_length))
+        else:
+            batches_a.append(encode(tokenizer, texts, pairs, names, max_length))
+    labels = None if data.labels is None else np.asarray(data.labels, dtype=np.float64)
+    return EvalSet(task, kind, batches_a, batches_b, labels, n, data.source)
+
+
+def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.ndarray"]) -> "np.ndarray":
+    import numpy as np
+
+    if "sentence_embedding" in outputs:
+        return outputs["sentence_embedding"].astype(np.float64)
+    hidden = outputs.get("last_hidden_state")
+    if hidden is None:
+        raise ValueError(f"embedding model has neither sentence_embedding nor last_hidden_state: {list(outputs)}")
+    mask = feed["attention_mask"][..., None].astype(np.float64)
+    return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+
+
+def run_model(path: Path, ev: EvalSet) -> dict[str, "np.ndarray"]:
+    """Outputs needed for scoring, concatenated over batches."""
+    import numpy as np
+
+    sess = session(path)
+    names = [o.name for o in sess.get_outputs()]
+
+    def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
+        out: dict[str, list] = {"emb": [], "logits": [], "mask": []}
+        for feed in batches:
+            res = dict(zip(names, sess.run(None, feed)))
+            if ev.task == "embedding":
+                out["emb"].append(_sentence_embedding(res, feed))
+            elif ev.task == "mlm":
+                logits = res["logits"]
+                mask = feed["attention_mask"].astype(bool)
+                out["logits"].append(logits.argmax(-1)[mask])
+            else:
+                out["logits"].append(res["logits"].astype(np.float64))
+        return out
+
+    a = tower(ev.batches_a)
+    result: dict[str, np.ndarray] = {}
+    if ev.task == "embedding":
+        result["emb_a"] = np.concatenate(a["emb"])
+        if ev.batches_b is not None:
+            result["emb_b"] = np.concatenate(tower(ev.batches_b)["emb"])
+    else:
+        result["logits"] = np.concatenate(a["logits"])
+    return result
+
+
+def _cos(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return (x * y).sum(-1) / np.clip(np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1), 1e-12, None)
+
+
+def _spearman(x: "np.ndarray", y: "np.ndarray") -> float:
+    from scipy.stats import spearmanr
+
+    value = spearmanr(x, y).statistic
+    return float(value) if value == value else 0.0  # NaN (constant input) -> 0
+
+
+def task_metric(out: dict[str, "np.ndarray"], ev: EvalSet) -> tuple[str, float] | None:
+    """The task metric against gold labels, or None when the eval rows have none."""
+    import numpy as np
+
+    if ev.kind == "sts":
+        return "spearman", _spearman(_cos(out["emb_a"], out["emb_b"]), ev.labels)
+    if ev.kind == "classification" and ev.labels is not None:
+        return "accuracy", float(np.mean(out["logits"].argmax(-1) == ev.labels.astype(int)))
+    if ev.kind == "regression" and ev.labels is not None:
+        return "spearman", _spearman(out["logits"].reshape(len(ev.labels), -1)[:, 0], ev.labels)
+    return None
+
+
+def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: EvalSet) -> tuple[str, float]:
+    """Agreement with the fp32 outputs on the same rows."""
+    import numpy as np
+
+    if ev.task == "embedding":
+        cos = _cos(out["emb_a"], ref["emb_a"])
+        if "emb_b" in out:
+            cos = np.concatenate([cos, _cos(out["emb_b"], ref["emb_b"])])
+        return "cosine_to_fp32", float(np.mean(cos))
+    if ev.task == "mlm":
+        return "top1_agreement", float(np.mean(out["logits"] == ref["logits"]))
+    if ev.task == "regression":
+        return "spearman_to_fp32", _spearman(out["logits"].ravel(), ref["logits"].ravel())
+    return "argmax_agreement", float(np.mean(out["logits"].argmax(-1) == ref["logits"].argmax(-1)))
+
+
+def set_reference(ev: EvalSet, fp32_path: Path) -> dict[str, Any]:
+    """Run the fp32 model once; later scores are relative to it."""
+    out = run_model(fp32_path, ev)
+    metric = task_metric(out, ev)
+    ev.reference = {"outputs": out, "metric": metric}
+    summary = {"rows": ev.rows, "kind": ev.kind, "source": ev.source}
+    if metric is not None:
+        summary[metric[0]] = round(metric[1], 6)
+    return summary
+
+
+def score(path: Path, ev: EvalSet) -> dict[str, Any]:
+    """Metric, fidelity and retention of ``path`` relative to the fp32 reference on ``ev``."""
+    if not ev.reference:
+        raise RuntimeError("set_reference must run before score")
+    out = run_model(path, ev)
+    ref_out, ref_metric = ev.reference["outputs"], ev.reference["metric"]
+    fid_name, fid = fidelity(out, ref_out, ev)
+    result: dict[str, Any] = {fid_name: round(fid, 6)}
+    metric = task_metric(out, ev)
+    if metric is not None and ref_metric is not None and ref_metric[1] > MIN_REFERENCE:
+        result[metric[0]] = round(metric[1], 6)
+        result["fp32_" + metric[0]] = round(ref_metric[1], 6)
+        result["retention"] = round(metric[1] / ref_metric[1], 6)
+        result["basis"] = metric[0]
+    else:
+        if metric is not None:
+            result[metric[0]] = round(metric[1], 6)
+        result["retention"] = round(fid, 6)
+        result["basis"] = fid_name
+    return result

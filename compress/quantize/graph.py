@@ -1,0 +1,145 @@
+"""ONNX helpers for quantization: sessions, tokenised feeds, graph blocks, BERT fusion, pre-processing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import EdgepressError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from transformers import PreTrainedTokenizerBase
+
+LAYER_NORM_OPS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization",
+                  "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization")
+QUIET = logging.ERROR
+
+
+def session(path: Path, threads: int = 0) -> "ort.InferenceSession":
+    """A CPU InferenceSession (all graph optimisations), failing with the file named."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several Fail/InvalidGraph types
+        raise EdgepressError(f"onnxruntime cannot load '{path}': {str(exc).splitlines()[0][:300]}") from None
+
+
+def input_names(sess: "ort.InferenceSession") -> list[str]:
+    names = [i.name for i in sess.get_inputs()]
+    if "input_ids" not in names:
+        raise EdgepressError(f"ONNX model inputs are {names}; expected input_ids/attention_mask[/token_type_ids] "
+                             "(see docs/architecture.md 'ONNX model interface')")
+    return names
+
+
+def encode(tokenizer: "PreTrainedTokenizerBase", texts: list[str], pairs: list[str] | None, names: list[str],
+           max_length: int, pad_to: int | None = None) -> dict[str, "np.ndarray"]:
+    """Tokenise a batch into int64 numpy feeds holding only the model's inputs."""
+    import numpy as np
+
+    kw: dict[str, Any] = dict(truncation=True, max_length=max_length, return_tensors="np")
+    kw["padding"] = "max_length" if pad_to else True
+    if pad_to:
+        kw["max_length"] = pad_to
+    enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
+    feeds = {}
+    for name in names:
+        if name in enc:
+            feeds[name] = enc[name].astype(np.int64)
+        elif name == "token_type_ids":
+            feeds[name] = np.zeros_like(enc["input_ids"], dtype=np.int64)
+        else:
+            raise EdgepressError(f"the tokenizer gives no '{name}', which the ONNX model takes as input")
+    return feeds
+
+
+def graph_blocks(model: "onnx.ModelProto") -> dict[str, list[str]]:
+    """Node names grouped as ``embeddings``, ``layer.<i>``, ``head`` by counting LayerNorms in graph order.
+
+    A BERT-family encoder has one LayerNorm after the embeddings and two per layer (attention output,
+    FFN output); this holds for the plain export and for ORT-fused graphs (EmbedLayerNormalization,
+    SkipLayerNormalization), so node names are not needed.
+    """
+    nodes = list(model.graph.node)
+    n_ln = sum(n.op_type in LAYER_NORM_OPS for n in nodes)
+    if n_ln < 3:
+        return {}
+    num_layers = (n_ln - 1) // 2
+    blocks: dict[str, list[str]] = {}
+    seen = 0
+    for i, node in enumerate(nodes):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+        is_ln = node.op_type in LAYER_NORM_OPS
+        if seen == 0:
+            block = "embeddings"
+        elif seen <= 2 * num_layers:
+            block = f"layer.{(seen - 1) // 2}"
+        else:
+            block = "head"
+        if is_ln:
+            seen += 1
+            if node.op_type == "EmbedLayerNormalization" or seen == 1:
+                block = "embeddings"
+        blocks.setdefault(block, []).append(node.name)
+    return blocks
+
+
+def name_nodes(path: Path) -> None:
+    """Give every unnamed node a name, so exclusion lists can address it."""
+    import onnx
+
+    model = onnx.load(str(path))
+    changed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+            changed = True
+    if changed:
+        onnx.save(model, str(path))
+
+
+def optimize_bert(src: Path, dst: Path) -> dict[str, int]:
+    """Fuse BERT attention/LayerNorm/GELU with onnxruntime.transformers.optimizer; returns fused-op counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    logging.getLogger("onnxruntime.transformers").setLevel(QUIET)
+    model = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    model.save_model_to_file(str(dst))
+    stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+    if not stats.get("Attention") and not stats.get("MultiHeadAttention"):
+        logging.getLogger(__name__).warning("ORT BERT optimizer fused no Attention node in %s (%s)", src, stats)
+    return stats
+
+
+def prepare_for_quantization(src: Path, dst: Path) -> dict[str, Any]:
+    """Shape inference for quantization (quant_pre_process), retried without symbolic inference when it fails.
+
+    Fused graphs (Attention, SkipLayerNormalization from com.microsoft) carry no types after plain ONNX
+    shape inference, which makes ``quantize_dynamic``/``quantize_static`` fail with "Unable to find data
+    type for weight_name"; ORT's symbolic shape inference knows those ops.
+    """
+    from onnxruntime.quantization import quant_pre_process
+
+    logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
+    tries = [dict(skip_optimization=True, auto_merge=True),
+             dict(skip_optimization=True, skip_symbolic_shape=True)]
+    errors = []
+    for kw in tries:
+        try:
+            quant_pre_process(str(src), str(dst), **kw)
+            name_nodes(dst)
+            return {"pre_process": kw, "errors": errors}
+        except Exception as exc:  # symbolic inference raises assorted errors on unknown ops
+            errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+    raise EdgepressError(f"quant_pre_process failed on '{src}' with every option: {errors}; "
+                         "try quantize.optimize_graph=false")

@@ -1,0 +1,48 @@
+"""Pipeline stage ``quantize``: quantized variants of the upstream ONNX model, guarded and timed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compress.stages import StageInputs, StageResult, Variant
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+
+OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
+
+
+def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
+    """Export's tokenizer folder, else the latest model folder, else the teacher's."""
+    for key in ("tokenizer", "model"):
+        found = inputs.latest(key)
+        if found is not None:
+            return str(found)
+    return cfg.teacher.model
+
+
+def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
+    """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
+    from compress.data import load_splits
+    from compress.models import load_tokenizer
+    from compress.quantize.api import quantize_onnx
+
+    onnx_path = inputs.require("onnx", "quantize")
+    tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
+    # embedding models on scored sentence pairs (STS): read the scores so the guard can use Spearman
+    label_task = cfg.task
+    if cfg.task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
+        label_task = "regression"
+    splits = load_splits(cfg.data, label_task, cfg.seed)
+    report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
+                           task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
+                           name_prefix="student")
+    outputs: dict[str, str] = {"report": "quantize_report.json"}
+    if report["recommended"]["path"]:
+        outputs["onnx_int8"] = report["recommended"]["path"]
+    for method, key in OUTPUT_KEYS.items():
+        if method in report["methods"]:
+            outputs[key] = report["methods"][method]["path"]
+    variants = [Variant(v["name"], v["format"], v["path"], v["precision"]) for v in report["variants"]]
+    return StageResult(outputs=outputs, metrics=report, variants=variants)

@@ -1,0 +1,68 @@
+"""Config schema: strict keys with nearest-key hints, overrides, JSON round trip of every section."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compress.config import RunConfig, load_config, parse_override
+from compress.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ["teacher.model=packaged:minilm-l6", "data.train=builtin:pydoc"]
+
+
+def test_typo_names_key_path_and_nearest_valid_key():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, BASE + ["distill.epocs=2"])
+    msg = str(exc.value)
+    assert "distill.epocs" in msg and "did you mean 'distill.epochs'" in msg
+
+
+def test_wrong_type_names_the_field():
+    with pytest.raises(ConfigError, match=r"'distill.batch_size'"):
+        load_config(None, BASE + ["distill.batch_size=many"])
+
+
+def test_unknown_stage_suggests_nearest():
+    with pytest.raises(ConfigError, match="did you mean 'distill'"):
+        load_config(None, BASE + ["stages=[distil]"])
+
+
+def test_missing_required_section():
+    with pytest.raises(ConfigError, match="'teacher' is required"):
+        load_config(None, ["data.train=x"])
+
+
+def test_override_parses_yaml_values():
+    assert parse_override("distill.epochs=2") == (["distill", "epochs"], 2)
+    assert parse_override("student.layers=[0, 5]") == (["student", "layers"], [0, 5])
+    cfg = load_config(None, BASE + ["distill.learning_rate=3e-5", "student.layers=[0,5]"])
+    assert cfg.distill.learning_rate == pytest.approx(3e-5)
+    assert cfg.student.layers == [0, 5]
+
+
+def test_every_section_round_trips_through_json():
+    cfg = load_config(ROOT / "configs" / "default.yaml")
+    again = RunConfig.model_validate_json(cfg.model_dump_json())
+    assert again == cfg
+    for name in RunConfig.model_fields:
+        section = getattr(cfg, name)
+        if hasattr(section, "model_dump_json"):
+            assert type(section).model_validate_json(section.model_dump_json()) == section
+
+
+def test_section_hash_changes_only_with_its_sections():
+    a = load_config(None, BASE)
+    b = load_config(None, BASE + ["bench.min_runs=7"])
+    c = load_config(None, BASE + ["distill.epochs=3"])
+    sections = ("teacher", "data", "distill")
+    assert a.section_hash(sections) == b.section_hash(sections)
+    assert a.section_hash(sections) != c.section_hash(sections)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    cfg = load_config(path)
+    assert cfg.stages, f"{path.name} has no stages"
+    assert yaml.safe_load(path.read_text())["name"] == cfg.name
