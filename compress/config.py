@@ -35,6 +35,14 @@ class TeacherConfig(Section):
     num_labels: int | None = Field(None, ge=1, description="classification labels (None: from the data)")
 
 
+class TextSource(Section):
+    """Extra unlabelled text for distillation (embedding/mlm modes): a source and its text column."""
+
+    source: str = Field(..., description="file path, hub:NAME, or builtin:pydoc")
+    text_column: str = "sentence"
+    limit: int | None = Field(None, ge=1, description="first N rows only")
+
+
 class DataConfig(Section):
     """Where text (and labels) come from; see README 'Data'."""
 
@@ -47,6 +55,8 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     eval_fraction: float = Field(0.1, gt=0, lt=1)
+    unlabeled: list[TextSource] = Field(default_factory=list,
+                                        description="more text for embedding/mlm distillation (labels ignored)")
 
 
 class FinetuneConfig(Section):

@@ -135,9 +135,9 @@ def _parse_labels(raw: list[Any], task: str, source: str) -> list[Any]:
     out: list[Any] = []
     for i, v in enumerate(raw):
         try:
-            out.append(float(v) if task == "regression" else int(v))
+            out.append(int(v) if task == "classification" else float(v))
         except (TypeError, ValueError):
-            kind = "a number" if task == "regression" else "an integer class id"
+            kind = "an integer class id" if task == "classification" else "a number"
             raise DataError(f"data '{source}' row {i + 1}: label {v!r} is not {kind}") from None
     return out
 
@@ -151,7 +151,7 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
     texts = [str(t) for t in _column(rows, text_column, source, "text")]
     pairs = [str(t) for t in _column(rows, text_pair_column, source, "text_pair")] if text_pair_column else None
     labels = None
-    if label_column and task in ("classification", "regression"):
+    if label_column and task != "mlm":  # embedding: STS-style similarity scores
         labels = _parse_labels(_column(rows, label_column, source, "label"), task, source)
     data = TextData(texts, pairs, labels, source)
     return data.head(limit)
@@ -183,3 +183,11 @@ def load_splits(data_cfg: Any, task: str, seed: int) -> Splits:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
     return Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
                   test.head(data_cfg.max_eval_samples))
+
+
+def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
+    """Every distinct sentence for unlabelled distillation: train texts, pairs, and data.unlabeled sources."""
+    texts = list(train.texts) + list(train.pairs or [])
+    for src in data_cfg.unlabeled:
+        texts += load_text_data(src.source, src.text_column, limit=src.limit).texts
+    return list(dict.fromkeys(t for t in texts if t.strip()))

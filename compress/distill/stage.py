@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data import load_splits
+from compress.data import TextData, distillation_texts, load_splits
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
 
@@ -38,15 +38,29 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         reference = encode(teacher, tok, splits.eval.texts, cfg.task, ml)
     teacher_q = task_quality(teacher, tok, splits.eval, cfg.task, ml, reference)
     before = task_quality(student, tok, splits.eval, cfg.task, ml, reference)
+    t_ref = None
+    if cfg.data.test and reference is not None:
+        t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml)
+    naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    outcome = distill_model(teacher, student, tok, splits.train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
+    train = splits.train
+    if cfg.task in ("embedding", "mlm"):  # unlabelled: every sentence, plus data.unlabeled sources
+        train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
+    outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)
+    if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
+        test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref)["value"],
+                       "student_test_before": naive_test,
+                       "student_test": task_quality(outcome.model, tok, splits.test, cfg.task, ml, t_ref)["value"]}
+        test_scores["retention_test"] = test_scores["student_test"] / test_scores["teacher_test"]
+    else:
+        test_scores = {}
     metrics = {
         "teacher": spec, "student_layers": picked, "teacher_params": count_parameters(teacher),
         "student_params": count_parameters(outcome.model), "eval_metric": after["metric"],
         "teacher_eval": teacher_q["value"], "student_eval_before": before["value"], "student_eval": after["value"],
-        **outcome.metrics,
+        **test_scores, **outcome.metrics,
     }
     outputs = {"model": "model"}
     if is_main_process():

@@ -1,0 +1,90 @@
+"""Run directory semantics: stage.json per stage, skip when unchanged, --force, resume after a crash."""
+
+import json
+
+import pytest
+
+from compress import stages as registry
+from compress.config import load_config
+from compress.errors import EdgepressError
+from compress.pipeline import run_pipeline
+from compress.stages import StageResult, StageSpec, Variant
+
+CALLS: list[str] = []
+FAIL: set[str] = set()
+
+
+def stage_a(cfg, inputs, out_dir):
+    CALLS.append("a")
+    (out_dir / "a.txt").write_text(str(cfg.seed))
+    return StageResult(outputs={"model": "a.txt"}, metrics={"value": cfg.seed}, variants=[Variant("a", "pytorch", "a.txt")])
+
+
+def stage_b(cfg, inputs, out_dir):
+    CALLS.append("b")
+    upstream = inputs.require("model", "b").read_text()
+    (out_dir / "partial.txt").write_text("half")
+    if "b" in FAIL:
+        raise KeyboardInterrupt  # a killed run
+    (out_dir / "b.txt").write_text(upstream + "+b")
+    return StageResult(outputs={"onnx": "b.txt"}, metrics={"n_variants": len(inputs.variants())})
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    CALLS.clear()
+    FAIL.clear()
+    monkeypatch.setitem(registry.STAGES, "a", StageSpec("a", f"{__name__}:stage_a", ("seed",), "test a"))
+    monkeypatch.setitem(registry.STAGES, "b", StageSpec("b", f"{__name__}:stage_b", ("bench",), "test b"))
+
+
+def _cfg(tmp_path, *extra):
+    return load_config(None, ["teacher.model=x", "data.train=y", "name=t", f"output_dir={tmp_path}",
+                              "stages=[a, b]", *extra])
+
+
+def test_stage_json_written_and_second_run_skips(fake_stages, tmp_path):
+    out = run_pipeline(_cfg(tmp_path))
+    assert [o.status for o in out] == ["ran", "ran"]
+    meta = json.loads((tmp_path / "t" / "01-a" / "stage.json").read_text())
+    assert meta["metrics"] == {"value": 42} and meta["outputs"] == {"model": "a.txt"}
+    assert {"config_hash", "versions", "wall_s", "machine", "inputs"} <= set(meta)
+    assert (tmp_path / "t" / "02-b" / "b.txt").read_text() == "42+b"
+    assert json.loads((tmp_path / "t" / "02-b" / "stage.json").read_text())["metrics"]["n_variants"] == 1
+    out = run_pipeline(_cfg(tmp_path))
+    assert [o.status for o in out] == ["skipped", "skipped"] and CALLS == ["a", "b"]
+
+
+def test_changing_a_section_reruns_that_stage_and_later_ones(fake_stages, tmp_path):
+    run_pipeline(_cfg(tmp_path))
+    CALLS.clear()
+    out = run_pipeline(_cfg(tmp_path, "bench.min_runs=3"))
+    assert [o.status for o in out] == ["skipped", "ran"] and CALLS == ["b"]
+    CALLS.clear()
+    out = run_pipeline(_cfg(tmp_path, "bench.min_runs=3", "seed=7"))
+    assert [o.status for o in out] == ["ran", "ran"]
+    assert (tmp_path / "t" / "02-b" / "b.txt").read_text() == "7+b"
+
+
+def test_force_redoes_a_stage(fake_stages, tmp_path):
+    run_pipeline(_cfg(tmp_path))
+    CALLS.clear()
+    out = run_pipeline(_cfg(tmp_path), force={"a"})
+    assert CALLS == ["a", "b"] and [o.status for o in out] == ["ran", "ran"]
+    with pytest.raises(EdgepressError, match="not in this config's stages"):
+        run_pipeline(_cfg(tmp_path), force={"distill"})
+
+
+def test_killed_stage_leaves_no_complete_looking_dir_and_resumes(fake_stages, tmp_path):
+    FAIL.add("b")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_cfg(tmp_path))
+    run_dir = tmp_path / "t"
+    assert (run_dir / "01-a" / "stage.json").is_file()
+    assert not (run_dir / "02-b").exists()  # only a hidden .tmp holds the half stage
+    FAIL.clear()
+    CALLS.clear()
+    out = run_pipeline(_cfg(tmp_path))
+    assert [o.status for o in out] == ["skipped", "ran"] and CALLS == ["b"]
+    assert (run_dir / "02-b" / "b.txt").read_text() == "42+b"
+    assert not any(p.name.endswith(".tmp") for p in run_dir.iterdir())
