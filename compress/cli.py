@@ -113,6 +113,10 @@ def _standalone_config(config: Optional[Path], overrides: list[str], fields: dic
 
 
 def _finish(rec, out: Path) -> None:
+    from compress.distributed import is_main_process
+
+    if not is_main_process():
+        return
     table = Table(title=f"{rec.name} -> {out}")
     table.add_column("metric")
     table.add_column("value")

@@ -172,7 +172,7 @@ def run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: d
         if key in ("model", "onnx"):
             fmt = "pytorch" if key == "model" else "onnx"
             fake.variants.append(Variant("input", fmt, str(Path(path).resolve())))
-    inputs = StageInputs(run_dir=out_dir.parent, upstream=[fake])
+    inputs = StageInputs(run_dir=out_dir.parent / f".{out_dir.name}.work", upstream=[fake])
     spec = get_stage(name)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     rec, _ = _run_one(cfg, spec, 1, stage_hash(cfg, name, "standalone"), inputs, out_dir)
