@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from compress.config_base import Section
 
@@ -16,3 +18,29 @@ class BenchConfig(Section):
     min_seconds: float = Field(2.0, ge=0)
     threads: int | None = Field(None, ge=1, description="intra-op threads (None: all cores)")
     max_eval_samples: int = Field(500, ge=2)
+    inter_threads: int = Field(1, ge=1, description="inter-op threads (set explicitly on ORT and torch)")
+    realistic: bool = Field(True, description="draw sequence lengths from the eval texts (dynamic padding)")
+    seq_lens: list[int] = Field(default_factory=lambda: [128], min_length=1, description="fixed lengths when realistic is false")
+    sweep_batch_sizes: list[int] = Field(default_factory=list, description="extra batch sizes to sweep")
+    device: Literal["cpu", "cuda", "tensorrt"] = Field("cpu", description="where local runners run")
+    targets: list[str] = Field(default_factory=list, description="remote devices: ssh://user@host[:port] or adb://serial")
+    known_hosts: str | None = Field(None, description="known_hosts file for ssh targets (None: ~/.ssh/known_hosts)")
+    host_key: str | None = Field(None, description="trusted host public key line for ssh targets")
+    ssh_identity: str | None = Field(None, description="private key file for ssh targets")
+    remote_python: str = Field("python3", description="python on the target (needs onnxruntime and numpy)")
+    remote_dir: str = Field("/tmp/edgepress-bench", description="working folder on the target")
+
+    @field_validator("seq_lens", "sweep_batch_sizes")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise ValueError(f"every entry must be >= 1 (got {values})")
+        return values
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if not v.startswith(("ssh://", "adb://")):
+                raise ValueError(f"target '{v}' must be ssh://user@host[:port] or adb://serial")
+        return values

@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 
 PACKAGES = ("edgepress", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
-            "torch-pruning", "nncf", "accelerate", "numpy")
+            "torch-pruning", "nncf", "accelerate", "numpy", "asyncssh")
 
 
 def package_versions() -> dict[str, str]:

@@ -1,0 +1,392 @@
+"""The Python API: measure model files (latency, memory, size, cold start, quality) into report entries.
+
+    from benchmarks.harness import BenchSettings, ModelSpec, EvalSet, benchmark
+    report = benchmark([ModelSpec("student", "out/model.onnx")], task="embedding",
+                       tokenizer_path="out/tokenizer", eval_set=EvalSet.from_file("stsb/test.tsv", ...),
+                       settings=BenchSettings(batch_sizes=[1], seq_lens=[128]))
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from benchmarks.runners.base import Runner, Threads
+from compress.errors import EdgepressError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEMA_VERSION = 1
+LOCAL = "local"
+
+
+@dataclass
+class BenchSettings:
+    """How to measure: shapes, run counts, threads, device; ``clock`` is injectable for tests."""
+
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    seq_lens: list[int] = field(default_factory=lambda: [128])
+    realistic: bool = False  # draw batches from the eval texts (dynamic padding) instead of fixed seq_lens
+    realistic_batches: int = 32
+    warmup: int = 10
+    min_runs: int = 50
+    min_seconds: float = 2.0
+    threads: Threads = field(default_factory=Threads)
+    device: str = "cpu"
+    max_length: int = 128
+    eval_batch_size: int = 32
+    seed: int = 0
+    clock: Callable[[], float] = time.perf_counter
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_sizes": self.batch_sizes, "seq_lens": self.seq_lens, "realistic": self.realistic,
+                "warmup": self.warmup, "min_runs": self.min_runs, "min_seconds": self.min_seconds,
+                "threads": self.threads.to_dict(), "device": self.device, "max_length": self.max_length}
+
+
+@dataclass
+class ModelSpec:
+    """A model to measure. ``format`` None: detected from the path."""
+
+    name: str
+    path: Path
+    format: str | None = None
+    precision: str = "fp32"
+    role: str = "variant"  # teacher | variant
+
+
+@dataclass
+class EvalSet:
+    """Eval rows: texts, optional pairs, optional gold labels/scores."""
+
+    texts: list[str]
+    pairs: list[str] | None = None
+    labels: list[Any] | None = None
+    source: str = ""
+
+    @classmethod
+    def from_text_data(cls, data: Any) -> "EvalSet":
+        return cls(list(data.texts), data.pairs, data.labels, data.source)
+
+    def kind(self, task: str) -> str:
+        """labels (task metric), sts (embedding pairs with scores), or fidelity (compare to teacher)."""
+        if self.labels is not None and task in ("classification", "regression"):
+            return "labels"
+        if task == "embedding" and self.pairs is not None and self.labels is not None:
+            return "sts"
+        return "fidelity"
+
+
+def file_size_mb(path: Path) -> float:
+    """Bytes / 1e6 of the weights: the file (+ ONNX external data beside it) or a folder's weight files."""
+    path = Path(path)
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".onnx", ".data")]
+        return sum(p.stat().st_size for p in files) / 1e6
+    total = path.stat().st_size
+    for extra in (path.with_name(path.name + ".data"), path.with_name(path.name + "_data"), path.with_suffix(".onnx_data")):
+        if extra.is_file():
+            total += extra.stat().st_size
+    return total / 1e6
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def encode(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int,
+           padding: bool | str = True, seq: int | None = None) -> dict[str, "np.ndarray"]:
+    """Tokenize to int64 numpy arrays (dynamic padding to the longest row unless ``seq`` is given)."""
+    import numpy as np
+
+    kw: dict[str, Any] = dict(truncation=True, return_tensors="np")
+    if seq is not None:
+        kw.update(padding="max_length", max_length=seq)
+    else:
+        kw.update(padding=padding, max_length=max_length)
+    enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+    if "token_type_ids" not in out:
+        out["token_type_ids"] = np.zeros_like(out["input_ids"])
+    return out
+
+
+def token_lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
+    """Token count of each text after truncation (the distribution realistic mode samples from)."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def fixed_feeds(names: list[str], batch: int, seq: int, vocab: int, seed: int = 0) -> dict[str, "np.ndarray"]:
+    """Synthetic [batch, seq] inputs with every token attended."""
+    from benchmarks.remote_runner import synthetic_feeds
+    from benchmarks.runners.base import STANDARD_INPUTS
+
+    return synthetic_feeds(STANDARD_INPUTS, batch, seq, vocab, seed)
+
+
+def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: int, max_length: int,
+                    seed: int = 0) -> list[dict[str, "np.ndarray"]]:
+    """Batches of real eval texts drawn with a seeded RNG, each padded to its own longest row."""
+    import random
+
+    rnd = random.Random(seed)
+    idx = list(range(len(eval_set.texts)))
+    out = []
+    for _ in range(n_batches):
+        rows = [rnd.choice(idx) for _ in range(batch)]
+        pairs = [eval_set.pairs[r] for r in rows] if eval_set.pairs is not None else None
+        out.append(encode(tokenizer, [eval_set.texts[r] for r in rows], pairs, max_length))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ latency
+
+
+def latency_points(runner: Runner, settings: BenchSettings, vocab: int, tokenizer: Any = None,
+                   eval_set: EvalSet | None = None) -> list[dict[str, Any]]:
+    """Latency per (batch, seq) of the sweep, or per batch in realistic mode."""
+    from benchmarks.stats import measure, summarize
+
+    points = []
+    for b in settings.batch_sizes:
+        if settings.realistic:
+            if tokenizer is None or eval_set is None or not eval_set.texts:
+                raise EdgepressError("realistic mode draws sequence lengths from eval texts: give a tokenizer and data")
+            batches = realistic_feeds(tokenizer, eval_set, b, settings.realistic_batches, settings.max_length, settings.seed)
+            prepared = [runner.prepare(f) for f in batches]
+            times = measure(lambda i: runner.run(prepared[i % len(prepared)]), settings.warmup, settings.min_runs,
+                            settings.min_seconds, clock=settings.clock)
+            mean_seq = sum(f["attention_mask"].shape[1] for f in batches) / len(batches)
+            points.append({"batch": b, "seq": "realistic", "mean_padded_seq": mean_seq, "latency_ms": summarize(times, b)})
+            continue
+        for s in settings.seq_lens:
+            prepared_one = runner.prepare(fixed_feeds(runner.input_names, b, s, vocab, settings.seed))
+            times = measure(lambda i: runner.run(prepared_one), settings.warmup, settings.min_runs,
+                            settings.min_seconds, clock=settings.clock)
+            points.append({"batch": b, "seq": s, "latency_ms": summarize(times, b)})
+    return points
+
+
+# ------------------------------------------------------------------------------------------ quality
+
+
+def predict_all(runner: Runner, tokenizer: Any, texts: list[str], pairs: list[str] | None,
+                settings: BenchSettings) -> "np.ndarray":
+    """Task outputs for every row, in batches with dynamic padding."""
+    import numpy as np
+
+    outs = []
+    bs = settings.eval_batch_size
+    for i in range(0, len(texts), bs):
+        chunk_pairs = pairs[i:i + bs] if pairs is not None else None
+        feeds = encode(tokenizer, texts[i:i + bs], chunk_pairs, settings.max_length)
+        outs.append(runner.predict(feeds))
+    return np.concatenate(outs, axis=0)
+
+
+def model_outputs(runner: Runner, tokenizer: Any, eval_set: EvalSet, task: str,
+                  settings: BenchSettings) -> dict[str, "np.ndarray"]:
+    """What the quality metric needs: embeddings of texts (and pairs) or logits/scores."""
+    if task == "embedding":
+        out = {"a": predict_all(runner, tokenizer, eval_set.texts, None, settings)}
+        if eval_set.kind(task) == "sts":
+            out["b"] = predict_all(runner, tokenizer, eval_set.pairs, None, settings)
+        return out
+    return {"a": predict_all(runner, tokenizer, eval_set.texts, eval_set.pairs, settings)}
+
+
+def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
+                    teacher_outs: dict[str, "np.ndarray"] | None) -> dict[str, Any]:
+    """Primary metric (name, value) plus extras, by task and what the data holds."""
+    from benchmarks import metrics as M
+
+    kind = eval_set.kind(task)
+    if kind == "labels" and task == "classification":
+        pred = outs["a"].argmax(-1)
+        extra = {"accuracy": M.accuracy(pred, eval_set.labels), "f1": M.f1(pred, eval_set.labels)}
+        return {"metric": "accuracy", "value": extra["accuracy"], "extra": extra}
+    if kind == "labels" and task == "regression":
+        extra = {"spearman": M.spearman(outs["a"], eval_set.labels), "pearson": M.pearson(outs["a"], eval_set.labels)}
+        return {"metric": "spearman", "value": extra["spearman"], "extra": extra}
+    if kind == "sts":
+        extra = M.sts_scores(outs["a"], outs["b"], eval_set.labels)
+        return {"metric": "spearman", "value": extra["spearman"], "extra": extra}
+    if teacher_outs is None:
+        return {"metric": None, "value": None, "extra": {}, "reason": "no labels and no teacher to compare with"}
+    if task == "embedding":
+        extra = M.fidelity(outs["a"], teacher_outs["a"])
+        return {"metric": "fidelity_cosine", "value": extra["fidelity_cosine"], "extra": extra}
+    if task == "classification":
+        value = M.top1_agreement(outs["a"], teacher_outs["a"])
+        return {"metric": "top1_agreement", "value": value, "extra": {"top1_agreement": value}}
+    value = M.spearman(outs["a"], teacher_outs["a"])
+    return {"metric": "fidelity_spearman", "value": value, "extra": {"fidelity_spearman": value}}
+
+
+# ------------------------------------------------------------------------------------------ one model
+
+
+def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str) -> dict[str, Any]:
+    return {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
+            "target": target, "device": settings.device, "status": "ok", "reason": None,
+            "size_mb": round(file_size_mb(spec.path), 6) if Path(spec.path).exists() else None,
+            "latency_ms": None, "throughput": None, "points": [], "cold_start_ms": None, "peak_rss_mb": None,
+            "quality": None, "retention": None}
+
+
+def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
+                eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
+    from benchmarks.runners import detect_format, runner_class, skip_reason
+    from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
+
+    fmt = spec.format or detect_format(Path(spec.path))
+    entry = _base_entry(spec, fmt, settings, LOCAL)
+    reason = skip_reason(fmt, settings.device)
+    if reason:
+        entry.update(status="skipped", reason=reason)
+        return entry, None
+    runner: Runner = runner_class(fmt, settings.device)(Path(spec.path), task, settings.threads)
+    rss0 = rss_mb()
+    reset_peak_rss()
+    t0 = settings.clock()
+    runner.load()
+    vocab = (getattr(tokenizer, "vocab_size", None) or runner.vocab_size or 100) if tokenizer is not None \
+        else (runner.vocab_size or 100)
+    first = fixed_feeds(runner.input_names, settings.batch_sizes[0], min(settings.seq_lens[0], settings.max_length), vocab)
+    runner.run(runner.prepare(first))
+    entry["cold_start_ms"] = (settings.clock() - t0) * 1000.0
+    entry["runtime"] = runner.describe()
+    entry["inputs"] = list(runner.input_names)
+    entry["points"] = latency_points(runner, settings, vocab, tokenizer, eval_set)
+    entry["latency_ms"] = entry["points"][0]["latency_ms"]
+    entry["throughput"] = entry["latency_ms"]["throughput"]
+    peak = peak_rss_mb()
+    entry["peak_rss_mb"] = peak
+    entry["rss_growth_mb"] = (peak - rss0) if peak is not None and rss0 is not None else None
+    outs = None
+    if eval_set is not None and tokenizer is not None and task != "mlm":
+        outs = model_outputs(runner, tokenizer, eval_set, task, settings)
+        entry["quality"] = quality_metrics(task, eval_set, outs, teacher_outs if spec.role != "teacher" else outs)
+        entry["quality"]["rows"] = len(eval_set.texts)
+    return entry, outs
+
+
+def safe_bench_local(spec: ModelSpec, task: str, settings: BenchSettings, **kw: Any) -> tuple[dict[str, Any], Any]:
+    """bench_local, but a model that fails to load or run becomes an entry with status 'error' and the reason."""
+    from benchmarks.runners import detect_format
+
+    try:
+        return bench_local(spec, task, settings, **kw)
+    except EdgepressError as exc:
+        fmt = spec.format or "unknown"
+        try:
+            fmt = spec.format or detect_format(Path(spec.path))
+        except EdgepressError:
+            pass
+        entry = _base_entry(spec, fmt, settings, LOCAL)
+        entry.update(status="error", reason=str(exc))
+        return entry, None
+
+
+def add_retention(entries: list[dict[str, Any]]) -> None:
+    """retention = entry's primary metric / the teacher's same metric (teacher: 1.0)."""
+    from benchmarks.metrics import retention
+
+    teacher = next((e for e in entries if e["role"] == "teacher" and e.get("quality")), None)
+    for e in entries:
+        q = e.get("quality")
+        if not q or q.get("value") is None:
+            continue
+        if teacher is None:
+            e["retention"] = None
+        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman"):
+            e["retention"] = q["value"]  # the teacher agrees with itself perfectly: metric/1.0
+        elif teacher["quality"]["metric"] == q["metric"]:
+            e["retention"] = retention(q["value"], teacher["quality"]["value"])
+
+
+# ------------------------------------------------------------------------------------------ many models
+
+
+def has_tokenizer(folder: Path) -> bool:
+    """Whether a folder holds tokenizer files (tokenizer.json / tokenizer_config.json / vocab.txt)."""
+    return Path(folder).is_dir() and any((Path(folder) / f).is_file()
+                                          for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+
+
+def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, tokenizer_path: str | None = None,
+              eval_set: EvalSet | None = None, targets: list[str] | None = None,
+              remote_options: Any = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every model locally (teacher first, for fidelity) and on each remote target; return report.json data.
+
+    Tokenizer per model: a PyTorch folder's own, else ``tokenizer_path``.
+    """
+    from benchmarks.device import local_device_info
+    from compress.models import load_tokenizer
+
+    cache: dict[str, Any] = {}
+
+    def tokenizer_for(path: str | None) -> Any:
+        if path is None:
+            return None
+        if path not in cache:
+            cache[path] = load_tokenizer(path)
+        return cache[path]
+
+    default_tok = tokenizer_for(str(tokenizer_path)) if tokenizer_path is not None else None
+    ordered = sorted(models, key=lambda m: m.role != "teacher")
+    entries: list[dict[str, Any]] = []
+    teacher_outs = None
+    for spec in ordered:
+        if progress:
+            progress(f"measuring {spec.name} ({spec.path})")
+        tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
+        entry, outs = safe_bench_local(spec, task, settings, tokenizer=tok, eval_set=eval_set, teacher_outs=teacher_outs)
+        if spec.role == "teacher" and outs is not None:
+            teacher_outs = outs
+        entries.append(entry)
+    add_retention(entries)
+    devices = {LOCAL: local_device_info()}
+    for target in targets or []:
+        from benchmarks.remote import bench_remote
+
+        lengths = None
+        if settings.realistic and default_tok is not None and eval_set is not None:
+            lengths = token_lengths(default_tok, eval_set.texts, settings.max_length)
+        vocab = getattr(default_tok, "vocab_size", None) or 100
+        for local in list(entries):
+            if local["target"] != LOCAL or local["role"] == "teacher":
+                continue
+            if progress:
+                progress(f"measuring {local['name']} on {target}")
+            remote_entry, device = bench_remote(target, local, settings, vocab, lengths, remote_options)
+            if device:
+                devices.setdefault(remote_entry["target"], device)
+            entries.append(remote_entry)
+    return make_report(task, settings, entries, devices, eval_set)
+
+
+def make_report(task: str, settings: BenchSettings, entries: list[dict[str, Any]], devices: dict[str, Any],
+                eval_set: EvalSet | None) -> dict[str, Any]:
+    """Assemble the report.json structure (schema: benchmarks/report.schema.json)."""
+    import benchmarks
+
+    teacher = next((e["name"] for e in entries if e["role"] == "teacher"), None)
+    metric = next((e["quality"]["metric"] for e in entries if e.get("quality") and e["quality"].get("metric")), None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"edgepress {benchmarks.tool_version()}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": task,
+        "teacher": teacher,
+        "data": None if eval_set is None else {"source": eval_set.source, "rows": len(eval_set.texts),
+                                               "kind": eval_set.kind(task), "metric": metric},
+        "settings": settings.to_dict(),
+        "devices": devices,
+        "models": entries,
+    }

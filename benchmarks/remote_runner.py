@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Standalone ONNX Runtime latency runner: copied to a device and run there, prints one JSON object.
+
+Needs only Python 3.8+, ``onnxruntime`` and ``numpy`` on the device (no edgepress import).
+The host-side harness imports the same timing and device-probe code from this file
+(``benchmarks.stats``), so a phone and a laptop are measured by identical loops.
+
+    python3 remote_runner.py --model model.onnx --batch 1 --seq 128 --warmup 10 \
+        --min-runs 50 --min-seconds 2 --threads 4 [--lengths 12,30,7 --vocab 30522]
+
+Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 onnxruntime/numpy missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+Clock = Callable[[], float]
+
+# /proc/cpuinfo flags worth knowing for transformer inference (x86 SIMD/VNNI/AMX, ARM dot product)
+ISA_FLAG_PREFIXES = ("avx2", "avx512", "avx_vnni", "amx", "fma", "f16c")
+ARM_FLAGS = ("asimd", "asimddp", "asimdhp", "i8mm", "sve", "sve2", "bf16", "fphp")
+
+
+# --------------------------------------------------------------------------------------------- timing
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of already sorted values, q in [0, 100]."""
+    if not sorted_values:
+        raise ValueError("percentile of an empty sample")
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(times_s: Sequence[float], batch_size: int = 1) -> Dict[str, float]:
+    """Latency statistics in milliseconds (p50 = median, p90, p99, mean, std) and samples/s."""
+    if not times_s:
+        raise ValueError("no timed runs to summarize")
+    ms = sorted(t * 1000.0 for t in times_s)
+    n = len(ms)
+    mean = sum(ms) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in ms) / (n - 1)) if n > 1 else 0.0
+    p50 = percentile(ms, 50)
+    return {
+        "p50": p50, "p90": percentile(ms, 90), "p99": percentile(ms, 99), "mean": mean, "std": std,
+        "min": ms[0], "max": ms[-1], "runs": n, "seconds": sum(times_s),
+        "throughput": (batch_size / (p50 / 1000.0)) if p50 > 0 else float("inf"),
+    }
+
+
+def measure(step: Callable[[int], Any], warmup: int = 10, min_runs: int = 50, min_seconds: float = 2.0,
+            clock: Clock = time.perf_counter, max_runs: int = 100000) -> List[float]:
+    """Run ``step(i)`` ``warmup`` times untimed, then time it until both ``min_runs`` and ``min_seconds`` are met.
+
+    ``clock`` returns seconds; pass a fake one to test the loop. Returns per-run durations (s).
+    """
+    for i in range(warmup):
+        step(i)
+    times: List[float] = []
+    total = 0.0
+    i = 0
+    while (len(times) < min_runs or total < min_seconds) and len(times) < max_runs:
+        t0 = clock()
+        step(warmup + i)
+        dt = clock() - t0
+        times.append(dt)
+        total += dt
+        i += 1
+    return times
+
+
+# --------------------------------------------------------------------------------------------- memory
+
+
+def _proc_status_kb(field: str) -> Optional[float]:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0: write 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mb() -> Optional[float]:
+    """Current resident set size in MiB (Linux/Android), else None."""
+    kb = _proc_status_kb("VmRSS")
+    return None if kb is None else kb / 1024.0
+
+
+def peak_rss_mb() -> Optional[float]:
+    """Peak resident set size in MiB since start or the last reset_peak_rss()."""
+    kb = _proc_status_kb("VmHWM")
+    if kb is not None:
+        return kb / 1024.0
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    except (ImportError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------- device
+
+
+def cpu_info(cpuinfo_text: Optional[str] = None) -> Dict[str, Any]:
+    """CPU model, core count and the instruction-set flags that matter for inference."""
+    if cpuinfo_text is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo_text = fh.read()
+        except OSError:
+            cpuinfo_text = ""
+    model = ""
+    flags: set = set()
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "processor") and not model and not value.strip().isdigit():
+            model = value.strip()
+        elif key == "cpu part" and not model:
+            model = "ARM part " + value.strip()
+        elif key in ("flags", "features"):
+            flags.update(value.split())
+    picked = sorted(f for f in flags if f.startswith(ISA_FLAG_PREFIXES) or f in ARM_FLAGS or "vnni" in f)
+    if "asimddp" in flags:
+        picked.append("dotprod")
+    return {"cpu": model or platform.processor() or platform.machine(), "arch": platform.machine(),
+            "cores": os.cpu_count() or 0, "isa": sorted(set(picked))}
+
+
+def device_info() -> Dict[str, Any]:
+    """What this machine is: CPU, OS, Python and the runtime versions present."""
+    info: Dict[str, Any] = cpu_info()
+    info.update({"platform": platform.platform(), "python": platform.python_version(), "hostname": platform.node()})
+    versions = {}
+    for mod in ("onnxruntime", "numpy"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = "not installed"
+    info["versions"] = versions
+    return info
+
+
+# --------------------------------------------------------------------------------------------- ORT runner
+
+
+def make_session(model: str, intra: Optional[int], inter: Optional[int], providers: Optional[List[str]] = None):
+    """An InferenceSession with thread counts set explicitly (0 = ORT's default)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(intra or 0)
+    so.inter_op_num_threads = int(inter or 0)
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=so, providers=providers or ["CPUExecutionProvider"])
+
+
+def synthetic_feeds(input_names: Sequence[str], batch: int, seq: int, vocab: int, seed: int = 0,
+                    lengths: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """int64 inputs of shape [batch, seq]: random token ids, mask 1 up to each row's length, type ids 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    low = 100 if vocab > 200 else 5
+    ids = rng.integers(low, max(vocab, low + 1), size=(batch, seq), dtype=np.int64)
+    mask = np.ones((batch, seq), dtype=np.int64)
+    if lengths is not None:
+        for r, n in enumerate(lengths):
+            ids[r, n:] = 0
+            mask[r, n:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros((batch, seq), dtype=np.int64)}
+    return {k: feeds[k] for k in input_names if k in feeds}
+
+
+def realistic_batches(lengths: Sequence[int], batch: int, n_batches: int, seed: int = 0) -> List[List[int]]:
+    """Batches of sequence lengths drawn (seeded) from observed lengths; each padded to its longest."""
+    import random
+
+    rnd = random.Random(seed)
+    pool = list(lengths)
+    return [[rnd.choice(pool) for _ in range(batch)] for _ in range(n_batches)]
+
+
+def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
+    """Load the model (timed: cold start), then the fixed-shape sweep or the realistic mode."""
+    import onnxruntime as ort
+
+    result: Dict[str, Any] = {"model": args.model, "size_mb": os.path.getsize(args.model) / 1e6,
+                              "threads": {"intra_op": args.threads, "inter_op": args.inter_threads},
+                              "device": device_info(), "providers": ort.get_available_providers()}
+    rss0 = rss_mb()
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    try:
+        sess = make_session(args.model, args.threads, args.inter_threads)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
+        raise ModelLoadFailure(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400]}") from None
+    names = [i.name for i in sess.get_inputs()]
+    first = synthetic_feeds(names, args.batch[0], args.seq[0], args.vocab)
+    sess.run(None, first)
+    result["cold_start_ms"] = (time.perf_counter() - t0) * 1000.0
+    result["inputs"] = names
+    points = []
+    if args.lengths:
+        lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+        for b in args.batch:
+            batches = realistic_batches(lengths, b, 64, seed=args.seed)
+            feeds = [synthetic_feeds(names, b, max(ls), args.vocab, seed=k, lengths=ls) for k, ls in enumerate(batches)]
+            times = measure(lambda i: sess.run(None, feeds[i % len(feeds)]), args.warmup, args.min_runs, args.min_seconds)
+            points.append({"batch": b, "seq": "realistic", "mean_seq": sum(map(sum, batches)) / (b * len(batches)),
+                           "latency_ms": summarize(times, b)})
+    else:
+        for b in args.batch:
+            for s in args.seq:
+                feeds_one = synthetic_feeds(names, b, s, args.vocab)
+                times = measure(lambda i: sess.run(None, feeds_one), args.warmup, args.min_runs, args.min_seconds)
+                points.append({"batch": b, "seq": s, "latency_ms": summarize(times, b)})
+    result["points"] = points
+    result["latency_ms"] = points[0]["latency_ms"]
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["rss_before_load_mb"] = rss0
+    return result
+
+
+class ModelLoadFailure(Exception):
+    """onnxruntime refused the model file."""
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line arguments of the device-side runner."""
+    p = argparse.ArgumentParser(description="Measure an ONNX model's latency with onnxruntime; prints JSON.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, comma-separated")
+    p.add_argument("--seq", type=_int_list, default=[128], help="sequence lengths, comma-separated")
+    p.add_argument("--lengths", default="", help="realistic mode: observed token lengths, comma-separated")
+    p.add_argument("--vocab", type=int, default=100, help="token ids are drawn below this (the tokenizer's vocab size)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--min-runs", type=int, default=50)
+    p.add_argument("--min-seconds", type=float, default=2.0)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: onnxruntime default)")
+    p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: print one JSON object on stdout (``{"error": ...}`` on failure)."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:
+        return 3 if exc.code else 0
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        print(json.dumps({"error": f"missing on device: {exc.name}; pip install onnxruntime numpy", "kind": "dependency"}))
+        return 4
+    if not os.path.isfile(args.model):
+        print(json.dumps({"error": f"model file not found on device: {args.model}", "kind": "load"}))
+        return 2
+    try:
+        out = run_benchmark(args)
+    except ModelLoadFailure as exc:
+        print(json.dumps({"error": f"onnxruntime cannot load {args.model}: {exc}", "kind": "load"}))
+        return 2
+    except Exception as exc:  # a run-time failure (bad input shapes, out of memory): report it as JSON too
+        msg = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+        print(json.dumps({"error": f"running {args.model} failed: {type(exc).__name__}: {msg}", "kind": "run"}))
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Writing and comparing reports: report.json (schema in report.schema.json), report.md, report.csv, Pareto PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from compress.errors import EdgepressError
+
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+COLUMNS = ["device", "variant", "role", "format", "precision", "size_mb", "metric", "value", "retention",
+           "p50_ms", "p90_ms", "p99_ms", "throughput", "cold_start_ms", "peak_rss_mb", "status", "reason"]
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON schema of report.json."""
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def validate_report(report: dict[str, Any]) -> None:
+    """Raise EdgepressError naming the first place the report breaks its schema (needs jsonschema)."""
+    from compress.errors import require
+
+    jsonschema = require("jsonschema", "jsonschema", extra="test")
+    try:
+        jsonschema.validate(report, load_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise EdgepressError(f"report does not match report.schema.json at {where}: {exc.message}") from None
+
+
+def _device_label(report: dict[str, Any], target: str) -> str:
+    dev = report.get("devices", {}).get(target) or {}
+    cpu = dev.get("cpu", "")
+    gpu = (dev.get("gpu") or {}).get("name") if isinstance(dev.get("gpu"), dict) else None
+    what = gpu if gpu and any(e["target"] == target and e["device"] != "cpu" for e in report["models"]) else cpu
+    return f"{target} ({what})" if what else target
+
+
+def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per (model, target) for the table and the CSV."""
+    out = []
+    for e in report["models"]:
+        lat = e.get("latency_ms") or {}
+        q = e.get("quality") or {}
+        device = _device_label(report, e["target"])
+        if e.get("device", "cpu") != "cpu":
+            device += f" [{e['device']}]"
+        out.append({"device": device, "variant": e["name"], "role": e["role"], "format": e["format"],
+                    "precision": e.get("precision"), "size_mb": e.get("size_mb"), "metric": q.get("metric"),
+                    "value": q.get("value"), "retention": e.get("retention"), "p50_ms": lat.get("p50"),
+                    "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"), "throughput": e.get("throughput"),
+                    "cold_start_ms": e.get("cold_start_ms"), "peak_rss_mb": e.get("peak_rss_mb"),
+                    "status": e["status"], "reason": e.get("reason")})
+    return out
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: settings, devices, one table of variant × format × size × metric × retention × latency."""
+    s = report["settings"]
+    lines = [f"# Benchmark report — task `{report['task']}`", "",
+             f"Created {report['created']} by {report['tool']}. Teacher: `{report.get('teacher') or 'none'}`."]
+    if report.get("data"):
+        d = report["data"]
+        lines.append(f"Quality on `{d['source']}` ({d['rows']} rows, {d['kind']}: metric `{d['metric']}`); "
+                     f"retention = variant metric / teacher metric on the same rows.")
+    shape = "realistic (lengths drawn from the eval texts, dynamic padding)" if s["realistic"] else \
+        f"seq {', '.join(map(str, s['seq_lens']))}"
+    lines.append(f"Latency: batch {', '.join(map(str, s['batch_sizes']))}, {shape}; {s['warmup']} warm-up runs, then "
+                 f"≥{s['min_runs']} runs and ≥{s['min_seconds']} s; threads intra-op {s['threads']['intra_op'] or 'default'}, "
+                 f"inter-op {s['threads']['inter_op'] or 'default'}. Sizes in MB (10^6 bytes).")
+    lines += ["", "## Devices", ""]
+    for target, dev in report["devices"].items():
+        gpu = dev.get("gpu")
+        gpu_s = f"; GPU {gpu['name']} (driver {gpu.get('driver')})" if isinstance(gpu, dict) else ""
+        lines.append(f"- **{target}**: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores; ISA "
+                     f"{', '.join(dev.get('isa') or []) or 'none listed'}){gpu_s}; {dev.get('platform')}")
+    head = ["Device", "Variant", "Format", "Size MB", "Metric", "Value", "Retention", "p50 ms", "p90 ms", "Items/s", "Status"]
+    lines += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows(report):
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
+        ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
+        name = f"{r['variant']} (teacher)" if r["role"] == "teacher" else r["variant"]
+        lines.append("| " + " | ".join([r["device"], name, f"{r['format']}/{r['precision']}", _fmt(r["size_mb"], 1),
+                                          _fmt(r["metric"]), _fmt(r["value"], 4), _fmt(ret), _fmt(r["p50_ms"]),
+                                          _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), status.replace("|", "/")]) + " |")
+    sweeps = [(e, p) for e in report["models"] for p in e.get("points") or []]
+    if any(len(e.get("points") or []) > 1 for e in report["models"]):
+        lines += ["", "## Sweep", "", "| Device | Variant | Batch | Seq | p50 ms | p90 ms | p99 ms | Items/s |", "|---|---|---|---|---|---|---|---|"]
+        for e, p in sweeps:
+            lat = p["latency_ms"]
+            lines.append(f"| {e['target']} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | {lat['p90']:.2f} | "
+                         f"{lat['p99']:.2f} | {lat['throughput']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """One row per (model, target)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in rows(report):
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated by another (lower latency and higher-or-equal retention)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
+    """Latency (p50) against retention, marker area by file size, one colour per device; None if nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in report["models"] if e.get("latency_ms") and e.get("retention") is not None]
+    if not entries:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    targets = sorted({e["target"] for e in entries})
+    max_size = max((e.get("size_mb") or 0) for e in entries) or 1.0
+    for k, t in enumerate(targets):
+        es = [e for e in entries if e["target"] == t]
+        xs = [e["latency_ms"]["p50"] for e in es]
+        ys = [100 * e["retention"] for e in es]
+        sizes = [30 + 600 * (e.get("size_mb") or 0) / max_size for e in es]
+        ax.scatter(xs, ys, s=sizes, alpha=0.6, label=t, color=f"C{k}", edgecolors="black", linewidths=0.5)
+        for e, x, y in zip(es, xs, ys):
+            ax.annotate(f"{e['name']} ({e.get('size_mb') or 0:.1f} MB)", (x, y), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+        front = pareto_front(list(zip(xs, ys)))
+        if len(front) > 1:
+            ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color=f"C{k}", linewidth=1)
+    ax.set_xlabel("latency p50 (ms, lower is better)")
+    ax.set_ylabel("quality retention vs teacher (%)")
+    ax.set_title(f"{report['task']}: retention vs latency (marker area ∝ file size)")
+    ax.grid(alpha=0.3)
+    legend = ax.legend(fontsize=8, title="device", title_fontsize=8, loc="lower right")
+    for handle in legend.legend_handles:
+        handle.set_sizes([30])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write report.json, report.md, report.csv and pareto.png into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "csv": out_dir / "report.csv"}
+    paths["json"].write_text(json.dumps(report, indent=2, default=str) + "\n")
+    paths["md"].write_text(to_markdown(report))
+    paths["csv"].write_text(to_csv(report))
+    png = plot_pareto(report, out_dir / "pareto.png")
+    if png is not None:
+        paths["png"] = png
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def find_report(path: str | Path) -> Path:
+    """A report.json itself, or the one inside a run or bench folder (newest *bench*/report.json)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        if (p / "report.json").is_file():
+            return p / "report.json"
+        found = sorted(p.glob("*/report.json"))
+        if found:
+            return found[-1]
+    raise EdgepressError(f"no report.json at '{path}' (give a report.json, a run folder, or a bench output folder)")
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a report.json, checking it is one."""
+    p = find_report(path)
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise EdgepressError(f"'{p}' is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "models" not in data or "schema_version" not in data:
+        raise EdgepressError(f"'{p}' is not an edgepress report.json (no schema_version/models)")
+    data["_path"] = str(p)
+    return data
+
+
+def compare(reports: list[dict[str, Any]], labels: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Side-by-side table: one row per (variant, format, precision, target), metric/retention/p50 per run."""
+    labels = labels or [Path(r.get("_path", f"run{i}")).parent.name or f"run{i}" for i, r in enumerate(reports)]
+    keys: list[tuple[str, str, str, str]] = []
+    cells: dict[tuple[tuple[str, str, str, str], int], dict[str, Any]] = {}
+    for i, rep in enumerate(reports):
+        for e in rep["models"]:
+            key = (e["name"], e["format"], e.get("precision") or "", e["target"])
+            if key not in keys:
+                keys.append(key)
+            cells[(key, i)] = e
+    header = ["variant", "format", "target"]
+    for lab in labels:
+        header += [f"{lab} metric", f"{lab} retention", f"{lab} p50 ms"]
+    table = []
+    for key in keys:
+        row = [key[0], f"{key[1]}/{key[2]}", key[3]]
+        for i in range(len(reports)):
+            e = cells.get((key, i))
+            q = (e or {}).get("quality") or {}
+            lat = (e or {}).get("latency_ms") or {}
+            ret = (e or {}).get("retention")
+            row += [f"{q['metric']}={q['value']:.4f}" if q.get("value") is not None else "–",
+                    f"{100 * ret:.1f} %" if ret is not None else "–",
+                    f"{lat['p50']:.2f}" if lat.get("p50") is not None else "–"]
+        table.append(row)
+    return header, table
+
+
+def compare_markdown(header: list[str], table: list[list[str]]) -> str:
+    """The compare table as Markdown."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in table]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""Runner registry: one small class per backend, looked up by (format, device)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compress.errors import EdgepressError
+
+FORMATS = ("pytorch", "onnx", "torchscript", "ptl", "ort", "pte")
+DEVICES = ("cpu", "cuda", "tensorrt")
+
+# (format, device) -> "module:Class"; imported only when used so `import benchmarks` stays light
+_REGISTRY: dict[tuple[str, str], str] = {
+    ("pytorch", "cpu"): "benchmarks.runners.torch_runner:TorchEagerRunner",
+    ("pytorch", "cuda"): "benchmarks.runners.torch_runner:TorchCudaFp16Runner",
+    ("torchscript", "cpu"): "benchmarks.runners.torch_runner:TorchScriptRunner",
+    ("ptl", "cpu"): "benchmarks.runners.torch_runner:TorchScriptRunner",
+    ("onnx", "cpu"): "benchmarks.runners.ort_runner:OrtCpuRunner",
+    ("ort", "cpu"): "benchmarks.runners.ort_runner:OrtCpuRunner",
+    ("onnx", "cuda"): "benchmarks.runners.ort_runner:OrtCudaRunner",
+    ("onnx", "tensorrt"): "benchmarks.runners.ort_runner:OrtTensorrtRunner",
+}
+
+UNSUPPORTED = {
+    "pte": "ExecuTorch .pte files run only inside the ExecuTorch runtime; benchmark them on device with "
+           "executorch's executor_runner (not measured here)",
+}
+
+
+def detect_format(path: Path) -> str:
+    """Format of a model path: save_pretrained folder -> pytorch, else by suffix."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return "pytorch"
+        raise EdgepressError(f"'{path}' is a folder without config.json; pass a save_pretrained folder or a model file")
+    by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "pte"}
+    fmt = by_suffix.get(path.suffix.lower())
+    if fmt is None:
+        raise EdgepressError(f"cannot tell the format of '{path}': expected a folder with config.json or "
+                             f"one of {', '.join(sorted(by_suffix))}")
+    return fmt
+
+
+def runner_class(fmt: str, device: str = "cpu") -> type:
+    """The runner class for a format on a device; EdgepressError names what is supported."""
+    import importlib
+
+    if fmt in UNSUPPORTED:
+        raise EdgepressError(UNSUPPORTED[fmt])
+    key = (fmt, device)
+    if key not in _REGISTRY:
+        known = ", ".join(f"{f}@{d}" for f, d in _REGISTRY)
+        raise EdgepressError(f"no runner for format '{fmt}' on device '{device}'; supported: {known}")
+    module, cls = _REGISTRY[key].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def skip_reason(fmt: str, device: str = "cpu") -> str | None:
+    """Why (format, device) cannot be measured here, or None."""
+    try:
+        cls = runner_class(fmt, device)
+    except EdgepressError as exc:
+        return str(exc)
+    return cls.unavailable_reason()

@@ -1,0 +1,102 @@
+"""The runner contract: load a model file, feed tokenizer outputs by name, time it, return task outputs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+STANDARD_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Thread counts set explicitly on the runtime; None = the runtime's default."""
+
+    intra_op: int | None = None
+    inter_op: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"intra_op": self.intra_op, "inter_op": self.inter_op}
+
+
+class Runner(ABC):
+    """One backend (format × device). ``prepare`` moves numpy feeds to the runtime outside the timed loop."""
+
+    backend: ClassVar[str] = ""
+    formats: ClassVar[tuple[str, ...]] = ()
+    device: ClassVar[str] = "cpu"
+
+    def __init__(self, path: Path, task: str, threads: Threads | None = None) -> None:
+        self.path = Path(path)
+        self.task = task
+        self.threads = threads or Threads()
+        self.input_names: list[str] = list(STANDARD_INPUTS[:2])
+        self.vocab_size: int | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here (missing provider, no CUDA), or None when it can."""
+        return None
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model; afterwards ``input_names`` lists the inputs the model declares."""
+
+    def prepare(self, feeds: dict[str, "np.ndarray"]) -> Any:
+        """Convert numpy feeds (only the declared names) into what ``run`` takes."""
+        return {k: v for k, v in feeds.items() if k in self.input_names}
+
+    @abstractmethod
+    def run(self, prepared: Any) -> Any:
+        """One forward pass (blocking until the result is ready: GPU runners synchronise)."""
+
+    @abstractmethod
+    def outputs(self, prepared: Any) -> dict[str, "np.ndarray"]:
+        """Named numpy outputs of one forward pass (``last_hidden_state``, ``sentence_embedding``, ``logits``)."""
+
+    def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray":
+        """Task output: sentence embeddings [B, H] (embedding), logits [B, C] (classification), scores [B] (regression)."""
+        return task_output(self.task, self.outputs(self.prepare(feeds)), feeds["attention_mask"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "device": self.device, "threads": self.threads.to_dict()}
+
+
+def mean_pool_np(hidden: "np.ndarray", mask: "np.ndarray") -> "np.ndarray":
+    """Mean over non-padding tokens (numpy twin of compress.models.mean_pool)."""
+    import numpy as np
+
+    m = mask[..., None].astype(hidden.dtype)
+    return (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+
+
+def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np.ndarray") -> "np.ndarray":
+    """Pick and post-process the output the task's metric needs."""
+    import numpy as np
+
+    outs = {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+    if task == "embedding":
+        if "sentence_embedding" in outs:
+            return outs["sentence_embedding"]
+        hidden = outs.get("last_hidden_state")
+        if hidden is None:
+            hidden = next((v for v in outs.values() if v.ndim == 3), None)
+        if hidden is not None:
+            return mean_pool_np(hidden, attention_mask)
+        two_d = next((v for v in outs.values() if v.ndim == 2), None)
+        if two_d is not None:
+            return two_d
+        raise ValueError(f"no embedding output among {sorted(outs)} (expected sentence_embedding or last_hidden_state)")
+    if task in ("classification", "regression"):
+        logits = outs.get("logits")
+        if logits is None:
+            logits = next((v for v in outs.values() if v.ndim == 2), None)
+        if logits is None:
+            raise ValueError(f"no logits output among {sorted(outs)}")
+        return logits[:, 0] if task == "regression" else logits
+    raise ValueError(f"task '{task}' has no quality output in the benchmark (latency only)")

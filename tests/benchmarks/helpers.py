@@ -1,0 +1,53 @@
+"""Test helpers: export a tiny saved model to ONNX / TorchScript ourselves (independent of export/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+class _Wrapped(torch.nn.Module):
+    """Embedding models get last_hidden_state + mean-pooled sentence_embedding; task models give logits."""
+
+    def __init__(self, model: torch.nn.Module, task: str) -> None:
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if self.task == "embedding":
+            h = out.last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            return h, (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return out.logits
+
+
+def load(model_dir: Path, task: str) -> torch.nn.Module:
+    from compress.models import load_model
+
+    return _Wrapped(load_model(str(model_dir), task), task).eval()
+
+
+def dummy(seq: int = 8) -> tuple[torch.Tensor, ...]:
+    ids = torch.randint(5, 100, (2, seq))
+    return ids, torch.ones_like(ids), torch.zeros_like(ids)
+
+
+def export_onnx(model_dir: Path, task: str, path: Path) -> Path:
+    """ONNX per docs/architecture.md: int64 inputs with dynamic batch/sequence axes."""
+    names = ["last_hidden_state", "sentence_embedding"] if task == "embedding" else ["logits"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask", "token_type_ids")}
+    axes.update({n: {0: "batch"} for n in names})
+    if task == "embedding":
+        axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    torch.onnx.export(load(model_dir, task), dummy(), str(path), input_names=list(axes)[:3], output_names=names,
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    return path
+
+
+def export_torchscript(model_dir: Path, task: str, path: Path) -> Path:
+    """torch.jit.trace of the same wrapper (.pt)."""
+    traced = torch.jit.trace(load(model_dir, task), dummy(), strict=False)
+    traced.save(str(path))
+    return path

@@ -1,0 +1,178 @@
+"""Remote runner end to end over SSH against an asyncssh server this test starts on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from benchmarks.remote import (RemoteError, RemoteModelError, RemoteOptions, parse_target, run_remote,
+                               runner_command)
+from tests.benchmarks.helpers import export_onnx
+
+asyncssh = pytest.importorskip("asyncssh", reason="pip install asyncssh for the SSH runner tests")
+
+LOOPBACK = "127.0.0.1"
+
+
+class LoopbackSSHServer:
+    """An in-process SSH server bound to 127.0.0.1: public-key auth, SFTP, commands run locally."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key_path = root / "id_client"
+        self.client_key.write_private_key(str(self.client_key_path))
+        self.commands: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.acceptor = asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(30)
+        self.port = self.acceptor.get_port()
+
+    async def _handle(self, process) -> None:
+        self.commands.append(process.command)
+        proc = await asyncio.create_subprocess_shell(process.command, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        process.stdout.write(out.decode())
+        process.stderr.write(err.decode())
+        process.exit(proc.returncode)
+
+    async def _listen(self):
+        authorized = asyncssh.import_authorized_keys(self.client_key.export_public_key().decode())
+        return await asyncssh.listen(LOOPBACK, 0, server_host_keys=[self.host_key], authorized_client_keys=authorized,
+                                     process_factory=self._handle, sftp_factory=True)
+
+    def known_hosts(self, key=None) -> Path:
+        key = key or self.host_key
+        path = self.root / f"known_hosts_{id(key)}"
+        path.write_text(f"[{LOOPBACK}]:{self.port} {key.export_public_key().decode().strip()}\n")
+        return path
+
+    def close(self) -> None:
+        self.acceptor.close()
+        asyncio.run_coroutine_threadsafe(self.acceptor.wait_closed(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    server = LoopbackSSHServer(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    from tests.tiny import make_tiny_model
+
+    d = tmp_path_factory.mktemp("remote-model")
+    return export_onnx(make_tiny_model(d / "m", "bert", "embedding"), "embedding", d / "tiny model.onnx")
+
+
+def _opts(server: LoopbackSSHServer, tmp_path: Path, **kw) -> RemoteOptions:
+    base = dict(known_hosts=str(server.known_hosts()), identity=str(server.client_key_path), python=sys.executable,
+                remote_dir=str(tmp_path / "remote dir; with 'quotes'"), connect_timeout=10)
+    base.update(kw)
+    return RemoteOptions(**base)
+
+
+ARGS = ["--batch", "1,2", "--seq", "8,16", "--warmup", "2", "--min-runs", "5", "--min-seconds", "0", "--threads", "1",
+        "--vocab", "300"]
+
+
+def test_parse_target_and_quoting():
+    t = parse_target("ssh://pi@10.0.0.7:2222")
+    assert (t.user, t.host, t.port, str(t)) == ("pi", "10.0.0.7", 2222, "ssh://pi@10.0.0.7:2222")
+    assert parse_target("ssh://board").port == 22
+    assert parse_target("adb://R58M123ABC").serial == "R58M123ABC"
+    with pytest.raises(RemoteError, match="expected ssh://"):
+        parse_target("http://x")
+    cmd = runner_command(RemoteOptions(), "/tmp/a b/remote_runner.py", "/tmp/a b/m;rm -rf x.onnx", ["--seq", "8"])
+    assert cmd.count("'/tmp/a b/") == 2 and "'/tmp/a b/m;rm -rf x.onnx'" in cmd
+
+
+def test_ssh_end_to_end(ssh_server, onnx_model, tmp_path):
+    res = run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ARGS, _opts(ssh_server, tmp_path))
+    assert res["target"] == f"ssh://tester@{LOOPBACK}:{ssh_server.port}"
+    assert [(p["batch"], p["seq"]) for p in res["points"]] == [(1, 8), (1, 16), (2, 8), (2, 16)]
+    assert all(p["latency_ms"]["runs"] >= 5 and p["latency_ms"]["p50"] > 0 for p in res["points"])
+    assert res["latency_ms"]["p90"] >= res["latency_ms"]["p50"]
+    assert res["size_mb"] == pytest.approx(onnx_model.stat().st_size / 1e6)
+    assert res["cold_start_ms"] > 0 and res["device"]["cores"] >= 1
+    assert res["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert (tmp_path / "remote dir; with 'quotes'" / "tiny model.onnx").is_file()  # quoted paths arrived intact
+    assert len(ssh_server.commands) >= 2
+
+
+def test_ssh_realistic_lengths(ssh_server, onnx_model, tmp_path):
+    args = ARGS + ["--lengths", "5,9,12"]
+    res = run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, args, _opts(ssh_server, tmp_path))
+    assert [p["seq"] for p in res["points"]] == ["realistic", "realistic"]
+    assert 5 <= res["points"][0]["mean_seq"] <= 12
+
+
+def test_wrong_host_key_is_refused(ssh_server, onnx_model, tmp_path):
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    opts = _opts(ssh_server, tmp_path, known_hosts=str(ssh_server.known_hosts(other)))
+    before = len(ssh_server.commands)
+    with pytest.raises(RemoteError, match="does not match"):
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ARGS, opts)
+    assert len(ssh_server.commands) == before  # nothing ran
+    # a key given in config works in place of known_hosts, and a wrong one is refused the same way
+    good = ssh_server.host_key.export_public_key().decode()
+    res = run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ["--batch", "1", "--seq", "8",
+                     "--warmup", "0", "--min-runs", "2", "--min-seconds", "0", "--vocab", "300"],
+                     _opts(ssh_server, tmp_path, known_hosts=None, host_key=good))
+    assert res["latency_ms"]["runs"] == 2
+    with pytest.raises(RemoteError, match="does not match"):
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ARGS,
+                   _opts(ssh_server, tmp_path, known_hosts=None, host_key=other.export_public_key().decode()))
+
+
+def test_missing_known_hosts_is_an_error(ssh_server, onnx_model, tmp_path):
+    with pytest.raises(RemoteError, match="known_hosts file .* does not exist"):
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ARGS,
+                   _opts(ssh_server, tmp_path, known_hosts=str(tmp_path / "nope")))
+
+
+def test_unreachable_target(ssh_server, onnx_model, tmp_path):
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind((LOOPBACK, 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RemoteError, match="cannot reach") as err:
+        run_remote(f"ssh://tester@{LOOPBACK}:{port}", onnx_model, ARGS, _opts(ssh_server, tmp_path))
+    assert str(port) in str(err.value)
+
+
+def test_model_the_runtime_cannot_load(ssh_server, tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(RemoteModelError, match="onnxruntime cannot load") as err:
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", bad, ARGS, _opts(ssh_server, tmp_path))
+    assert "broken.onnx" in str(err.value)
+
+
+def test_runner_standalone_json(onnx_model, capsys):
+    """The device file imports nothing from edgepress and prints one JSON object."""
+    import benchmarks.remote_runner as rr
+
+    src = Path(rr.__file__).read_text()
+    assert "import compress" not in src and "from benchmarks" not in src and "from compress" not in src
+    rc = rr.main(["--model", str(onnx_model), "--batch", "1", "--seq", "8", "--warmup", "1", "--min-runs", "3",
+                  "--min-seconds", "0"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["latency_ms"]["runs"] == 3
+    assert rr.main(["--model", "/nonexistent.onnx"]) == 2
+    assert "not found" in json.loads(capsys.readouterr().out)["error"]
+    # a run-time failure (token id past the vocabulary) is reported as JSON, not a traceback
+    assert rr.main(["--model", str(onnx_model), "--seq", "8", "--vocab", "5000", "--warmup", "0"]) == 1
+    assert "Gather" in json.loads(capsys.readouterr().out)["error"]

@@ -1,0 +1,96 @@
+"""The pipeline stage (report.json in runs/<name>/) and the `edgepress bench` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.cli import app
+from compress.errors import EdgepressError
+from compress.stages import StageInputs, StageRecord, Variant
+from tests.benchmarks.helpers import export_onnx
+
+
+def _config(teacher, shared_data, tmp_path, **bench):
+    from compress.config import RunConfig
+
+    return RunConfig.model_validate({
+        "name": "t", "output_dir": str(tmp_path / "runs"), "task": "embedding",
+        "teacher": {"model": str(teacher), "max_length": 64},
+        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
+                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score"},
+        "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 24, **bench},
+    })
+
+
+def test_stage_measures_teacher_and_variants(tiny_model_dir, shared_data, tmp_path):
+    teacher = tiny_model_dir("bert", "embedding")
+    cfg = _config(teacher, shared_data, tmp_path, sweep_batch_sizes=[2])
+    export_dir = tmp_path / "runs" / "t" / "02-export"
+    export_dir.mkdir(parents=True)
+    export_onnx(teacher, "embedding", export_dir / "model.onnx")
+    (export_dir / "model.pte").write_bytes(b"x")
+    rec = StageRecord("export", export_dir, {"onnx": "model.onnx"}, {},
+                      [Variant("student-onnx", "onnx", "model.onnx"), Variant("student-pte", "pte", "model.pte")])
+    inputs = StageInputs(cfg.run_dir, [rec])
+    out = tmp_path / "runs" / "t" / "05-bench"
+    out.mkdir()
+    from benchmarks.stage import run_stage
+
+    result = run_stage(cfg, inputs, out)
+    report = json.loads((cfg.run_dir / "report.json").read_text())
+    assert (cfg.run_dir / "report.md").is_file() and (cfg.run_dir / "pareto.png").is_file()
+    assert (out / "report.csv").is_file()
+    names = [m["name"] for m in report["models"]]
+    assert names == ["teacher", "student-onnx", "student-pte"]
+    teacher_e, onnx_e, pte_e = report["models"]
+    assert report["data"]["kind"] == "sts" and report["data"]["rows"] == 24
+    assert teacher_e["quality"]["metric"] == "spearman" and -1 <= teacher_e["quality"]["value"] <= 1
+    assert onnx_e["quality"]["value"] == pytest.approx(teacher_e["quality"]["value"], abs=1e-4)
+    assert onnx_e["retention"] == pytest.approx(1.0, abs=1e-3)
+    assert onnx_e["latency_ms"]["p50"] > 0 and onnx_e["latency_ms"]["p90"] >= onnx_e["latency_ms"]["p50"]
+    assert [p["batch"] for p in onnx_e["points"]] == [1, 2] and onnx_e["points"][0]["seq"] == "realistic"
+    assert pte_e["status"] == "skipped" and pte_e["size_mb"] == pytest.approx(1e-6)
+    assert result.metrics["student-onnx"]["p50_ms"] == pytest.approx(onnx_e["latency_ms"]["p50"])
+    assert result.metrics["metric"] == "spearman" and result.outputs["json"] == "report.json"
+
+
+def test_bench_config_validates():
+    from benchmarks.config import BenchConfig
+
+    assert BenchConfig().inter_threads == 1 and BenchConfig().realistic is True
+    with pytest.raises(Exception, match="ssh://"):
+        BenchConfig(targets=["pi@host"])
+    with pytest.raises(Exception, match=">= 1"):
+        BenchConfig(sweep_batch_sizes=[0])
+    assert BenchConfig.model_validate_json(BenchConfig(seq_lens=[32, 64]).model_dump_json()).seq_lens == [32, 64]
+
+
+def test_cli_run_and_compare(tiny_model_dir, tmp_path):
+    m = tiny_model_dir("bert", "embedding")
+    onnx = export_onnx(m, "embedding", tmp_path / "s.onnx")
+    data = tmp_path / "pairs.tsv"
+    data.write_text("a\tb\ts\nthe cat sat\ta cat sat\t4.5\nthe dog ran\tthe cat slept\t1.0\n"
+                    "a list of names\tnames in a list\t4.0\nclasses are types\terrors are raised\t0.5\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", f"student={onnx}", "--teacher", str(m), "--data", str(data), "--text-column", "a",
+                              "--pair-column", "b", "--label-column", "s", "--batch", "1,2", "--seq", "8",
+                              "--threads", "1", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0",
+                              "--out", str(tmp_path / "r1")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r1" / "report.json").read_text())
+    assert [m_["name"] for m_ in rep["models"]] == ["teacher", "student"]
+    assert rep["models"][1]["retention"] == pytest.approx(1.0, abs=1e-3)
+    assert len(rep["models"][1]["points"]) == 2
+    res = runner.invoke(app, ["compare", str(tmp_path / "r1"), str(tmp_path / "r1" / "report.json"),
+                              "--out", str(tmp_path / "cmp.md")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cmp.md").read_text().count("| student |") == 1
+    res = runner.invoke(app, ["run", str(tmp_path / "missing.onnx")])
+    assert isinstance(res.exception, EdgepressError) and "does not exist" in str(res.exception)
+    res = runner.invoke(app, ["run", str(onnx), "--batch", "x"])
+    assert isinstance(res.exception, EdgepressError) and "--batch" in str(res.exception)
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0 and "compare" in res.output and "run" in res.output
