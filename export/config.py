@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from compress.config_base import Section
 
+ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "pte"]
+
 
 class ExportConfig(Section):
-    """Formats to write and the parity tolerance they must meet."""
+    """Formats to write and the parity tolerance they must meet (model.onnx is always written)."""
 
-    formats: list[Literal["onnx"]] = Field(default_factory=lambda: ["onnx"])
-    opset: int = Field(17, ge=11, le=21)
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: ["onnx"],
+        description="onnx (always written: quantize and bench read it), torchscript (.pt), ptl (lite interpreter), "
+                    "ort (ONNX Runtime mobile format), pte (ExecuTorch + XNNPACK; needs the executorch extra)")
+    opset: int = Field(17, ge=11, le=21, description="ONNX opset (torch's dynamo=False exporter writes up to 20)")
     atol: float = Field(1e-4, gt=0, description="max absolute difference allowed against PyTorch")
+    min_cosine: float = Field(0.9999, gt=0, le=1, description="min cosine similarity allowed against PyTorch")
     include_teacher: bool = Field(False, description="also export the teacher (a baseline for bench)")
+    optimize: bool = Field(False, description="also write model.optimized.onnx with ONNX Runtime's BERT fusions")
+    bundle: bool = Field(False, description="also write bundle/: model files, tokenizer, labels, manifest.json, reference.py")
+    max_length: int | None = Field(None, ge=8, le=8192,
+                                   description="longest sequence the exported files promise (None: teacher.max_length)")
+
+    @field_validator("formats")
+    @classmethod
+    def _no_duplicates(cls, formats: list[str]) -> list[str]:
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"a format is listed twice in {formats}")
+        return formats

@@ -22,10 +22,10 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     pcfg = cfg.prune
     model = load_model(str(src), cfg.task)
     tokenizer = load_tokenizer(str(src))
-    splits = load_splits(cfg.data, cfg.task, cfg.seed) if (pcfg.needs_data or pcfg.recovery.enabled) else None
+    splits = load_splits(cfg.data, cfg.task, cfg.seed)  # calibration, recovery and quality before/after
     model, report = prune_model(
-        model, tokenizer, pcfg, splits.train if splits else None, cfg.task,
-        eval_data=splits.eval if splits else None, work_dir=out_dir, seed=cfg.seed)
+        model, tokenizer, pcfg, splits.train, cfg.task,
+        eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed)
     dest = out_dir / "model"
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)

@@ -55,7 +55,7 @@ class GuardOptions(Section):
 class LatencyOptions(Section):
     """Side-by-side latency check (quantized vs fp32, interleaved runs, medians)."""
 
-    runs: int = Field(30, ge=3, description="timed runs per model (after warmup)")
+    runs: int = Field(20, ge=3, description="timed runs per model (after warmup)")
     warmup: int = Field(3, ge=0)
     batch_size: int = Field(8, ge=1)
     seq_len: int | None = Field(None, ge=8, description="padded length (None: teacher.max_length)")

@@ -1,0 +1,222 @@
+"""The app bundle: model file(s), tokenizer, labels, manifest.json (validated) and a reference script."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from export.core import Prepared, prepare
+from export.errors import ExportError, OutputExistsError
+from export.writer import Written, write_formats
+
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+REFERENCE_SCRIPT = Path(__file__).with_name("bundle_reference.py")
+
+RUNTIMES = {
+    "onnx": "ONNX Runtime (onnxruntime-android, onnxruntime-objc / onnxruntime-c on iOS, onnxruntime on desktop)",
+    "ort": "ONNX Runtime mobile format (full package, or a reduced build from required_operators.config)",
+    "torchscript": "libtorch torch.jit.load (TorchScript: maintenance mode upstream)",
+    "ptl": "PyTorch Mobile lite interpreter (pytorch_android_lite / LibTorch-Lite: maintenance mode, use ExecuTorch)",
+    "pte": "ExecuTorch runtime with the XNNPACK backend",
+}
+INPUT_MEANING = {"input_ids": "token ids from the tokenizer, [CLS] ... [SEP] included",
+                 "attention_mask": "1 for real tokens, 0 for padding",
+                 "token_type_ids": "segment ids: 0 for the first sentence, 1 for the second (all 0 for one sentence)"}
+QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul",
+             "DynamicQuantizeMatMul", "QAttention", "MatMulIntegerToFloat")
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file (read in chunks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Create ``out_dir``; refuse a non-empty existing one unless ``overwrite`` (then empty it)."""
+    if out_dir.exists() and (out_dir.is_file() or any(out_dir.iterdir())):
+        if not overwrite:
+            raise OutputExistsError(f"output directory '{out_dir}' already exists and is not empty; "
+                                    "pass overwrite=True (--overwrite) to replace it, or choose another directory")
+        if out_dir.is_file():
+            out_dir.unlink()
+        else:
+            shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Validate ``manifest`` against export/manifest.schema.json (jsonschema); raise ExportError naming the field."""
+    from compress.errors import require
+
+    jsonschema = require("jsonschema", "jsonschema>=4.0")
+    schema = json.loads(SCHEMA_PATH.read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "(top level)"
+        raise ExportError(f"manifest.json is invalid at '{where}': {errors[0].message} ({len(errors)} problem(s))")
+
+
+def _versions(formats: Sequence[str]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    names = ["edgepress", "torch", "transformers", "onnx", "onnxruntime", "tokenizers"]
+    if "pte" in formats:
+        names.append("executorch")
+    found: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for n in names:
+        try:
+            found[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            found[n] = None
+    return found
+
+
+def _tokenizer_info(prep: Prepared, tok_dir: Path, bundle_dir: Path) -> dict[str, Any]:
+    tok = prep.tokenizer
+    data = json.loads((tok_dir / "tokenizer.json").read_text())
+    norm = json.dumps(data.get("normalizer") or {})
+    lowercase = '"lowercase": true' in norm or '"Lowercase"' in norm or bool(getattr(tok, "do_lower_case", False))
+    specials = {}
+    for role in ("pad", "unk", "cls", "sep", "mask", "bos", "eos"):
+        token = getattr(tok, f"{role}_token", None)
+        if token is not None:
+            specials[role] = {"token": str(token), "id": int(tok.convert_tokens_to_ids(str(token)))}
+    vocab = tok_dir / "vocab.txt"
+    return {"tokenizer_json": str((tok_dir / "tokenizer.json").relative_to(bundle_dir)),
+            "vocab": str(vocab.relative_to(bundle_dir)) if vocab.is_file() else None,
+            "files": sorted(str(p.relative_to(bundle_dir)) for p in tok_dir.iterdir()),
+            "type": (data.get("model") or {}).get("type", "unknown"), "lowercase": lowercase,
+            "pad_token_id": int(tok.pad_token_id if tok.pad_token_id is not None else 0), "special_tokens": specials}
+
+
+def _output_specs(prep: Prepared) -> list[dict[str, Any]]:
+    cfg = prep.model.config
+    sizes = {"hidden": getattr(cfg, "hidden_size", None) or getattr(cfg, "dim", None),
+             "vocab": getattr(cfg, "vocab_size", None), "num_labels": getattr(cfg, "num_labels", None), "1": 1}
+    return [{"name": o.name, "dtype": "float32", "meaning": o.meaning or "model output",
+             "shape": [d if d in ("batch", "sequence") else int(sizes[d]) for d in o.shape]} for o in prep.head.outputs]
+
+
+def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copy a quantized ONNX into the bundle, check its interface, measure (not enforce) its parity."""
+    import onnx
+
+    from export.parity import onnx_runner
+
+    if not src.is_file():
+        raise ExportError(f"quantized ONNX '{src}' does not exist; pass the .onnx written by the quantize stage")
+    graph = onnx.load(str(src), load_external_data=False).graph
+    ins = {i.name for i in graph.input}
+    outs = [o.name for o in graph.output]
+    if set(prep.input_names) != ins or outs != prep.output_names:
+        raise ExportError(f"quantized ONNX '{src}' has inputs {sorted(ins)} and outputs {outs}; this bundle's "
+                          f"model has {prep.input_names} -> {prep.output_names}: quantize the same model and head")
+    dst = bundle_dir / "model.int8.onnx"
+    shutil.copy2(src, dst)
+    parity = prep.check("quantized ONNX", onnx_runner(str(dst), prep.output_names), enforce=False)
+    counts = {op: sum(n.op_type == op for n in graph.node) for op in QUANT_OPS}
+    counts = {k: v for k, v in counts.items() if v}
+    if not counts:
+        raise ExportError(f"'{src}' contains no quantized operators ({', '.join(QUANT_OPS[:5])}...); "
+                          "pass the int8 file, not the fp32 one")
+    entry = {"file": dst.name, "format": "onnx", "precision": "int8", "runtime": RUNTIMES["onnx"],
+             "parity": {"max_abs_diff": parity["max_abs_diff"], "min_cosine": parity["min_cosine"], "enforced": False},
+             "note": "int8: parity is measured, not enforced; the quantize stage owns its accuracy gate"}
+    return entry, {"file": dst.name, "precision": "int8", "quantized_ops": counts}
+
+
+def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
+                 quantized_onnx: Path | None = None) -> dict[str, Any]:
+    """Fill ``bundle_dir`` (already empty) from written files; write labels, tokenizer, manifest, reference.py."""
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    models = []
+    parity_key = {"onnx": "parity_onnx", "ort": "parity_ort", "torchscript": "parity_torchscript",
+                  "ptl": "parity_ptl", "pte": "parity_pte"}
+    entries = [(fmt, path, parity_key[fmt], False) for fmt, path in written.files.items()]
+    if "onnx_optimized" in written.extra:
+        entries.insert(1, ("onnx", written.extra["onnx_optimized"], "parity_onnx_optimized", True))
+    for fmt, path, key, optimized in entries:
+        if path.parent.resolve() != bundle_dir.resolve():
+            shutil.copy2(path, bundle_dir / path.name)
+        par = written.metrics[key]
+        entry = {"file": path.name, "format": fmt, "precision": "fp32", "runtime": RUNTIMES[fmt],
+                 "parity": {"max_abs_diff": par["max_abs_diff"], "min_cosine": par["min_cosine"], "enforced": True}}
+        if fmt in ("onnx", "ort"):
+            entry["opset"] = opset
+            entry["graph_optimized"] = optimized
+        if "note" in par:
+            entry["note"] = par["note"]
+        models.append(entry)
+    if "ort_required_operators" in written.extra:
+        cfg = written.extra["ort_required_operators"]
+        if cfg.parent.resolve() != bundle_dir.resolve():
+            shutil.copy2(cfg, bundle_dir / cfg.name)
+    quantization = None
+    if quantized_onnx is not None:
+        entry, quantization = _add_quantized(prep, Path(quantized_onnx), bundle_dir)
+        models.append(entry)
+
+    tok_dir = bundle_dir / "tokenizer"
+    prep.tokenizer.save_pretrained(str(tok_dir))
+    if not (tok_dir / "tokenizer.json").is_file():
+        raise ExportError(f"the tokenizer of '{prep.model_dir}' is not a fast tokenizer (no tokenizer.json); "
+                          "apps need tokenizer.json: convert it with transformers' AutoTokenizer(use_fast=True)")
+    labels = None
+    if prep.head.task in ("classification", "token-classification"):
+        id2label = {str(k): str(v) for k, v in prep.model.config.id2label.items()}
+        (bundle_dir / "labels.json").write_text(json.dumps(id2label, indent=2) + "\n")
+        labels = {"file": "labels.json", "id2label": id2label}
+    shutil.copy2(REFERENCE_SCRIPT, bundle_dir / "reference.py")
+
+    cfg = prep.model.config
+    manifest: dict[str, Any] = {
+        "schema_version": 1,
+        "task": prep.head.task,
+        "model_type": cfg.model_type,
+        "architecture": (cfg.architectures or [type(prep.model).__name__])[0],
+        "hidden_size": int(getattr(cfg, "hidden_size", None) or getattr(cfg, "dim")),
+        "num_layers": int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers")),
+        "created_by": "edgepress export",
+        "models": models,
+        "inputs": [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"], "meaning": INPUT_MEANING[n]}
+                   for n in prep.input_names],
+        "dynamic_axes": {n: {"0": "batch", "1": "sequence"} for n in prep.input_names},
+        "outputs": _output_specs(prep),
+        "max_sequence_length": prep.max_length,
+        "tokenizer": _tokenizer_info(prep, tok_dir, bundle_dir),
+        "pooling": ({"mode": "mean", "output": "sentence_embedding", "normalized": False,
+                     "description": "sum of last_hidden_state over positions with attention_mask 1, divided by their "
+                                    "count; L2-normalise it yourself for cosine search"}
+                    if prep.head.task == "embedding" else None),
+        "labels": labels,
+        "quantization": quantization,
+        "versions": _versions(list(written.files)),
+    }
+    for out in prep.head.outputs:
+        axes = {str(i): d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
+        manifest["dynamic_axes"][out.name] = axes
+    manifest["files"] = {str(p.relative_to(bundle_dir)): {"sha256": sha256(p), "size_bytes": p.stat().st_size}
+                         for p in sorted(bundle_dir.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    validate_manifest(manifest)
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def export_bundle(model_dir: Path, out_dir: Path, task: str, formats: Sequence[str] = ("onnx",),
+                  quantized_onnx: Path | None = None, opset: int = 17, optimize: bool = False,
+                  max_length: int = 128, atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
+    """Write an app bundle for ``model_dir`` into ``out_dir``: every file parity-checked, manifest validated."""
+    out_dir = Path(out_dir)
+    prepare_out_dir(out_dir, overwrite)
+    prep = prepare(Path(model_dir), task, max_length, atol)
+    written = write_formats(prep, out_dir, formats, opset, optimize)
+    manifest = build_bundle(prep, written, out_dir, opset, quantized_onnx)
+    return {"bundle": str(out_dir), "manifest": manifest, "metrics": written.metrics, "parity": prep.parity}

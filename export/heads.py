@@ -1,0 +1,162 @@
+"""Declarative description of each exportable head: model class, inputs, outputs and their meaning.
+
+One table (like Optimum's OnnxConfig per task) drives every exporter, the parity check and the
+bundle manifest, so names cannot drift between formats.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from export.errors import UnsupportedHeadError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+FORMATS = ("onnx", "torchscript", "ptl", "ort", "pte")
+FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort", "pte": "model.pte"}
+INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named output: its symbolic shape and what an app should do with it."""
+
+    name: str
+    shape: tuple[str, ...]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A task head: which transformers class loads it, what it outputs, which formats can carry it."""
+
+    task: str
+    auto_class: str
+    outputs: tuple[OutputSpec, ...]
+    formats: tuple[str, ...] = FORMATS
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+
+_LOGITS_SEQ = OutputSpec("logits", ("batch", "num_labels"), "")
+HEADS: dict[str, HeadSpec] = {
+    "embedding": HeadSpec("embedding", "AutoModel", (
+        OutputSpec("last_hidden_state", ("batch", "sequence", "hidden"), "contextual vector of every token"),
+        OutputSpec("sentence_embedding", ("batch", "hidden"),
+                   "mean of last_hidden_state over tokens where attention_mask == 1 (not L2-normalised)"),
+    )),
+    "classification": HeadSpec("classification", "AutoModelForSequenceClassification", (
+        OutputSpec("logits", ("batch", "num_labels"), "unnormalised class scores; softmax gives probabilities, "
+                   "argmax indexes labels.json"),
+    )),
+    "regression": HeadSpec("regression", "AutoModelForSequenceClassification", (
+        OutputSpec("logits", ("batch", "1"), "the predicted score itself (no activation)"),
+    )),
+    "mlm": HeadSpec("mlm", "AutoModelForMaskedLM", (
+        OutputSpec("logits", ("batch", "sequence", "vocab"), "score of every vocabulary token at every position; "
+                   "argmax at a [MASK] position is the predicted token id"),
+    )),
+    "token-classification": HeadSpec("token-classification", "AutoModelForTokenClassification", (
+        OutputSpec("logits", ("batch", "sequence", "num_labels"), "per-token class scores; argmax indexes labels.json"),
+    )),
+    "question-answering": HeadSpec("question-answering", "AutoModelForQuestionAnswering", (
+        OutputSpec("start_logits", ("batch", "sequence"), "score of each token being the answer start"),
+        OutputSpec("end_logits", ("batch", "sequence"), "score of each token being the answer end"),
+    )),
+}
+# Aliases used by transformers / optimum task names.
+ALIASES = {"feature-extraction": "embedding", "sentence-embedding": "embedding", "fill-mask": "mlm",
+           "text-classification": "classification", "sequence-classification": "classification"}
+
+
+def get_head(task: str, fmt: str | None = None) -> HeadSpec:
+    """The head spec for ``task`` (refusing unknown tasks and formats that cannot carry it)."""
+    name = ALIASES.get(task, task)
+    if name not in HEADS:
+        raise UnsupportedHeadError(
+            f"head '{task}' cannot be exported; supported heads: {', '.join(HEADS)} "
+            f"(aliases: {', '.join(ALIASES)}). Encoder-decoder and generative heads are out of scope."
+        )
+    head = HEADS[name]
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UnsupportedHeadError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
+        if fmt not in head.formats:
+            raise UnsupportedHeadError(f"format '{fmt}' cannot carry the '{name}' head; it supports: "
+                                       f"{', '.join(h for h, s in HEADS.items() if fmt in s.formats)}")
+    return head
+
+
+def load_for_export(model_dir: Path, task: str) -> "PreTrainedModel":
+    """Load a save_pretrained folder with the head ``task`` needs, in eval mode, refusing missing heads."""
+    import transformers
+
+    from compress.models import load_model
+
+    head = get_head(task)
+    if head.task in ("embedding", "classification", "regression", "mlm"):
+        model = load_model(str(model_dir), head.task)
+    else:
+        cls = getattr(transformers, head.auto_class)
+        model, info = cls.from_pretrained(str(model_dir), output_loading_info=True)
+        missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "qa_outputs" in k]
+        if missing:
+            from compress.errors import ModelLoadError
+
+            raise ModelLoadError(f"model '{model_dir}' has no trained {head.task} head (missing: {', '.join(missing[:4])})")
+    model.eval()
+    if head.task == "embedding" and getattr(model, "base_model_prefix", "") and hasattr(model, model.base_model_prefix):
+        model = getattr(model, model.base_model_prefix)
+    return model
+
+
+def input_names_for(model: "torch.nn.Module") -> list[str]:
+    """``input_ids``, ``attention_mask`` and ``token_type_ids`` when the model's forward takes them."""
+    params = inspect.signature(model.forward).parameters
+    names = [n for n in INPUT_ORDER if n in params]
+    if names[:2] != ["input_ids", "attention_mask"]:
+        raise UnsupportedHeadError(f"{type(model).__name__}.forward takes {list(params)[:6]}; export needs "
+                                   "input_ids and attention_mask (a BERT-family encoder)")
+    return names
+
+
+def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str]) -> "torch.nn.Module":
+    """A module taking positional int64 tensors in ``input_names`` order and returning the head's outputs as a tuple."""
+    import torch
+
+    from compress.models import mean_pool
+
+    head = get_head(task)
+
+    class _Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def _outputs(self, kwargs: dict) -> tuple:
+            out = self.model(**kwargs, return_dict=True)
+            if head.task == "embedding":
+                hidden = out.last_hidden_state
+                return hidden, mean_pool(hidden, kwargs["attention_mask"])
+            if head.task == "question-answering":
+                return out.start_logits, out.end_logits
+            return (out.logits,)
+
+    if len(input_names) == 3:
+        class Wrapper(_Head):
+            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: D401 - traced signature
+                return self._outputs({"input_ids": input_ids, "attention_mask": attention_mask,
+                                      "token_type_ids": token_type_ids})
+    else:
+        class Wrapper(_Head):
+            def forward(self, input_ids, attention_mask):
+                return self._outputs({"input_ids": input_ids, "attention_mask": attention_mask})
+
+    return Wrapper().eval()

@@ -1,0 +1,123 @@
+"""Our own parity check: run an exported file and eager PyTorch on real tokenized text, compare, raise.
+
+Optimum only warns on a mismatch; here a file past tolerance is an error (``ParityError``)
+and the numbers (max absolute difference, minimum cosine) become stage metrics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from export.errors import ParityError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+Batch = dict[str, "np.ndarray"]
+Runner = Callable[[Batch], list["np.ndarray"]]
+
+_SHORT = "The cat sat."
+_MEDIUM = "Exported models must agree with PyTorch on every sentence, padded or not, short or long."
+
+
+def parity_texts() -> list[str]:
+    """Real sentences of clearly different lengths (from the Python docs bundled with CPython)."""
+    from compress.data import builtin_pydoc_sentences
+
+    sents = builtin_pydoc_sentences(min_words=5, max_words=40)
+    long_text = " ".join(sents[:40])  # longer than any max_length: exercises truncation
+    return [_SHORT, _MEDIUM, sents[len(sents) // 2], long_text]
+
+
+def parity_batches(tokenizer: Any, input_names: list[str], max_length: int) -> list[Batch]:
+    """Batches of several sequence lengths: each text alone (batch 1) and all together padded (batch 4)."""
+    import numpy as np
+
+    texts = parity_texts()
+    batches = []
+    for group in [[t] for t in texts] + [texts]:
+        enc = tokenizer(group, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        batches.append({n: np.asarray(enc[n], dtype=np.int64) if n in enc else
+                        np.zeros_like(enc["input_ids"], dtype=np.int64) for n in input_names})
+    return batches
+
+
+def example_batch(tokenizer: Any, input_names: list[str], max_length: int) -> Batch:
+    """A padded batch of 2 real sentences used as the trace / export example (not a parity case on its own)."""
+    import numpy as np
+
+    enc = tokenizer([_MEDIUM, _SHORT], padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
+            for n in input_names}
+
+
+def torch_runner(module: "torch.nn.Module", input_names: list[str]) -> Runner:
+    """Run a wrapper module (positional int64 inputs, tuple outputs) on numpy batches."""
+    import torch
+
+    def run(batch: Batch) -> list["np.ndarray"]:
+        with torch.inference_mode():
+            outs = module(*[torch.from_numpy(batch[n]) for n in input_names])
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        return [o.detach().float().numpy() for o in outs]
+
+    return run
+
+
+def onnx_runner(path: str, output_names: list[str]) -> Runner:
+    """Run an .onnx or .ort file in ONNX Runtime (CPU), returning outputs in ``output_names`` order."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    feeds = [i.name for i in sess.get_inputs()]
+
+    def run(batch: Batch) -> list["np.ndarray"]:
+        return sess.run(output_names, {n: batch[n] for n in feeds})
+
+    return run
+
+
+def compare(reference: list["np.ndarray"], candidate: list["np.ndarray"], names: list[str]) -> dict[str, float]:
+    """Max absolute difference and minimum cosine similarity (per example, per output) of two output lists."""
+    import numpy as np
+
+    max_abs, min_cos = 0.0, 1.0
+    for name, ref, got in zip(names, reference, candidate):
+        got = np.asarray(got, dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        if ref.shape != got.shape:
+            raise ParityError(f"output '{name}': shape {got.shape} differs from PyTorch's {ref.shape}")
+        max_abs = max(max_abs, float(np.max(np.abs(ref - got))) if ref.size else 0.0)
+        r2, g2 = ref.reshape(ref.shape[0], -1), got.reshape(got.shape[0], -1)
+        if r2.shape[1] == 1:  # one score per example (regression): compare the column across the batch
+            r2, g2 = r2.T, g2.T
+        for r, g in zip(r2, g2):
+            denom = np.linalg.norm(r) * np.linalg.norm(g)
+            cos = 1.0 if denom == 0 and np.allclose(r, g) else float(r @ g / denom) if denom else 0.0
+            min_cos = min(min_cos, cos)
+    return {"max_abs_diff": max_abs, "min_cosine": min_cos}
+
+
+def check_parity(label: str, expected: list[list["np.ndarray"]], candidate: Runner, batches: list[Batch],
+                 names: list[str], atol: float, min_cosine: float = 0.9999, enforce: bool = True) -> dict[str, Any]:
+    """Compare ``candidate`` with PyTorch's ``expected`` outputs per batch; raise ParityError past the tolerance."""
+    worst: dict[str, Any] = {"max_abs_diff": 0.0, "min_cosine": 1.0}
+    seq_lens = []
+    for batch, ref in zip(batches, expected):
+        got = compare(ref, candidate(batch), names)
+        worst["max_abs_diff"] = max(worst["max_abs_diff"], got["max_abs_diff"])
+        worst["min_cosine"] = min(worst["min_cosine"], got["min_cosine"])
+        seq_lens.append(int(next(iter(batch.values())).shape[1]))
+    worst["cases"] = len(batches)
+    worst["sequence_lengths"] = sorted(set(seq_lens))
+    if enforce and (worst["max_abs_diff"] > atol or worst["min_cosine"] < min_cosine):
+        raise ParityError(
+            f"{label} disagrees with PyTorch: max |diff| {worst['max_abs_diff']:.3g} (allowed {atol:g}), "
+            f"min cosine {worst['min_cosine']:.6f} (required {min_cosine}) over {len(batches)} batches of lengths "
+            f"{worst['sequence_lengths']}. Do not ship this file; raise export.atol only if the difference is expected "
+            "(e.g. a quantized model)."
+        )
+    return worst

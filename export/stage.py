@@ -1,0 +1,59 @@
+"""The ``export`` pipeline stage: the latest upstream model -> model.onnx (+ other formats), parity-checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compress.stages import StageInputs, StageResult, Variant, teacher_source
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+
+
+def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
+    from export.bundle import build_bundle
+    from export.core import prepare
+    from export.writer import write_formats
+
+    ex = cfg.export
+    prep = prepare(model_dir, cfg.task, ex.max_length or cfg.teacher.max_length, ex.atol, ex.min_cosine)
+    written = write_formats(prep, out, ex.formats, ex.opset, ex.optimize)
+    prep.tokenizer.save_pretrained(str(out / "tokenizer"))
+    if bundle:
+        build_bundle(prep, written, out / "bundle", ex.opset)
+    return written
+
+
+def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
+    """Export the latest upstream ``model`` (and the teacher if asked) to every configured format."""
+    from export.heads import get_head
+    from export.onnx_export import check_opset
+    from compress.models import resolve_model_path
+
+    for fmt in cfg.export.formats:
+        get_head(cfg.task, fmt)
+    check_opset(cfg.export.opset)
+    model_dir = inputs.require("model", "export")
+    written = _export_one(model_dir, cfg, out_dir, cfg.export.bundle)
+    result = StageResult(outputs={"onnx": "model.onnx", "tokenizer": "tokenizer"})
+    if cfg.export.bundle:
+        result.outputs["bundle"] = "bundle"
+    result.metrics = {"student": written.metrics}
+    for fmt, path in written.files.items():
+        result.variants.append(Variant(f"student-{fmt}" if fmt != "onnx" else "student", fmt,
+                                       str(path.relative_to(out_dir)), "fp32"))
+    if "onnx_optimized" in written.extra:
+        result.outputs["onnx_optimized"] = "model.optimized.onnx"
+        result.variants.append(Variant("student-onnx-optimized", "onnx", "model.optimized.onnx", "fp32"))
+    if cfg.export.include_teacher:
+        teacher_dir = Path(resolve_model_path(teacher_source(cfg, inputs)))  # a folder, or a hub name
+        tw = _export_one(teacher_dir, cfg, out_dir / "teacher", bundle=False)
+        result.outputs["teacher_onnx"] = "teacher/model.onnx"
+        result.metrics["teacher"] = tw.metrics
+        for fmt, path in tw.files.items():
+            result.variants.append(Variant(f"teacher-{fmt}" if fmt != "onnx" else "teacher", fmt,
+                                           str(path.relative_to(out_dir)), "fp32"))
+    result.metrics["max_abs_diff"] = max(m["max_abs_diff"] for k, m in result.metrics.items() if isinstance(m, dict))
+    result.metrics["min_cosine"] = min(m["min_cosine"] for k, m in result.metrics.items() if isinstance(m, dict))
+    return result

@@ -1,0 +1,69 @@
+"""Write the asked formats for one prepared model into a folder, each proven equal to PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from export.core import Prepared
+from export.heads import FILE_NAMES, get_head
+
+
+@dataclass
+class Written:
+    """Files written (format -> path), extra files (operator config, optimised ONNX) and metrics."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: int = 17,
+                  optimize: bool = False) -> Written:
+    """Write model.onnx plus every format in ``formats`` into ``out_dir``; parity-check each; collect metrics."""
+    from export import mobile, onnx_export
+
+    for fmt in formats:
+        get_head(prep.head.task, fmt)  # refuse unknown formats / heads before any work
+    if "pte" in formats:
+        from export.errors import FormatUnavailableError
+        from export.mobile import executorch_available
+
+        ok, why = executorch_available()
+        if not ok:
+            raise FormatUnavailableError(f"cannot write .pte: {why}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = Written()
+    onnx_path = out_dir / FILE_NAMES["onnx"]
+    done.metrics["parity_onnx"] = onnx_export.export_onnx(prep, onnx_path, opset)
+    done.files["onnx"] = onnx_path
+    if optimize:
+        opt_path = out_dir / "model.optimized.onnx"
+        opt = onnx_export.optimize_onnx(prep, onnx_path, opt_path)
+        done.extra["onnx_optimized"] = opt_path
+        done.metrics["parity_onnx_optimized"] = opt["parity"]
+        done.metrics["fused_ops"] = opt["fused_ops"]
+        done.metrics["attention_fused_layers"] = opt["attention_fused_layers"]
+        done.metrics["num_layers"] = opt["num_layers"]
+    for fmt in formats:
+        if fmt == "onnx":
+            continue
+        path = out_dir / FILE_NAMES[fmt]
+        if fmt == "ort":
+            res = onnx_export.convert_to_ort(prep, onnx_path, out_dir)
+            done.extra["ort_required_operators"] = res["config"]
+            done.metrics["parity_ort"] = res["parity"]
+        elif fmt == "torchscript":
+            done.metrics["parity_torchscript"] = mobile.export_torchscript(prep, path)
+        elif fmt == "ptl":
+            done.metrics["parity_ptl"] = mobile.export_ptl(prep, path)
+        elif fmt == "pte":
+            done.metrics["parity_pte"] = mobile.export_pte(prep, path)
+        done.files[fmt] = path
+    done.metrics["size_bytes"] = {p.name: p.stat().st_size for p in [*done.files.values(), *done.extra.values()]}
+    done.metrics["max_abs_diff"] = max(v["max_abs_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
+    done.metrics["min_cosine"] = min(v["min_cosine"] for k, v in done.metrics.items() if k.startswith("parity_"))
+    done.metrics["opset"] = opset
+    done.metrics["max_length"] = prep.max_length
+    return done

@@ -1,0 +1,52 @@
+"""The quantize pipeline stage: reads upstream onnx + tokenizer, writes variants and stage metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compress.config import RunConfig
+from compress.quantize.stage import run_stage
+from compress.stages import StageInputs, StageRecord
+from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
+
+
+def test_stage_writes_variants_and_metrics(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    model_dir = tiny_model_dir("bert", "embedding")
+    export_dir = tmp_path / "03-export"
+    export_dir.mkdir()
+    export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    data = tmp_path / "pairs.tsv"
+    rows = [(TEXTS[i % 8], TEXTS[(i + 3) % 8], f"{(i % 5) + 0.5:.1f}") for i in range(40)]
+    data.write_text("sentence1\tsentence2\tscore\n" + "".join("\t".join(r) + "\n" for r in rows))
+    cfg = RunConfig.model_validate({
+        "teacher": {"model": str(model_dir), "max_length": 32},
+        "data": {"train": str(data), "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
+                 "eval_fraction": 0.25},
+        "quantize": {"methods": ["dynamic", "int4"], "guard": {"retention_floor": 0.9},
+                     "latency": {"runs": 3, "batch_size": 2}},
+    })
+    # tokenizer comes from the upstream model folder (no export 'tokenizer' output here)
+    inputs = StageInputs(tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
+                                    StageRecord("export", export_dir, {"onnx": "model.onnx"}, {}, [])])
+    out = tmp_path / "04-quantize"
+    result = run_stage(cfg, inputs, out)
+    names = [v.name for v in result.variants]
+    assert names == ["student-int8-dynamic", "student-int4"]
+    assert {v.precision for v in result.variants} == {"int8", "int4"}
+    for v in result.variants:
+        assert (out / v.path).is_file()
+    m = result.metrics
+    assert m["eval"]["kind"] == "sts" and m["eval"]["rows"] == 10  # 25 % of 40 rows, scored pairs -> Spearman
+    assert m["methods"]["dynamic"]["attempts"][0]["basis"] in {"spearman", "cosine_to_fp32"}
+    assert m["methods"]["dynamic"]["latency"]["shape"] == [2, 32]
+    if m["recommended"]["path"]:
+        assert result.outputs["onnx_int8"] == "model.int8-dynamic.onnx"
+    else:
+        assert "onnx_int8" not in result.outputs and m["methods"]["dynamic"]["flags"]
+    assert result.outputs["onnx_int4"] == "model.int4.onnx"
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ref = run_onnx(export_dir / "model.onnx", tok, TEXTS, "sentence_embedding")
+    got = run_onnx(out / "model.int8-dynamic.onnx", tok, TEXTS, "sentence_embedding")
+    assert mean_cosine(ref, got) >= 0.99
