@@ -65,7 +65,7 @@ def test_debug_shows_traceback(tmp_path):
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["distill"], ["prune"], ["quantize"], ["export"], ["finetune"]])
+@pytest.mark.parametrize("cmd", [[], ["run"], ["distill"], ["prune"], ["quantize"], ["export"], ["finetune"], ["bench"], ["bench", "run"]])
 def test_help_everywhere(cmd):
     res = subprocess.run([sys.executable, "-m", "compress.cli", *cmd, "--help"], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
