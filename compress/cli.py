@@ -47,7 +47,7 @@ def _print_report(run_dir: Path) -> None:
     if not path.is_file():
         return
     report = json.loads(path.read_text())
-    rows = report.get("variants") or report.get("results") or []
+    rows = report.get("models") or []
     if not rows:
         return
     table = Table(title=f"report: {path}")
@@ -56,7 +56,7 @@ def _print_report(run_dir: Path) -> None:
     for r in rows:
         q = r.get("quality") or r.get("metric") or {}
         qv = q.get("value") if isinstance(q, dict) else q
-        qn = q.get("name", "") if isinstance(q, dict) else ""
+        qn = (q.get("metric") or q.get("name", "")) if isinstance(q, dict) else ""
         lat = r.get("latency_ms") or {}
         table.add_row(str(r.get("name")), str(r.get("format")), _fmt(r.get("size_mb", "")), f"{qn} {_fmt(qv)}",
                       _fmt(r.get("retention", "")), _fmt(lat.get("p50", "")), _fmt(lat.get("p90", "")))

@@ -64,7 +64,12 @@ def _hub_error(spec: str, exc: Exception) -> ModelLoadError:
 def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(spec)
+    folder = Path(spec).expanduser()
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+    if folder.is_dir() and any((folder / f).is_file() for f in tokenizer_files):
+        path = str(folder)  # a tokenizer-only folder (e.g. export's tokenizer/) has no config.json
+    else:
+        path = resolve_model_path(spec)
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as exc:
