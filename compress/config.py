@@ -136,12 +136,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Set each dotted key in a nested dict (creating sections as needed)."""
     for expr in overrides:
         path, value = parse_override(expr)
-        node = data
-        for part in path[:-1]:
-            if not isinstance(node.get(part), dict):
+        node: Any = data
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(node, list):  # data.unlabeled.0.limit=...: an index into a list
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set '{expr}': '{part}' is not an index of the {len(node)}-item list")
+                part = int(part)
+            elif not last and not isinstance(node.get(part), (dict, list)):
                 node[part] = {}
-            node = node[part]
-        node[path[-1]] = value
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
     return data
 
 

@@ -66,3 +66,10 @@ def test_every_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.stages, f"{path.name} has no stages"
     assert yaml.safe_load(path.read_text())["name"] == cfg.name
+
+
+def test_override_indexes_into_lists():
+    cfg = load_config(None, BASE + ["data.unlabeled=[{source: a.txt}]", "data.unlabeled.0.limit=5"])
+    assert cfg.data.unlabeled[0].limit == 5
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(None, BASE + ["data.unlabeled=[]", "data.unlabeled.0.limit=5"])
