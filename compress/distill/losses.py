@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from compress.models import mean_pool  # noqa: F401  (one pooling for losses, export and evaluation)
+
 
 def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
                   t_squared: bool = True, reduction: str = "batchmean") -> torch.Tensor:
@@ -30,11 +32,6 @@ def hidden_cosine(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
     sel = attention_mask.bool()
     s, t = student_hidden[sel], teacher_hidden[sel]
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def embedding_mse(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
