@@ -243,8 +243,10 @@ def _teacher_cache(teacher: "PreTrainedModel", dataset: TokenizedExamples, colla
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     t0 = time.perf_counter()
     teacher.eval()
+    from tqdm.auto import tqdm
+
     with torch.inference_mode():
-        for batch in loader:
+        for batch in tqdm(loader, desc="teacher outputs (computed once)", unit="batch"):
             out = teacher(**{k: v for k, v in batch.items() if k in names}, output_hidden_states=True)
             hidden = out.last_hidden_state if task == "embedding" else out.hidden_states[-1]
             emb = L.mean_pool(hidden, batch["attention_mask"])
