@@ -95,6 +95,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([r["device"], name, f"{r['format']}/{r['precision']}", _fmt(r["size_mb"], 1),
                                           _fmt(r["metric"]), _fmt(r["value"], 4), _fmt(ret), _fmt(r["p50_ms"]),
                                           _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), status.replace("|", "/")]) + " |")
+    lines += ratio_lines(report)
     sweeps = [(e, p) for e in report["models"] for p in e.get("points") or []]
     if any(len(e.get("points") or []) > 1 for e in report["models"]):
         lines += ["", "## Sweep", "", "| Device | Variant | Batch | Seq | p50 ms | p90 ms | p99 ms | Items/s |", "|---|---|---|---|---|---|---|---|"]
@@ -103,6 +104,37 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {e['target']} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | {lat['p90']:.2f} | "
                          f"{lat['p99']:.2f} | {lat['throughput']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def ratio_lines(report: dict[str, Any]) -> list[str]:
+    """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and the baseline, if any)."""
+    ok = [e for e in report["models"] if e["status"] == "ok" and e.get("latency_ms")]
+    out = []
+    for target in sorted({e["target"] for e in ok}):
+        here = [e for e in ok if e["target"] == target]
+        teacher = next((e for e in ok if e["role"] == "teacher" and e["target"] == "local"), None)
+        if target == "local" and teacher is None:
+            continue
+        base = next((e for e in here if e["role"] == "baseline" and e["precision"] == "int8"), None) or \
+            next((e for e in here if e["role"] == "baseline"), None)
+        head = ["Device", "Model", "Retention", "Speed-up vs teacher", "Teacher size / size"]
+        if base is not None:
+            head.append(f"Speed-up vs {base['name']}")
+        rows_ = []
+        for e in here:
+            if e["role"] == "teacher":
+                continue
+            p50 = e["latency_ms"]["p50"]
+            ret = "–" if e.get("retention") is None else f"{100 * e['retention']:.1f} %"
+            cells = [target, e["name"], ret,
+                     f"{teacher['latency_ms']['p50'] / p50:.2f}×" if teacher and target == "local" and p50 else "–",
+                     f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
+            if base is not None:
+                cells.append(f"{base['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
+            rows_.append("| " + " | ".join(cells) + " |")
+        if rows_:
+            out += ["", f"## Ratios ({target})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows_]
+    return out
 
 
 def to_csv(report: dict[str, Any]) -> str:

@@ -62,6 +62,12 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
 
     specs = model_specs(cfg, inputs)
     tok = inputs.latest("tokenizer") or specs[0].path
+    if cfg.bench.baselines:
+        from benchmarks.baseline import build_baselines
+
+        built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines")
+        for name, path in built.items():
+            specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline"))
     eval_set = eval_set_for(cfg)
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,

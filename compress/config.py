@@ -22,6 +22,7 @@ from compress.distill.config import DistillConfig, StudentConfig
 from compress.errors import ConfigError
 from compress.prune.config import PruneConfig
 from compress.quantize.config import QuantizeConfig
+from compress.search.config import SearchConfig
 from export.config import ExportConfig
 
 Task = Literal["embedding", "classification", "regression", "mlm"]
@@ -87,6 +88,7 @@ class RunConfig(Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @field_validator("stages")
     @classmethod

@@ -75,8 +75,13 @@ class StageOutcome:
 
 
 def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
-                 on_stage: Callable[[str, str], None] | None = None) -> list[StageOutcome]:
-    """Run (or resume) every stage in ``cfg.stages``; returns what ran and what was reused."""
+                 on_stage: Callable[[str, str], None] | None = None,
+                 seed: tuple[list[StageRecord], str] | None = None) -> list[StageOutcome]:
+    """Run (or resume) every stage in ``cfg.stages``; returns what ran and what was reused.
+
+    ``seed`` (finished records, their last hash) makes this a branch of another run: its stages see
+    those records as upstream, and their hashes chain from it (used by the ``search`` stage).
+    """
     force = set(force or ())
     for name in force:
         if name not in cfg.stages:
@@ -88,9 +93,9 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         dump_config(cfg, run_dir / "config.resolved.yaml")
-    inputs = StageInputs(run_dir=run_dir)
+    inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
     outcomes: list[StageOutcome] = []
-    upstream_hash = ""
+    upstream_hash = seed[1] if seed else ""
     redo_rest = False
     for i, name in enumerate(cfg.stages, 1):
         spec = get_stage(name)

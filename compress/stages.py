@@ -114,6 +114,10 @@ STAGES: dict[str, StageSpec] = {
                   "write ONNX (and other runtime formats), checked against PyTorch"),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "data", "quantize"),
                   "INT8 quantization of the exported ONNX model"),
+        StageSpec("search", "compress.search.stage:run_stage",
+                  ("task", "seed", "teacher", "data", "student", "distill", "prune", "export", "quantize", "bench",
+                   "search"),
+                  "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor"),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),
     ]

@@ -1,0 +1,119 @@
+"""Candidate branches: each (depth, prune ratio) pair is a small pipeline run under runs/<name>/search/.
+
+A branch is seeded with the parent run's finished stages (fine-tuned teacher, distilled student), so it
+only runs what differs: distill (another depth), prune (+ recovery), export and quantize. Branches live
+outside the search stage's temporary folder, so an interrupted search keeps every finished branch and
+a rerun skips them by config hash like any other stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from compress.errors import EdgepressError
+from compress.stages import StageInputs, StageRecord, Variant
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+
+
+@dataclass
+class Branch:
+    """One (depth, prune ratio) branch and what it produced."""
+
+    depth: int
+    prune_ratio: float
+    name: str
+    cfg: "RunConfig"
+    variants: list[tuple[Variant, Path]]
+    tokenizer: Path | None = None
+
+
+def branch_name(depth: int, ratio: float) -> str:
+    return f"d{depth}-p{round(ratio * 100):02d}"
+
+
+def model_depth(model_dir: Path) -> int:
+    """Encoder layer count of a saved Hugging Face model folder."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    depth = getattr(config, "num_hidden_layers", None)
+    if not isinstance(depth, int):
+        raise EdgepressError(f"cannot read the layer count of '{model_dir}' (config.json has no num_hidden_layers)")
+    return depth
+
+
+def branch_config(cfg: "RunConfig", depth: int, ratio: float, distill_needed: bool) -> "RunConfig":
+    """The parent config narrowed to one branch: its stages, student depth, prune ratio and quantize methods."""
+    from compress.config import RunConfig
+
+    data = cfg.model_dump(mode="json")
+    s = cfg.search
+    stages = (["distill"] if distill_needed else []) + (["prune"] if ratio > 0 else []) + ["export"]
+    if s.quantize:
+        stages.append("quantize")
+    data.update(name=branch_name(depth, ratio), output_dir=str(cfg.run_dir / "search"), stages=stages)
+    if distill_needed:
+        data["student"] = {**data["student"], "num_layers": depth, "layers": None, "model": None}
+    data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": ratio, "ffn_ratio": ratio}
+    # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
+    data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
+                      "bundle": False,
+                      "include_teacher": False}
+    data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph}
+    return RunConfig.model_validate(data)
+
+
+def upstream_hash(inputs: StageInputs) -> str:
+    """Config hash of the last finished upstream stage ('' when there is none)."""
+    if not inputs.upstream:
+        return ""
+    meta = json.loads((inputs.upstream[-1].dir / "stage.json").read_text())
+    return str(meta.get("config_hash", ""))
+
+
+def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, float, bool]]:
+    """(depth, ratio, needs its own distill) for every branch, the upstream student's depth first."""
+    student = inputs.latest("model")
+    have = model_depth(student) if student is not None else None
+    depths = list(cfg.search.depths) or ([have] if have is not None else [])
+    if not depths:
+        raise EdgepressError("search needs a student: put 'distill' before 'search' in `stages:`, "
+                             "or list the depths to distill in search.depths")
+    depths.sort(key=lambda d: d != have)
+    return [(d, r, d != have) for d in depths for r in cfg.search.prune_ratios]
+
+
+FUSED_FP32 = ("student-onnx-optimized", "student-fp32-opt")  # export's / quantize's fused fp32 file
+
+
+def _candidate_variants(records: list[StageRecord]) -> list[tuple[Variant, Path]]:
+    """ONNX variants of the branch's export and quantize stages (the fused fp32 file instead of the plain one)."""
+    found = [(v, rec.dir / v.path) for rec in records if rec.name in ("export", "quantize")
+             for v in rec.variants if v.format == "onnx"]
+    if any(v.name in FUSED_FP32 for v, _ in found):
+        found = [(v, p) for v, p in found if v.name != "student"]
+    return found
+
+
+def run_branches(cfg: "RunConfig", inputs: StageInputs,
+                 progress: Callable[[str], None] | None = None) -> list[Branch]:
+    """Run (or resume) every branch; returns their candidate ONNX variants."""
+    from compress.pipeline import read_record, run_pipeline
+
+    seed = (list(inputs.upstream), upstream_hash(inputs))
+    branches = []
+    for depth, ratio, needs_distill in plan_branches(cfg, inputs):
+        bcfg = branch_config(cfg, depth, ratio, needs_distill)
+        if progress:
+            progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
+        outcomes = run_pipeline(bcfg, seed=seed)
+        records = [found[0] for o in outcomes if (found := read_record(o.dir)) is not None]
+        tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
+        branches.append(Branch(depth, ratio, bcfg.name, bcfg,
+                               _candidate_variants(records), tok))
+    return branches

@@ -1,0 +1,69 @@
+"""Config of the ``search`` stage: the target to meet and the candidate grid to try."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from compress.config_base import Section
+from compress.quantize.config import Method
+
+
+class SearchTargets(Section):
+    """What the chosen model must meet, and where it is measured."""
+
+    retention_floor: float = Field(0.97, ge=0, le=1.5,
+                                   description="candidate metric / teacher metric must reach this")
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="instead of 'fastest above the floor': the most accurate candidate whose p50 fits")
+    max_size_mb: float | None = Field(None, gt=0, description="candidates whose file is larger are not chosen")
+    device: str = Field("cpu", description="cpu | cuda (this machine) or ssh://user@host[:port] | adb://serial")
+    batch: int = Field(1, ge=1, description="batch size the latency is measured at")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("cpu", "cuda") and not value.startswith(("ssh://", "adb://")):
+            raise ValueError(f"device '{value}' must be cpu, cuda, ssh://user@host[:port] or adb://serial")
+        return value
+
+    @property
+    def remote(self) -> bool:
+        return self.device.startswith(("ssh://", "adb://"))
+
+
+class SearchConfig(Section):
+    """Candidates = depths x prune_ratios x (fp32 + each quantize method); each branch is a small sub-run."""
+
+    targets: SearchTargets = Field(default_factory=SearchTargets)
+    depths: list[int] = Field(default_factory=list,
+                              description="student depths (layers); [] = only the upstream student's depth; "
+                                          "other depths are distilled with the distill section's settings")
+    prune_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.3, 0.5],
+                                      description="fraction of attention heads and FFN neurons removed "
+                                                  "(prune section's importance and recovery apply)")
+    quantize: list[Method] = Field(default_factory=lambda: ["dynamic"],
+                                   description="quantize methods tried on every branch (fp32 is always a candidate)")
+    optimize_graph: bool = Field(True, description="fuse BERT ops (ONNX Runtime) in candidates before quantizing")
+    max_eval_samples: int = Field(5000, ge=2, description="test rows every candidate is scored on")
+
+    @field_validator("depths")
+    @classmethod
+    def _depths(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"depths must be distinct layer counts >= 1 (got {values})")
+        return values
+
+    @field_validator("prune_ratios")
+    @classmethod
+    def _ratios(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("give at least one prune ratio (0.0 = no pruning)")
+        if any(not 0 <= v < 1 for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"prune ratios must be distinct fractions in [0, 1) (got {values})")
+        return values
+
+    @model_validator(mode="after")
+    def _no_duplicate_methods(self) -> "SearchConfig":
+        if len(set(self.quantize)) != len(self.quantize):
+            raise ValueError(f"a quantize method is listed twice in {self.quantize}")
+        return self

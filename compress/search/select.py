@@ -1,0 +1,105 @@
+"""Choosing among measured candidates: the Pareto front (latency vs retention) and the winner, with reasons."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    """One measured model: where it came from and what it scored on the target."""
+
+    name: str
+    path: str
+    depth: int
+    prune_ratio: float
+    precision: str
+    size_mb: float
+    p50_ms: float | None
+    retention: float | None
+    value: float | None = None
+    p90_ms: float | None = None
+    status: str = "ok"
+    on_front: bool = False
+    verdict: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.status == "ok" and self.p50_ms is not None and self.retention is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Choice:
+    """The search's answer: the winner (None when nothing was measured) and whether it meets the targets."""
+
+    winner: Candidate | None
+    meets_targets: bool
+    reason: str
+
+
+def mark_front(cands: list[Candidate]) -> list[Candidate]:
+    """Set ``on_front`` on every measured candidate no other candidate dominates; returns the front, fastest first."""
+    from benchmarks.report import pareto_front
+
+    measured = [c for c in cands if c.measured]
+    front = [measured[i] for i in pareto_front([(c.p50_ms, c.retention) for c in measured])]
+    for c in cands:
+        c.on_front = any(c is f for f in front)
+    return front
+
+
+def choose(cands: list[Candidate], floor: float, budget_ms: float | None = None,
+           max_size_mb: float | None = None) -> Choice:
+    """Fastest candidate with retention >= floor (or, with a latency budget, the most accurate that fits it).
+
+    Every candidate gets a ``verdict`` saying why it won or lost. When none qualifies, the most accurate
+    measured candidate is returned with ``meets_targets`` False, so the run still has a model to report.
+    """
+    mark_front(cands)
+    for c in cands:
+        if not c.measured:
+            c.verdict = f"not measured ({c.status})"
+    measured = [c for c in cands if c.measured]
+    if not measured:
+        return Choice(None, False, "no candidate could be measured")
+    fits_size = [c for c in measured if max_size_mb is None or c.size_mb <= max_size_mb]
+    for c in measured:
+        if c not in fits_size:
+            c.verdict = f"file {c.size_mb:.1f} MB over the {max_size_mb:g} MB budget"
+    if budget_ms is None:
+        ok = [c for c in fits_size if c.retention >= floor]
+        for c in fits_size:
+            if c not in ok:
+                c.verdict = f"retention {c.retention:.3f} under the floor {floor:g}"
+        ok.sort(key=lambda c: (c.p50_ms, -c.retention))
+        target = f"retention >= {floor:g}" + (f", file <= {max_size_mb:g} MB" if max_size_mb else "")
+        if ok:
+            win = ok[0]
+            for c in ok[1:]:
+                c.verdict = f"meets the floor but slower ({c.p50_ms:.2f} ms vs {win.p50_ms:.2f} ms)"
+            runner_up = f"; next fastest qualifying: {ok[1].name} at {ok[1].p50_ms:.2f} ms" if len(ok) > 1 else ""
+            win.verdict = "winner: fastest candidate meeting the targets"
+            return Choice(win, True, f"{win.name}: fastest of {len(ok)} candidates with {target} "
+                                     f"(p50 {win.p50_ms:.2f} ms, retention {win.retention:.3f}){runner_up}")
+    else:
+        ok = [c for c in fits_size if c.p50_ms <= budget_ms]
+        for c in fits_size:
+            if c not in ok:
+                c.verdict = f"p50 {c.p50_ms:.2f} ms over the {budget_ms:g} ms budget"
+        ok.sort(key=lambda c: (-c.retention, c.p50_ms))
+        target = f"p50 <= {budget_ms:g} ms" + (f", file <= {max_size_mb:g} MB" if max_size_mb else "")
+        if ok:
+            win = ok[0]
+            for c in ok[1:]:
+                c.verdict = f"fits the budget but less accurate ({c.retention:.3f} vs {win.retention:.3f})"
+            win.verdict = "winner: most accurate candidate within the latency budget"
+            return Choice(win, True, f"{win.name}: most accurate of {len(ok)} candidates with {target} "
+                                     f"(retention {win.retention:.3f}, p50 {win.p50_ms:.2f} ms)")
+    best = max(measured, key=lambda c: (c.retention, -c.p50_ms))
+    best.verdict = f"no candidate meets {target}; kept as the most accurate ({best.retention:.3f})"
+    return Choice(best, False, best.verdict.replace("kept as", f"{best.name} kept as"))

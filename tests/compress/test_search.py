@@ -1,0 +1,106 @@
+"""Target-aware search: choice and Pareto front on hand-made candidates; a tiny end-to-end run with branches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compress.search.select import Candidate, choose, mark_front
+
+
+def _c(name, p50, ret, size=10.0):
+    return Candidate(name=name, path=f"{name}.onnx", depth=3, prune_ratio=0.0, precision="int8", size_mb=size,
+                     p50_ms=p50, retention=ret)
+
+
+def test_front_drops_dominated_candidates():
+    cands = [_c("a", 1.0, 0.95), _c("b", 2.0, 0.99), _c("c", 2.5, 0.98), _c("d", 3.0, 1.0), _c("e", 1.0, 0.94)]
+    front = mark_front(cands)
+    assert [c.name for c in front] == ["a", "b", "d"]
+    assert [c.on_front for c in cands] == [True, True, False, True, False]
+
+
+def test_fastest_above_floor_wins_and_every_candidate_has_a_verdict():
+    cands = [_c("fast-bad", 1.0, 0.90), _c("mid", 2.0, 0.975), _c("slow", 3.0, 0.99), _c("big", 1.5, 0.99, size=50)]
+    choice = choose(cands, floor=0.97, max_size_mb=20)
+    assert choice.meets_targets and choice.winner.name == "mid"
+    verdicts = {c.name: c.verdict for c in cands}
+    assert "under the floor" in verdicts["fast-bad"] and "over the 20 MB budget" in verdicts["big"]
+    assert "slower (3.00 ms vs 2.00 ms)" in verdicts["slow"] and verdicts["mid"].startswith("winner")
+    assert "next fastest qualifying: slow" in choice.reason
+
+
+def test_latency_budget_picks_most_accurate_that_fits():
+    cands = [_c("a", 1.0, 0.95), _c("b", 1.8, 0.97), _c("c", 3.0, 0.99)]
+    choice = choose(cands, floor=0.97, budget_ms=2.0)
+    assert choice.winner.name == "b" and choice.meets_targets
+    assert "over the 2 ms budget" in cands[2].verdict and "less accurate" in cands[0].verdict
+
+
+def test_no_candidate_meets_floor_keeps_most_accurate_and_says_so():
+    cands = [_c("a", 1.0, 0.90), _c("b", 2.0, 0.93), Candidate("broken", "x", 3, 0.0, "fp32", 1.0, None, None,
+                                                               status="error")]
+    choice = choose(cands, floor=0.97)
+    assert not choice.meets_targets and choice.winner.name == "b" and "no candidate meets" in choice.reason
+    assert cands[2].verdict == "not measured (error)"
+    assert choose([cands[2]], floor=0.9).winner is None
+
+
+def test_search_config_rejects_bad_grid():
+    from compress.errors import ConfigError
+    from compress.config import load_config
+
+    base = ["teacher.model=x", "data.train=y"]
+    with pytest.raises(ConfigError, match="search.prune_ratios"):
+        load_config(None, [*base, "search.prune_ratios=[0.0, 1.0]"])
+    with pytest.raises(ConfigError, match="search.targets.device"):
+        load_config(None, [*base, "search.targets.device=tpu"])
+    with pytest.raises(ConfigError, match="search.depths"):
+        load_config(None, [*base, "search.depths=[2, 2]"])
+
+
+def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared_data, tmp_path):
+    """distill -> search (2 prune ratios x fp32/int8) -> bench with the Optimum baseline; rerun reuses all."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    teacher = tiny_model_dir("bert", "embedding")
+    cfg = RunConfig.model_validate({
+        "name": "s", "output_dir": str(tmp_path / "runs"), "task": "embedding",
+        "stages": ["distill", "search", "bench"],
+        "teacher": {"model": str(teacher), "max_length": 32},
+        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
+                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
+                 "max_train_samples": 64, "max_eval_samples": 16},
+        "student": {"num_layers": 1},
+        "distill": {"max_steps": 2, "batch_size": 16},
+        "prune": {"round_to": 4},
+        "search": {"prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 24,
+                   "targets": {"retention_floor": 0.5}},
+        "quantize": {"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
+        "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 24,
+                  "baselines": ["optimum-int8-dynamic"]},
+    })
+    out = run_pipeline(cfg)
+    assert [o.status for o in out] == ["ran", "ran", "ran"]
+    search_dir = cfg.run_dir / "02-search"
+    data = json.loads((search_dir / "candidates.json").read_text())
+    names = sorted(c["name"] for c in data["candidates"])
+    assert names == ["d1-p00/student-fp32-opt", "d1-p00/student-int8-dynamic",
+                     "d1-p50/student-fp32-opt", "d1-p50/student-int8-dynamic"]
+    assert all(c["p50_ms"] > 0 and c["retention"] is not None for c in data["candidates"])
+    assert data["winner"] in names and any(c["on_front"] for c in data["candidates"])
+    assert (search_dir / "winner" / "model.onnx").is_file() and (search_dir / "search.md").is_file()
+    assert json.loads((cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").read_text())[
+        "metrics"]["encoder_params_removed"] > 0.3
+    report = json.loads((cfg.run_dir / "report.json").read_text())
+    roles = {m["name"]: m["role"] for m in report["models"]}
+    assert roles["optimum-int8-dynamic"] == "baseline" and roles["teacher"] == "teacher"
+    assert any(n.startswith("search-winner") for n in roles)
+    assert "Speed-up vs optimum-int8-dynamic" in (cfg.run_dir / "report.md").read_text()
+    # an interrupted search keeps its finished branches: they are skipped when the stage runs again
+    stamp = (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns
+    out = run_pipeline(cfg, force={"search"})
+    assert [o.status for o in out] == ["skipped", "ran", "ran"]
+    assert (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns == stamp
