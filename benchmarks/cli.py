@@ -94,7 +94,7 @@ def run_cmd(
     from benchmarks.remote import RemoteOptions
     from benchmarks.report import write_report
     from benchmarks.runners import DEVICES
-    from benchmarks.runners.base import Threads
+    from benchmarks.runners.base import Threads, available_cores
 
     if task not in ("embedding", "classification", "regression", "mlm"):
         raise EdgepressError(f"--task '{task}': expected embedding, classification, regression or mlm")
@@ -110,7 +110,7 @@ def run_cmd(
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")
     settings = BenchSettings(batch_sizes=_ints(batch, "batch"), seq_lens=_ints(seq, "seq"), realistic=realistic,
                              warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
-                             threads=Threads(threads, inter_threads), device=device, max_length=max_length)
+                             threads=Threads(threads or available_cores(), inter_threads), device=device, max_length=max_length)
     opts = RemoteOptions(known_hosts=known_hosts, host_key=host_key, identity=identity, python=remote_python,
                          remote_dir=remote_dir)
     tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)

@@ -16,7 +16,7 @@ class BenchConfig(Section):
     warmup: int = Field(10, ge=0, description="untimed runs before measuring")
     min_runs: int = Field(50, ge=1)
     min_seconds: float = Field(2.0, ge=0)
-    threads: int | None = Field(None, ge=1, description="intra-op threads (None: all cores)")
+    threads: int | None = Field(None, ge=1, description="intra-op threads on torch and ORT alike (None: every core this process may use)")
     max_eval_samples: int = Field(500, ge=2)
     inter_threads: int = Field(1, ge=1, description="inter-op threads (set explicitly on ORT and torch)")
     realistic: bool = Field(True, description="draw sequence lengths from the eval texts (dynamic padding)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
-from benchmarks.runners.base import Threads
+from benchmarks.runners.base import Threads, available_cores
 from compress.stages import StageInputs, StageResult, teacher_source
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def settings_from_config(bench: "BenchConfig", max_length: int, seed: int) -> Be
     batches = [bench.batch_size] + [b for b in bench.sweep_batch_sizes if b != bench.batch_size]
     return BenchSettings(batch_sizes=batches, seq_lens=list(bench.seq_lens), realistic=bench.realistic,
                          warmup=bench.warmup, min_runs=bench.min_runs, min_seconds=bench.min_seconds,
-                         threads=Threads(bench.threads, bench.inter_threads), device=bench.device,
+                         threads=Threads(bench.threads or available_cores(), bench.inter_threads), device=bench.device,
                          max_length=max_length, seed=seed)
 
 

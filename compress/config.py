@@ -57,7 +57,8 @@ class DataConfig(Section):
     max_eval_samples: int | None = Field(None, ge=1)
     eval_fraction: float = Field(0.1, gt=0, lt=1)
     unlabeled: list[TextSource] = Field(default_factory=list,
-                                        description="more text for embedding/mlm distillation (labels ignored)")
+                                        description="more text for distillation (labels ignored): embedding/mlm sentences, or "
+                                                    "classification rows supervised by the teacher's soft labels only")
 
 
 class FinetuneConfig(Section):
@@ -109,11 +110,28 @@ class RunConfig(Section):
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
-    def section_hash(self, sections: tuple[str, ...]) -> str:
-        """Stable hash of the named sections, so a stage reruns only when its inputs change."""
+    def section_hash(self, sections: tuple[str, ...], unused: tuple[str, ...] = ()) -> str:
+        """Stable hash of the named sections, so a stage reruns only when its inputs change.
+
+        ``unused`` dotted keys (e.g. ``data.unlabeled``) are hashed at their default value: a stage that
+        does not read them is not redone when they change.
+        """
         data = self.model_dump(mode="json")
+        defaults = type(self).model_construct().model_dump(mode="json") if unused else {}
+        for dotted in unused:
+            section, key = dotted.split(".", 1)
+            if section in data and key in data[section]:
+                data[section] = {**data[section], key: _default_of(section, key, defaults)}
         picked = {k: data[k] for k in sections}
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _default_of(section: str, key: str, defaults: dict[str, Any]) -> Any:
+    """The default value of ``section.key`` (sections without defaults, like data, are read from the model)."""
+    if isinstance(defaults.get(section), dict) and key in defaults[section]:
+        return defaults[section][key]
+    field = RunConfig.model_fields[section].annotation.model_fields[key]  # type: ignore[union-attr]
+    return field.get_default(call_default_factory=True)
 
 
 # ---------------------------------------------------------------- loading and overrides

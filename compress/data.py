@@ -191,3 +191,24 @@ def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
     for src in data_cfg.unlabeled:
         texts += load_text_data(src.source, src.text_column, limit=src.limit).texts
     return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+UNLABELED = -100  # label of a row with no gold label: the hard-label loss skips it (CrossEntropy's ignore_index)
+
+
+def with_unlabeled(data_cfg: Any, train: TextData) -> TextData:
+    """Labelled train rows plus data.unlabeled sentences (label UNLABELED) for classification distillation.
+
+    The teacher's soft labels and hidden states supervise every row; only labelled rows add the hard
+    loss. Sentences already in the labelled rows are not repeated.
+    """
+    if not data_cfg.unlabeled:
+        return train
+    if train.pairs is not None:
+        raise DataError("data.unlabeled adds single sentences, but this task's training rows are sentence pairs "
+                        f"(data.text_pair_column={data_cfg.text_pair_column!r}); remove data.unlabeled")
+    seen = set(train.texts)
+    extra = [t for t in distillation_texts(data_cfg, TextData([])) if t not in seen]
+    return TextData(list(train.texts) + extra, None, list(train.labels or []) + [UNLABELED] * len(extra),
+                    source=train.source)
+

@@ -33,7 +33,7 @@ def stage_dir_name(index: int, name: str) -> str:
 def stage_hash(cfg: RunConfig, name: str, upstream_hash: str) -> str:
     """Hash of the stage's config sections chained with the previous stage's hash."""
     spec = get_stage(name)
-    own = cfg.section_hash(spec.sections)
+    own = cfg.section_hash(spec.sections, spec.unused)
     return hashlib.sha256(f"{name}:{own}:{upstream_hash}".encode()).hexdigest()[:16]
 
 

@@ -94,6 +94,7 @@ class StageSpec:
     target: str  # "module:function", imported only when the stage runs
     sections: tuple[str, ...]
     summary: str
+    unused: tuple[str, ...] = ()  # dotted keys inside ``sections`` the stage never reads (hashed at default)
 
     def load(self) -> StageFn:
         module, fn = self.target.split(":")
@@ -105,7 +106,7 @@ STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
         StageSpec("finetune", "compress.finetune:run_stage", ("task", "seed", "teacher", "data", "finetune"),
-                  "fine-tune the teacher's task head on labelled data"),
+                  "fine-tune the teacher's task head on labelled data", unused=("data.unlabeled",)),
         StageSpec("distill", "compress.distill.stage:run_stage", ("task", "seed", "teacher", "data", "student", "distill"),
                   "build a smaller student from the teacher and distill it"),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),

@@ -24,6 +24,16 @@ class Threads:
         return {"intra_op": self.intra_op, "inter_op": self.inter_op}
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask), the default intra-op thread count."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        return os.cpu_count() or 1
+
+
 class Runner(ABC):
     """One backend (format × device). ``prepare`` moves numpy feeds to the runtime outside the timed loop."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data import TextData, distillation_texts, load_splits
+from compress.data import TextData, distillation_texts, load_splits, with_unlabeled
+from compress.errors import ConfigError
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
 
@@ -27,6 +28,9 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.distill.evaluate import encode, task_quality
     from compress.models import count_parameters, load_model, load_tokenizer
 
+    if cfg.data.unlabeled and cfg.task == "regression":
+        raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
+                          "regression needs a score for every row: remove data.unlabeled")
     spec = teacher_source(cfg, inputs)
     splits = load_splits(cfg.data, cfg.task, cfg.seed)
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
@@ -46,6 +50,9 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     train = splits.train
     if cfg.task in ("embedding", "mlm"):  # unlabelled: every sentence, plus data.unlabeled sources
         train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
+    elif cfg.data.unlabeled and cfg.task == "classification":  # teacher soft labels on extra in-domain text
+        train = with_unlabeled(cfg.data, splits.train)
+
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)

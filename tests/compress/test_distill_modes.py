@@ -84,3 +84,43 @@ def test_distilbert_student_teacher_gets_token_type_ids(tiny_model_dir, tmp_path
     ds = TokenizedExamples(tok, ["a b", "c"], ["d", "e f"], None, 16)
     batch = DistillCollator(tok, None)([ds[0], ds[1]])
     assert "token_type_ids" in batch and int(batch["token_type_ids"].sum()) > 0
+
+
+def test_classification_distillation_uses_unlabelled_text(tiny_model_dir, tmp_path):
+    """data.unlabeled rows join classification distillation with label -100: soft labels only, loss falls."""
+    from types import SimpleNamespace
+
+    from compress.data import UNLABELED, with_unlabeled
+
+    labelled = _data("classification").head(16)
+    src = tmp_path / "extra.txt"
+    extra = builtin_pydoc_sentences()[16:64]
+    src.write_text("\n".join(extra[:8] + labelled.texts[:4] + extra[8:]) + "\n")
+    data_cfg = SimpleNamespace(unlabeled=[SimpleNamespace(source=str(src), text_column="text", limit=None)],
+                               text_pair_column=None)
+    train = with_unlabeled(data_cfg, labelled)
+    assert train.texts[:16] == labelled.texts and len(train) == 16 + len(set(extra) - set(labelled.texts))
+    assert train.labels[:16] == labelled.labels and set(train.labels[16:]) == {UNLABELED}
+    path = tiny_model_dir("bert", "classification")
+    teacher = load_model(str(path), "classification")
+    student, picked = student_from_teacher(teacher, num_layers=1)
+    cfg = DistillConfig(max_steps=30, batch_size=8, learning_rate=5e-3, warmup_ratio=0.0, logging_steps=3,
+                        loss=LossWeights(kl=1.0, hard=0.5))
+    out = distill_model(teacher, student, load_tokenizer(str(path)), train, None, "classification", cfg, 32,
+                        tmp_path / "o", seed=0, picked_layers=picked)
+    losses = [h["loss"] for h in out.history]
+    assert all(l == l for l in losses) and losses[-1] < losses[0] * 0.9, losses  # no NaN from all-unlabelled batches
+    assert out.metrics["train_examples"] == len(train)
+
+
+def test_unlabelled_rows_refused_for_sentence_pairs():
+    from types import SimpleNamespace
+
+    from compress.data import with_unlabeled
+    from compress.errors import DataError
+
+    pairs = TextData(["a"], ["b"], [1])
+    data_cfg = SimpleNamespace(unlabeled=[SimpleNamespace(source="x", text_column="t", limit=None)],
+                               text_pair_column="sentence2")
+    with pytest.raises(DataError, match="sentence pairs"):
+        with_unlabeled(data_cfg, pairs)

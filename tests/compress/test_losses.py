@@ -80,3 +80,11 @@ def test_hard_label_loss_classification_and_regression():
     logits = torch.tensor([[0.0, 0.0]])
     assert math.isclose(float(L.hard_label_loss(logits, torch.tensor([1]), "classification")), math.log(2), rel_tol=1e-6)
     assert math.isclose(float(L.hard_label_loss(torch.tensor([[2.0]]), torch.tensor([4.0]), "regression")), 4.0)
+
+
+def test_hard_label_loss_skips_unlabelled_rows():
+    logits = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
+    one = L.hard_label_loss(logits, torch.tensor([1, -100]), "classification")
+    assert math.isclose(float(one), math.log(2), rel_tol=1e-6)  # only the first (labelled) row counts
+    none = L.hard_label_loss(logits.requires_grad_(), torch.tensor([-100, -100]), "classification")
+    assert float(none) == 0.0 and none.requires_grad

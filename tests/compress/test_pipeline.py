@@ -88,3 +88,16 @@ def test_killed_stage_leaves_no_complete_looking_dir_and_resumes(fake_stages, tm
     assert [o.status for o in out] == ["skipped", "ran"] and CALLS == ["b"]
     assert (run_dir / "02-b" / "b.txt").read_text() == "42+b"
     assert not any(p.name.endswith(".tmp") for p in run_dir.iterdir())
+
+
+def test_keys_a_stage_does_not_read_do_not_redo_it():
+    """finetune never reads data.unlabeled: adding distillation text must not retrain the teacher."""
+    from compress.pipeline import stage_hash
+
+    base = ["teacher.model=x", "data.train=y"]
+    a = load_config(None, base)
+    b = load_config(None, [*base, "data.unlabeled=[{source: z.txt}]"])
+    assert stage_hash(a, "finetune", "") == stage_hash(b, "finetune", "")
+    assert stage_hash(a, "distill", "") != stage_hash(b, "distill", "")
+    assert stage_hash(a, "finetune", "") != stage_hash(load_config(None, [*base, "data.max_train_samples=5"]),
+                                                      "finetune", "")

@@ -76,7 +76,7 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
         "student": {"num_layers": 1},
         "distill": {"max_steps": 2, "batch_size": 16},
         "prune": {"round_to": 4},
-        "search": {"prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 24,
+        "search": {"depths": [1, 2], "prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 24,
                    "targets": {"retention_floor": 0.5}},
         "quantize": {"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
         "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 24,
@@ -87,8 +87,11 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     search_dir = cfg.run_dir / "02-search"
     data = json.loads((search_dir / "candidates.json").read_text())
     names = sorted(c["name"] for c in data["candidates"])
-    assert names == ["d1-p00/student-fp32-opt", "d1-p00/student-int8-dynamic",
-                     "d1-p50/student-fp32-opt", "d1-p50/student-int8-dynamic"]
+    assert names == [f"d{d}-p{p}/student-{k}" for d in (1, 2) for p in ("00", "50") for k in ("fp32-opt", "int8-dynamic")]
+    # depth 1 is the upstream student (no distill in its branch); depth 2 is distilled inside the search
+    assert not (cfg.run_dir / "search" / "d1-p00" / "01-distill").exists()
+    assert json.loads((cfg.run_dir / "search" / "d2-p00" / "01-distill" / "stage.json").read_text())[
+        "metrics"]["student_layers"] == [0, 1]
     assert all(c["p50_ms"] > 0 and c["retention"] is not None for c in data["candidates"])
     assert data["winner"] in names and any(c["on_front"] for c in data["candidates"])
     assert (search_dir / "winner" / "model.onnx").is_file() and (search_dir / "search.md").is_file()
