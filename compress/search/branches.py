@@ -64,7 +64,10 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: float, distill_needed: bo
     data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
                       "bundle": False,
                       "include_teacher": False}
-    data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph}
+    # the search's floor (against the teacher) is the accuracy guard here: the guard's fallbacks keep blocks
+    # in float, which would hide the plain INT8 candidate and inflate its file
+    data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph,
+                        "guard": {**data["quantize"]["guard"], "fallbacks": False}}
     return RunConfig.model_validate(data)
 
 
