@@ -35,9 +35,12 @@ def _print_outcomes(outcomes) -> None:
     table = Table(title="edgepress run", show_lines=False)
     for col in ("stage", "status", "wall s", "key metrics"):
         table.add_column(col)
-    keys = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "retention", "size_mb")
+    keys = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "retention", "size_mb", "candidates",
+            "meets_targets")
     for o in outcomes:
         shown = ", ".join(f"{k}={_fmt(o.metrics[k])}" for k in keys if k in o.metrics)
+        if isinstance(o.metrics.get("winner"), dict):
+            shown += f", winner={o.metrics['winner']['name']}"
         table.add_row(o.name, o.status, f"{o.wall_s:.1f}", shown)
     console.print(table)
 
