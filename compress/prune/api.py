@@ -197,11 +197,18 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         import tempfile
 
         wd = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="edgepress-recover-"))
+        pruned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         rec = recover(teacher, model, tokenizer, recovery_train, eval_data, task, cfg.recovery, cfg.max_length,
                       wd / "recovery", seed, kept)
         model.eval()
         if eval_data is not None and len(eval_data):
             quality["recovered"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference)
+            worse = quality["recovered"]["value"] < quality["pruned"]["value"]
+            rec["kept"] = "recovered"
+            if worse and cfg.recovery.revert_if_worse:
+                model.load_state_dict(pruned_state)  # recovery lowered the eval metric: keep the pruned weights
+                rec["kept"] = "pruned (recovery lowered the eval metric)"
+                quality["recovered"] = dict(quality["pruned"])
     if "unpruned" in quality:
         base = quality["unpruned"]["value"]
         final = quality.get("recovered", quality["pruned"])["value"]

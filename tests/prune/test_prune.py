@@ -260,3 +260,23 @@ def test_stage_writes_reloadable_model_and_metrics(tiny_model_dir, tmp_path):
     assert m["quality"]["unpruned"]["value"] == pytest.approx(1.0, abs=1e-5) and 0 < m["quality"]["pruned"]["value"] < 1
     reloaded, tok = _load(out / "model", "embedding")
     assert arch.heads_per_layer(reloaded) == [2, 2] and json.loads((out / "prune_report.json").read_text())["ffn_after"] == [32, 32]
+
+
+def test_recovery_that_lowers_the_eval_metric_is_reverted(tiny_model_dir, tmp_path):
+    """A harmful recovery (huge learning rate) is undone: the model keeps its pruned weights and says so."""
+    import torch
+
+    cfg_d = {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4,
+             "recovery": {"enabled": True, "max_steps": 4, "batch_size": 8, "learning_rate": 5.0, "warmup_ratio": 0.0}}
+    model, tok = _load(tiny_model_dir("bert", "embedding"), "embedding")
+    model, rep = prune_model(model, tok, PruneConfig.model_validate(cfg_d), TextData(TEXTS), task="embedding",
+                             eval_data=TextData(TEXTS[:16]), work_dir=tmp_path / "a")
+    q = rep.quality
+    assert rep.recovery["kept"].startswith("pruned") and q["recovered"]["value"] == q["pruned"]["value"]
+    again, _ = _load(tiny_model_dir("bert", "embedding"), "embedding")
+    cfg_d["recovery"]["revert_if_worse"] = False
+    torch.manual_seed(0)
+    again, rep2 = prune_model(again, tok, PruneConfig.model_validate(cfg_d), TextData(TEXTS), task="embedding",
+                              eval_data=TextData(TEXTS[:16]), work_dir=tmp_path / "b")
+    assert rep2.recovery["kept"] == "recovered"
+    assert rep2.quality["recovered"]["value"] < rep2.quality["pruned"]["value"]
