@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from benchmarks.config import BenchConfig
 from compress.config_base import Section
@@ -117,21 +117,17 @@ class RunConfig(Section):
         does not read them is not redone when they change.
         """
         data = self.model_dump(mode="json")
-        defaults = type(self).model_construct().model_dump(mode="json") if unused else {}
         for dotted in unused:
             section, key = dotted.split(".", 1)
-            if section in data and key in data[section]:
-                data[section] = {**data[section], key: _default_of(section, key, defaults)}
+            data[section] = {**data[section], key: _default_json(section, key)}
         picked = {k: data[k] for k in sections}
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _default_of(section: str, key: str, defaults: dict[str, Any]) -> Any:
-    """The default value of ``section.key`` (sections without defaults, like data, are read from the model)."""
-    if isinstance(defaults.get(section), dict) and key in defaults[section]:
-        return defaults[section][key]
+def _default_json(section: str, key: str) -> Any:
+    """The default value of ``section.key`` as ``model_dump(mode="json")`` writes it."""
     field = RunConfig.model_fields[section].annotation.model_fields[key]  # type: ignore[union-attr]
-    return field.get_default(call_default_factory=True)
+    return TypeAdapter(field.annotation).dump_python(field.get_default(call_default_factory=True), mode="json")
 
 
 # ---------------------------------------------------------------- loading and overrides

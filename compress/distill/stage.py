@@ -50,9 +50,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     train = splits.train
     if cfg.task in ("embedding", "mlm"):  # unlabelled: every sentence, plus data.unlabeled sources
         train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
-    elif cfg.data.unlabeled and cfg.task == "classification":  # teacher soft labels on extra in-domain text
+    elif cfg.task == "classification":  # data.unlabeled rows get the teacher's soft labels only
         train = with_unlabeled(cfg.data, splits.train)
-
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)

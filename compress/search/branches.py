@@ -8,7 +8,6 @@ a rerun skips them by config hash like any other stage.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -27,7 +26,6 @@ class Branch:
     depth: int
     prune_ratio: float
     name: str
-    cfg: "RunConfig"
     variants: list[tuple[Variant, Path]]
     tokenizer: Path | None = None
 
@@ -62,8 +60,7 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: float, distill_needed: bo
     data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": ratio, "ffn_ratio": ratio}
     # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
     data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
-                      "bundle": False,
-                      "include_teacher": False}
+                      "bundle": False, "include_teacher": False}
     # the search's floor (against the teacher) is the accuracy guard here: the guard's fallbacks keep blocks
     # in float, which would hide the plain INT8 candidate and inflate its file
     data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph,
@@ -73,10 +70,10 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: float, distill_needed: bo
 
 def upstream_hash(inputs: StageInputs) -> str:
     """Config hash of the last finished upstream stage ('' when there is none)."""
-    if not inputs.upstream:
-        return ""
-    meta = json.loads((inputs.upstream[-1].dir / "stage.json").read_text())
-    return str(meta.get("config_hash", ""))
+    from compress.pipeline import read_record
+
+    found = read_record(inputs.upstream[-1].dir) if inputs.upstream else None
+    return str(found[1].get("config_hash", "")) if found else ""
 
 
 def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, float, bool]]:
@@ -117,6 +114,5 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         outcomes = run_pipeline(bcfg, seed=seed)
         records = [found[0] for o in outcomes if (found := read_record(o.dir)) is not None]
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
-        branches.append(Branch(depth, ratio, bcfg.name, bcfg,
-                               _candidate_variants(records), tok))
+        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok))
     return branches
