@@ -63,11 +63,26 @@ def export_embedding_onnx(model_dir: Path, path: Path) -> Path:
     return path
 
 
+def qat_source(student: Path, train):
+    """QAT against the packaged 6-layer teacher on STS-B train sentences, STS-B distillation loss mix."""
+    from compress.data import TextData
+    from compress.distill.config import DistillConfig
+    from compress.quantize.qat import QATSource
+
+    texts = list(dict.fromkeys(train.texts + (train.pairs or [])))
+    loss = {"cos": 1.0, "embed_mse": 1.0, "embed_cos": 1.0}
+    return QATSource(student, "packaged:minilm-l6", TextData(texts, source=train.source),
+                     DistillConfig.model_validate({"loss": loss}), seed=42)
+
+
 def main() -> None:
     """Run fp32 vs dynamic/static/NNCF INT8 and write results.json + a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quantize"))
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 2, 5])
+    parser.add_argument("--student", type=Path, default=None,
+                        help="a distilled student folder (e.g. runs/stsb-distill/01-distill/model) instead of --layers")
+    parser.add_argument("--qat-steps", type=int, default=300, help="QAT fine-tune steps (0: no QAT row)")
     parser.add_argument("--eval-rows", type=int, default=1500, help="STS-B test pairs (1500 = all)")
     parser.add_argument("--calibration-rows", type=int, default=128)
     parser.add_argument("--runs", type=int, default=40, help="timed runs per model and shape")
@@ -84,14 +99,14 @@ def main() -> None:
     if not (DATA / "test.tsv").is_file():
         raise SystemExit(f"STS-B not found at {DATA} (see ../shared/data/README.md)")
     args.out.mkdir(parents=True, exist_ok=True)
-    student = build_student(args.out / "student", args.layers)
+    student = args.student or build_student(args.out / "student", args.layers)
     onnx_path = export_embedding_onnx(student, args.out / "model.onnx")
     tok = AutoTokenizer.from_pretrained(student)
     test = load_text_data(str(DATA / "test.tsv"), "sentence1", "sentence2", "score", task="regression", limit=args.eval_rows)
     train = load_text_data(str(DATA / "train.tsv"), "sentence1", "sentence2", "score", task="regression")
     results: dict[str, Any] = {"command": "python benchmarks/quantize_minilm.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items() if not isinstance(v, bool)) + (" --optimize-graph" if args.optimize_graph else "")}
+        for k, v in vars(args).items() if not isinstance(v, bool) and v is not None) + (" --optimize-graph" if args.optimize_graph else "")}
 
     # 1) the default config (dynamic only) timed end to end, guard included
     start = time.perf_counter()
@@ -101,11 +116,13 @@ def main() -> None:
     results["default_config_retention"] = default["methods"]["dynamic"]["retention"]
 
     # 2) every INT8 method on all eval pairs
-    cfg = QuantizeConfig.model_validate({"methods": ["dynamic", "static", "nncf"], "optimize_graph": args.optimize_graph,
+    methods = ["dynamic", "static", "nncf"] + (["qat"] if args.qat_steps else [])
+    cfg = QuantizeConfig.model_validate({"methods": methods, "optimize_graph": args.optimize_graph,
                                          "calibration_samples": args.calibration_rows,
+                                         "qat": {"only_if_ptq_fails": False, "max_steps": max(1, args.qat_steps)},
                                          "guard": {"eval_samples": args.eval_rows}, "latency": {"runs": 5}})
     report = quantize_onnx(onnx_path, args.out / "int8", None, tok, calibration=train, eval_data=test, config=cfg,
-                           name_prefix="student")
+                           name_prefix="student", qat_source=qat_source(student, train))
     baseline = args.out / "int8" / "model.opt.onnx" if args.optimize_graph else onnx_path
     names = input_names(session(baseline))
     feeds = {f"{b}x128": encode(tok, (test.texts * b)[:b], None, names, 128, pad_to=128) for b in (8, 1)}
@@ -113,7 +130,8 @@ def main() -> None:
     for method, rec in report["methods"].items():
         best = rec["attempts"][rec["chosen"]]
         row = {"method": method, "spearman": best.get("spearman"), "retention": rec["retention"],
-               "attempts": [(a["label"], a["retention"]) for a in rec["attempts"]], "size_mb": rec["size_mb"]}
+               "attempts": [(a["label"], a["retention"]) for a in rec["attempts"]], "size_mb": rec["size_mb"],
+               "chosen": best["label"]}
         for shape, feed in feeds.items():
             lat = compare_latency(baseline, args.out / "int8" / rec["path"], feed, runs=args.runs, warmup=3)
             row[f"fp32_ms_{shape}"], row[f"int8_ms_{shape}"], row[f"ratio_{shape}"] = lat["fp32_ms"], lat["quant_ms"], lat["ratio"]
@@ -122,13 +140,13 @@ def main() -> None:
                    fp32_size_mb=report["fp32_size_mb"], calibration=report["calibration"])
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
-    lines = ["| variant | Spearman x100 | retention | size MB | int8/fp32 latency 8x128 | int8/fp32 latency 1x128 |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| variant | guard attempt kept | Spearman x100 | retention | size MB | int8/fp32 latency 8x128 | "
+             "int8/fp32 latency 1x128 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["method"] == "fp32":
-            lines.append(f"| fp32 | {100 * r['spearman']:.2f} | 100.0 % | {report['fp32_size_mb']:.1f} | 1.00 | 1.00 |")
+            lines.append(f"| fp32 | – | {100 * r['spearman']:.2f} | 100.0 % | {report['fp32_size_mb']:.1f} | 1.00 | 1.00 |")
             continue
-        lines.append(f"| {r['method']} | {100 * r['spearman']:.2f} | {100 * r['retention']:.1f} % | {r['size_mb']:.1f} | "
+        lines.append(f"| {r['method']} | {r['chosen']} | {100 * r['spearman']:.2f} | {100 * r['retention']:.1f} % | {r['size_mb']:.1f} | "
                      f"{r['ratio_8x128']:.2f} ({r['int8_ms_8x128']:.1f} vs {r['fp32_ms_8x128']:.1f} ms) | "
                      f"{r['ratio_1x128']:.2f} ({r['int8_ms_1x128']:.1f} vs {r['fp32_ms_1x128']:.1f} ms) |")
     table = "\n".join(lines)

@@ -206,6 +206,9 @@ def quantize(
     out: Path = typer.Argument(..., help="Output directory."),
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt,
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder (for calibration/eval)."),
+    student: Optional[Path] = typer.Option(
+        None, "--student", help="PyTorch folder the ONNX file was exported from (method qat trains it against "
+                                "--set teacher.model=...)."),
     config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
@@ -215,6 +218,10 @@ def quantize(
     if not model.is_file():
         raise EdgepressError(f"ONNX file '{model}' does not exist")
     ups = {"onnx": model}
+    if student is not None:
+        if not student.is_dir():
+            raise EdgepressError(f"--student '{student}' is not a folder (expected a save_pretrained model folder)")
+        ups["model"] = student
     tok = tokenizer or (model.parent / "tokenizer" if (model.parent / "tokenizer").is_dir() else None)
     if tok is not None:
         ups["tokenizer"] = tok

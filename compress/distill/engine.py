@@ -268,8 +268,11 @@ def can_cache(task: str, cfg: "DistillConfig") -> bool:
 def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                   train: "TextData", eval: "TextData | None", task: str, cfg: "DistillConfig", max_length: int,
                   out_dir: Path, seed: int, checkpoint_dir: Path | None = None,
-                  picked_layers: list[int] | None = None) -> DistillOutcome:
-    """Train ``student`` to imitate ``teacher`` on ``train`` with the configured loss mix."""
+                  picked_layers: list[int] | None = None, save_checkpoints: bool = True) -> DistillOutcome:
+    """Train ``student`` to imitate ``teacher`` on ``train`` with the configured loss mix.
+
+    ``save_checkpoints=False`` (short runs such as QAT) trains without writing resumable checkpoints.
+    """
     from transformers import TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -306,7 +309,7 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio, lr_scheduler_type="linear", logging_steps=min(cfg.logging_steps, max(1, total_steps)),
-        save_strategy="steps", save_steps=max(10, total_steps // 4), save_total_limit=1, report_to=[],
+        save_strategy="steps" if save_checkpoints else "no", save_steps=max(10, total_steps // 4), save_total_limit=1, report_to=[],
         remove_unused_columns=False,  # the teacher needs columns the student may not take (token_type_ids)
         seed=seed, data_seed=seed, dataloader_num_workers=0, use_cpu=not cuda,
         fp16=cuda and cfg.precision == "fp16", bf16=cuda and cfg.precision == "bf16",
@@ -315,7 +318,7 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     trainer = DistillationTrainer.build(
         model=student, args=args, train_dataset=ds, data_collator=collate, teacher=teacher, task=task, dcfg=cfg,
         layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw)
-    last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+    last = get_last_checkpoint(str(ckpt)) if save_checkpoints and ckpt.is_dir() else None
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - t0

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from compress.data import TextData
+    from compress.quantize.qat import QATSource
 
-INT8_METHODS = ("dynamic", "static", "nncf")
+INT8_METHODS = ("dynamic", "static", "nncf", "qat")
 log = logging.getLogger(__name__)
 
 
@@ -52,8 +53,12 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                   tokenizer: "PreTrainedTokenizerBase | str | Path | None" = None,
                   calibration: "TextData | list[str] | None" = None, eval_data: "TextData | list[str] | None" = None,
                   task: str = "embedding", max_length: int = 128, config: QuantizeConfig | None = None,
-                  name_prefix: str = "model") -> dict[str, Any]:
-    """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report."""
+                  name_prefix: str = "model", qat_source: "QATSource | None" = None) -> dict[str, Any]:
+    """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report.
+
+    Method ``qat`` also needs ``qat_source`` (the PyTorch student the ONNX file came from, its teacher and
+    training texts); it runs last, and by default only when NNCF PTQ missed the floor.
+    """
     from compress.quantize.calibration import TextCalibrationFeeds, calibration_texts
     from compress.quantize.cpu import detect_cpu, recommend_int8
     from compress.quantize.evaluate import build_eval_set, set_reference
@@ -66,6 +71,9 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     if not onnx_path.is_file():
         raise EdgepressError(f"ONNX model '{onnx_path}' does not exist; run the export stage first")
     cfg = resolve_config(config, methods)
+    if "qat" in cfg.methods and qat_source is None:
+        raise EdgepressError("quantize method 'qat' trains the PyTorch student: run it in a pipeline after distill/prune, "
+                             "or give `edgepress quantize` the student folder with --student")
     tok = _tokenizer(tokenizer)
     calibration = _as_text_data(calibration, "calibration texts")
     eval_data = _as_text_data(eval_data, "eval texts")
@@ -106,9 +114,9 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
 
         # calibration rows (static, nncf)
         feeds = None
-        if {"static", "nncf"} & set(cfg.methods):
+        if {"static", "nncf", "qat"} & set(cfg.methods):
             if calibration is None:
-                raise DataError("static and NNCF quantization need calibration texts: give calibration data "
+                raise DataError("static, NNCF and QAT quantization need calibration texts: give calibration data "
                                 "(e.g. --calibration-data FILE, or data.train in the config)")
             texts, pairs = calibration_texts(calibration, task, cfg.calibration_samples)
             feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(session(prepared)), max_length, calibration.source)
@@ -123,9 +131,16 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                         activation_type=cfg.activation_type or recipe.activation_type,
                         calibration=cfg.static.calibration_method, smooth_quant_alpha=cfg.nncf.smooth_quant_alpha)
         variants = []
-        for method in cfg.methods:
+        report["skipped"] = {}
+        for method in sorted(cfg.methods, key=lambda m: m == "qat"):  # QAT last: it may only be PTQ's fallback
+            nncf_rec = report["methods"].get("nncf")
+            if method == "qat" and cfg.qat.only_if_ptq_fails and nncf_rec is not None and nncf_rec["meets_floor"]:
+                report["skipped"]["qat"] = (f"NNCF PTQ met the floor ({nncf_rec['retention']:.4f} >= "
+                                            f"{cfg.guard.retention_floor}); set quantize.qat.only_if_ptq_fails=false to train anyway")
+                continue
             read_before = feeds.yielded if feeds is not None else 0
-            rec = _run_method(method, base, cfg, prepared, plain, baseline, feeds, ev, work)
+            rec = _run_method(method, base, cfg, prepared, plain, baseline, feeds, ev, work,
+                              qat=(qat_source, task, max_length))
             dst = out_dir / f"model.{FILE_TAG[method]}.onnx"
             shutil.move(str(rec.pop("file")), dst)
             rec["latency"] = compare_latency(baseline, dst, lat_feed, cfg.latency.runs, cfg.latency.warmup)
@@ -133,7 +148,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                 (["slower than fp32 on this CPU"] if rec["latency"]["slower_than_fp32"] else [])
             rec.update(path=dst.name, variant=f"{name_prefix}-{FILE_TAG[method]}", precision=PRECISION[method],
                        size_mb=round(dst.stat().st_size / 2**20, 3))
-            if feeds is not None and method in ("static", "nncf"):
+            if feeds is not None and method in ("static", "nncf", "qat"):
                 rec["calibration_rows_yielded"] = feeds.yielded - read_before
             report["methods"][method] = rec
             variants.append({"name": rec["variant"], "format": "onnx", "path": dst.name, "precision": rec["precision"]})
@@ -151,7 +166,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
 
 
 def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, plain: Path, baseline: Path,
-                feeds: Any, ev: Any, work: Path) -> dict[str, Any]:
+                feeds: Any, ev: Any, work: Path, qat: tuple[Any, str, int]) -> dict[str, Any]:
     """One method under the accuracy guard."""
     import dataclasses
 
@@ -170,6 +185,7 @@ def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, pla
         "dynamic": lambda st, dst, ex: m.quantize_dynamic(src, dst, st, ex),
         "static": lambda st, dst, ex: m.quantize_static(src, dst, st, ex, feeds, cfg.static.percentile, work / "calib"),
         "nncf": lambda st, dst, ex: m.quantize_nncf(src, dst, st, ex, feeds, cfg),
+        "qat": lambda st, dst, ex: _qat(qat, dst, st, feeds, cfg, work),
         "fp16": lambda st, dst, ex: m.convert_fp16(src, dst, st, ex, cfg.fp16.keep_io_types),
         "int4": lambda st, dst, ex: m.quantize_int4(src, dst, st, ex, cfg.int4.block_size, cfg.int4.symmetric,
                                                     cfg.int4.accuracy_level),
@@ -177,7 +193,16 @@ def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, pla
     guard = Guard(method, fns[method], ev, blocks, cfg.guard, work)
     rec = guard.run(s, baseline)
     rec["graph"] = "plain" if src == plain and plain != prepared else ("fused" if cfg.optimize_graph else "plain")
+    if method == "qat":
+        rec["graph"] = "exported from the QAT-trained PyTorch student (QDQ)"
     return rec
+
+
+def _qat(qat: tuple[Any, str, int], dst: Path, s: Any, feeds: Any, cfg: QuantizeConfig, work: Path) -> dict[str, Any]:
+    from compress.quantize.qat import quantize_qat
+
+    source, task, max_length = qat
+    return {"qat": quantize_qat(source, dst, s, feeds, task, max_length, cfg.qat, work)}
 
 
 def _recommend(methods: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from compress.config_base import Section
 
-Method = Literal["dynamic", "static", "nncf", "fp16", "int4"]
+Method = Literal["dynamic", "static", "nncf", "qat", "fp16", "int4"]
 CalibrationName = Literal["minmax", "entropy", "percentile"]
 IntType = Literal["qint8", "quint8"]
 
@@ -26,6 +26,15 @@ class NNCFOptions(Section):
     smooth_quant_alpha: float | None = Field(0.95, ge=0, le=1, description="SmoothQuant alpha for MatMuls (None: off)")
     ignored_patterns: list[str] = Field(default_factory=list, description="node-name regexes kept in float")
     fast_bias_correction: bool = True
+
+
+class QATOptions(Section):
+    """NNCF quantization-aware training: PTQ-initialised fake quantizers, then a short distillation fine-tune."""
+
+    only_if_ptq_fails: bool = Field(True, description="skip QAT when NNCF PTQ (listed before it) met the floor")
+    max_steps: int = Field(200, ge=1, description="optimizer steps of the fine-tune (distill section's loss mix)")
+    learning_rate: float = Field(1e-5, gt=0, description="small: the weights only adapt to the quantization grid")
+    batch_size: int = Field(16, ge=1)
 
 
 class FP16Options(Section):
@@ -73,6 +82,7 @@ class QuantizeConfig(Section):
     calibration_samples: int = Field(128, ge=1, description="train rows fed to static/NNCF calibration (batch 1)")
     static: StaticOptions = Field(default_factory=StaticOptions)
     nncf: NNCFOptions = Field(default_factory=NNCFOptions)
+    qat: QATOptions = Field(default_factory=QATOptions)
     fp16: FP16Options = Field(default_factory=FP16Options)
     int4: Int4Options = Field(default_factory=Int4Options)
     guard: GuardOptions = Field(default_factory=GuardOptions)

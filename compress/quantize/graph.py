@@ -94,6 +94,16 @@ def graph_blocks(model: "onnx.ModelProto") -> dict[str, list[str]]:
     return blocks
 
 
+def activation_matmuls(model: "onnx.ModelProto") -> list[str]:
+    """MatMul nodes whose second input is computed from the graph inputs (attention's QK^T and PV), not a weight."""
+    graph = model.graph
+    constant = {i.name for i in graph.initializer}
+    for node in graph.node:  # topological order: a node's inputs are settled before it
+        if node.op_type == "Constant" or (node.input and all(not i or i in constant for i in node.input)):
+            constant.update(node.output)
+    return [n.name for n in graph.node if n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] not in constant]
+
+
 def name_nodes(path: Path) -> None:
     """Give every unnamed node a name, so exclusion lists can address it."""
     import onnx

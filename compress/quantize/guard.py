@@ -1,14 +1,17 @@
 """The accuracy guard: quantize, score against fp32, and walk the fallbacks until retention reaches the floor.
 
-Fallbacks, cumulative and in order, stopping at the first attempt that passes:
+Fallbacks, cumulative and in order, stopping at the first attempt that passes. The ones that keep the file
+as small as the base come first; keeping blocks in float (which can double an INT8 file: the embeddings
+are most of a small encoder) comes last:
 1. the method's base settings;
-2. embeddings and task head (pooler/classifier/MLM head) kept in float;
-3. also the most sensitive encoder layer(s) kept in float (sensitivity measured: each layer kept in
-   float on its own, the layers whose float copy recovers most retention first);
-4. per-channel weights (dynamic, static);
-5. the method's last knob: other calibration methods (static), SmoothQuant toggled (nncf),
-   reduce_range toggled (dynamic).
-When none passes, the best attempt is kept and the method is marked ``meets_floor: false``.
+2. per-channel weights (dynamic, static);
+3. attention's activation x activation MatMuls kept in float (static: weight MatMuls only);
+4. the method's last knob: other calibration methods (static), SmoothQuant toggled (nncf),
+   reduce_range toggled (dynamic);
+5. embeddings and task head (pooler/classifier/MLM head) kept in float;
+6. also the most sensitive encoder layer(s) kept in float (sensitivity measured: each layer kept in
+   float on its own, the layers whose float copy recovers most retention first).
+QAT (itself PTQ's fallback) has no further fallbacks. When none passes, the best attempt is kept and the method is marked ``meets_floor: false``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from compress.quantize.config import GuardOptions
 from compress.quantize.evaluate import EvalSet, score
 from compress.quantize.methods import Settings
 
-QuantizeFn = Callable[[Settings, Path, list[str]], None]
+QuantizeFn = Callable[[Settings, Path, list[str]], "dict[str, Any] | None"]
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 
 
@@ -42,17 +45,17 @@ class Guard:
         self.files: list[Path] = []
         self.sensitivity: dict[str, float] = {}
 
-    def _build(self, s: Settings, tag: str) -> Path:
+    def _build(self, s: Settings, tag: str) -> tuple[Path, dict[str, Any]]:
         dst = self.work_dir / f"{self.method}-{tag}.onnx"
-        self.quantize(s, dst, excluded_nodes(self.blocks, s.float_blocks))
-        return dst
+        details = self.quantize(s, dst, excluded_nodes(self.blocks, s.float_blocks))
+        return dst, details or {}
 
     def attempt(self, label: str, s: Settings) -> dict[str, Any]:
         """Quantize with ``s``, score on the eval rows, record the attempt."""
         start = time.perf_counter()
-        dst = self._build(s, str(len(self.attempts)))
+        dst, details = self._build(s, str(len(self.attempts)))
         result = score(dst, self.ev)
-        rec = {"label": label, "settings": s.describe(), **result,
+        rec = {"label": label, "settings": s.describe(), **details, **result,
                "passed": bool(result["retention"] >= self.opts.retention_floor),
                "seconds": round(time.perf_counter() - start, 2)}
         self.attempts.append(rec)
@@ -68,7 +71,7 @@ class Guard:
         layers = sorted((b for b in self.blocks if b.startswith("layer.")), key=lambda b: int(b.split(".")[1]))
         for layer in layers:
             trial = dataclasses.replace(s, float_blocks=sorted(set(s.float_blocks) | {layer}))
-            dst = self._build(trial, f"sens-{layer}")
+            dst, _ = self._build(trial, f"sens-{layer}")
             self.sensitivity[layer] = score(dst, small)["retention"]
             dst.unlink(missing_ok=True)
         return sorted(layers, key=lambda b: -self.sensitivity[b])
@@ -97,6 +100,20 @@ class Guard:
 
     def _fallbacks(self, base: Settings) -> list[tuple[str, Callable[[Settings], Settings]]]:
         steps: list[tuple[str, Callable[[Settings], Settings]]] = []
+        if self.method == "qat":  # QAT is itself the fallback for PTQ; its node names are not the ONNX graph's
+            return steps
+        if self.method in ("dynamic", "static") and not base.per_channel:
+            steps.append(("per-channel weights", lambda s: dataclasses.replace(s, per_channel=True)))
+        if self.method == "static" and not base.weight_matmuls_only:
+            steps.append(("attention MatMuls in float", lambda s: dataclasses.replace(s, weight_matmuls_only=True)))
+        if self.method == "static":
+            for cal in (c for c in CALIBRATIONS if c != base.calibration):
+                steps.append((f"calibration {cal}", lambda s, cal=cal: dataclasses.replace(s, calibration=cal)))
+        if self.method == "dynamic":
+            steps.append(("reduce_range toggled", lambda s: dataclasses.replace(s, reduce_range=not s.reduce_range)))
+        if self.method == "nncf":
+            steps.append(("SmoothQuant toggled", lambda s: dataclasses.replace(
+                s, smooth_quant_alpha=None if s.smooth_quant_alpha is not None else 0.95)))
         edge = [b for b in ("embeddings", "head") if b in self.blocks]
         if edge:
             steps.append(("float " + "+".join(edge),
@@ -106,14 +123,4 @@ class Guard:
                 top = self.rank_layers(s)[: self.opts.sensitive_layers]
                 return dataclasses.replace(s, float_blocks=sorted(set(s.float_blocks) | set(top)))
             steps.append((f"float {self.opts.sensitive_layers} most sensitive layer(s)", keep_sensitive))
-        if self.method in ("dynamic", "static"):
-            steps.append(("per-channel weights", lambda s: dataclasses.replace(s, per_channel=True)))
-        if self.method == "static":
-            for cal in (c for c in CALIBRATIONS if c != base.calibration):
-                steps.append((f"calibration {cal}", lambda s, cal=cal: dataclasses.replace(s, calibration=cal)))
-        if self.method == "dynamic":
-            steps.append(("reduce_range toggled", lambda s: dataclasses.replace(s, reduce_range=not s.reduce_range)))
-        if self.method == "nncf":
-            steps.append(("SmoothQuant toggled", lambda s: dataclasses.replace(
-                s, smooth_quant_alpha=None if s.smooth_quant_alpha is not None else 0.95)))
         return steps

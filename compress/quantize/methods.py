@@ -40,17 +40,22 @@ class Settings:
     activation_type: str = "quint8"
     calibration: str = "minmax"
     smooth_quant_alpha: float | None = None
+    weight_matmuls_only: bool = False
     float_blocks: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
+        """The settings this method actually reads (for stage.json)."""
+        unused = {"static": (), "nncf": ("calibration",), "dynamic": ("calibration", "activation_type"),
+                  "qat": ("calibration", "per_channel", "reduce_range", "weight_type"),
+                  "fp16": ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type"),
+                  "int4": ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type")}
         d = asdict(self)
-        if self.method not in ("static",):
-            d.pop("calibration")
+        for key in unused.get(self.method, ()):
+            d.pop(key)
+        if self.method != "static":
+            d.pop("weight_matmuls_only")
         if self.method != "nncf":
             d.pop("smooth_quant_alpha")
-        if self.method in ("fp16", "int4"):
-            for k in ("per_channel", "reduce_range", "weight_type", "activation_type"):
-                d.pop(k)
         return d
 
 
@@ -82,7 +87,13 @@ def quantize_static(src: Path, dst: Path, s: Settings, exclude: list[str], feeds
         raise EdgepressError("static QDQ does not support int8 activations with uint8 weights; "
                              "set quantize.weight_type=qint8 or quantize.activation_type=quint8")
     logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
-    extra: dict[str, Any] = {"MatMulConstBOnly": False}
+    extra: dict[str, Any] = {"MatMulConstBOnly": s.weight_matmuls_only}
+    if s.weight_matmuls_only:  # the QDQ quantizer ignores MatMulConstBOnly: name attention's QK^T and PV MatMuls
+        import onnx
+
+        from compress.quantize.graph import activation_matmuls
+
+        exclude = [*exclude, *activation_matmuls(onnx.load(str(src)))]
     if s.calibration == "percentile":
         extra["CalibPercentile"] = percentile
     cache = cache_dir / f"calibration-{s.calibration}.json"
@@ -150,5 +161,6 @@ def quantize_int4(src: Path, dst: Path, s: Settings, exclude: list[str], block_s
     quant.model.save_model_to_file(str(dst))
 
 
-PRECISION = {"dynamic": "int8", "static": "int8", "nncf": "int8", "fp16": "fp16", "int4": "int4"}
-FILE_TAG = {"dynamic": "int8-dynamic", "static": "int8-static", "nncf": "int8-nncf", "fp16": "fp16", "int4": "int4"}
+PRECISION = {"dynamic": "int8", "static": "int8", "nncf": "int8", "qat": "int8", "fp16": "fp16", "int4": "int4"}
+FILE_TAG = {"dynamic": "int8-dynamic", "static": "int8-static", "nncf": "int8-nncf", "qat": "int8-qat", "fp16": "fp16",
+            "int4": "int4"}

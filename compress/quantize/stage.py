@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.stages import StageInputs, StageResult, Variant
+from compress.errors import EdgepressError
+from compress.stages import StageInputs, StageResult, Variant, teacher_source
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.quantize.qat import QATSource
 
 OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
 
@@ -20,6 +22,23 @@ def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
         if found is not None:
             return str(found)
     return cfg.teacher.model
+
+
+def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
+    """The PyTorch student upstream of the ONNX file, its teacher, and the distill stage's training texts."""
+    from compress.data import TextData, distillation_texts, with_unlabeled
+    from compress.quantize.qat import QATSource
+
+    student = inputs.latest("model")
+    if student is None:
+        raise EdgepressError("quantize method 'qat' fine-tunes the PyTorch student: put distill (or prune) before "
+                             "export and quantize in `stages:`")
+    train = splits.train
+    if cfg.task in ("embedding", "mlm"):
+        train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
+    elif cfg.task == "classification":
+        train = with_unlabeled(cfg.data, splits.train)
+    return QATSource(student, teacher_source(cfg, inputs), train, cfg.distill, cfg.seed)
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -35,9 +54,10 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     if cfg.task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
         label_task = "regression"
     splits = load_splits(cfg.data, label_task, cfg.seed)
+    qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
-                           name_prefix="student")
+                           name_prefix="student", qat_source=qat)
     outputs: dict[str, str] = {"report": "quantize_report.json"}
     if report["recommended"]["path"]:
         outputs["onnx_int8"] = report["recommended"]["path"]

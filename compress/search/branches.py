@@ -1,7 +1,8 @@
 """Candidate branches: each (depth, prune ratio) pair is a small pipeline run under runs/<name>/search/.
 
 A branch is seeded with the parent run's finished stages (fine-tuned teacher, distilled student), so it
-only runs what differs: distill (another depth), prune (+ recovery), export and quantize. Branches live
+only runs what differs: prune (+ recovery), export and quantize. A depth other than the upstream student's
+is distilled once, in its own sub-run ``d<depth>-distill``, and seeds every branch of that depth. Branches live
 outside the search stage's temporary folder, so an interrupted search keeps every finished branch and
 a rerun skips them by config hash like any other stage.
 """
@@ -45,18 +46,30 @@ def model_depth(model_dir: Path) -> int:
     return depth
 
 
-def branch_config(cfg: "RunConfig", depth: int, ratio: float, distill_needed: bool) -> "RunConfig":
-    """The parent config narrowed to one branch: its stages, student depth, prune ratio and quantize methods."""
+def _narrowed(cfg: "RunConfig", name: str, stages: list[str]) -> dict:
+    data = cfg.model_dump(mode="json")
+    data.update(name=name, output_dir=str(cfg.run_dir / "search"), stages=stages)
+    return data
+
+
+def depth_config(cfg: "RunConfig", depth: int) -> "RunConfig":
+    """The parent config narrowed to distilling a ``depth``-layer student (shared by that depth's branches)."""
     from compress.config import RunConfig
 
-    data = cfg.model_dump(mode="json")
+    data = _narrowed(cfg, f"d{depth}-distill", ["distill"])
+    data["student"] = {**data["student"], "num_layers": depth, "layers": None, "model": None}
+    return RunConfig.model_validate(data)
+
+
+def branch_config(cfg: "RunConfig", depth: int, ratio: float) -> "RunConfig":
+    """The parent config narrowed to one branch: its stages, prune ratio and quantize methods."""
+    from compress.config import RunConfig
+
     s = cfg.search
-    stages = (["distill"] if distill_needed else []) + (["prune"] if ratio > 0 else []) + ["export"]
+    stages = (["prune"] if ratio > 0 else []) + ["export"]
     if s.quantize:
         stages.append("quantize")
-    data.update(name=branch_name(depth, ratio), output_dir=str(cfg.run_dir / "search"), stages=stages)
-    if distill_needed:
-        data["student"] = {**data["student"], "num_layers": depth, "layers": None, "model": None}
+    data = _narrowed(cfg, branch_name(depth, ratio), stages)
     data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": ratio, "ffn_ratio": ratio}
     # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
     data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
@@ -105,13 +118,24 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
     """Run (or resume) every branch; returns their candidate ONNX variants."""
     from compress.pipeline import read_record, run_pipeline
 
-    seed = (list(inputs.upstream), upstream_hash(inputs))
+    upstream = (list(inputs.upstream), upstream_hash(inputs))
+    seeds: dict[int, tuple[list[StageRecord], str]] = {}
     branches = []
     for depth, ratio, needs_distill in plan_branches(cfg, inputs):
-        bcfg = branch_config(cfg, depth, ratio, needs_distill)
+        if depth not in seeds:
+            seeds[depth] = upstream
+            if needs_distill:
+                dcfg = depth_config(cfg, depth)
+                if progress:
+                    progress(f"{dcfg.name}: distilling a {depth}-layer student (shared by its branches)")
+                found = read_record(run_pipeline(dcfg, seed=upstream)[-1].dir)
+                if found is None:
+                    raise EdgepressError(f"search: the {depth}-layer distillation in '{dcfg.run_dir}' left no stage.json")
+                seeds[depth] = ([*upstream[0], found[0]], str(found[1].get("config_hash", "")))
+        bcfg = branch_config(cfg, depth, ratio)
         if progress:
             progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
-        outcomes = run_pipeline(bcfg, seed=seed)
+        outcomes = run_pipeline(bcfg, seed=seeds[depth])
         records = [found[0] for o in outcomes if (found := read_record(o.dir)) is not None]
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
         branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok))

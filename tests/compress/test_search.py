@@ -88,10 +88,15 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     data = json.loads((search_dir / "candidates.json").read_text())
     names = sorted(c["name"] for c in data["candidates"])
     assert names == [f"d{d}-p{p}/student-{k}" for d in (1, 2) for p in ("00", "50") for k in ("fp32-opt", "int8-dynamic")]
-    # depth 1 is the upstream student (no distill in its branch); depth 2 is distilled inside the search
-    assert not (cfg.run_dir / "search" / "d1-p00" / "01-distill").exists()
-    assert json.loads((cfg.run_dir / "search" / "d2-p00" / "01-distill" / "stage.json").read_text())[
+    # depth 1 is the upstream student (no distill in its branches); depth 2 is distilled once inside the
+    # search and seeds both of its branches
+    assert sorted(p.name for p in (cfg.run_dir / "search").iterdir() if p.is_dir()) == [
+        "d1-p00", "d1-p50", "d2-distill", "d2-p00", "d2-p50"]
+    assert json.loads((cfg.run_dir / "search" / "d2-distill" / "01-distill" / "stage.json").read_text())[
         "metrics"]["student_layers"] == [0, 1]
+    assert not list((cfg.run_dir / "search").glob("d*-p*/*-distill"))
+    d2_pruned = json.loads((cfg.run_dir / "search" / "d2-p50" / "01-prune" / "model" / "config.json").read_text())
+    assert d2_pruned["num_hidden_layers"] == 2
     assert all(c["p50_ms"] > 0 and c["retention"] is not None for c in data["candidates"])
     assert data["winner"] in names and any(c["on_front"] for c in data["candidates"])
     assert (search_dir / "winner" / "model.onnx").is_file() and (search_dir / "search.md").is_file()

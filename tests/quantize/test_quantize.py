@@ -124,14 +124,15 @@ def test_impossible_floor_walks_every_fallback(tiny_embedding, tmp_path):
                            config=_cfg(calibration_samples=8, guard={"retention_floor": 1.5, "sensitivity_samples": 16}))
     rec = report["methods"]["static"]
     labels = [a["label"] for a in rec["attempts"]]
-    assert labels == ["base", "float embeddings+head", "float 1 most sensitive layer(s)", "per-channel weights",
-                      "calibration entropy", "calibration percentile"]
+    # size-neutral fallbacks first, blocks kept in float last
+    assert labels == ["base", "per-channel weights", "attention MatMuls in float", "calibration entropy",
+                      "calibration percentile", "float embeddings+head", "float 1 most sensitive layer(s)"]
     assert all(0.5 < a["retention"] <= 1.0 + 1e-6 and a["passed"] is False for a in rec["attempts"])
     assert rec["meets_floor"] is False and any("floor" in f for f in rec["flags"])
     assert rec["chosen"] == max(range(len(labels)), key=lambda i: rec["attempts"][i]["retention"])
     assert set(rec["layer_sensitivity"]) == {"layer.0", "layer.1"}
     last = rec["attempts"][-1]["settings"]
-    assert last["per_channel"] is True and last["calibration"] == "percentile"
+    assert last["per_channel"] is True and last["calibration"] == "percentile" and last["weight_matmuls_only"] is True
     assert "embeddings" in last["float_blocks"] and "head" in last["float_blocks"]
     assert report["recommended"]["variant"] == "fp32"
 
@@ -208,4 +209,88 @@ def test_config_round_trip_and_unknown_key():
     with pytest.raises(ValidationError):
         QuantizeConfig.model_validate({"methods": ["dynamic"], "retention_flor": 0.9})
     with pytest.raises(ValidationError):
-        QuantizeConfig.model_validate({"methods": ["qat"]})
+        QuantizeConfig.model_validate({"methods": ["awq"]})
+
+
+def test_static_weight_matmuls_only_leaves_attention_matmuls_float(tiny_embedding, tmp_path):
+    """The 'attention MatMuls in float' fallback: QDQ only on MatMuls whose second input is a weight."""
+    import onnx
+
+    from compress.quantize.calibration import TextCalibrationFeeds, calibration_texts
+    from compress.quantize.graph import input_names, prepare_for_quantization, session
+    from compress.quantize.methods import Settings, quantize_static
+
+    onnx_path, tok = tiny_embedding
+    prepared = tmp_path / "prepared.onnx"
+    prepare_for_quantization(onnx_path, prepared)
+    texts, pairs = calibration_texts(_corpus(8), "embedding", 8)
+    feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(session(prepared)), 32, "test")
+
+    def activation_matmuls_quantized(weight_only: bool) -> int:
+        dst = tmp_path / f"static-{weight_only}.onnx"
+        quantize_static(prepared, dst, Settings("static", weight_matmuls_only=weight_only), [], feeds, 99.999,
+                        tmp_path / f"cache-{weight_only}")
+        graph = onnx.load(str(dst)).graph
+        producers = {o: n.op_type for n in graph.node for o in n.output}
+        weights = {i.name for i in graph.initializer}
+        count = 0
+        for n in graph.node:  # a quantized activation x activation MatMul reads two DequantizeLinear outputs
+            if n.op_type == "MatMul" and all(producers.get(x) == "DequantizeLinear" for x in n.input):
+                dq_inputs = [next(m for m in graph.node if n_in in m.output).input[0] for n_in in n.input]
+                count += not any(d in weights for d in dq_inputs)
+        return count
+
+    assert activation_matmuls_quantized(False) == 4  # QK^T and PV in each of the 2 layers
+    assert activation_matmuls_quantized(True) == 0
+
+
+def _qat_source(model_dir: Path):
+    from compress.distill.config import DistillConfig
+    from compress.quantize.qat import QATSource
+
+    return QATSource(model_dir, str(model_dir), _corpus(), DistillConfig(), seed=0)
+
+
+@pytest.fixture
+def tiny_student(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    model_dir = tiny_model_dir("bert", "embedding")
+    return model_dir, export_tiny(model_dir, "embedding", tmp_path / "model.onnx"), AutoTokenizer.from_pretrained(model_dir)
+
+
+def test_qat_trains_fake_quantized_student_and_writes_qdq_onnx(tiny_student, tmp_path):
+    import onnx
+
+    model_dir, onnx_path, tok = tiny_student
+    report = quantize_onnx(onnx_path, tmp_path / "out", ["qat"], tok, calibration=_corpus(16), eval_data=_corpus(),
+                           config=_cfg(calibration_samples=8, qat={"max_steps": 3, "batch_size": 4}),
+                           qat_source=_qat_source(model_dir))
+    rec = report["methods"]["qat"]
+    out_file = tmp_path / "out" / rec["path"]
+    assert rec["path"] == "model.int8-qat.onnx" and rec["precision"] == "int8"
+    ops = {n.op_type for n in onnx.load(str(out_file)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    qat = rec["attempts"][0]["qat"]
+    assert qat["steps"] == 3 and qat["train_examples"] == 12  # max_steps x batch_size rows were read
+    assert rec["calibration_rows_yielded"] == 8
+    assert mean_cosine(run_onnx(onnx_path, tok, TEXTS, "sentence_embedding"),
+                       run_onnx(out_file, tok, TEXTS, "sentence_embedding")) >= 0.98
+    assert len(rec["attempts"]) == 1  # QAT has no fallbacks of its own
+
+
+def test_qat_is_skipped_when_nncf_ptq_meets_the_floor(tiny_student, tmp_path):
+    model_dir, onnx_path, tok = tiny_student
+    report = quantize_onnx(onnx_path, tmp_path / "out", ["qat", "nncf"], tok, calibration=_corpus(16),
+                           eval_data=_corpus(), config=_cfg(calibration_samples=8, guard={"retention_floor": 0.5}),
+                           qat_source=_qat_source(model_dir))
+    assert report["methods"]["nncf"]["meets_floor"] is True
+    assert "qat" not in report["methods"] and "NNCF PTQ met the floor" in report["skipped"]["qat"]
+
+
+def test_qat_without_the_pytorch_student_is_refused(tiny_embedding, tmp_path):
+    from compress.errors import EdgepressError
+
+    onnx_path, tok = tiny_embedding
+    with pytest.raises(EdgepressError, match="--student"):
+        quantize_onnx(onnx_path, tmp_path / "out", ["qat"], tok, calibration=_corpus(16), config=_cfg())

@@ -50,3 +50,47 @@ def test_stage_writes_variants_and_metrics(tiny_model_dir, tmp_path):
     ref = run_onnx(export_dir / "model.onnx", tok, TEXTS, "sentence_embedding")
     got = run_onnx(out / "model.int8-dynamic.onnx", tok, TEXTS, "sentence_embedding")
     assert mean_cosine(ref, got) >= 0.99
+
+
+def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(tiny_model_dir, tmp_path):
+    """Under an impossible floor NNCF PTQ fails, so QAT trains the upstream PyTorch student against the teacher."""
+    model_dir = tiny_model_dir("bert", "embedding")
+    export_dir = tmp_path / "03-export"
+    export_dir.mkdir()
+    export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    data = tmp_path / "sentences.tsv"
+    data.write_text("sentence\n" + "".join(f"{TEXTS[i % 8]} {i}\n" for i in range(40)))
+    cfg = RunConfig.model_validate({
+        "teacher": {"model": str(model_dir), "max_length": 32},
+        "data": {"train": str(data), "text_column": "sentence", "eval_fraction": 0.25},
+        "distill": {"loss": {"cos": 1.0, "embed_mse": 1.0}},
+        "quantize": {"methods": ["qat", "nncf"], "calibration_samples": 8, "guard": {"retention_floor": 1.5, "fallbacks": False},
+                     "qat": {"max_steps": 2, "batch_size": 4}, "latency": {"runs": 3, "batch_size": 2}},
+    })
+    inputs = StageInputs(tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
+                                    StageRecord("export", export_dir, {"onnx": "model.onnx"}, {}, [])])
+    result = run_stage(cfg, inputs, tmp_path / "04-quantize")
+    m = result.metrics
+    assert list(m["methods"]) == ["nncf", "qat"] and m["skipped"] == {}
+    assert m["methods"]["qat"]["attempts"][0]["qat"]["steps"] == 2
+    assert "student-int8-qat" in [v.name for v in result.variants]
+    assert (tmp_path / "04-quantize" / "model.int8-qat.onnx").is_file()
+
+
+def test_stage_refuses_qat_without_an_upstream_student(tiny_model_dir, tmp_path):
+    import pytest
+
+    from compress.errors import EdgepressError
+
+    model_dir = tiny_model_dir("bert", "embedding")
+    export_dir = tmp_path / "03-export"
+    export_dir.mkdir()
+    export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    data = tmp_path / "sentences.tsv"
+    data.write_text("sentence\n" + "".join(f"{t}\n" for t in TEXTS))
+    cfg = RunConfig.model_validate({"teacher": {"model": str(model_dir)}, "quantize": {"methods": ["qat"]},
+                                    "data": {"train": str(data), "text_column": "sentence"}})
+    inputs = StageInputs(tmp_path, [StageRecord("export", export_dir, {"onnx": "model.onnx", "tokenizer": str(model_dir)},
+                                                {}, [])])
+    with pytest.raises(EdgepressError, match="put distill"):
+        run_stage(cfg, inputs, tmp_path / "04-quantize")

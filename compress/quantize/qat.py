@@ -1,0 +1,120 @@
+"""NNCF quantization-aware training: PTQ on the PyTorch student, a short distillation fine-tune, QDQ ONNX out.
+
+Used when post-training quantization loses too much: ``nncf.quantize`` inserts fake quantizers (ranges
+from the calibration rows), the quantized student is trained for a few hundred steps with the distillation
+loss against the teacher (transformers.Trainer, the distill stage's loss mix), then the quantizers are put in
+NNCF's ONNX export mode, so ``torch.onnx.export`` writes each as a QuantizeLinear/DequantizeLinear pair
+that ONNX Runtime runs in INT8.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import EdgepressError, require
+
+if TYPE_CHECKING:
+    from compress.data import TextData
+    from compress.distill.config import DistillConfig
+    from compress.quantize.calibration import TextCalibrationFeeds
+    from compress.quantize.config import QATOptions
+    from compress.quantize.methods import Settings
+
+# nncf compiles its C++ fake-quantize kernels on first use (about a minute on 2 cores): no 60 s limit
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+
+
+@dataclass
+class QATSource:
+    """What QAT needs beyond the ONNX file: the PyTorch student it was exported from, the teacher, train texts."""
+
+    student_dir: Path
+    teacher: str
+    train: "TextData"
+    distill: "DistillConfig"
+    seed: int = 42
+
+
+def qat_distill_config(base: "DistillConfig", opts: "QATOptions") -> "DistillConfig":
+    """The distill section's loss mix with QAT's short schedule and small learning rate."""
+    return base.model_copy(update={"max_steps": opts.max_steps, "learning_rate": opts.learning_rate,
+                                   "batch_size": opts.batch_size, "warmup_ratio": 0.1, "epochs": 1.0,
+                                   "logging_steps": max(1, min(base.logging_steps, opts.max_steps // 4 or 1))})
+
+
+def train_texts(src: QATSource, opts: "QATOptions") -> "TextData":
+    """The first rows QAT's steps will read (teacher outputs are computed for these only)."""
+    from compress.data import TextData
+
+    n = opts.max_steps * opts.batch_size
+    t = src.train
+    return TextData(t.texts[:n], None if t.pairs is None else t.pairs[:n], None if t.labels is None else t.labels[:n],
+                    source=t.source)
+
+
+def _torch_feeds(feeds: "TextCalibrationFeeds") -> list[dict[str, Any]]:
+    import torch
+
+    return [{k: torch.from_numpy(v) for k, v in f.items()} for f in feeds]
+
+
+def qdq_export_mode(model: Any) -> int:
+    """Make every NNCF quantizer in ``model`` export as an ONNX QuantizeLinear/DequantizeLinear pair."""
+    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+    quantizers = [m for m in model.modules() if isinstance(m, BaseQuantizer)]
+    if not quantizers:
+        raise EdgepressError("QAT: nncf.quantize inserted no quantizers into the student (unsupported architecture?)")
+    for q in quantizers:
+        q.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    return len(quantizers)
+
+
+def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
+                 max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
+    """PTQ-initialised fake quantizers, ``opts.max_steps`` distillation steps, QDQ ONNX written to ``dst``."""
+    import torch
+
+    from compress.distill.engine import distill_model
+    from compress.models import load_model, load_tokenizer
+    from export.heads import get_head, make_wrapper
+
+    nncf = require("nncf", extra=None)
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    if not Path(src.student_dir).is_dir():
+        raise EdgepressError(f"QAT needs the PyTorch student folder; '{src.student_dir}' does not exist")
+    student = load_model(str(src.student_dir), task)
+    teacher = load_model(src.teacher, task)
+    tok = load_tokenizer(str(src.student_dir))
+    calib = _torch_feeds(feeds)
+    if not calib:
+        raise EdgepressError("QAT needs calibration rows for its initial quantizer ranges; the calibration data is empty")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in calib[0]]
+    preset = nncf.QuantizationPreset.PERFORMANCE if s.activation_type == "qint8" else nncf.QuantizationPreset.MIXED
+    start = time.perf_counter()
+    with torch.no_grad():
+        qmodel = nncf.quantize(student, nncf.Dataset(calib), preset=preset, model_type=nncf.ModelType.TRANSFORMER,
+                               subset_size=len(calib))
+    ptq_seconds = time.perf_counter() - start
+    outcome = distill_model(teacher, qmodel, tok, train_texts(src, opts), None, task, qat_distill_config(src.distill, opts),
+                            max_length, work / "qat", src.seed, checkpoint_dir=work / "qat-checkpoints",
+                            save_checkpoints=False)
+    trained = outcome.model.eval()
+    quantizers = qdq_export_mode(trained)
+    base = getattr(trained, getattr(trained, "base_model_prefix", ""), trained) if task == "embedding" else trained
+    head = get_head(task)
+    wrapper = make_wrapper(base, head.task, names)
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
+    for out in head.outputs:
+        axes[out.name] = {i: d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
+    with torch.no_grad():
+        torch.onnx.export(wrapper, tuple(calib[0][n] for n in names), str(dst), dynamo=False, input_names=names,
+                          output_names=head.output_names, dynamic_axes=axes, opset_version=17)
+    return {"quantizers": quantizers, "ptq_init_seconds": round(ptq_seconds, 2), "steps": outcome.metrics["steps"],
+            "train_loss": outcome.metrics["train_loss"], "train_seconds": outcome.metrics["train_seconds"],
+            "train_examples": outcome.metrics["train_examples"]}
