@@ -104,6 +104,45 @@ def activation_matmuls(model: "onnx.ModelProto") -> list[str]:
     return [n.name for n in graph.node if n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] not in constant]
 
 
+def fold_weight_quantizers(path: Path) -> int:
+    """Store QDQ weights as int8: replace each QuantizeLinear of a float initializer by its (precomputed) output.
+
+    ``torch.onnx.export`` of fake-quantized weights writes float weights followed by QuantizeLinear, so the
+    file stays fp32-sized; ONNX Runtime's constant folding deliberately keeps QuantizeLinear. The values are
+    computed by onnx's reference implementation of the op, so rounding and saturation follow the spec.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    consts.update({name: numpy_helper.to_array(t) for name, t in inits.items()})
+    opset = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    folded, rename = [], {}
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits or not all(i in consts for i in node.input[1:]):
+            continue
+        names = ["x", "scale", "zero_point"][: len(node.input)]
+        single = helper.make_model(helper.make_graph(
+            [helper.make_node("QuantizeLinear", names, ["y"], **{a.name: helper.get_attribute_value(a) for a in node.attribute})],
+            "fold", [], [helper.make_tensor_value_info("y", onnx.TensorProto.UNDEFINED, None)],
+            [numpy_helper.from_array(consts[i], n) for i, n in zip(node.input, names)]), opset_imports=opset)
+        (quantized,) = ReferenceEvaluator(single).run(None, {})
+        graph.initializer.append(numpy_helper.from_array(quantized, node.output[0]))
+        folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    onnx.save(model, str(path))
+    return len(folded)
+
+
 def name_nodes(path: Path) -> None:
     """Give every unnamed node a name, so exclusion lists can address it."""
     import onnx

@@ -4,7 +4,7 @@ Used when post-training quantization loses too much: ``nncf.quantize`` inserts f
 from the calibration rows), the quantized student is trained for a few hundred steps with the distillation
 loss against the teacher (transformers.Trainer, the distill stage's loss mix), then the quantizers are put in
 NNCF's ONNX export mode, so ``torch.onnx.export`` writes each as a QuantizeLinear/DequantizeLinear pair
-that ONNX Runtime runs in INT8.
+that ONNX Runtime runs in INT8; the weights' QuantizeLinear nodes are folded into int8 initializers.
 """
 
 from __future__ import annotations
@@ -75,6 +75,25 @@ def qdq_export_mode(model: Any) -> int:
     return len(quantizers)
 
 
+def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path) -> int:
+    """Write the fake-quantized ``model`` as QDQ ONNX (the export interface of ``task``); returns int8 weights folded."""
+    import torch
+
+    from compress.quantize.graph import fold_weight_quantizers
+    from export.heads import get_head, make_wrapper
+
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
+    base = getattr(model, getattr(model, "base_model_prefix", ""), model) if task == "embedding" else model
+    head = get_head(task)
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
+    for out in head.outputs:
+        axes[out.name] = {i: d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
+    with torch.no_grad():
+        torch.onnx.export(make_wrapper(base, head.task, names), tuple(example[n] for n in names), str(dst), dynamo=False,
+                          input_names=names, output_names=head.output_names, dynamic_axes=axes, opset_version=17)
+    return fold_weight_quantizers(dst)
+
+
 def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
                  max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
     """PTQ-initialised fake quantizers, ``opts.max_steps`` distillation steps, QDQ ONNX written to ``dst``."""
@@ -82,39 +101,26 @@ def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrati
 
     from compress.distill.engine import distill_model
     from compress.models import load_model, load_tokenizer
-    from export.heads import get_head, make_wrapper
 
     nncf = require("nncf", extra=None)
     logging.getLogger("nncf").setLevel(logging.WARNING)
     if not Path(src.student_dir).is_dir():
         raise EdgepressError(f"QAT needs the PyTorch student folder; '{src.student_dir}' does not exist")
-    student = load_model(str(src.student_dir), task)
-    teacher = load_model(src.teacher, task)
-    tok = load_tokenizer(str(src.student_dir))
     calib = _torch_feeds(feeds)
     if not calib:
         raise EdgepressError("QAT needs calibration rows for its initial quantizer ranges; the calibration data is empty")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in calib[0]]
+    student = load_model(str(src.student_dir), task)
     preset = nncf.QuantizationPreset.PERFORMANCE if s.activation_type == "qint8" else nncf.QuantizationPreset.MIXED
     start = time.perf_counter()
     with torch.no_grad():
         qmodel = nncf.quantize(student, nncf.Dataset(calib), preset=preset, model_type=nncf.ModelType.TRANSFORMER,
                                subset_size=len(calib))
     ptq_seconds = time.perf_counter() - start
-    outcome = distill_model(teacher, qmodel, tok, train_texts(src, opts), None, task, qat_distill_config(src.distill, opts),
-                            max_length, work / "qat", src.seed, checkpoint_dir=work / "qat-checkpoints",
-                            save_checkpoints=False)
-    trained = outcome.model.eval()
-    quantizers = qdq_export_mode(trained)
-    base = getattr(trained, getattr(trained, "base_model_prefix", ""), trained) if task == "embedding" else trained
-    head = get_head(task)
-    wrapper = make_wrapper(base, head.task, names)
-    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
-    for out in head.outputs:
-        axes[out.name] = {i: d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
-    with torch.no_grad():
-        torch.onnx.export(wrapper, tuple(calib[0][n] for n in names), str(dst), dynamo=False, input_names=names,
-                          output_names=head.output_names, dynamic_axes=axes, opset_version=17)
-    return {"quantizers": quantizers, "ptq_init_seconds": round(ptq_seconds, 2), "steps": outcome.metrics["steps"],
-            "train_loss": outcome.metrics["train_loss"], "train_seconds": outcome.metrics["train_seconds"],
-            "train_examples": outcome.metrics["train_examples"]}
+    outcome = distill_model(load_model(src.teacher, task), qmodel, load_tokenizer(str(src.student_dir)),
+                            train_texts(src, opts), None, task, qat_distill_config(src.distill, opts), max_length,
+                            work / "qat", src.seed, checkpoint_dir=work / "qat-checkpoints", save_checkpoints=False)
+    quantizers = qdq_export_mode(outcome.model.eval())
+    folded = export_qdq(outcome.model, task, calib[0], dst)
+    return {"quantizers": quantizers, "int8_weights": folded, "ptq_init_seconds": round(ptq_seconds, 2),
+            "steps": outcome.metrics["steps"], "train_loss": outcome.metrics["train_loss"],
+            "train_seconds": outcome.metrics["train_seconds"], "train_examples": outcome.metrics["train_examples"]}
