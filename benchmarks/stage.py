@@ -32,18 +32,18 @@ def remote_options(bench: "BenchConfig") -> Any:
                          python=bench.remote_python, remote_dir=bench.remote_dir)
 
 
-def eval_set_for(cfg: "RunConfig") -> EvalSet:
-    """The test split capped at bench.max_eval_samples; STS scores are read for embedding pairs."""
+def eval_set_for(cfg: "RunConfig", split: str = "test") -> EvalSet:
+    """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs."""
     from compress.data import load_splits
 
     task = cfg.task
     # embedding + pairs + a score column is STS: load_text_data only parses labels for classification /
     # regression, so read the same split as regression to get the gold scores (split indices don't depend on task)
     if task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
-        test = load_splits(cfg.data, "regression", cfg.seed).test
+        splits = load_splits(cfg.data, "regression", cfg.seed)
     else:
-        test = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed).test
-    return EvalSet.from_text_data(test.head(cfg.bench.max_eval_samples))
+        splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed)
+    return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
 
 
 def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:

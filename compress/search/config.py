@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from compress.config_base import Section
@@ -44,7 +46,10 @@ class SearchConfig(Section):
     quantize: list[Method] = Field(default_factory=lambda: ["dynamic"],
                                    description="quantize methods tried on every branch (fp32 is always a candidate)")
     optimize_graph: bool = Field(True, description="fuse BERT ops (ONNX Runtime) in candidates before quantizing")
-    max_eval_samples: int = Field(5000, ge=2, description="test rows every candidate is scored on")
+    max_eval_samples: int = Field(5000, ge=2, description="rows of each split every candidate is scored on")
+    select_on: Literal["eval", "test"] = Field(
+        "eval", description="split whose retention picks the winner; eval keeps the test split out of the choice "
+                            "(test retention is reported beside it)")
 
     @field_validator("depths")
     @classmethod

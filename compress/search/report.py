@@ -14,32 +14,38 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def to_markdown(cands: list[Candidate], choice: Choice, teacher: dict[str, Any], targets: dict[str, Any],
-                device: str) -> str:
+                device: str, select_on: str = "test") -> str:
     """One table of every candidate, fastest first, with the Pareto front marked and each verdict."""
     t_p50 = teacher.get("p50_ms")
+    both = select_on == "eval"  # chosen on eval, test reported beside it
+    split_cols = f"Metric ({select_on}) | Retention ({select_on}) | Retention (test)" if both else "Metric | Retention"
     lines = [
         "# Target-aware search",
         "",
         f"Targets: {', '.join(f'{k}={v}' for k, v in targets.items() if v is not None)}. Measured on: {device}.",
         f"Teacher: {teacher.get('name')} ({teacher.get('format')}), {teacher.get('metric')} "
-        f"{_fmt(teacher.get('value'), '.4f')}, p50 {_fmt(t_p50, '.2f')} ms, {_fmt(teacher.get('size_mb'), '.1f')} MB.",
+        f"{_fmt(teacher.get('value'), '.4f')}" + (f" on {select_on}, {_fmt(teacher.get('test_value'), '.4f')} on test"
+                                                  if both else "") +
+        f", p50 {_fmt(t_p50, '.2f')} ms, {_fmt(teacher.get('size_mb'), '.1f')} MB.",
+        f"The winner is chosen by retention on the **{select_on}** split.",
         "",
         f"**Choice:** {choice.reason}" + ("" if choice.meets_targets else " — **targets not met**"),
         "",
-        "| Candidate | Depth | Pruned | Precision | Size MB | Metric | Retention | p50 ms | p90 ms | Speed-up vs teacher "
+        f"| Candidate | Depth | Pruned | Precision | Size MB | {split_cols} | p50 ms | p90 ms | Speed-up vs teacher "
         "| Pareto | Verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if both else ""),
     ]
     for c in sorted(cands, key=lambda c: (c.p50_ms is None, c.p50_ms or 0.0)):
         speed = f"{t_p50 / c.p50_ms:.1f}×" if t_p50 and c.p50_ms else "–"
         lines.append(f"| {c.name} | {c.depth} | {c.prune_ratio:.0%} | {c.precision} | {c.size_mb:.1f} | "
-                     f"{_fmt(c.value, '.4f')} | {_fmt(c.retention, '.3f')} | {_fmt(c.p50_ms, '.2f')} | "
+                     f"{_fmt(c.value, '.4f')} | {_fmt(c.retention, '.3f')} | "
+                     + (f"{_fmt(c.test_retention, '.3f')} | " if both else "") + f"{_fmt(c.p50_ms, '.2f')} | "
                      f"{_fmt(c.p90_ms, '.2f')} | {speed} | {'★' if c.on_front else ''} | {c.verdict} |")
     lines += ["", "Pareto = no other candidate is both at least as fast and at least as accurate.", ""]
     return "\n".join(lines)
 
 
-def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path) -> Path | None:
+def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path, select_on: str = "test") -> Path | None:
     """Latency (x) against retention (y); the front joined by a line, the winner starred, the floor dashed."""
     import matplotlib
 
@@ -64,7 +70,7 @@ def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path
         w = choice.winner
         ax.scatter([w.p50_ms], [100 * w.retention], marker="*", s=250, color="C3", zorder=5, label=f"chosen: {w.name}")
     ax.set_xlabel("p50 latency (ms)")
-    ax.set_ylabel("retention (% of teacher)")
+    ax.set_ylabel(f"retention (% of teacher, {select_on} split)")
     ax.set_title("Search candidates")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -75,15 +81,15 @@ def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path
 
 
 def write(out_dir: Path, cands: list[Candidate], choice: Choice, teacher: dict[str, Any],
-          targets: dict[str, Any], device: str) -> dict[str, str]:
+          targets: dict[str, Any], device: str, select_on: str = "test") -> dict[str, str]:
     """candidates.json, search.md and search_pareto.png in ``out_dir``; returns their names."""
-    data = {"targets": targets, "device": device, "teacher": teacher,
+    data = {"targets": targets, "device": device, "teacher": teacher, "select_on": select_on,
             "winner": choice.winner.name if choice.winner else None, "meets_targets": choice.meets_targets,
             "reason": choice.reason, "candidates": [c.to_dict() for c in cands]}
     (out_dir / "candidates.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out_dir / "search.md").write_text(to_markdown(cands, choice, teacher, targets, device))
+    (out_dir / "search.md").write_text(to_markdown(cands, choice, teacher, targets, device, select_on))
     names = {"candidates": "candidates.json", "search_report": "search.md"}
     if plot(cands, choice, None if targets.get("latency_budget_ms") else targets.get("retention_floor"),
-            out_dir / "search_pareto.png"):
+            out_dir / "search_pareto.png", select_on):
         names["search_plot"] = "search_pareto.png"
     return names

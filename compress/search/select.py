@@ -17,8 +17,10 @@ class Candidate:
     precision: str
     size_mb: float
     p50_ms: float | None
-    retention: float | None
+    retention: float | None  # on the selection split (search.select_on); the choice reads this
     value: float | None = None
+    test_retention: float | None = None  # on the test split (the number reports quote)
+    test_value: float | None = None
     p90_ms: float | None = None
     status: str = "ok"
     on_front: bool = False

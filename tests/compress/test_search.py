@@ -47,6 +47,21 @@ def test_no_candidate_meets_floor_keeps_most_accurate_and_says_so():
     assert choose([cands[2]], floor=0.9).winner is None
 
 
+def test_markdown_names_the_selection_split_and_shows_test_beside_it():
+    from compress.search.report import to_markdown
+
+    cands = [_c("a", 1.0, 0.98), _c("b", 2.0, 0.99)]
+    cands[0].test_retention, cands[1].test_retention = 0.965, 0.985
+    choice = choose(cands, 0.97)
+    teacher = {"name": "teacher", "format": "pytorch", "metric": "spearman", "value": 0.81, "test_value": 0.87,
+               "p50_ms": 20.0, "size_mb": 90.0}
+    md = to_markdown(cands, choice, teacher, {"retention_floor": 0.97}, "cpu", "eval")
+    assert "chosen by retention on the **eval** split" in md and "0.8100 on eval, 0.8700 on test" in md
+    assert "| a | 3 | 0% | int8 | 10.0 | – | 0.980 | 0.965 | 1.00 |" in md  # eval picks a; its test score is shown
+    md_test = to_markdown(cands, choice, teacher, {"retention_floor": 0.97}, "cpu", "test")
+    assert "Retention (test)" not in md_test and "| a | 3 | 0% | int8 | 10.0 | – | 0.980 | 1.00 |" in md_test
+
+
 def test_search_config_rejects_bad_grid():
     from compress.errors import ConfigError
     from compress.config import load_config
@@ -98,6 +113,11 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     d2_pruned = json.loads((cfg.run_dir / "search" / "d2-p50" / "01-prune" / "model" / "config.json").read_text())
     assert d2_pruned["num_hidden_layers"] == 2
     assert all(c["p50_ms"] > 0 and c["retention"] is not None for c in data["candidates"])
+    # the winner is chosen on the eval split; the test split's retention is reported beside it
+    assert data["select_on"] == "eval" and (search_dir / "measurements_eval.json").is_file()
+    assert all(c["test_retention"] is not None for c in data["candidates"])
+    assert any(c["test_retention"] != c["retention"] for c in data["candidates"])
+    assert "Retention (eval) | Retention (test)" in (search_dir / "search.md").read_text()
     assert data["winner"] in names and any(c["on_front"] for c in data["candidates"])
     assert (search_dir / "winner" / "model.onnx").is_file() and (search_dir / "search.md").is_file()
     assert json.loads((cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").read_text())[
