@@ -212,3 +212,13 @@ def with_unlabeled(data_cfg: Any, train: TextData) -> TextData:
     return TextData(list(train.texts) + extra, None, list(train.labels or []) + [UNLABELED] * len(extra),
                     source=train.source)
 
+
+def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:
+    """What distillation (and QAT) trains on: every sentence plus data.unlabeled for embedding/mlm,
+    labelled rows plus unlabelled ones for classification, the labelled rows otherwise."""
+    if task in ("embedding", "mlm"):
+        return TextData(distillation_texts(data_cfg, train), source=train.source)
+    if task == "classification":
+        return with_unlabeled(data_cfg, train)
+    return train
+

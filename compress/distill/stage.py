@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data import TextData, distillation_texts, load_splits, with_unlabeled
+from compress.data import distillation_train, load_splits
 from compress.errors import ConfigError
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
@@ -47,11 +47,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml)
     naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    train = splits.train
-    if cfg.task in ("embedding", "mlm"):  # unlabelled: every sentence, plus data.unlabeled sources
-        train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
-    elif cfg.task == "classification":  # data.unlabeled rows get the teacher's soft labels only
-        train = with_unlabeled(cfg.data, splits.train)
+    train = distillation_train(cfg.data, cfg.task, splits.train)
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)

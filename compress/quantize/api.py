@@ -192,9 +192,10 @@ def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, pla
     }
     guard = Guard(method, fns[method], ev, blocks, cfg.guard, work)
     rec = guard.run(s, baseline)
-    rec["graph"] = "plain" if src == plain and plain != prepared else ("fused" if cfg.optimize_graph else "plain")
     if method == "qat":
         rec["graph"] = "exported from the QAT-trained PyTorch student (QDQ)"
+    else:
+        rec["graph"] = "plain" if src == plain and plain != prepared else ("fused" if cfg.optimize_graph else "plain")
     return rec
 
 

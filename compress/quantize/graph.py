@@ -118,11 +118,11 @@ def fold_weight_quantizers(path: Path) -> int:
     model = onnx.load(str(path))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+    consts = {n.output[0]: n.attribute[0].t for n in graph.node
               if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
-    consts.update({name: numpy_helper.to_array(t) for name, t in inits.items()})
+    consts.update(inits)  # TensorProtos; only the folded ones are read into numpy
     opset = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
-    folded, rename = [], {}
+    folded = []
     for node in graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] not in inits or not all(i in consts for i in node.input[1:]):
             continue
@@ -130,7 +130,8 @@ def fold_weight_quantizers(path: Path) -> int:
         single = helper.make_model(helper.make_graph(
             [helper.make_node("QuantizeLinear", names, ["y"], **{a.name: helper.get_attribute_value(a) for a in node.attribute})],
             "fold", [], [helper.make_tensor_value_info("y", onnx.TensorProto.UNDEFINED, None)],
-            [numpy_helper.from_array(consts[i], n) for i, n in zip(node.input, names)]), opset_imports=opset)
+            [numpy_helper.from_array(numpy_helper.to_array(consts[i]), n) for i, n in zip(node.input, names)]),
+            opset_imports=opset)
         (quantized,) = ReferenceEvaluator(single).run(None, {})
         graph.initializer.append(numpy_helper.from_array(quantized, node.output[0]))
         folded.append(node)

@@ -11,7 +11,8 @@ are most of a small encoder) comes last:
 5. embeddings and task head (pooler/classifier/MLM head) kept in float;
 6. also the most sensitive encoder layer(s) kept in float (sensitivity measured: each layer kept in
    float on its own, the layers whose float copy recovers most retention first).
-QAT (itself PTQ's fallback) has no further fallbacks. When none passes, the best attempt is kept and the method is marked ``meets_floor: false``.
+QAT (itself PTQ's fallback) has no further fallbacks. When none passes, the best attempt is kept
+and the method is marked ``meets_floor: false``.
 """
 
 from __future__ import annotations

@@ -26,19 +26,15 @@ def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
 
 def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
     """The PyTorch student upstream of the ONNX file, its teacher, and the distill stage's training texts."""
-    from compress.data import TextData, distillation_texts, with_unlabeled
+    from compress.data import distillation_train
     from compress.quantize.qat import QATSource
 
     student = inputs.latest("model")
     if student is None:
         raise EdgepressError("quantize method 'qat' fine-tunes the PyTorch student: put distill (or prune) before "
                              "export and quantize in `stages:`")
-    train = splits.train
-    if cfg.task in ("embedding", "mlm"):
-        train = TextData(distillation_texts(cfg.data, splits.train), source=splits.train.source)
-    elif cfg.task == "classification":
-        train = with_unlabeled(cfg.data, splits.train)
-    return QATSource(student, teacher_source(cfg, inputs), train, cfg.distill, cfg.seed)
+    return QATSource(student, teacher_source(cfg, inputs), distillation_train(cfg.data, cfg.task, splits.train),
+                     cfg.distill, cfg.seed)
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from compress.config import RunConfig
 from compress.quantize.stage import run_stage
 from compress.stages import StageInputs, StageRecord
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
 
 
-def test_stage_writes_variants_and_metrics(tiny_model_dir, tmp_path):
-    from transformers import AutoTokenizer
-
+@pytest.fixture
+def exported(tiny_model_dir, tmp_path) -> tuple[Path, Path]:
+    """A tiny BERT embedding model folder and an export stage folder holding its model.onnx."""
     model_dir = tiny_model_dir("bert", "embedding")
     export_dir = tmp_path / "03-export"
     export_dir.mkdir()
     export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    return model_dir, export_dir
+
+
+def test_stage_writes_variants_and_metrics(exported, tmp_path):
+    from transformers import AutoTokenizer
+
+    model_dir, export_dir = exported
     data = tmp_path / "pairs.tsv"
     rows = [(TEXTS[i % 8], TEXTS[(i + 3) % 8], f"{(i % 5) + 0.5:.1f}") for i in range(40)]
     data.write_text("sentence1\tsentence2\tscore\n" + "".join("\t".join(r) + "\n" for r in rows))
@@ -52,12 +61,9 @@ def test_stage_writes_variants_and_metrics(tiny_model_dir, tmp_path):
     assert mean_cosine(ref, got) >= 0.99
 
 
-def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(tiny_model_dir, tmp_path):
+def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path):
     """Under an impossible floor NNCF PTQ fails, so QAT trains the upstream PyTorch student against the teacher."""
-    model_dir = tiny_model_dir("bert", "embedding")
-    export_dir = tmp_path / "03-export"
-    export_dir.mkdir()
-    export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    model_dir, export_dir = exported
     data = tmp_path / "sentences.tsv"
     data.write_text("sentence\n" + "".join(f"{TEXTS[i % 8]} {i}\n" for i in range(40)))
     cfg = RunConfig.model_validate({
@@ -77,15 +83,10 @@ def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(tiny_model_dir, tmp_path)
     assert (tmp_path / "04-quantize" / "model.int8-qat.onnx").is_file()
 
 
-def test_stage_refuses_qat_without_an_upstream_student(tiny_model_dir, tmp_path):
-    import pytest
-
+def test_stage_refuses_qat_without_an_upstream_student(exported, tmp_path):
     from compress.errors import EdgepressError
 
-    model_dir = tiny_model_dir("bert", "embedding")
-    export_dir = tmp_path / "03-export"
-    export_dir.mkdir()
-    export_tiny(model_dir, "embedding", export_dir / "model.onnx")
+    model_dir, export_dir = exported
     data = tmp_path / "sentences.tsv"
     data.write_text("sentence\n" + "".join(f"{t}\n" for t in TEXTS))
     cfg = RunConfig.model_validate({"teacher": {"model": str(model_dir)}, "quantize": {"methods": ["qat"]},
