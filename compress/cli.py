@@ -9,9 +9,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from compress.errors import EdgepressError
+from compress.errors import ConfigError, EdgepressError, RunInterrupted
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -20,6 +21,29 @@ app = typer.Typer(
          "Start with `edgepress run configs/default.yaml`. Every option maps to a config field; "
          "override any field with --set SECTION.FIELD=VALUE.",
 )
+
+def _version(value: bool) -> None:
+    if value:
+        from compress import __version__
+
+        typer.echo(f"edgepress {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print each step's log lines on the console."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final table."),
+) -> None:
+    """Options that apply to every command (put them before the command name)."""
+    from compress.console import set_verbosity
+
+    if verbose and quiet:
+        raise typer.BadParameter("choose one of --verbose and --quiet")
+    set_verbosity("verbose" if verbose else "quiet" if quiet else "normal")
+
 
 SET_HELP = "Override a config field, e.g. --set distill.epochs=2 (repeatable; value parsed as YAML)."
 DEBUG_HELP = "Show full tracebacks on errors."
@@ -254,33 +278,54 @@ def _mount_optional_apps() -> None:
 _mount_optional_apps()
 
 
-def main() -> None:
-    """Console entry point: user errors become one short message and a non-zero exit."""
-    debug = "--debug" in sys.argv
+def _exit_code_of(exc: BaseException) -> int:
+    return int(getattr(exc, "exit_code", 1) or 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one short message and a non-zero exit.
+
+    Exit codes: 0 everything asked for was produced; 1 a user error (the message says what to fix);
+    2 a usage error (typer's usage line); 130 interrupted (finished stages are kept).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
     try:
-        app(standalone_mode=False)
-    except EdgepressError as exc:
-        if debug:
-            raise
-        console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+        rv = app(args=args, prog_name="edgepress", standalone_mode=False)
+    except RunInterrupted as exc:
+        console.print(f"[yellow]interrupted[/] {escape(str(exc))}")
+        sys.exit(130)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume.")
         sys.exit(130)
+    except EdgepressError as exc:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        console.print("[yellow]aborted[/]")
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: missing argument, unknown option, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            console.print(f"[bold red]error:[/] {escape(exc.format_message())}")
+        sys.exit(_exit_code_of(exc))
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, traceback only with --debug
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}\n(run again with --debug for the traceback)")
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(first)}\n"
+                      "(this is a bug or an unchecked input: run again with --debug for the traceback)")
         sys.exit(1)
+    if rv == 130:  # typer turns a Ctrl-C outside a stage into Exit(130) and returns it
+        console.print("[yellow]interrupted[/]: nothing unfinished was kept; run the same command again.")
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
 
 
 if __name__ == "__main__":

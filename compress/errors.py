@@ -23,6 +23,13 @@ class ParityError(EdgepressError):
     """An exported or quantized model disagrees with its PyTorch reference past tolerance."""
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C inside a stage: the message names the stage and says that the next run resumes.
+
+    Not a KeyboardInterrupt, so that typer does not swallow it into a bare exit code.
+    """
+
+
 class MissingDependencyError(EdgepressError):
     """An optional backend is not installed; the message names the pip install that fixes it."""
 

@@ -137,7 +137,13 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     tmp.mkdir(parents=True)
     fn = spec.load()
     t0 = time.perf_counter()
-    result = fn(cfg, inputs, tmp)
+    try:
+        result = fn(cfg, inputs, tmp)
+    except KeyboardInterrupt:
+        from compress.errors import RunInterrupted
+
+        raise RunInterrupted(f"during stage '{spec.name}' ({final}): the stages finished before it are kept; "
+                             "run the same command again to resume") from None
     wall = time.perf_counter() - t0
     if not main:  # other ranks helped train; rank 0 owns the artifacts
         shutil.rmtree(tmp, ignore_errors=True)

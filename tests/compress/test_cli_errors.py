@@ -21,8 +21,8 @@ def write_config(tmp_path: Path, model: str, train: str, extra: str = "") -> Pat
     return cfg
 
 
-def assert_clean_error(res: subprocess.CompletedProcess, *needles: str) -> None:
-    assert res.returncode == 2, res.stderr
+def assert_clean_error(res: subprocess.CompletedProcess, *needles: str, code: int = 1) -> None:
+    assert res.returncode == code, res.stderr
     assert "Traceback" not in res.stderr
     for n in needles:
         assert n in res.stderr, res.stderr
@@ -31,7 +31,8 @@ def assert_clean_error(res: subprocess.CompletedProcess, *needles: str) -> None:
 
 def test_mistyped_config_key(tmp_path, tiny_bert_dir):
     cfg = write_config(tmp_path, str(tiny_bert_dir), "builtin:pydoc", "distil: {epochs: 1}\n")
-    assert_clean_error(edgepress("run", str(cfg), cwd=tmp_path), "unknown key 'distil'", "did you mean 'distill'")
+    assert_clean_error(edgepress("run", str(cfg), cwd=tmp_path), "unknown key 'distil'", "did you mean 'distill'",
+                       code=2)
 
 
 def test_model_path_that_does_not_exist(tmp_path):

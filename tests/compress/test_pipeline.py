@@ -6,7 +6,7 @@ import pytest
 
 from compress import stages as registry
 from compress.config import load_config
-from compress.errors import EdgepressError
+from compress.errors import EdgepressError, RunInterrupted
 from compress.pipeline import run_pipeline
 from compress.stages import StageResult, StageSpec, Variant
 
@@ -77,7 +77,7 @@ def test_force_redoes_a_stage(fake_stages, tmp_path):
 
 def test_killed_stage_leaves_no_complete_looking_dir_and_resumes(fake_stages, tmp_path):
     FAIL.add("b")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterrupted, match="stage 'b'"):
         run_pipeline(_cfg(tmp_path))
     run_dir = tmp_path / "t"
     assert (run_dir / "01-a" / "stage.json").is_file()
