@@ -42,23 +42,38 @@ class TextSource(Section):
     source: str = Field(..., description="file path, hub:NAME, or builtin:pydoc")
     text_column: str = "sentence"
     limit: int | None = Field(None, ge=1, description="first N rows only")
+    header: bool = Field(True, description="csv/tsv: the first row names the columns (false: columns are '0', '1', ...)")
+
+    @field_validator("text_column", mode="before")
+    @classmethod
+    def _position(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 class DataConfig(Section):
     """Where text (and labels) come from; see README 'Data'."""
 
-    train: str = Field(..., description="file (.tsv/.csv/.jsonl/.txt), hub:NAME[/CONFIG][@SPLIT], or builtin:pydoc")
+    train: str = Field(..., description="file (.tsv/.csv/.jsonl/.json/.parquet/.txt), hub:NAME[/CONFIG][@SPLIT], "
+                                        "or builtin:pydoc")
     eval: str | None = Field(None, description="held-out split for metrics (None: split off eval_fraction of train)")
     test: str | None = Field(None, description="final report split (None: use eval)")
     text_column: str = "sentence"
     text_pair_column: str | None = None
     label_column: str | None = None
+    header: bool = Field(True, description="csv/tsv files start with a header row; false: columns are addressed by "
+                                           "position, text_column: '0', label_column: '1'")
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     eval_fraction: float = Field(0.1, gt=0, lt=1)
     unlabeled: list[TextSource] = Field(default_factory=list,
                                         description="more text for distillation (labels ignored): embedding/mlm sentences, or "
                                                     "classification rows supervised by the teacher's soft labels only")
+
+    @field_validator("text_column", "text_pair_column", "label_column", mode="before")
+    @classmethod
+    def _position(cls, v: Any) -> Any:
+        """``text_column: 0`` (YAML int) names the first column of a headerless file, like ``'0'``."""
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 class FinetuneConfig(Section):
@@ -90,6 +105,8 @@ class RunConfig(Section):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    keep_checkpoints: bool = Field(False, description="keep runs/<name>/.checkpoints/<stage> after the stage finished "
+                                                      "(CLI: run --keep-checkpoints); not part of any stage's hash")
 
     @field_validator("stages")
     @classmethod

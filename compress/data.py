@@ -1,17 +1,24 @@
 """Loading text (and labels) from files, hub datasets, or the built-in demo corpus.
 
-Sources: ``path.tsv|.csv|.jsonl|.txt``, ``hub:NAME[/CONFIG][@SPLIT]`` (needs `datasets` and
-network) and ``builtin:pydoc`` — English sentences split out of CPython's own
-``pydoc_data.topics``. The built-in corpus is a demo corpus for the default run (unlabelled
-text for distillation and fidelity checks), not an evaluation set.
+Every file is read by Hugging Face ``datasets`` (no hand-written reader): ``.tsv`` / ``.csv`` (csv
+builder; TSV with ``quoting=3``, QUOTE_NONE, since sentences hold quote marks), ``.jsonl`` / ``.json``,
+``.parquet`` and ``.txt`` (one sentence per line). ``data.header: false`` reads csv/tsv files that have
+no header row; their columns are then named by position, ``"0"``, ``"1"``, ... Other sources:
+``hub:NAME[/CONFIG][@SPLIT]`` (network) and ``builtin:pydoc`` — English sentences split out of CPython's
+own ``pydoc_data.topics``, a demo corpus for the default run, not an evaluation set.
+
+Classification labels are integer class ids or class names (``positive``, ``Sci/Tech``); names get
+ids from a given ``label2id`` or, as transformers' run_glue does, from the sorted names of the train
+split. Data that cannot train what was asked (one class, constant scores, labels that do not parse,
+a file that is not UTF-8) is refused with the file and row.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import math
 import random
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,22 +27,40 @@ from compress.errors import DataError
 
 BUILTIN_CORPORA = ("builtin:pydoc",)
 
+# extension -> (datasets builder, builder kwargs)
+FILE_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
+    ".csv": ("csv", {}),
+    ".jsonl": ("json", {}),
+    ".json": ("json", {}),
+    ".parquet": ("parquet", {}),
+    ".txt": ("text", {}),
+}
+_TEXT_FORMATS = (".tsv", ".csv", ".jsonl", ".json", ".txt")
+_INT = re.compile(r"^[+-]?\d+$")
+
 
 @dataclass
 class TextData:
-    """Parallel lists: sentences, optional second sentences (pairs), optional labels."""
+    """Parallel lists: sentences, optional second sentences (pairs), optional labels.
+
+    ``label_names[i]`` is the class name of label id ``i`` when the file gave names (None for integer
+    labels and for non-classification data).
+    """
 
     texts: list[str]
     pairs: list[str] | None = None
     labels: list[Any] | None = None
     source: str = ""
+    label_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, idx: list[int]) -> "TextData":
         pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
-        return TextData([self.texts[i] for i in idx], pick(self.pairs), pick(self.labels), self.source)
+        return TextData([self.texts[i] for i in idx], pick(self.pairs), pick(self.labels), self.source,
+                        self.label_names)
 
     def head(self, n: int | None) -> "TextData":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
@@ -62,34 +87,117 @@ def builtin_pydoc_sentences(min_words: int = 5, max_words: int = 40) -> list[str
     return sentences
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+# ---------------------------------------------------------------- reading (all through `datasets`)
+
+
+@dataclass
+class Columns:
+    """A source read into columns; ``class_names`` holds a hub ClassLabel's names per column."""
+
+    data: dict[str, list[Any]]
+    class_names: dict[str, list[str]]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.data)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.data.values()))) if self.data else 0
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte offset) of the first byte that is not UTF-8, read in chunks; None if the file is UTF-8."""
+    import codecs
+
+    dec = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as exc:
+                pos = max(exc.start, 0)
+                # the decoder may hold back up to 3 bytes of an unfinished sequence from the previous chunk
+                return lines + chunk.count(b"\n", 0, pos), offset + pos
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+    try:
+        dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return lines, offset
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
+def _load_quietly(builder: str, **kwargs: Any):
+    """``datasets.load_dataset`` with its progress bars and log lines off, cached in a temp folder.
+
+    Local files need no network: the csv/json/parquet/text builders ship inside ``datasets``. The
+    Arrow cache lives in a temporary folder that is removed once the rows are in memory, so a changed
+    file is never served from a stale cache and nothing piles up under ~/.cache.
+    """
+    import logging as _logging
+
+    import datasets
+    from datasets.utils import logging as dlog
+
+    bars = dlog.is_progress_bar_enabled()
+    level = dlog.get_verbosity()
+    dlog.disable_progress_bar()
+    dlog.set_verbosity(_logging.CRITICAL)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgepress-data-") as cache:
+            ds = datasets.load_dataset(builder, cache_dir=cache, keep_in_memory=True, **kwargs)
+            class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
+            return Columns(ds.to_dict(), class_names)
+    finally:
+        dlog.set_verbosity(level)
+        if bars:
+            dlog.enable_progress_bar()
+
+
+def _read_file(path: Path, source: str, header: bool) -> Columns:
     suffix = path.suffix.lower()
-    if suffix in (".tsv", ".csv"):
-        with path.open(newline="", encoding="utf-8") as fh:
-            if suffix == ".tsv":
-                reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-            else:
-                reader = csv.DictReader(fh)
-            return list(reader)
-    if suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}:{n}: not a JSON object per line ({exc.msg})") from None
-        return rows
-    if suffix == ".txt":
-        return [{"text": ln.rstrip("\n")} for ln in path.open(encoding="utf-8") if ln.strip()]
-    raise DataError(f"data file '{path}': unsupported extension '{suffix}'; use .tsv, .csv, .jsonl or .txt")
+    if suffix not in FILE_FORMATS:
+        raise DataError(f"data file '{source}': unsupported extension '{suffix}'; use "
+                        f"{', '.join(FILE_FORMATS)}")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file '{source}' is empty (0 bytes)")
+    builder, kwargs = FILE_FORMATS[suffix]
+    kwargs = dict(kwargs)
+    if builder == "csv" and not header:
+        kwargs["header"] = None  # columns are then named "0", "1", ... by position
+    try:
+        cols = _load_quietly(builder, data_files=str(path), split="train", **kwargs)
+    except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors of pandas/pyarrow/json
+        root = _root_cause(exc)
+        if suffix in _TEXT_FORMATS and (isinstance(root, UnicodeDecodeError) or _first_non_utf8(path)):
+            where = _first_non_utf8(path)
+            at = f" (line {where[0]}, byte offset {where[1]})" if where else ""
+            raise DataError(f"data file '{source}' is not UTF-8 text{at}; re-save it as UTF-8, "
+                            "e.g. iconv -f latin1 -t utf-8") from None
+        msg = str(root).strip().splitlines()[0][:200] if str(root).strip() else type(root).__name__
+        if "corresponds to no data" in msg or "No columns to parse" in msg:
+            raise DataError(f"data file '{source}' is empty (no rows after the header)") from None
+        raise DataError(f"data file '{source}' could not be read as {suffix[1:]}: {msg}") from None
+    if "__index_level_0__" in cols.data:  # pandas shifted a ragged csv: some rows have more fields than the header
+        raise DataError(f"data file '{source}': some rows have more fields than the header row "
+                        f"({len(cols.names) - 1} columns); check the delimiter or quote characters")
+    if builder == "text":  # one sentence per line; blank lines are not examples
+        cols = Columns({"text": [t for t in cols.data.get("text", []) if t.strip()]}, {})
+    if len(cols) == 0:
+        raise DataError(f"data file '{source}' is empty (no rows after the header)")
+    return cols
 
 
-def _read_hub(spec: str) -> list[dict[str, Any]]:
-    from compress.errors import require
-
-    datasets = require("datasets", extra="hub")
+def _read_hub(spec: str) -> Columns:
     name = spec[len("hub:"):]
     split = "train"
     if "@" in name:
@@ -101,60 +209,123 @@ def _read_hub(spec: str) -> list[dict[str, Any]]:
     elif len(parts) == 3:
         name, config = "/".join(parts[:2]), parts[2]
     try:
+        import datasets
+
         ds = datasets.load_dataset(name, config, split=split)
     except Exception as exc:  # the hub raises many types: connection, not found, bad config
         raise DataError(f"could not load hub dataset '{spec}': {type(exc).__name__}: {str(exc)[:200]}") from None
-    return [dict(r) for r in ds]
+    class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
+    return Columns(ds.to_dict(), class_names)
 
 
-def read_rows(source: str) -> list[dict[str, Any]]:
-    """Rows as dicts from a file path or hub spec (builtin corpora have one 'text' column)."""
+def read_columns(source: str, header: bool = True) -> Columns:
+    """Columns of a file path, hub spec or builtin corpus (builtin corpora have one 'text' column)."""
     if source in BUILTIN_CORPORA:
-        return [{"text": s} for s in builtin_pydoc_sentences()]
+        return Columns({"text": builtin_pydoc_sentences()}, {})
     if source.startswith("hub:"):
         return _read_hub(source)
     path = Path(source).expanduser()
+    if path.is_dir():
+        raise DataError(f"data file '{source}' is a folder; give a file ({', '.join(FILE_FORMATS)})")
     if not path.is_file():
         raise DataError(f"data file '{source}' does not exist")
-    rows = _read_rows(path)
-    if not rows:
-        raise DataError(f"data file '{source}' is empty (no rows after the header)")
-    return rows
+    return _read_file(path, source, header)
 
 
-def _column(rows: list[dict[str, Any]], name: str, source: str, role: str) -> list[Any]:
-    if name not in rows[0]:
-        raise DataError(
-            f"data '{source}': {role} column '{name}' not found; columns are: {', '.join(map(str, rows[0].keys()))} "
-            f"(set data.{role}_column)"
-        )
-    return [r[name] for r in rows]
+# ---------------------------------------------------------------- columns and labels
 
 
-def _parse_labels(raw: list[Any], task: str, source: str) -> list[Any]:
-    out: list[Any] = []
+def _column(cols: Columns, name: str, source: str, role: str, header: bool) -> list[Any]:
+    if name not in cols.data:
+        hint = (" (data.header is false: columns are named by position, e.g. data.text_column: '0')"
+                if not header else "")
+        raise DataError(f"data '{source}': {role} column '{name}' not found; columns are: "
+                        f"{', '.join(map(str, cols.names))} (set data.{role}_column){hint}")
+    return cols.data[name]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _texts(raw: list[Any], source: str, role: str) -> list[str]:
+    out = []
     for i, v in enumerate(raw):
-        try:
-            out.append(int(v) if task == "classification" else float(v))
-        except (TypeError, ValueError):
-            kind = "an integer class id" if task == "classification" else "a number"
-            raise DataError(f"data '{source}' row {i + 1}: label {v!r} is not {kind}") from None
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise DataError(f"data '{source}' row {i + 1}: the {role} cell is empty")
+        out.append(str(v))
     return out
 
 
+def _float_labels(raw: list[Any], source: str) -> list[float]:
+    out = []
+    for i, v in enumerate(raw):
+        try:
+            if isinstance(v, bool) or _missing(v):
+                raise ValueError
+            f = float(v)
+            if not math.isfinite(f):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise DataError(f"data '{source}' row {i + 1}: label {v!r} is not a number (regression / similarity "
+                            "scores must be numbers)") from None
+        out.append(f)
+    return out
+
+
+def _class_labels(raw: list[Any], source: str, label2id: dict[str, int] | None,
+                  names: list[str] | None) -> tuple[list[int], list[str] | None]:
+    """Integer class ids, or class names mapped to ids; returns (ids, names or None)."""
+    for i, v in enumerate(raw):
+        if _missing(v):
+            raise DataError(f"data '{source}' row {i + 1}: the label cell is empty")
+    as_int = all((isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+                 or (isinstance(v, str) and _INT.match(v.strip())) for v in raw)
+    if as_int:
+        ids = [int(v.strip()) if isinstance(v, str) else int(v) for v in raw]
+        for i, v in enumerate(ids):
+            if v < 0:
+                raise DataError(f"data '{source}' row {i + 1}: label {v} is not a class id (ids are 0, 1, ...)")
+        return ids, names
+    for i, v in enumerate(raw):
+        if not isinstance(v, str):
+            raise DataError(f"data '{source}' row {i + 1}: label {v!r} is neither an integer class id nor a class "
+                            "name; use one kind of label throughout the column")
+    if label2id is None:
+        known = sorted({v.strip() for v in raw})
+        label2id = {n: k for k, n in enumerate(known)}
+    ids = []
+    for i, v in enumerate(raw):
+        key = v.strip()
+        if key not in label2id:
+            shown = ", ".join(sorted(label2id, key=label2id.get)[:20])
+            raise DataError(f"data '{source}' row {i + 1}: label '{key}' is not a known class name (known: {shown})")
+        ids.append(label2id[key])
+    return ids, [n for n, _ in sorted(label2id.items(), key=lambda kv: kv[1])]
+
+
 def load_text_data(source: str, text_column: str, text_pair_column: str | None = None,
-                   label_column: str | None = None, task: str = "embedding", limit: int | None = None) -> TextData:
-    """Read a source into TextData, checking the named columns exist and labels parse."""
-    rows = read_rows(source)
-    if source in BUILTIN_CORPORA:
+                   label_column: str | None = None, task: str = "embedding", limit: int | None = None,
+                   header: bool = True, label2id: dict[str, int] | None = None) -> TextData:
+    """Read a source into TextData, checking the named columns exist and labels parse.
+
+    Classification labels may be integer ids or class names (mapped through ``label2id`` if given, else
+    sorted); regression and embedding (STS) labels are numbers. A ``.txt`` file has one column: its lines.
+    """
+    cols = read_columns(source, header)
+    if source in BUILTIN_CORPORA or (not source.startswith("hub:") and Path(source).suffix.lower() == ".txt"):
         text_column, text_pair_column, label_column = "text", None, None
-    texts = [str(t) for t in _column(rows, text_column, source, "text")]
-    pairs = [str(t) for t in _column(rows, text_pair_column, source, "text_pair")] if text_pair_column else None
-    labels = None
+    texts = _texts(_column(cols, text_column, source, "text", header), source, "text")
+    pairs = (_texts(_column(cols, text_pair_column, source, "text_pair", header), source, "text_pair")
+             if text_pair_column else None)
+    labels, names = None, None
     if label_column and task != "mlm":  # embedding: STS-style similarity scores
-        labels = _parse_labels(_column(rows, label_column, source, "label"), task, source)
-    data = TextData(texts, pairs, labels, source)
-    return data.head(limit)
+        raw = _column(cols, label_column, source, "label", header)
+        if task == "classification":
+            labels, names = _class_labels(raw, source, label2id, cols.class_names.get(label_column))
+        else:
+            labels = _float_labels(raw, source)
+    return TextData(texts, pairs, labels, source, names).head(limit)
 
 
 @dataclass
@@ -163,33 +334,73 @@ class Splits:
     eval: TextData
     test: TextData
 
+    @property
+    def label_names(self) -> list[str] | None:
+        """Class names by id (same on every split), or None for integer labels."""
+        return self.train.label_names
 
-def load_splits(data_cfg: Any, task: str, seed: int) -> Splits:
-    """Train/eval/test per the data config; eval is split off train when not given."""
+
+def _check_trainable(train: TextData, task: str, source: str) -> None:
+    """Refuse labels that cannot train the task: a single class, or scores that never vary."""
+    if train.labels is None:
+        return
+    if task == "classification":
+        classes = sorted(set(train.labels) - {UNLABELED})
+        if len(classes) < 2:
+            shown = train.label_names[classes[0]] if classes and train.label_names else (classes[0] if classes else "none")
+            raise DataError(f"training data '{source}' has a single class ({shown!r}) in its label column: "
+                            "classification needs at least two classes; check data.label_column and the file")
+    elif task == "regression" and len(set(train.labels)) < 2:
+        raise DataError(f"training data '{source}' has the same score ({train.labels[0]}) on every row: "
+                        "regression needs scores that vary; check data.label_column and the file")
+
+
+def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | None = None) -> Splits:
+    """Train/eval/test per the data config; eval is split off train when not given.
+
+    Class names map to ids through ``label2id`` when given (e.g. a trained head's), else through the
+    sorted names of the train split; an eval/test name the train split lacks is refused.
+    """
+    header = getattr(data_cfg, "header", True)
     kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
-              label_column=data_cfg.label_column, task=task)
+              label_column=data_cfg.label_column, task=task, header=header)
     if task in ("classification", "regression") and not data_cfg.label_column:
         raise DataError(f"task '{task}' needs labels: set data.label_column")
-    train = load_text_data(data_cfg.train, **kw)
+    train = load_text_data(data_cfg.train, label2id=label2id, **kw)
+    if label2id is None and train.label_names is not None:
+        label2id = {n: i for i, n in enumerate(train.label_names)}
+    names = train.label_names
+
+    def other(source: str) -> TextData:
+        d = load_text_data(source, label2id=label2id, **kw)
+        if task == "classification" and (d.label_names is None) != (names is None):
+            kinds = ("class names", "integer ids") if names is not None else ("integer ids", "class names")
+            raise DataError(f"data '{source}': labels are {kinds[1]}, but the training file '{data_cfg.train}' "
+                            f"uses {kinds[0]}; use one kind in every split")
+        d.label_names = names
+        return d
+
     if data_cfg.eval:
-        ev = load_text_data(data_cfg.eval, **kw)
+        ev = other(data_cfg.eval)
     else:
         idx = list(range(len(train)))
         random.Random(seed).shuffle(idx)
         n_eval = max(1, int(len(idx) * data_cfg.eval_fraction))
         ev, train = train.subset(sorted(idx[:n_eval])), train.subset(sorted(idx[n_eval:]))
-    test = load_text_data(data_cfg.test, **kw) if data_cfg.test else ev
+    test = other(data_cfg.test) if data_cfg.test else ev
     if len(train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
-    return Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
-                  test.head(data_cfg.max_eval_samples))
+    train = train.head(data_cfg.max_train_samples)
+    _check_trainable(train, task, data_cfg.train)
+    return Splits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples))
 
 
 def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
     """Every distinct sentence for unlabelled distillation: train texts, pairs, and data.unlabeled sources."""
     texts = list(train.texts) + list(train.pairs or [])
     for src in data_cfg.unlabeled:
-        texts += load_text_data(src.source, src.text_column, limit=src.limit).texts
+        texts += load_text_data(src.source, src.text_column, limit=src.limit,
+                                header=getattr(src, "header", True)).texts
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
@@ -210,7 +421,7 @@ def with_unlabeled(data_cfg: Any, train: TextData) -> TextData:
     seen = set(train.texts)
     extra = [t for t in distillation_texts(data_cfg, TextData([])) if t not in seen]
     return TextData(list(train.texts) + extra, None, list(train.labels or []) + [UNLABELED] * len(extra),
-                    source=train.source)
+                    source=train.source, label_names=train.label_names)
 
 
 def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:

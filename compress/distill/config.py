@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from compress.config_base import Section
 
@@ -57,3 +57,11 @@ class DistillConfig(Section):
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="mixed precision on GPU")
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, description="evaluate on the eval split every N steps (None: at epoch ends)")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError(f"max_steps must be a positive number of optimizer steps, or -1 to train for "
+                             f"`epochs` (got {v})")
+        return v
