@@ -47,6 +47,8 @@ def _global_options(
 
 SET_HELP = "Override a config field, e.g. --set distill.epochs=2 (repeatable; value parsed as YAML)."
 DEBUG_HELP = "Show full tracebacks on errors."
+KEEP_HELP = ("Keep a stage's Trainer checkpoints (runs/<name>/.checkpoints/) after it finished "
+             "(config: keep_checkpoints: true); by default they are removed.")
 
 
 def _fmt(v) -> str:
@@ -95,13 +97,17 @@ def run(
     config: Path = typer.Argument(..., help="Pipeline YAML (see configs/default.yaml)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     force: list[str] = typer.Option([], "--force", help="Redo this stage (and the ones after it) even if finished."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help=KEEP_HELP),
     debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
-    """Run (or resume) the pipeline in CONFIG into runs/<name>/; finished stages are reused."""
+    """Run (or resume) the pipeline in CONFIG into runs/<name>/; finished stages are reused.
+
+    One run per folder (runs/<name>/.lock); third-party log lines and warnings go to runs/<name>/log.txt.
+    """
     from compress.config import load_config
     from compress.pipeline import run_pipeline
 
-    cfg = load_config(config, set_)
+    cfg = load_config(config, set_ + (["keep_checkpoints=true"] if keep_checkpoints else []))
     console.print(f"[bold]edgepress[/] run '{cfg.name}' -> {cfg.run_dir}  stages: {' -> '.join(cfg.stages)}")
 
     def on_stage(name: str, status: str) -> None:
@@ -239,8 +245,9 @@ def quantize(
     """Quantize an ONNX model (ONNX Runtime / NNCF) with an accuracy guard (see --set quantize.*)."""
     from compress.pipeline import run_standalone
 
-    if not model.is_file():
-        raise EdgepressError(f"ONNX file '{model}' does not exist")
+    from compress.checks import check_onnx_file
+
+    check_onnx_file(model, "model")  # a folder, a missing or a damaged file: one line each
     ups = {"onnx": model}
     if student is not None:
         if not student.is_dir():

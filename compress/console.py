@@ -38,3 +38,161 @@ def is_quiet() -> bool:
 
 def is_verbose() -> bool:
     return _STATE.level == "verbose"
+
+
+# ---------------------------------------------------------------- one-line notes, the run log, stage progress
+
+_CURRENT_STAGE: list[str] = []  # the stage the pipeline is running (a stack: the search stage nests pipelines)
+# third-party loggers whose records go to runs/<name>/log.txt during a run instead of the console
+THIRD_PARTY_LOGGERS = ("transformers", "torch", "torch_pruning", "nncf", "onnxruntime", "onnx", "optimum",
+                       "datasets", "accelerate", "sentence_transformers", "huggingface_hub", "urllib3", "py.warnings")
+
+
+def note(message: str) -> None:
+    """One line for the user on stderr (not in --quiet), also written to the run log when one is open."""
+    import sys
+
+    logging.getLogger("edgepress").info(message)
+    if not is_quiet():
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, file=sys.stderr).print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+def current_stage() -> str | None:
+    return _CURRENT_STAGE[-1] if _CURRENT_STAGE else None
+
+
+class stage_context:  # noqa: N801 - used as a context manager
+    """Marks which stage is running, so progress bars are named after it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> "stage_context":
+        _CURRENT_STAGE.append(self.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _CURRENT_STAGE.pop()
+
+
+class capture_logs:  # noqa: N801 - used as a context manager
+    """For the duration of a run: third-party log records and Python warnings go to ``log_path`` only.
+
+    The console keeps edgepress's own bars, notes and tables; ``-v`` also echoes every log line there.
+    ONNX Runtime's C++ logger (which bypasses Python logging) is set to errors only. Nesting is allowed:
+    an inner capture (the search stage's branch runs) adds its file, the outer one keeps its own.
+    """
+
+    def __init__(self, log_path) -> None:
+        from pathlib import Path
+
+        self.path = Path(log_path)
+        self._saved: list = []
+        self._handler: logging.Handler | None = None
+
+    def __enter__(self) -> "capture_logs":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.DEBUG)
+        self._handler = handler
+        handlers = [handler]
+        if is_verbose():
+            echo = logging.StreamHandler()
+            echo.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handlers.append(echo)
+        self._warnings_were_captured = getattr(logging, "_warnings_showwarning", None) is not None
+        logging.captureWarnings(True)
+        for name in ("edgepress", "", *THIRD_PARTY_LOGGERS):
+            lg = logging.getLogger(name)
+            self._saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
+            lg.handlers = list(handlers)
+            lg.propagate = False
+            if name == "edgepress":
+                lg.setLevel(logging.INFO)
+            elif name and (lg.level == logging.NOTSET or lg.level > logging.WARNING):
+                lg.setLevel(logging.WARNING)
+        self._ort_severity()
+        return self
+
+    @staticmethod
+    def _ort_severity() -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:  # pragma: no cover - a core dependency
+            return
+        ort.set_default_logger_severity(3)  # errors only: its INFO/WARNING lines bypass Python logging
+
+    def __exit__(self, *exc) -> None:
+        for lg, handlers, propagate, level in reversed(self._saved):
+            lg.handlers, lg.propagate = handlers, propagate
+            lg.setLevel(level)
+        if not self._warnings_were_captured:
+            logging.captureWarnings(False)
+        if self._handler is not None:
+            self._handler.close()
+
+
+def _compact(logs: dict) -> str:
+    """Trainer's log dict as one short line: loss 0.123  lr 1e-4  epoch 1.00."""
+    keys = [k for k in logs if not k.startswith(("total_flos", "train_samples_per_second", "train_steps_per_second",
+                                                  "eval_samples_per_second", "eval_steps_per_second"))]
+    parts = []
+    for k in keys:
+        v = logs[k]
+        short = k.replace("learning_rate", "lr").replace("train_", "").replace("eval_", "eval ")
+        parts.append(f"{short} {v:.4g}" if isinstance(v, float) else f"{short} {v}")
+    return "  ".join(parts)
+
+
+def stage_progress_callback():
+    """A Trainer callback: one tqdm bar named after the running stage; log dicts to the run log, metrics compact."""
+    import json
+    import sys
+
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    log = logging.getLogger("edgepress.trainer")
+
+    class StageProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=current_stage() or "training",
+                                unit="step", dynamic_ncols=True, file=sys.stderr, disable=is_quiet(), leave=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            log.info("step %s %s", state.global_step, json.dumps(logs, default=str))
+            if self.bar is not None and "loss" in logs:
+                self.bar.set_postfix_str(_compact({k: logs[k] for k in ("loss", "learning_rate") if k in logs}),
+                                         refresh=True)
+            elif self.bar is not None and ("train_runtime" in logs or any(k.startswith("eval_") for k in logs)):
+                self.bar.write(f"  {current_stage() or 'training'}: {_compact(logs)}", file=sys.stderr)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return StageProgress()
+
+
+def use_stage_progress(trainer) -> None:
+    """Swap Trainer's ProgressCallback (raw log dicts on the console) for the stage's named bar."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(stage_progress_callback())

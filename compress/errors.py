@@ -23,6 +23,10 @@ class ParityError(EdgepressError):
     """An exported or quantized model disagrees with its PyTorch reference past tolerance."""
 
 
+class RunLocked(EdgepressError):
+    """Another process holds the run (or output) folder's lock; the message names its PID and host."""
+
+
 class RunInterrupted(Exception):
     """Ctrl-C inside a stage: the message names the stage and says that the next run resumes.
 

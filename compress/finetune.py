@@ -31,6 +31,8 @@ def _metric_fn(task: str):
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
+    from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
+    from compress.console import use_stage_progress
     from compress.distill.engine import TokenizedExamples, save_loss_curves
     from compress.models import load_model, load_tokenizer
 
@@ -61,7 +63,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
                       data_collator=DataCollatorWithPadding(tok), compute_metrics=_metric_fn(cfg.task))
-    trainer.train()
+    use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(Path(args.output_dir)))  # validated first
     final = trainer.evaluate()
     outputs = {"teacher": "model"}
     if is_main_process():

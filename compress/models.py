@@ -45,9 +45,16 @@ def resolve_model_path(spec: str) -> str:
         return str(pkg.get_model_path())
     path = Path(spec).expanduser()
     looks_local = path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
+    if path.is_file():  # edgepress checks: a file where a folder is expected (compress.checks)
+        from compress.checks import refuse_file_as_folder
+
+        refuse_file_as_folder(path, spec)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model folder '{spec}' has no config.json; point to a save_pretrained folder")
+        from compress.checks import check_model_folder
+
+        check_model_folder(path, spec)  # edgepress checks: config.json parses, weights deserialize
         return str(path)
     if looks_local or path.suffix:
         raise ModelLoadError(f"model path '{spec}' does not exist (not a folder with config.json)")
@@ -71,9 +78,14 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
     else:
         path = resolve_model_path(spec)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise _hub_error(spec, exc) from None
+    if (Path(path) / "config.json").is_file():  # edgepress checks: the vocabulary fits the embedding
+        from compress.checks import check_tokenizer_fits, read_model_config
+
+        check_tokenizer_fits(tok, read_model_config(Path(path)), spec)
+    return tok
 
 
 def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:

@@ -3,21 +3,31 @@
 A stage's directory is complete only when its ``stage.json`` exists; it is built in a
 temporary sibling and renamed into place, so a killed run never leaves a half stage that
 looks finished. A stage whose recorded hash matches the current config is skipped.
+
+One process at a time owns a run folder: ``runs/<name>/.lock`` is held with ``fcntl.flock``
+(the OS drops it when the holder dies, so a lock left by a killed run is taken over with a
+note). While the run goes, third-party log lines and warnings go to ``runs/<name>/log.txt``;
+a stage's Trainer checkpoints are removed once it finished (``keep_checkpoints`` keeps them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from compress.config import RunConfig, dump_config
+from compress.console import capture_logs, note, stage_context
 from compress.distributed import is_main_process, rank
+from compress.errors import EdgepressError, RunLocked
 from compress.runinfo import machine_info, package_versions
 from compress.stages import StageInputs, StageRecord, Variant, get_stage
 
@@ -49,6 +59,101 @@ def read_record(stage_dir: Path) -> tuple[StageRecord, dict] | None:
     rec = StageRecord(meta["stage"], stage_dir, meta.get("outputs", {}), meta.get("metrics", {}),
                       [Variant(**v) for v in meta.get("variants", [])])
     return rec, meta
+
+
+LOCK_FILE = ".lock"
+LOG_FILE = "log.txt"
+_HELD: dict[str, int] = {}  # lock paths this process holds -> nesting depth (the search stage nests runs)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(lock_path: Path, folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` for ``folder``; refuse (RunLocked) when another process has it.
+
+    The file holds ``pid host start-time`` of the holder, for the message. A lock whose holder died is free at
+    the OS level already (flock dies with its process); finding a holder line in it means a stale lock, which
+    is taken over with a one-line note.
+    """
+    import fcntl
+
+    key = str(lock_path.resolve())
+    if key in _HELD:  # this process already owns it (a nested pipeline on the same folder)
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").split()
+            who = (f"process {holder[0]} on host {holder[1]}" if len(holder) >= 2 else "another process")
+            raise RunLocked(f"run folder '{folder}' is in use by {who} (lock file {lock_path}); wait for that run to "
+                            f"finish, or stop it (kill {holder[0] if holder else 'PID'}) and run again") from None
+        previous = os.pread(fd, 512, 0).decode("utf-8", "replace").split()
+        if len(previous) >= 2:
+            pid, host = previous[0], previous[1]
+            state = ("no longer running" if host != socket.gethostname() or not pid.isdigit()
+                     or not _pid_alive(int(pid)) else "not holding it")
+            note(f"taking over the lock of '{folder}' left by process {pid} on {host} ({state})")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+            os.ftruncate(fd, 0)  # an empty lock file: released cleanly
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def ensure_output_dir(path: Path, what: str) -> None:
+    """Create ``path`` (a folder) or fail in one line: a file on the way, or no permission to write there."""
+    for parent in [path, *path.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                where = "is a file" if parent == path else f"is under '{parent}', which is a file"
+                raise EdgepressError(f"{what} '{path}' {where}, not a folder; choose another output folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise EdgepressError(f"{what} '{path}' is not writable ({exc.strerror or exc}); choose another output folder "
+                             "or fix its permissions") from None
+
+
+def preflight(cfg: RunConfig, stages: list[str]) -> None:
+    """Checks that need no stage to run: local teacher/student folders load and fit ``teacher.max_length``."""
+    from compress.checks import check_max_length, read_model_config
+    from compress.models import resolve_model_path
+
+    if not any("teacher" in get_stage(s).sections for s in stages):
+        return
+    for field, spec in (("teacher.model", cfg.teacher.model), ("student.model", cfg.student.model)):
+        if not spec or (field == "student.model" and not any(s in ("distill", "search") for s in stages)):
+            continue
+        path = Path(resolve_model_path(spec))  # refuses files, damaged weights, folders without config.json
+        if path.is_dir():  # a hub name stays unchecked here (no network before a stage needs it)
+            check_max_length(read_model_config(path), cfg.teacher.max_length, spec)
 
 
 # Stages whose work is shared by every rank of a torchrun/accelerate launch (Trainer-based).
@@ -86,11 +191,17 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     for name in force:
         if name not in cfg.stages:
             get_stage(name)  # unknown name -> error with suggestion
-            from compress.errors import EdgepressError
-
             raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(cfg.stages)})")
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(run_dir, "output folder (output_dir/name)")
+    preflight(cfg, cfg.stages)
+    lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
+    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt")):
+        return _run_stages(cfg, run_dir, force, on_stage, seed)
+
+
+def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callable[[str, str], None] | None,
+                seed: tuple[list[StageRecord], str] | None) -> list[StageOutcome]:
     if is_main_process():
         dump_config(cfg, run_dir / "config.resolved.yaml")
     inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
@@ -118,6 +229,10 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
                 on_stage(name, "running")
             rec, wall = _run_one(cfg, spec, i, h, inputs, final)
             _barrier()
+            if is_main_process() and not cfg.keep_checkpoints:
+                from compress.checkpoints import remove_stage_checkpoints
+
+                remove_stage_checkpoints(cfg, name, run_dir)
             if not is_main_process():  # rank 0 wrote the artifacts; use its record
                 found = read_record(final)
                 rec = found[0] if found else rec
@@ -126,7 +241,27 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
                 on_stage(name, "done")
         inputs.upstream.append(rec)
         upstream_hash = h
+    if seed is None and is_main_process() and any(r.name in PACKAGED_AFTER for r in inputs.upstream):
+        outcomes.append(_package(cfg, inputs.upstream, on_stage))
     return outcomes
+
+
+# A run that exported (or searched) ends by packaging its chosen model into runs/<name>/final/.
+PACKAGED_AFTER = ("export", "search")
+
+
+def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str, str], None] | None) -> StageOutcome:
+    from compress.package import FINAL, package_run
+
+    if on_stage:
+        on_stage("package", "running")
+    t0 = time.perf_counter()
+    info = package_run(cfg, records, cfg.run_dir)
+    if on_stage:
+        on_stage("package", "done")
+    metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
+               "bundle_mb": info["bundle"]["size_mb"]}
+    return StageOutcome("package", cfg.run_dir / FINAL, "ran", time.perf_counter() - t0, metrics)
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:
@@ -138,7 +273,8 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     fn = spec.load()
     t0 = time.perf_counter()
     try:
-        result = fn(cfg, inputs, tmp)
+        with stage_context(spec.name):
+            result = fn(cfg, inputs, tmp)
     except KeyboardInterrupt:
         from compress.errors import RunInterrupted
 
@@ -173,11 +309,20 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
 def run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: dict[str, Path],
                    overwrite: bool = False) -> StageRecord:
     """Run one stage outside a pipeline: ``upstream_outputs`` stands in for earlier stages' outputs."""
-    from compress.errors import EdgepressError
-
     out_dir = Path(out_dir)
+    if out_dir.is_file():
+        raise EdgepressError(f"output directory '{out_dir}' is a file, not a folder; choose another output folder")
+    ensure_output_dir(out_dir.parent, "output directory's parent")
+    lock = folder_lock(out_dir.parent / f".{out_dir.name}.lock", out_dir) if is_main_process() else contextlib.nullcontext()
+    with lock:
+        return _run_standalone(cfg, name, out_dir, upstream_outputs, overwrite)
+
+
+def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: dict[str, Path],
+                    overwrite: bool) -> StageRecord:
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise EdgepressError(f"output directory '{out_dir}' exists and is not empty; pass --overwrite or choose another")
+    preflight(cfg, [name])
     fake = StageRecord("input", Path("/"), {k: str(Path(v).resolve()) for k, v in upstream_outputs.items()}, {}, [])
     for key, path in upstream_outputs.items():
         if key in ("model", "onnx"):
@@ -185,6 +330,16 @@ def run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: d
             fake.variants.append(Variant("input", fmt, str(Path(path).resolve())))
     inputs = StageInputs(run_dir=out_dir.parent / f".{out_dir.name}.work", upstream=[fake])
     spec = get_stage(name)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    rec, _ = _run_one(cfg, spec, 1, stage_hash(cfg, name, "standalone"), inputs, out_dir)
+    work = inputs.run_dir
+    log_path = out_dir.parent / f".{out_dir.name}.log.txt"
+    with capture_logs(log_path):
+        rec, _ = _run_one(cfg, spec, 1, stage_hash(cfg, name, "standalone"), inputs, out_dir)
+    if is_main_process():
+        shutil.move(str(log_path), str(out_dir / LOG_FILE))
+        if not cfg.keep_checkpoints:
+            from compress.checkpoints import remove_stage_checkpoints
+
+            remove_stage_checkpoints(cfg, name, work)
+            with contextlib.suppress(OSError):
+                work.rmdir()  # the work folder held only checkpoints
     return rec

@@ -274,7 +274,8 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     ``save_checkpoints=False`` (short runs such as QAT) trains without writing resumable checkpoints.
     """
     from transformers import TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+    from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
+    from compress.console import use_stage_progress
 
     _check_compatible(teacher, student, task, cfg)
     set_seed(seed)
@@ -318,7 +319,8 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     trainer = DistillationTrainer.build(
         model=student, args=args, train_dataset=ds, data_collator=collate, teacher=teacher, task=task, dcfg=cfg,
         layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw)
-    last = get_last_checkpoint(str(ckpt)) if save_checkpoints and ckpt.is_dir() else None
+    use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
+    last = resumable_checkpoint(ckpt) if save_checkpoints else None  # validated; damaged ones discarded
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - t0
