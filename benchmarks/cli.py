@@ -7,7 +7,9 @@ from typing import Any, Optional
 
 import typer
 
-from compress.errors import EdgepressError
+from compress.errors import EdgepressError, UsageError
+
+MAX_TOKENS = 8192  # no BERT-family model takes longer inputs; a larger --seq / --max-length is a typo
 
 app = typer.Typer(
     name="bench",
@@ -18,14 +20,41 @@ app = typer.Typer(
 )
 
 
-def _ints(text: str, what: str) -> list[int]:
+def _ints(text: str, what: str, upper: int | None = None) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise EdgepressError(f"--{what} '{text}': expected comma-separated integers, e.g. 1,8") from None
+        raise UsageError(f"--{what} '{text}': expected comma-separated integers, e.g. 1,8") from None
     if not values or min(values) < 1:
-        raise EdgepressError(f"--{what} '{text}': expected positive integers")
+        raise UsageError(f"--{what} '{text}': expected positive integers")
+    if upper is not None and max(values) > upper:
+        raise UsageError(f"--{what} '{text}': {max(values)} is beyond {upper} tokens, longer than any BERT-family "
+                         "model takes")
     return values
+
+
+def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check_max_length: bool) -> None:
+    """Refuse sequence lengths a model's position embeddings cannot take, before anything is measured."""
+    from compress.checks import position_limit, read_model_config
+
+    if not 1 <= max_length <= MAX_TOKENS:
+        raise UsageError(f"--max-length {max_length}: expected a token count from 1 to {MAX_TOKENS}")
+    for spec in specs:
+        folder = spec.path if spec.path.is_dir() else spec.path.parent
+        if not (folder / "config.json").is_file():
+            continue  # a bare model file: its runtime reports an input that is too long
+        try:
+            limit = position_limit(read_model_config(folder))
+        except EdgepressError:
+            continue  # a damaged config: measuring that model reports it (status error)
+        if limit is None:
+            continue
+        if max(seq_lens) > limit:
+            raise UsageError(f"--seq {max(seq_lens)} is beyond model '{spec.path}''s position embeddings "
+                             f"({limit} tokens): give --seq {limit} or less")
+        if check_max_length and max_length > limit:
+            raise UsageError(f"--max-length {max_length} is beyond model '{spec.path}''s position embeddings "
+                             f"({limit} tokens): give --max-length {limit} or less")
 
 
 def parse_model_arg(arg: str, role: str = "variant") -> Any:
@@ -81,12 +110,17 @@ def run_cmd(
     remote_python: str = typer.Option("python3", help="python on the target (needs onnxruntime + numpy)"),
     remote_dir: str = typer.Option("/tmp/edgepress-bench", help="working folder on the target"),
     out: Path = typer.Option(Path("bench-report"), help="folder for report.json, report.md, report.csv, pareto.png"),
+    allow_partial: bool = typer.Option(False, "--allow-partial",
+                                       help="exit 0 even when a model could not be measured (its row says why)"),
 ) -> None:
     """Measure MODELS: latency sweep (p50/p90/p99), cold start, peak RSS, size, and quality when --data is given.
 
     Example: edgepress bench run teacher=runs/x/01-distill/model runs/x/03-quantize/model.int8.onnx
     --teacher runs/x/01-distill/model --data ../shared/data/stsb/test.tsv --text-column sentence1
     --pair-column sentence2 --label-column score --batch 1,8 --threads 4
+
+    Exit code 1 when any model could not be measured (status error), unless --allow-partial; the report is
+    written either way.
     """
     from rich.console import Console
 
@@ -95,6 +129,8 @@ def run_cmd(
     from benchmarks.report import write_report
     from benchmarks.runners import DEVICES
     from benchmarks.runners.base import Threads, available_cores
+    from compress.console import capture_logs
+    from compress.pipeline import ensure_output_dir
 
     if task not in ("embedding", "classification", "regression", "mlm"):
         raise EdgepressError(f"--task '{task}': expected embedding, classification, regression or mlm")
@@ -108,18 +144,28 @@ def run_cmd(
     eval_set = load_eval(data, task, text_column, pair_column, label_column, max_samples) if data else None
     if eval_set is not None and tokenizer is None and not any(s.path.is_dir() for s in specs):
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")
-    settings = BenchSettings(batch_sizes=_ints(batch, "batch"), seq_lens=_ints(seq, "seq"), realistic=realistic,
+    seq_lens = _ints(seq, "seq", MAX_TOKENS)
+    _check_lengths(specs, seq_lens, max_length, check_max_length=data is not None)
+    ensure_output_dir(out, "--out")
+    settings = BenchSettings(batch_sizes=_ints(batch, "batch"), seq_lens=seq_lens, realistic=realistic,
                              warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
                              threads=Threads(threads or available_cores(), inter_threads), device=device, max_length=max_length)
     opts = RemoteOptions(known_hosts=known_hosts, host_key=host_key, identity=identity, python=remote_python,
                          remote_dir=remote_dir)
     tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)
     console = Console(stderr=True)
-    report = benchmark(specs, task, settings, tokenizer_path=tok, eval_set=eval_set, targets=list(target),
-                       remote_options=opts, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    with capture_logs(out / "log.txt"):  # runtime warnings and INFO lines go to the log, not the console
+        report = benchmark(specs, task, settings, tokenizer_path=tok, eval_set=eval_set, targets=list(target),
+                           remote_options=opts, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     paths = write_report(report, out)
     _print_table(report)
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    failed = [m for m in report.get("models", []) if m.get("status") == "error"]
+    if failed and not allow_partial:
+        first = str(failed[0].get("reason") or "").strip().splitlines()
+        raise EdgepressError(f"{len(failed)} of {len(report.get('models', []))} measurements failed ({failed[0].get('name')}: "
+                             f"{first[0][:200] if first else 'no reason given'}); the report in '{out}' lists them; "
+                             "pass --allow-partial to accept a partial report")
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -135,7 +181,8 @@ def _print_table(report: dict[str, Any]) -> None:
         ret = "–" if r["retention"] is None else f"{100 * r['retention']:.1f} %"
         val = "–" if r["value"] is None else f"{r['metric']}={r['value']:.4f}"
         lat = [("–" if r[k] is None else f"{r[k]:.2f}") for k in ("p50_ms", "p90_ms")]
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['reason']}"
+        reason = str(r["reason"] or "")
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {reason[:48]}{'…' if len(reason) > 48 else ''}"
         table.add_row(r["device"], r["variant"], f"{r['format']}/{r['precision']}",
                       "–" if r["size_mb"] is None else f"{r['size_mb']:.1f}", val, ret, *lat, status)
     Console().print(table)
@@ -153,6 +200,21 @@ def compare_cmd(
 
     from benchmarks.report import compare, compare_markdown, load_report
 
+    from benchmarks.report import find_report
+
+    for r in reports:
+        p = find_report(r)
+        with p.open("rb") as fh:
+            head = fh.read(4096)
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) - exc.start > 4:  # not just a multi-byte character cut at the 4 KiB boundary
+                raise EdgepressError(f"'{p}' is a binary file, not a report.json; give the report.json that "
+                                     "`edgepress bench run` or `edgepress run` wrote (or its folder)") from None
+        if b"\x00" in head:
+            raise EdgepressError(f"'{p}' is a binary file, not a report.json; give the report.json that "
+                                 "`edgepress bench run` or `edgepress run` wrote (or its folder)")
     loaded = [load_report(r) for r in reports]
     if label and len(label) != len(loaded):
         raise EdgepressError(f"--label given {len(label)} times for {len(loaded)} reports")

@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=args, prog_name="edgepress", standalone_mode=False)
     except RunInterrupted as exc:
-        console.print(f"[yellow]interrupted[/] {escape(str(exc))}")
+        console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(130)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume.")
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     except EdgepressError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -320,14 +320,14 @@ def main(argv: list[str] | None = None) -> None:
         if callable(show):
             show()
         else:
-            console.print(f"[bold red]error:[/] {escape(exc.format_message())}")
+            console.print(f"[bold red]error:[/] {escape(exc.format_message())}", soft_wrap=True)
         sys.exit(_exit_code_of(exc))
     except Exception as exc:  # noqa: BLE001 - the last net: one line, traceback only with --debug
         if debug:
             raise
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(first)}\n"
-                      "(this is a bug or an unchecked input: run again with --debug for the traceback)")
+                      "(this is a bug or an unchecked input: run again with --debug for the traceback)", soft_wrap=True)
         sys.exit(1)
     if rv == 130:  # typer turns a Ctrl-C outside a stage into Exit(130) and returns it
         console.print("[yellow]interrupted[/]: nothing unfinished was kept; run the same command again.")

@@ -57,7 +57,7 @@ def note(message: str) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True, file=sys.stderr).print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+        Console(stderr=True, file=sys.stderr).print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def current_stage() -> str | None:
@@ -86,14 +86,26 @@ class capture_logs:  # noqa: N801 - used as a context manager
     an inner capture (the search stage's branch runs) adds its file, the outer one keeps its own.
     """
 
-    def __init__(self, log_path) -> None:
+    def __init__(self, log_path, preload: tuple[str, ...] = ()) -> None:
         from pathlib import Path
 
         self.path = Path(log_path)
+        # libraries that attach their own console handler when first imported (nncf); importing them here, before
+        # the handlers are swapped, keeps that handler off the console for the run
+        self.preload = ("transformers.utils.logging", *preload)
         self._saved: list = []
         self._handler: logging.Handler | None = None
 
     def __enter__(self) -> "capture_logs":
+        import importlib
+
+        for module in self.preload:
+            try:
+                mod = importlib.import_module(module)
+            except ImportError:
+                continue
+            if module == "transformers.utils.logging":
+                mod.get_logger()  # transformers adds its stderr handler on the first get_logger call
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

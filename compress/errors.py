@@ -11,6 +11,10 @@ class ConfigError(EdgepressError):
     """The config file or a --set override is invalid."""
 
 
+class UsageError(ConfigError):
+    """A command-line option's value is out of range (exit 2, like typer's own usage errors)."""
+
+
 class ModelLoadError(EdgepressError):
     """A model path, hub name or head does not fit what was asked."""
 

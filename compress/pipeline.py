@@ -196,7 +196,8 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     ensure_output_dir(run_dir, "output folder (output_dir/name)")
     preflight(cfg, cfg.stages)
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
-    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt")):
+    nncf = ("nncf",) if {"quantize", "search"} & set(cfg.stages) and {"nncf", "qat"} & set(cfg.quantize.methods) else ()
+    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=nncf):
         return _run_stages(cfg, run_dir, force, on_stage, seed)
 
 
