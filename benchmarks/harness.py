@@ -85,7 +85,8 @@ def file_size_mb(path: Path) -> float:
     """Bytes / 1e6 of the weights: the file (+ ONNX external data beside it) or a folder's weight files."""
     path = Path(path)
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".onnx", ".data")]
+        # the PyTorch weights only: a sentence-transformers folder may also hold onnx/ copies of the model
+        files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin")]
         return sum(p.stat().st_size for p in files) / 1e6
     total = path.stat().st_size
     for extra in (path.with_name(path.name + ".data"), path.with_name(path.name + "_data"), path.with_suffix(".onnx_data")):
@@ -241,16 +242,20 @@ def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str)
 def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
                 eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
-    from benchmarks.runners import detect_format, runner_class, skip_reason
+    from benchmarks.runners import locate, runner_class, skip_reason
     from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
 
-    fmt = spec.format or detect_format(Path(spec.path))
+    found_fmt, model_path = locate(Path(spec.path))
+    fmt = spec.format or found_fmt
     entry = _base_entry(spec, fmt, settings, LOCAL)
+    if model_path != Path(spec.path):
+        entry["file"] = str(model_path)
+        entry["size_mb"] = round(file_size_mb(model_path), 6)
     reason = skip_reason(fmt, settings.device)
     if reason:
         entry.update(status="skipped", reason=reason)
         return entry, None
-    runner: Runner = runner_class(fmt, settings.device)(Path(spec.path), task, settings.threads)
+    runner: Runner = runner_class(fmt, settings.device)(model_path, task, settings.threads)
     rss0 = rss_mb()
     reset_peak_rss()
     t0 = settings.clock()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
 from benchmarks.runners.base import Threads, available_cores
-from compress.stages import StageInputs, StageResult, teacher_source
+from compress.stages import StageInputs, StageResult, teacher_labels, teacher_source
 
 if TYPE_CHECKING:
     from benchmarks.config import BenchConfig
@@ -32,8 +32,11 @@ def remote_options(bench: "BenchConfig") -> Any:
                          python=bench.remote_python, remote_dir=bench.remote_dir)
 
 
-def eval_set_for(cfg: "RunConfig", split: str = "test") -> EvalSet:
-    """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs."""
+def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None) -> EvalSet:
+    """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
+
+    ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids.
+    """
     from compress.data import load_splits
 
     task = cfg.task
@@ -42,7 +45,7 @@ def eval_set_for(cfg: "RunConfig", split: str = "test") -> EvalSet:
     if task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
         splits = load_splits(cfg.data, "regression", cfg.seed)
     else:
-        splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed)
+        splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}))
     return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
 
 
@@ -68,10 +71,15 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines")
         for name, path in built.items():
             specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline"))
-    eval_set = eval_set_for(cfg)
+    eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
                        targets=cfg.bench.targets, remote_options=remote_options(cfg.bench))
+    if cfg.task == "classification":  # class names as the teacher (and every variant) knows them
+        from compress.interface import interface_of
+
+        id2label = interface_of(specs[0].path, cfg.task).id2label
+        report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)
     inputs.run_dir.mkdir(parents=True, exist_ok=True)
     for key in ("json", "md", "png"):

@@ -62,7 +62,7 @@ def _print_outcomes(outcomes) -> None:
     for col in ("stage", "status", "wall s", "key metrics"):
         table.add_column(col)
     keys = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "retention", "size_mb", "candidates",
-            "meets_targets")
+            "meets_targets", "chosen", "precision", "bundle_mb")
     for o in outcomes:
         shown = ", ".join(f"{k}={_fmt(o.metrics[k])}" for k in keys if k in o.metrics)
         if isinstance(o.metrics.get("winner"), dict):
@@ -271,6 +271,25 @@ def export_cmd(
 ) -> None:
     """Export a model to runtime formats, each checked against PyTorch (see --set export.*)."""
     _stage_command("export", model, out, config, set_, {"task": task, "teacher.model": str(model)}, overwrite, "model")
+
+
+@app.command("package")
+def package_cmd(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (runs/<name>)."),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """(Re)write RUN_DIR/final/ from a finished run: HF/sentence-transformers folder, optimum ONNX folder, app bundle."""
+    from compress.package import package_finished_run
+
+    info = package_finished_run(run_dir)
+    table = Table(title=f"packaged {run_dir}/final")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("chosen", f"{info['chosen']['name']} ({info['chosen']['origin']}, {info['chosen']['precision']})")
+    table.add_row("bundle", f"{', '.join(info['bundle']['models'])} ({info['bundle']['size_mb']:.1f} MB)")
+    for k, v in info["files"].items():
+        table.add_row(k, str(v))
+    console.print(table)
 
 
 def _mount_optional_apps() -> None:

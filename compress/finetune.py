@@ -40,8 +40,13 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         raise EdgepressError(f"finetune needs task classification or regression, not '{cfg.task}'")
     set_seed(cfg.seed)
     splits = load_splits(cfg.data, cfg.task, cfg.seed)
+    names = getattr(splits.train, "label_names", None)
+    id2label = dict(enumerate(names)) if cfg.task == "classification" and names else None
     num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)
-    model = load_model(cfg.teacher.model, cfg.task, num_labels=num_labels, allow_new_head=True)
+    if id2label is not None and num_labels != len(id2label):
+        raise EdgepressError(f"teacher.num_labels={num_labels}, but the training data has {len(id2label)} class names "
+                             f"({', '.join(names[:6])}); remove teacher.num_labels or fix the data")
+    model = load_model(cfg.teacher.model, cfg.task, num_labels=num_labels, allow_new_head=True, id2label=id2label)
     tok = load_tokenizer(cfg.teacher.model)
     ml = cfg.teacher.max_length
     train = TokenizedExamples(tok, splits.train.texts, splits.train.pairs, splits.train.labels, ml)
@@ -68,9 +73,15 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     final = trainer.evaluate()
     outputs = {"teacher": "model"}
     if is_main_process():
-        trainer.model.save_pretrained(out_dir / "model", safe_serialization=True)
-        tok.save_pretrained(out_dir / "model")
+        from compress.interface import ModelInterface, read_interface, save_model
+
+        base = read_interface(cfg.teacher.model, "embedding")  # the backbone's own max length
+        iface = ModelInterface(cfg.task, max_seq_length=base.max_seq_length,
+                               id2label=dict(trainer.model.config.id2label) if cfg.task == "classification" else None,
+                               source=str(out_dir / "model"))
+        save_model(trainer.model, tok, iface, out_dir / "model")
         outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
     metrics = {"base_model": cfg.teacher.model, "num_labels": num_labels, "eval_metric": metric,
+               "id2label": {str(k): v for k, v in trainer.model.config.id2label.items()} if cfg.task == "classification" else None,
                "teacher_eval": final.get(f"eval_{metric}"), "train_examples": len(train)}
     return StageResult(outputs=outputs, metrics=metrics)

@@ -95,22 +95,32 @@ def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:
     return [k for k in missing_keys if any(p in k for p in prefixes)]
 
 
-def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_head: bool = False) -> "PreTrainedModel":
-    """Load ``spec`` with the head ``task`` needs; refuse a head the checkpoint lacks unless allowed."""
+def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_head: bool = False,
+               id2label: dict[int, str] | None = None) -> "PreTrainedModel":
+    """Load ``spec`` with the head ``task`` needs; refuse a head the checkpoint lacks unless allowed.
+
+    A trained classification head keeps its own size and label names (``config.json``'s ``id2label``);
+    ``num_labels`` / ``id2label`` shape a new head (fine-tuning) and are checked against a trained one.
+    """
     import transformers
 
     path = resolve_model_path(spec)
     cls = getattr(transformers, TASK_HEADS[task])
-    kwargs = {}
-    if task in ("classification", "regression"):
-        kwargs["num_labels"] = 1 if task == "regression" else (num_labels or 2)
-        if task == "regression":
-            kwargs["problem_type"] = "regression"
+    kwargs: dict = {}
+    if id2label is not None:
+        num_labels = len(id2label)
+    if task == "regression":
+        kwargs.update(num_labels=1, problem_type="regression")
+    elif task == "classification" and allow_new_head and num_labels is not None:
+        kwargs["num_labels"] = num_labels  # a new head; a trained one keeps its size (checked below)
+        if id2label is not None:
+            kwargs["id2label"] = {int(k): str(v) for k, v in id2label.items()}
+            kwargs["label2id"] = {str(v): int(k) for k, v in id2label.items()}
     try:
         model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
     except OSError as exc:
         raise _hub_error(spec, exc) from None
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(f"model '{spec}' cannot be loaded with a {task} head: {str(exc).splitlines()[0][:300]}") from None
     missing = head_weights_missing(info.get("missing_keys", []), task)
     if missing and not allow_new_head:
@@ -120,6 +130,10 @@ def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_he
         raise ModelLoadError(
             f"model '{spec}' has no trained {task} head (missing weights: {', '.join(missing[:4])}); {hint}"
         )
+    if task == "classification" and not missing and num_labels is not None and model.config.num_labels != num_labels:
+        raise ModelLoadError(f"model '{spec}' has a trained {model.config.num_labels}-class head, but {num_labels} "
+                             "classes were asked for (teacher.num_labels or the data's labels); fix teacher.num_labels, "
+                             "or fine-tune a new head")
     model.eval()
     return model
 

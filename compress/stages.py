@@ -139,3 +139,12 @@ def teacher_source(cfg: "RunConfig", inputs: StageInputs) -> str:
     """The teacher to use: a fine-tuned one from an upstream ``finetune`` stage, else the config's."""
     tuned = inputs.latest("teacher")
     return str(tuned) if tuned is not None else cfg.teacher.model
+
+
+def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
+    """``load_splits`` keyword for classification: class names in the data map to the teacher's own ids."""
+    if cfg.task != "classification":
+        return {}
+    from compress.interface import interface_of, label_mapping
+
+    return label_mapping(interface_of(teacher_source(cfg, inputs), cfg.task))

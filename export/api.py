@@ -7,7 +7,7 @@ from typing import Any
 
 
 def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], opset: int = 17,
-                 optimize: bool = False, bundle: bool = False, overwrite: bool = False, max_length: int = 128,
+                 optimize: bool = False, bundle: bool = False, overwrite: bool = False, max_length: int | None = None,
                  atol: float = 1e-4, quantized_onnx: Path | None = None) -> dict[str, Any]:
     """Export ``model_dir`` (a save_pretrained folder with tokenizer) to ``formats`` in ``out_dir``, parity-checked.
 

@@ -105,8 +105,12 @@ def _output_specs(prep: Prepared) -> list[dict[str, Any]]:
              "shape": [d if d in ("batch", "sequence") else int(sizes[d]) for d in o.shape]} for o in prep.head.outputs]
 
 
-def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Copy a quantized ONNX into the bundle, check its interface, measure (not enforce) its parity."""
+def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool = False,
+                   details: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Copy a quantized ONNX into the bundle (and its .ort conversion), check its interface, measure parity.
+
+    Parity of INT8 files is measured, not enforced: the quantize stage's accuracy guard owns that gate.
+    """
     import onnx
 
     from export.parity import onnx_runner
@@ -119,29 +123,68 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path) -> tuple[dict[st
     if set(prep.input_names) != ins or outs != prep.output_names:
         raise ExportError(f"quantized ONNX '{src}' has inputs {sorted(ins)} and outputs {outs}; this bundle's "
                           f"model has {prep.input_names} -> {prep.output_names}: quantize the same model and head")
-    dst = bundle_dir / "model.int8.onnx"
-    shutil.copy2(src, dst)
-    parity = prep.check("quantized ONNX", onnx_runner(str(dst), prep.output_names), enforce=False)
     counts = {op: sum(n.op_type == op for n in graph.node) for op in QUANT_OPS}
     counts = {k: v for k, v in counts.items() if v}
     if not counts:
         raise ExportError(f"'{src}' contains no quantized operators ({', '.join(QUANT_OPS[:5])}...); "
                           "pass the int8 file, not the fp32 one")
-    entry = {"file": dst.name, "format": "onnx", "precision": "int8", "runtime": RUNTIMES["onnx"],
-             "parity": {"max_abs_diff": parity["max_abs_diff"], "min_cosine": parity["min_cosine"], "enforced": False},
-             "note": "int8: parity is measured, not enforced; the quantize stage owns its accuracy gate"}
-    return entry, {"file": dst.name, "precision": "int8", "quantized_ops": counts}
+    dst = bundle_dir / "model.int8.onnx"
+    shutil.copy2(src, dst)
+    note = "int8: parity is measured, not enforced; the quantize stage owns its accuracy gate"
+    parity = prep.check("quantized ONNX", onnx_runner(str(dst), prep.output_names), enforce=False)
+    entries = [{"file": dst.name, "format": "onnx", "precision": "int8", "runtime": RUNTIMES["onnx"],
+                "parity": {"max_abs_diff": parity["max_abs_diff"], "min_cosine": parity["min_cosine"], "enforced": False},
+                "note": note}]
+    if with_ort:
+        from export.onnx_export import convert_to_ort
+
+        res = convert_to_ort(prep, dst, bundle_dir, name="model.int8.ort", enforce=False)
+        entries.append({"file": res["path"].name, "format": "ort", "precision": "int8", "runtime": RUNTIMES["ort"],
+                        "parity": {"max_abs_diff": res["parity"]["max_abs_diff"],
+                                   "min_cosine": res["parity"]["min_cosine"], "enforced": False},
+                        "note": f"converted from {dst.name}; " + note})
+    quant = {"file": dst.name, "precision": "int8", "quantized_ops": counts}
+    if details:
+        quant.update({k: v for k, v in details.items() if k not in quant})
+    return entries, quant
+
+
+def _pooling_section(prep: Prepared) -> dict[str, Any] | None:
+    if prep.head.task != "embedding":
+        return None
+    from compress.interface import ModelInterface
+
+    iface = prep.interface or ModelInterface("embedding")
+    modes = iface.pooling_modes
+    how = {"mean": "mean of last_hidden_state over positions with attention_mask 1",
+           "cls": "last_hidden_state at position 0 ([CLS])", "max": "per-dimension max over positions with mask 1",
+           "lasttoken": "last_hidden_state at the last position with mask 1",
+           "weightedmean": "mean weighted by position (1..n) over positions with mask 1",
+           "mean_sqrt_len_tokens": "sum over positions with mask 1 divided by sqrt(count)"}
+    desc = "; ".join(how.get(m, m) for m in modes)
+    desc += ("; then divided by its L2 norm (cosine = dot product)" if iface.normalize else
+             "; not L2-normalised: normalise it yourself for cosine search")
+    return {"mode": modes[0] if len(modes) == 1 else "+".join(modes), "output": "sentence_embedding",
+            "normalized": bool(iface.normalize), "sentence_transformers": bool(iface.sentence_transformers),
+            "description": desc + " (sentence_embedding already includes this)"}
 
 
 def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
-                 quantized_onnx: Path | None = None) -> dict[str, Any]:
-    """Fill ``bundle_dir`` (already empty) from written files; write labels, tokenizer, manifest, reference.py."""
+                 quantized_onnx: Path | None = None, *, fp32_formats: Sequence[str] | None = None,
+                 quantized_ort: bool = False, quantization: dict[str, Any] | None = None,
+                 created_by: str = "edgepress export") -> dict[str, Any]:
+    """Fill ``bundle_dir`` (already empty) from written files; write labels, tokenizer, manifest, reference.py.
+
+    ``fp32_formats`` limits which fp32 files are copied (None: every written one); ``quantized_onnx`` adds the
+    INT8 file (and, with ``quantized_ort``, its ORT-format conversion); ``quantization`` adds how it was made.
+    """
     bundle_dir.mkdir(parents=True, exist_ok=True)
     models = []
     parity_key = {"onnx": "parity_onnx", "ort": "parity_ort", "torchscript": "parity_torchscript",
                   "ptl": "parity_ptl", "pte": "parity_pte"}
-    entries = [(fmt, path, parity_key[fmt], False) for fmt, path in written.files.items()]
-    if "onnx_optimized" in written.extra:
+    entries = [(fmt, path, parity_key[fmt], False) for fmt, path in written.files.items()
+               if fp32_formats is None or fmt in fp32_formats]
+    if "onnx_optimized" in written.extra and (fp32_formats is None or "onnx" in fp32_formats):
         entries.insert(1, ("onnx", written.extra["onnx_optimized"], "parity_onnx_optimized", True))
     for fmt, path, key, optimized in entries:
         if path.parent.resolve() != bundle_dir.resolve():
@@ -155,14 +198,16 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         if "note" in par:
             entry["note"] = par["note"]
         models.append(entry)
-    if "ort_required_operators" in written.extra:
+    if "ort_required_operators" in written.extra and any(e["format"] == "ort" for e in models):
         cfg = written.extra["ort_required_operators"]
         if cfg.parent.resolve() != bundle_dir.resolve():
             shutil.copy2(cfg, bundle_dir / cfg.name)
-    quantization = None
+    quant_info = None
     if quantized_onnx is not None:
-        entry, quantization = _add_quantized(prep, Path(quantized_onnx), bundle_dir)
-        models.append(entry)
+        q_entries, quant_info = _add_quantized(prep, Path(quantized_onnx), bundle_dir, quantized_ort, quantization)
+        models = q_entries + models  # the compressed file first: reference.py and apps pick the first ONNX/ORT
+    if not models:
+        raise ExportError("the bundle would hold no model file: give a quantized ONNX or keep an fp32 format")
 
     tok_dir = bundle_dir / "tokenizer"
     prep.tokenizer.save_pretrained(str(tok_dir))
@@ -171,7 +216,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
                           "apps need tokenizer.json: convert it with transformers' AutoTokenizer(use_fast=True)")
     labels = None
     if prep.head.task in ("classification", "token-classification"):
-        id2label = {str(k): str(v) for k, v in prep.model.config.id2label.items()}
+        id2label = {str(k): str(v) for k, v in sorted(prep.model.config.id2label.items())}
         (bundle_dir / "labels.json").write_text(json.dumps(id2label, indent=2) + "\n")
         labels = {"file": "labels.json", "id2label": id2label}
     shutil.copy2(REFERENCE_SCRIPT, bundle_dir / "reference.py")
@@ -184,7 +229,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "architecture": (cfg.architectures or [type(prep.model).__name__])[0],
         "hidden_size": int(getattr(cfg, "hidden_size", None) or getattr(cfg, "dim")),
         "num_layers": int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers")),
-        "created_by": "edgepress export",
+        "created_by": created_by,
         "models": models,
         "inputs": [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"], "meaning": INPUT_MEANING[n]}
                    for n in prep.input_names],
@@ -192,13 +237,10 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "outputs": _output_specs(prep),
         "max_sequence_length": prep.max_length,
         "tokenizer": _tokenizer_info(prep, tok_dir, bundle_dir),
-        "pooling": ({"mode": "mean", "output": "sentence_embedding", "normalized": False,
-                     "description": "sum of last_hidden_state over positions with attention_mask 1, divided by their "
-                                    "count; L2-normalise it yourself for cosine search"}
-                    if prep.head.task == "embedding" else None),
+        "pooling": _pooling_section(prep),
         "labels": labels,
-        "quantization": quantization,
-        "versions": _versions(list(written.files)),
+        "quantization": quant_info,
+        "versions": _versions([m["format"] for m in models]),
     }
     for out in prep.head.outputs:
         axes = {str(i): d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
@@ -212,7 +254,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
 
 def export_bundle(model_dir: Path, out_dir: Path, task: str, formats: Sequence[str] = ("onnx",),
                   quantized_onnx: Path | None = None, opset: int = 17, optimize: bool = False,
-                  max_length: int = 128, atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
+                  max_length: int | None = None, atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
     """Write an app bundle for ``model_dir`` into ``out_dir``: every file parity-checked, manifest validated."""
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, overwrite)

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.heads import HeadSpec, get_head, input_names_for, load_for_export, make_wrapper
-from export.parity import Batch, Runner, check_parity, example_batch, parity_batches, torch_runner
+from export.parity import Batch, Runner, check_parity, encode_batch, example_batch, parity_groups, torch_runner
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+    from compress.interface import ModelInterface
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Prepared:
     example: Batch
     atol: float = 1e-4
     min_cosine: float = 0.9999
+    interface: "ModelInterface | None" = None
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -49,28 +52,51 @@ class Prepared:
         return result
 
 
-def prepare(model_dir: Path, task: str, max_length: int = 128, atol: float = 1e-4,
-            min_cosine: float = 0.9999) -> Prepared:
-    """Load ``model_dir`` with the ``task`` head and compute PyTorch's reference outputs once."""
+def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: float = 1e-4,
+            min_cosine: float = 0.9999, interface: "ModelInterface | None" = None) -> Prepared:
+    """Load ``model_dir`` with the ``task`` head and compute the reference outputs once.
+
+    The reference is the library that defines the model's behaviour: the transformers model for its
+    outputs, and ``SentenceTransformer.encode`` for a sentence-transformers folder's ``sentence_embedding``.
+    ``max_length`` None: the model interface's maximum sequence length.
+    """
     from transformers import AutoTokenizer
 
     from compress.errors import ModelLoadError
+    from compress.interface import interface_of, is_sentence_transformers_folder, _position_limit
 
     head = get_head(task)
+    iface = interface or interface_of(model_dir, head.task)
     model = load_for_export(Path(model_dir), head.task)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"model folder '{model_dir}' has no loadable tokenizer ({exc}); save the tokenizer "
                              "next to the model (tokenizer.save_pretrained(folder))") from None
-    limit = getattr(model.config, "max_position_embeddings", max_length)
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= (model.config.pad_token_id or 0) + 1  # positions start after the padding index
-    max_length = min(max_length, limit)
+    limit = _position_limit(model.config) or 512
+    max_length = min(max_length or iface.max_seq_length, limit)
     names = input_names_for(model)
-    wrapper = make_wrapper(model, head.task, names)
-    batches = parity_batches(tokenizer, names, max_length)
+    wrapper = make_wrapper(model, head.task, names, iface)
+    groups = parity_groups()
+    batches = [encode_batch(tokenizer, g, names, max_length) for g in groups]
     reference = torch_runner(wrapper, names)
     expected = [reference(b) for b in batches]
+    if head.task == "embedding" and is_sentence_transformers_folder(model_dir):
+        expected = _sentence_transformers_reference(Path(model_dir), groups, max_length, expected, head.output_names)
     return Prepared(Path(model_dir), head, model, wrapper, names, tokenizer, max_length, batches, expected,
-                    example_batch(tokenizer, names, max_length), atol, min_cosine)
+                    example_batch(tokenizer, names, max_length), atol, min_cosine, interface=iface)
+
+
+def _sentence_transformers_reference(model_dir: Path, groups: list[list[str]], max_length: int,
+                                     expected: list[list["np.ndarray"]], names: list[str]) -> list[list["np.ndarray"]]:
+    """``sentence_embedding`` taken from ``SentenceTransformer(model_dir).encode`` (same truncation)."""
+    from compress.interface import load_sentence_transformer
+
+    st = load_sentence_transformer(model_dir)
+    st.max_seq_length = max_length
+    k = names.index("sentence_embedding")
+    out = []
+    for group, outs in zip(groups, expected):
+        emb = st.encode(group, batch_size=len(group), convert_to_numpy=True, show_progress_bar=False)
+        out.append([emb if i == k else o for i, o in enumerate(outs)])
+    return out

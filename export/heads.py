@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+    from compress.interface import ModelInterface
+
 FORMATS = ("onnx", "torchscript", "ptl", "ort", "pte")
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort", "pte": "model.pte"}
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
@@ -50,7 +52,7 @@ HEADS: dict[str, HeadSpec] = {
     "embedding": HeadSpec("embedding", "AutoModel", (
         OutputSpec("last_hidden_state", ("batch", "sequence", "hidden"), "contextual vector of every token"),
         OutputSpec("sentence_embedding", ("batch", "hidden"),
-                   "mean of last_hidden_state over tokens where attention_mask == 1 (not L2-normalised)"),
+                   "the sentence vector: last_hidden_state pooled (and L2-normalised) as the manifest's 'pooling' says"),
     )),
     "classification": HeadSpec("classification", "AutoModelForSequenceClassification", (
         OutputSpec("logits", ("batch", "num_labels"), "unnormalised class scores; softmax gives probabilities, "
@@ -127,24 +129,35 @@ def input_names_for(model: "torch.nn.Module") -> list[str]:
     return names
 
 
-def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str]) -> "torch.nn.Module":
-    """A module taking positional int64 tensors in ``input_names`` order and returning the head's outputs as a tuple."""
+def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str],
+                 interface: "ModelInterface | None" = None) -> "torch.nn.Module":
+    """A module taking positional int64 tensors in ``input_names`` order and returning the head's outputs as a tuple.
+
+    Embedding heads pool (and normalise) with sentence-transformers' own modules, as ``interface`` says, so
+    ``sentence_embedding`` is what ``SentenceTransformer.encode`` returns for the same model.
+    """
     import torch
 
-    from compress.models import mean_pool
+    from compress.interface import ModelInterface, SentencePooler, hidden_size
 
     head = get_head(task)
+    pooler = None
+    if head.task == "embedding":
+        pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(model.config))
 
     class _Head(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            if pooler is not None:
+                self.pool = pooler.pool
+                self.norm = pooler.normalize
 
         def _outputs(self, kwargs: dict) -> tuple:
             out = self.model(**kwargs, return_dict=True)
             if head.task == "embedding":
                 hidden = out.last_hidden_state
-                return hidden, mean_pool(hidden, kwargs["attention_mask"])
+                return hidden, pooler(hidden, kwargs["attention_mask"])
             if head.task == "question-answering":
                 return out.start_logits, out.end_logits
             return (out.logits,)

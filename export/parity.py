@@ -30,17 +30,24 @@ def parity_texts() -> list[str]:
     return [_SHORT, _MEDIUM, sents[len(sents) // 2], long_text]
 
 
-def parity_batches(tokenizer: Any, input_names: list[str], max_length: int) -> list[Batch]:
-    """Batches of several sequence lengths: each text alone (batch 1) and all together padded (batch 4)."""
+def parity_groups() -> list[list[str]]:
+    """The text groups every parity check runs: each text alone (batch 1), then all together padded (batch 4)."""
+    texts = parity_texts()
+    return [[t] for t in texts] + [texts]
+
+
+def encode_batch(tokenizer: Any, texts: list[str], input_names: list[str], max_length: int) -> Batch:
+    """int64 numpy inputs for ``texts`` (padded to the longest, truncated at ``max_length``)."""
     import numpy as np
 
-    texts = parity_texts()
-    batches = []
-    for group in [[t] for t in texts] + [texts]:
-        enc = tokenizer(group, padding=True, truncation=True, max_length=max_length, return_tensors="np")
-        batches.append({n: np.asarray(enc[n], dtype=np.int64) if n in enc else
-                        np.zeros_like(enc["input_ids"], dtype=np.int64) for n in input_names})
-    return batches
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
+            for n in input_names}
+
+
+def parity_batches(tokenizer: Any, input_names: list[str], max_length: int) -> list[Batch]:
+    """Batches of several sequence lengths: each text alone (batch 1) and all together padded (batch 4)."""
+    return [encode_batch(tokenizer, group, input_names, max_length) for group in parity_groups()]
 
 
 def example_batch(tokenizer: Any, input_names: list[str], max_length: int) -> Batch:

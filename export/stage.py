@@ -17,7 +17,7 @@ def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
     from export.writer import write_formats
 
     ex = cfg.export
-    prep = prepare(model_dir, cfg.task, ex.max_length or cfg.teacher.max_length, ex.atol, ex.min_cosine)
+    prep = prepare(model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine)
     written = write_formats(prep, out, ex.formats, ex.opset, ex.optimize)
     prep.tokenizer.save_pretrained(str(out / "tokenizer"))
     if bundle:

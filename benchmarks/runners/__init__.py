@@ -27,19 +27,38 @@ UNSUPPORTED = {
 }
 
 
-def detect_format(path: Path) -> str:
-    """Format of a model path: save_pretrained folder -> pytorch, else by suffix."""
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+ONNX_IN_FOLDER = ("model.onnx", "onnx/model.onnx", "model_quantized.onnx")
+
+
+def locate(path: Path) -> tuple[str, Path]:
+    """(format, the file or folder a runner loads) for a model path.
+
+    A save_pretrained folder with weights is ``pytorch`` (a sentence-transformers folder too); an optimum
+    export folder (config.json + model.onnx) or a sentence-transformers ONNX layout (onnx/model.onnx) is its
+    ONNX file; a file is judged by its suffix.
+    """
     path = Path(path)
     if path.is_dir():
-        if (path / "config.json").is_file():
-            return "pytorch"
-        raise EdgepressError(f"'{path}' is a folder without config.json; pass a save_pretrained folder or a model file")
+        if (path / "config.json").is_file() and any((path / w).is_file() for w in WEIGHT_FILES):
+            return "pytorch", path
+        found = next((path / f for f in ONNX_IN_FOLDER if (path / f).is_file()), None)
+        if found is not None:
+            return "onnx", found
+        raise EdgepressError(f"'{path}' is a folder with neither model weights (config.json + model.safetensors) nor "
+                             f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}); pass a save_pretrained folder, an optimum "
+                             "export folder or a model file")
     by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "pte"}
     fmt = by_suffix.get(path.suffix.lower())
     if fmt is None:
-        raise EdgepressError(f"cannot tell the format of '{path}': expected a folder with config.json or "
+        raise EdgepressError(f"cannot tell the format of '{path}': expected a model folder or "
                              f"one of {', '.join(sorted(by_suffix))}")
-    return fmt
+    return fmt, path
+
+
+def detect_format(path: Path) -> str:
+    """Format of a model path (see ``locate``)."""
+    return locate(path)[0]
 
 
 def runner_class(fmt: str, device: str = "cpu") -> type:

@@ -50,8 +50,19 @@ class TorchEagerRunner(Runner):
 
         from compress.models import base_model, load_model
 
+        from compress.interface import is_sentence_transformers_folder, load_sentence_transformer
+
         self.applied_threads = set_torch_threads(self.threads.intra_op, self.threads.inter_op)
         task = self.task if self.task in ("embedding", "classification", "regression", "mlm") else "embedding"
+        self.sentence_transformer = task == "embedding" and is_sentence_transformers_folder(self.path)
+        if self.sentence_transformer:  # the model as its users run it: its own pooling and normalisation
+            self.model = load_sentence_transformer(self.path).eval()
+            params = inspect.signature(self.model[0].auto_model.forward).parameters
+            self.input_names = [n for n in STANDARD_INPUTS if n in params]
+            self.vocab_size = getattr(self.model[0].auto_model.config, "vocab_size", None)
+            if self.device != "cpu":
+                self.model = self.model.to(device=self.device, dtype=getattr(torch, self.dtype))
+            return
         self.model = load_model(str(self.path), task)
         if self.device != "cpu":
             self.model = self.model.to(device=self.device, dtype=getattr(torch, self.dtype))
@@ -74,17 +85,21 @@ class TorchEagerRunner(Runner):
         import torch
 
         with torch.inference_mode():
-            out = self.model(**prepared)
+            out = self.model(dict(prepared)) if self.sentence_transformer else self.model(**prepared)
         self._sync()
         return out
 
     def outputs(self, prepared: Any) -> dict[str, Any]:
-        return _to_numpy_outputs(self.run(prepared))
+        out = self.run(prepared)
+        if self.sentence_transformer:
+            out = {"last_hidden_state": out["token_embeddings"], "sentence_embedding": out["sentence_embedding"]}
+        return _to_numpy_outputs(out)
 
     def describe(self) -> dict[str, Any]:
         import torch
 
         return {**super().describe(), "torch": torch.__version__, "dtype": self.dtype,
+                "sentence_transformers": self.sentence_transformer,
                 "threads_applied": getattr(self, "applied_threads", None)}
 
 

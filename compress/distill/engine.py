@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
     from compress.distill.config import DistillConfig
+    from compress.interface import ModelInterface
 
 
 @dataclass
@@ -119,9 +120,10 @@ class DistillationTrainer:
         from transformers import Trainer
 
         class _Trainer(Trainer):
-            def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, **kw):
+            def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, pooler, **kw):
                 super().__init__(*args, **kw)
                 self.teacher, self.task, self.dcfg, self.layer_map = teacher, task, dcfg, layer_map
+                self.pooler = pooler
                 self.teacher_seconds = 0.0
                 self._sums: dict[str, float] = {}
                 self._count = 0
@@ -161,10 +163,10 @@ class DistillationTrainer:
                 if w.cos > 0:
                     terms["cos"] = L.hidden_cosine(s_last, t_last, mask)
                 if w.embed_mse > 0 or w.embed_cos > 0:
-                    s_emb = L.mean_pool(s_last, mask)
+                    s_emb = self.pooler.pooled(s_last, mask)
                     t_emb = inputs.get("teacher_embedding")
                     if t_emb is None:
-                        t_emb = L.mean_pool(t_last, mask)
+                        t_emb = self.pooler.pooled(t_last, mask)
                     if w.embed_mse > 0:
                         terms["embed_mse"] = L.embedding_mse(s_emb, t_emb)
                     if w.embed_cos > 0:
@@ -234,7 +236,7 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
 
 
 def _teacher_cache(teacher: "PreTrainedModel", dataset: TokenizedExamples, collate, task: str,
-                   batch_size: int) -> tuple[dict[str, list[torch.Tensor]], float]:
+                   batch_size: int, pooler: Any) -> tuple[dict[str, list[torch.Tensor]], float]:
     """Teacher outputs for every example, computed once (last hidden unpadded, pooled, logits)."""
     names = model_input_names(teacher)
     cache: dict[str, list[torch.Tensor]] = {"last_hidden": [], "embedding": []}
@@ -249,7 +251,7 @@ def _teacher_cache(teacher: "PreTrainedModel", dataset: TokenizedExamples, colla
         for batch in tqdm(loader, desc="teacher outputs (computed once)", unit="batch"):
             out = teacher(**{k: v for k, v in batch.items() if k in names}, output_hidden_states=True)
             hidden = out.last_hidden_state if task == "embedding" else out.hidden_states[-1]
-            emb = L.mean_pool(hidden, batch["attention_mask"])
+            emb = pooler.pooled(hidden, batch["attention_mask"])
             for j in range(hidden.shape[0]):
                 n = int(batch["attention_mask"][j].sum())
                 cache["last_hidden"].append(hidden[j, :n].to(torch.float16).clone())
@@ -268,11 +270,15 @@ def can_cache(task: str, cfg: "DistillConfig") -> bool:
 def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                   train: "TextData", eval: "TextData | None", task: str, cfg: "DistillConfig", max_length: int,
                   out_dir: Path, seed: int, checkpoint_dir: Path | None = None,
-                  picked_layers: list[int] | None = None, save_checkpoints: bool = True) -> DistillOutcome:
+                  picked_layers: list[int] | None = None, save_checkpoints: bool = True,
+                  interface: "ModelInterface | None" = None) -> DistillOutcome:
     """Train ``student`` to imitate ``teacher`` on ``train`` with the configured loss mix.
 
     ``save_checkpoints=False`` (short runs such as QAT) trains without writing resumable checkpoints.
+    ``interface`` says how sentence embeddings are pooled for the embedding losses (default: mean).
     """
+    from compress.interface import ModelInterface, SentencePooler, hidden_size
+
     from transformers import TrainingArguments, set_seed
     from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
     from compress.console import use_stage_progress
@@ -288,8 +294,10 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     for p in teacher.parameters():
         p.requires_grad_(False)
     cache, cache_seconds = None, 0.0
+    pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(teacher.config))
     if can_cache(task, cfg):
-        cache, cache_seconds = _teacher_cache(teacher, ds, DistillCollator(tokenizer, None), task, cfg.batch_size)
+        cache, cache_seconds = _teacher_cache(teacher, ds, DistillCollator(tokenizer, None), task, cfg.batch_size,
+                                              pooler)
     collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None, cache)
     s_layers = student.config.num_hidden_layers if hasattr(student.config, "num_hidden_layers") else student.config.n_layers
     t_layers = teacher.config.num_hidden_layers if hasattr(teacher.config, "num_hidden_layers") else teacher.config.n_layers
@@ -318,7 +326,7 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     )
     trainer = DistillationTrainer.build(
         model=student, args=args, train_dataset=ds, data_collator=collate, teacher=teacher, task=task, dcfg=cfg,
-        layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw)
+        layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw, pooler=pooler)
     use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
     last = resumable_checkpoint(ckpt) if save_checkpoints else None  # validated; damaged ones discarded
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from compress.data import TextData
+    from compress.interface import ModelInterface
 
 
 def model_input_names(model: "PreTrainedModel") -> set[str]:
@@ -20,11 +21,15 @@ def model_input_names(model: "PreTrainedModel") -> set[str]:
 
 
 def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts: list[str], task: str,
-           max_length: int, pairs: list[str] | None = None, batch_size: int = 64) -> np.ndarray:
-    """Sentence embeddings (mean pooled, embedding/mlm) or logits (classification/regression)."""
+           max_length: int, pairs: list[str] | None = None, batch_size: int = 64,
+           interface: "ModelInterface | None" = None) -> np.ndarray:
+    """Sentence embeddings (pooled as ``interface`` says; mean by default) or logits (classification/regression)."""
     import torch
 
-    from compress.distill.losses import mean_pool
+    from compress.interface import ModelInterface, SentencePooler, hidden_size
+
+    pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(model.config)) \
+        if task in ("embedding", "mlm") else None
 
     accepted = model_input_names(model)
     device = next(model.parameters()).device
@@ -40,7 +45,7 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
             else:
                 res = model(**enc, output_hidden_states=task == "mlm")
                 hidden = res.hidden_states[-1] if task == "mlm" else res.last_hidden_state
-                out.append(mean_pool(hidden, enc["attention_mask"]).float().cpu())
+                out.append(pooler(hidden, enc["attention_mask"]).float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -51,21 +56,22 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str,
-                 max_length: int, reference: np.ndarray | None = None) -> dict[str, Any]:
+                 max_length: int, reference: np.ndarray | None = None,
+                 interface: "ModelInterface | None" = None) -> dict[str, Any]:
     """Headline metric on ``data``: accuracy, Spearman (STS pairs or regression), or fidelity to ``reference``."""
     from scipy.stats import spearmanr
 
     if task == "classification" and data.labels is not None:
-        logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs)
+        logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)
         return {"metric": "accuracy", "value": float((logits.argmax(1) == np.array(data.labels)).mean())}
     if task == "regression" and data.labels is not None:
-        pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs)[:, 0]
+        pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)[:, 0]
         return {"metric": "spearman", "value": float(spearmanr(pred, data.labels).statistic)}
     if task == "embedding" and data.pairs is not None and data.labels is not None:
-        a = encode(model, tokenizer, data.texts, task, max_length)
-        b = encode(model, tokenizer, data.pairs, task, max_length)
+        a = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
+        b = encode(model, tokenizer, data.pairs, task, max_length, interface=interface)
         return {"metric": "spearman", "value": float(spearmanr(cosine_rows(a, b), data.labels).statistic)}
-    emb = encode(model, tokenizer, data.texts, task, max_length)
+    emb = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
     if reference is None:
         return {"metric": "none", "value": float("nan")}
     return {"metric": "teacher_cosine", "value": float(cosine_rows(emb, reference).mean())}

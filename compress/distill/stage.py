@@ -31,42 +31,44 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     if cfg.data.unlabeled and cfg.task == "regression":
         raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
                           "regression needs a score for every row: remove data.unlabeled")
+    from compress.interface import interface_of, label_mapping, save_model
+
     spec = teacher_source(cfg, inputs)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed)
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
+    iface = interface_of(spec, cfg.task)
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **label_mapping(iface))
     tok = load_tokenizer(spec)
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length
     reference = None
     if cfg.task in ("embedding", "mlm") and splits.eval.labels is None:
-        reference = encode(teacher, tok, splits.eval.texts, cfg.task, ml)
-    teacher_q = task_quality(teacher, tok, splits.eval, cfg.task, ml, reference)
-    before = task_quality(student, tok, splits.eval, cfg.task, ml, reference)
+        reference = encode(teacher, tok, splits.eval.texts, cfg.task, ml, interface=iface)
+    teacher_q = task_quality(teacher, tok, splits.eval, cfg.task, ml, reference, iface)
+    before = task_quality(student, tok, splits.eval, cfg.task, ml, reference, iface)
     t_ref = None
     if cfg.data.test and reference is not None:
-        t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml)
-    naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref)["value"] if cfg.data.test else None
+        t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml, interface=iface)
+    naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref, iface)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
     train = distillation_train(cfg.data, cfg.task, splits.train)
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
-                            cfg.seed, checkpoint_dir=ckpt, picked_layers=picked)
-    after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference)
+                            cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface)
+    after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, iface)
     if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
-        test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref)["value"],
+        test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref, iface)["value"],
                        "student_test_before": naive_test,
-                       "student_test": task_quality(outcome.model, tok, splits.test, cfg.task, ml, t_ref)["value"]}
+                       "student_test": task_quality(outcome.model, tok, splits.test, cfg.task, ml, t_ref, iface)["value"]}
         test_scores["retention_test"] = test_scores["student_test"] / test_scores["teacher_test"]
     else:
         test_scores = {}
     metrics = {
-        "teacher": spec, "student_layers": picked, "teacher_params": count_parameters(teacher),
+        "teacher": spec, "interface": iface.to_dict(), "student_layers": picked, "teacher_params": count_parameters(teacher),
         "student_params": count_parameters(outcome.model), "eval_metric": after["metric"],
         "teacher_eval": teacher_q["value"], "student_eval_before": before["value"], "student_eval": after["value"],
         **test_scores, **outcome.metrics,
     }
     outputs = {"model": "model"}
     if is_main_process():
-        outcome.model.save_pretrained(out_dir / "model", safe_serialization=True)
-        tok.save_pretrained(out_dir / "model")
+        save_model(outcome.model, tok, iface, out_dir / "model")
         outputs.update(save_loss_curves(outcome.history, out_dir))
     return StageResult(outputs=outputs, metrics=metrics, variants=[Variant("student", "pytorch", "model")])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
     from compress.distill.config import LossWeights
+    from compress.interface import ModelInterface
 
 MAC_SEQ_LEN = 128  # sequence length at which MACs are counted (batch 1)
 
@@ -93,7 +94,8 @@ def default_recovery_loss(task: str, has_labels: bool) -> "LossWeights":
 
 def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
             train: "TextData", eval: "TextData | None", task: str, rcfg: RecoveryConfig, max_length: int,
-            work_dir: Path, seed: int, kept_layers: list[int]) -> dict[str, Any]:
+            work_dir: Path, seed: int, kept_layers: list[int],
+            interface: "ModelInterface | None" = None) -> dict[str, Any]:
     """Distill the pruned ``student`` from the unpruned ``teacher`` with the distillation engine."""
     from compress.distill.config import DistillConfig
     from compress.distill.engine import distill_model
@@ -105,7 +107,8 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = distill_model(teacher, student, tokenizer, train, eval, task, dcfg, max_length, work_dir, seed,
-                                checkpoint_dir=work_dir / "checkpoints", picked_layers=kept_layers)
+                                checkpoint_dir=work_dir / "checkpoints", picked_layers=kept_layers,
+                                interface=interface)
     finally:
         shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)  # resumable only within one run
     if outcome.model is not student:
@@ -113,16 +116,17 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     return dict(outcome.metrics, loss={k: v for k, v in loss.model_dump().items() if v})
 
 
-def _quality(model, tokenizer, data, task, max_length, reference) -> dict[str, Any]:
+def _quality(model, tokenizer, data, task, max_length, reference, interface=None) -> dict[str, Any]:
     from compress.distill.evaluate import task_quality
 
-    return task_quality(model, tokenizer, data, task, max_length, reference)
+    return task_quality(model, tokenizer, data, task, max_length, reference, interface)
 
 
 def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", cfg: PruneConfig,
                 calibration: "TextData | None" = None, task: str = "embedding", *,
                 recovery_train: "TextData | None" = None, eval_data: "TextData | None" = None,
-                work_dir: Path | None = None, seed: int = 42) -> tuple["PreTrainedModel", PruneReport]:
+                work_dir: Path | None = None, seed: int = 42,
+                interface: "ModelInterface | None" = None) -> tuple["PreTrainedModel", PruneReport]:
     """Remove heads, FFN neurons and layers from ``model`` in place; optionally recover; return it and a report.
 
     ``calibration`` feeds taylor/gradient importance and layer choice; ``recovery_train`` the recovery
@@ -162,8 +166,8 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     if eval_data is not None and len(eval_data):
         from compress.distill.evaluate import encode
 
-        reference = encode(model, tokenizer, eval_data.texts, task, cfg.max_length)
-        quality["unpruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference)
+        reference = encode(model, tokenizer, eval_data.texts, task, cfg.max_length, interface=interface)
+        quality["unpruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
 
     batches = None
     if cfg.needs_data:
@@ -190,7 +194,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         model(**core.example_inputs(model))  # the cut model must still run
     prune_seconds = time.perf_counter() - t0
     if eval_data is not None and len(eval_data):
-        quality["pruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference)
+        quality["pruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
 
     rec: dict[str, Any] = {}
     if cfg.recovery.enabled:
@@ -199,10 +203,10 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         wd = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="edgepress-recover-"))
         pruned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         rec = recover(teacher, model, tokenizer, recovery_train, eval_data, task, cfg.recovery, cfg.max_length,
-                      wd / "recovery", seed, kept)
+                      wd / "recovery", seed, kept, interface)
         model.eval()
         if eval_data is not None and len(eval_data):
-            quality["recovered"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference)
+            quality["recovered"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
             worse = quality["recovered"]["value"] < quality["pruned"]["value"]
             rec["kept"] = "recovered"
             if worse and cfg.recovery.revert_if_worse:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
     from compress.data import load_splits
+    from compress.interface import interface_of, label_mapping, save_model
     from compress.models import load_model, load_tokenizer
     from compress.prune.api import prune_model
 
@@ -22,13 +23,14 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     pcfg = cfg.prune
     model = load_model(str(src), cfg.task)
     tokenizer = load_tokenizer(str(src))
-    splits = load_splits(cfg.data, cfg.task, cfg.seed)  # calibration, recovery and quality before/after
+    iface = interface_of(src, cfg.task)
+    # calibration, recovery and quality before/after
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **label_mapping(iface))
     model, report = prune_model(
         model, tokenizer, pcfg, splits.train, cfg.task,
-        eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed)
+        eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)
     dest = out_dir / "model"
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
+    save_model(model, tokenizer, iface, dest)
     metrics = report.to_dict()
     (out_dir / "prune_report.json").write_text(json.dumps(metrics, indent=2, default=float))
     if (out_dir / "recovery").is_dir() and not any((out_dir / "recovery").iterdir()):

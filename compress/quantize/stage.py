@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compress.errors import EdgepressError
-from compress.stages import StageInputs, StageResult, Variant, teacher_source
+from compress.stages import StageInputs, StageResult, Variant, teacher_labels, teacher_source
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -49,7 +49,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     label_task = cfg.task
     if cfg.task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
         label_task = "regression"
-    splits = load_splits(cfg.data, label_task, cfg.seed)
+    splits = load_splits(cfg.data, label_task, cfg.seed, **teacher_labels(cfg, inputs))
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,

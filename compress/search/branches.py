@@ -29,6 +29,7 @@ class Branch:
     name: str
     variants: list[tuple[Variant, Path]]
     tokenizer: Path | None = None
+    model_dir: Path | None = None  # the branch's PyTorch model (pruned, or the depth's distilled student)
 
 
 def branch_name(depth: int, ratio: float) -> str:
@@ -138,5 +139,6 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         outcomes = run_pipeline(bcfg, seed=seeds[depth])
         records = [found[0] for o in outcomes if (found := read_record(o.dir)) is not None]
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
-        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok))
+        model_dir = next((r.path("model") for r in reversed([*seeds[depth][0], *records]) if "model" in r.outputs), None)
+        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok, model_dir))
     return branches

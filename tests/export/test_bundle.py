@@ -26,7 +26,8 @@ def test_bundle_reference_script_reproduces_pytorch(tiny_model_dir, tmp_path):
     bundle = tmp_path / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     validate_manifest(manifest)
-    assert manifest["pooling"]["mode"] == "mean" and manifest["max_sequence_length"] == 128
+    # no max_length asked: the model's own limit (130 position embeddings; the tokenizer sets none)
+    assert manifest["pooling"]["mode"] == "mean" and manifest["max_sequence_length"] == 130
     assert manifest["tokenizer"]["lowercase"] is True and manifest["tokenizer"]["special_tokens"]["cls"]["id"] == 2
     assert [o["name"] for o in manifest["outputs"]] == ["last_hidden_state", "sentence_embedding"]
     assert manifest["outputs"][1]["shape"] == ["batch", 32]
@@ -36,7 +37,7 @@ def test_bundle_reference_script_reproduces_pytorch(tiny_model_dir, tmp_path):
 
     proc = subprocess.run([sys.executable, str(bundle / "reference.py"), SENTENCE], capture_output=True, text=True,
                           timeout=120, check=True)
-    got = np.asarray(json.loads(proc.stdout)["sentence_embedding"])
+    got = np.asarray(json.loads(proc.stdout)["sentence_embedding"])[None]
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     enc = tok([SENTENCE], return_tensors="pt")
     with torch.no_grad():
@@ -69,8 +70,12 @@ def test_bundle_with_labels_ort_and_quantized_onnx(tiny_model_dir, tmp_path):
         manifest["quantization"]["quantized_ops"].get("DynamicQuantizeLinear", 0) > 0
     assert "required_operators.config" in manifest["files"]
     proc = subprocess.run([sys.executable, str(tmp_path / "bundle" / "reference.py"), "A sentence.", "--model",
-                           "model.ort"], capture_output=True, text=True, timeout=120, check=True)
+                           "model.ort", "--raw"], capture_output=True, text=True, timeout=120, check=True)
     assert np.asarray(json.loads(proc.stdout)["logits"]).shape == (1, 2)
+    proc = subprocess.run([sys.executable, str(tmp_path / "bundle" / "reference.py"), "A sentence."],
+                          capture_output=True, text=True, timeout=120, check=True)
+    pred = json.loads(proc.stdout)
+    assert pred["label"] in ("LABEL_0", "LABEL_1") and abs(sum(pred["scores"].values()) - 1) < 1e-6
     assert len(res["models"]) == 3
 
 

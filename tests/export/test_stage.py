@@ -15,7 +15,9 @@ def test_run_stage_writes_onnx_tokenizer_variants_and_bundle(tiny_model_dir, tmp
     upstream = StageRecord("distill", model_dir.parent, {"model": model_dir.name}, {}, [])
     cfg = RunConfig.model_validate({"task": "embedding", "teacher": {"model": str(model_dir), "max_length": 64},
                                     "data": {"train": "builtin:pydoc"},
-                                    "export": {"formats": ["onnx", "torchscript"], "bundle": True}})
+                                    # the files promise export.max_length (None: the model's own max length,
+                                    # not teacher.max_length, which is the training truncation)
+                                    "export": {"formats": ["onnx", "torchscript"], "bundle": True, "max_length": 64}})
     out = tmp_path / "03-export"
     out.mkdir()
     res = run_stage(cfg, StageInputs(tmp_path, [upstream]), out)

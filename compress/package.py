@@ -1,0 +1,238 @@
+"""The last step of every run: ship the model the run chose as ``runs/<name>/final/``.
+
+The chosen model is the search winner, else the quantize stage's INT8 file, else the exported fp32 ONNX.
+``final/`` holds it three ways, each loadable as it is:
+
+* ``model/`` — a Hugging Face folder (``AutoModel*.from_pretrained``), a full sentence-transformers model
+  when the teacher is one (its pooling, normalisation and max length), with ``onnx/model.onnx`` (+ the
+  INT8 file as ``onnx/model_qint8_<cpu>.onnx``) for ``SentenceTransformer(..., backend="onnx")``, and a
+  model card (``README.md``);
+* ``onnx/`` — what optimum's ``ORTModelFor<Task>.from_pretrained`` loads: ``model.onnx`` (fp32, parity
+  checked against the defining library), ``model_quantized.onnx``, ``config.json`` and the tokenizer;
+* ``bundle/`` — the mobile bundle with the compressed file(s): INT8 ONNX and its ``.ort`` conversion
+  (plus ``.ptl``/``.pte`` when export.formats asks), tokenizer, labels, manifest.json, reference.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import EdgepressError
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
+    from compress.stages import StageRecord
+
+FINAL = "final"
+MOBILE_FORMATS = ("ptl", "pte", "torchscript")
+OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
+                "regression": "text-classification", "mlm": "fill-mask",
+                "token-classification": "token-classification", "question-answering": "question-answering"}
+
+
+@dataclass
+class Choice:
+    """The model a run ships: its PyTorch folder, the compressed ONNX file and where they came from."""
+
+    model_dir: Path
+    onnx: Path
+    precision: str
+    origin: str  # search winner | quantize | export
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+def _latest(records: list["StageRecord"], key: str) -> Path | None:
+    for rec in reversed(records):
+        if key in rec.outputs:
+            return rec.path(key)
+    return None
+
+
+def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
+    """The quantize stage's recommended INT8 file; else its smallest INT8 file that met the accuracy floor.
+
+    The recommendation also weighs latency on this CPU; a bundle is judged by size first, so an INT8 file
+    that keeps the floor but is not faster here still ships (the model card says so).
+    """
+    if "onnx_int8" in rec.outputs:
+        methods = rec.metrics.get("methods", {})
+        name = next((r["variant"] for r in methods.values() if r.get("path") == rec.outputs["onnx_int8"]), "int8")
+        return rec.path("onnx_int8"), "int8", name
+    passed = [r for m, r in rec.metrics.get("methods", {}).items()
+              if r.get("precision") == "int8" and r.get("meets_floor") and r.get("path")]
+    if not passed:
+        return None
+    best = min(passed, key=lambda r: r.get("size_mb", float("inf")))
+    return rec.dir / best["path"], "int8", best["variant"]
+
+
+def choose(records: list["StageRecord"]) -> Choice:
+    """Search winner, else the quantize stage's INT8 file, else the export stage's fp32 ONNX."""
+    by_name = {r.name: r for r in records}
+    search = by_name.get("search")
+    if search is not None and "winner_model" in search.outputs and "onnx" in search.outputs:
+        w = search.metrics.get("winner") or {}
+        return Choice(search.path("winner_model"), search.path("onnx"), w.get("precision", "fp32"), "search winner",
+                      w.get("name", "search-winner"))
+    model_dir = _latest(records, "model")
+    if model_dir is None:
+        raise EdgepressError("nothing to package: no stage wrote a student model (put distill, prune or search in "
+                             "`stages:`)")
+    quant = by_name.get("quantize")
+    if quant is not None:
+        found = _quantized_choice(quant)
+        if found is not None:
+            return Choice(model_dir, found[0], found[1], "quantize", found[2])
+    onnx = _latest(records, "onnx")
+    if onnx is None:
+        raise EdgepressError("nothing to package: no stage wrote an ONNX file (put export in `stages:`)")
+    return Choice(model_dir, onnx, "fp32", "export", "student")
+
+
+def _cpu_profile() -> str:
+    from benchmarks.baseline import optimum_profile
+
+    return optimum_profile()
+
+
+def _copy_tokenizer(tokenizer: Any, dst: Path) -> None:
+    tokenizer.save_pretrained(str(dst))
+
+
+def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: Any) -> dict[str, str]:
+    """``model/``: the PyTorch folder as saved (HF + sentence-transformers files) plus its ONNX files."""
+    shutil.copytree(choice.model_dir, dst)
+    files = {"pytorch": f"{dst.name}/"}
+    if interface.sentence_transformers:
+        (dst / "onnx").mkdir(exist_ok=True)
+        shutil.copy2(fp32_onnx, dst / "onnx" / "model.onnx")
+        files["st_onnx"] = "model/onnx/model.onnx"
+        if choice.precision == "int8":
+            name = f"model_qint8_{_cpu_profile()}.onnx"
+            shutil.copy2(choice.onnx, dst / "onnx" / name)
+            files["st_onnx_int8"] = f"model/onnx/{name}"
+    return files
+
+
+def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, tokenizer: Any) -> dict[str, str]:
+    """``onnx/``: model.onnx (+ model_quantized.onnx), config.json and the tokenizer side by side."""
+    dst.mkdir(parents=True)
+    shutil.copy2(fp32_onnx, dst / "model.onnx")
+    shutil.copy2(choice.model_dir / "config.json", dst / "config.json")
+    _copy_tokenizer(tokenizer, dst)
+    files = {"onnx": "onnx/model.onnx"}
+    if choice.precision == "int8":
+        shutil.copy2(choice.onnx, dst / "model_quantized.onnx")
+        files["onnx_int8"] = "onnx/model_quantized.onnx"
+    return files
+
+
+def bench_rows(run_dir: Path, choice: Choice) -> dict[str, Any] | None:
+    """The teacher's and the chosen model's rows of the run's report.json (None when there is none)."""
+    path = run_dir / "report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    chosen = str(choice.onnx.resolve())
+    local = [e for e in report.get("models", []) if e.get("target") == "local"]
+    teacher = next((e for e in local if e.get("role") == "teacher"), None)
+    mine = next((e for e in local if str(Path(e.get("path", "")).resolve()) == chosen), None)
+    return {"teacher": teacher, "chosen": mine, "data": report.get("data"), "devices": report.get("devices"),
+            "settings": report.get("settings"), "id2label": report.get("id2label")}
+
+
+def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``run_dir/final/`` for the model the run chose; returns what was written (package.json)."""
+    from compress.interface import interface_of
+    from compress.model_card import model_card
+    from export.bundle import build_bundle
+    from export.core import prepare
+    from export.writer import write_formats
+
+    run_dir = Path(run_dir or cfg.run_dir)
+    t0 = time.perf_counter()
+    choice = choose(records)
+    iface = interface_of(choice.model_dir, cfg.task)
+    final, tmp = run_dir / FINAL, run_dir / f".{FINAL}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    ex = cfg.export
+    prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface)
+    scratch = tmp / ".export"
+    mobile = [f for f in ex.formats if f in MOBILE_FORMATS]
+    fp32_formats = list(mobile) if choice.precision == "int8" else ["onnx", "ort", *mobile]
+    written = write_formats(prep, scratch, [f for f in fp32_formats if f != "onnx"], ex.opset)
+    fp32_onnx = written.files["onnx"]
+    files = write_model_folder(choice, tmp / "model", fp32_onnx, iface)
+    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep.tokenizer))
+    quant = _quantization_details(records, choice)
+    manifest = build_bundle(prep, written, tmp / "bundle", ex.opset,
+                            choice.onnx if choice.precision == "int8" else None,
+                            fp32_formats=fp32_formats, quantized_ort=choice.precision == "int8",
+                            quantization=quant, created_by="edgepress run (final package)")
+    shutil.rmtree(scratch)
+    bench = bench_rows(run_dir, choice)
+    info = {"chosen": choice.to_dict(), "interface": iface.to_dict(), "files": files,
+            "bundle": {"models": [m["file"] for m in manifest["models"]],
+                       "size_mb": round(sum(p.stat().st_size for p in (tmp / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
+            "parity": {k: {m: v[m] for m in ("max_abs_diff", "min_cosine")} for k, v in prep.parity.items()},
+            "seconds": round(time.perf_counter() - t0, 2)}
+    card = model_card(cfg, choice, iface, bench, manifest, info)
+    (tmp / "model" / "README.md").write_text(card)
+    (tmp / "README.md").write_text(card)
+    (tmp / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return info
+
+
+def _quantization_details(records: list["StageRecord"], choice: Choice) -> dict[str, Any] | None:
+    """How the INT8 file was made (method, settings, retention on the guard rows), from the quantize report."""
+    if choice.precision != "int8":
+        return None
+    for rec in records:
+        for method, r in (rec.metrics.get("methods") or {}).items():
+            if r.get("path") and (rec.dir / r["path"]).resolve() == choice.onnx.resolve():
+                attempt = (r.get("attempts") or [{}])[r.get("chosen", 0)]
+                return {"method": method, "settings": attempt.get("settings"), "retention_vs_fp32": r.get("retention"),
+                        "source": f"{rec.dir.name}/{r['path']}"}
+    return {"method": choice.name, "source": str(choice.onnx)}
+
+
+def records_of(run_dir: Path) -> list["StageRecord"]:
+    """The finished stages of a run folder, in order."""
+    from compress.pipeline import read_record
+
+    found = []
+    for d in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name[:2].isdigit() and "-" in p.name):
+        rec = read_record(d)
+        if rec is not None:
+            found.append(rec[0])
+    return found
+
+
+def package_finished_run(run_dir: Path) -> dict[str, Any]:
+    """``edgepress package RUN_DIR``: package a finished run from its folder and resolved config."""
+    from compress.config import load_config
+
+    run_dir = Path(run_dir)
+    resolved = run_dir / "config.resolved.yaml"
+    if not run_dir.is_dir() or not resolved.is_file():
+        raise EdgepressError(f"'{run_dir}' is not a run folder (no config.resolved.yaml); give runs/<name> of a "
+                             "finished `edgepress run`")
+    cfg = load_config(resolved)
+    records = records_of(run_dir)
+    if not records:
+        raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it first")
+    return package_run(cfg, records, run_dir)
