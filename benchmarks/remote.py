@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,19 +188,13 @@ def adb_run(target: Target, opts: RemoteOptions, uploads: list[tuple[Path, str]]
 # ------------------------------------------------------------------------------------------ run
 
 
-def run_remote(target_text: str, model: Path, args: list[str], opts: RemoteOptions | None = None) -> dict[str, Any]:
-    """Copy the runner and ``model`` to the target, run it with ``args``, return its JSON result."""
-    opts = opts or RemoteOptions()
-    target = parse_target(target_text)
-    model = Path(model)
-    if not model.is_file():
-        raise RemoteError(f"model file '{model}' does not exist")
+def _run_runner(target: Target, uploads: list[tuple[Path, str]], remote_args: list[str],
+                opts: RemoteOptions) -> dict[str, Any]:
+    """Upload the runner plus ``uploads``, run it with ``remote_args``; its JSON result (RemoteError on failure)."""
     remote_runner = f"{opts.remote_dir.rstrip('/')}/remote_runner.py"
-    remote_model = f"{opts.remote_dir.rstrip('/')}/{model.name}"
-    uploads = [(RUNNER_FILE, remote_runner), (model, remote_model)]
-    command = runner_command(opts, remote_runner, remote_model, args + list(opts.extra_args))
+    command = " ".join(shlex.quote(x) for x in [opts.python, remote_runner, *remote_args])
     transport = ssh_run if target.scheme == "ssh" else adb_run
-    rc, out, err = transport(target, opts, uploads, command)
+    rc, out, err = transport(target, opts, [(RUNNER_FILE, remote_runner), *uploads], command)
     last = next((ln for ln in reversed(out.strip().splitlines()) if ln.startswith("{")), "")
     try:
         result = json.loads(last) if last else None
@@ -214,19 +209,111 @@ def run_remote(target_text: str, model: Path, args: list[str], opts: RemoteOptio
     return result
 
 
+def run_remote(target_text: str, model: Path, args: list[str], opts: RemoteOptions | None = None,
+               feeds: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Copy the runner and ``model`` to the target, run it with ``args``, return its JSON result.
+
+    ``feeds`` (input name -> numpy array): also run the model once on them there; the result then holds
+    ``outputs`` (output name -> numpy array) decoded from the runner's base64 .npz.
+    """
+    opts = opts or RemoteOptions()
+    target = parse_target(target_text)
+    model = Path(model)
+    if not model.is_file():
+        raise RemoteError(f"model file '{model}' does not exist")
+    remote_model = f"{opts.remote_dir.rstrip('/')}/{model.name}"
+    uploads = [(model, remote_model)]
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="edgepress-feeds-") as tmp:
+        if feeds is not None:
+            import numpy as np
+
+            local_feeds = Path(tmp) / "feeds.npz"
+            np.savez(local_feeds, **feeds)
+            remote_feeds = f"{opts.remote_dir.rstrip('/')}/{model.stem}.feeds.npz"
+            uploads.append((local_feeds, remote_feeds))
+            extra = ["--feeds", remote_feeds]
+        result = _run_runner(target, uploads, ["--model", remote_model, *args, *opts.extra_args, *extra], opts)
+    if "outputs_npz_b64" in result:
+        result["outputs"] = decode_outputs(result.pop("outputs_npz_b64"))
+    return result
+
+
+def decode_outputs(b64: str) -> dict[str, Any]:
+    """The runner's base64 .npz of outputs -> output name -> numpy array."""
+    import base64
+    import io
+
+    import numpy as np
+
+    with np.load(io.BytesIO(base64.b64decode(b64))) as data:
+        return {k: data[k] for k in data.files}
+
+
+def probe_device(target_text: str, opts: RemoteOptions | None = None) -> dict[str, Any]:
+    """What the target is (CPU, arch, ISA flags, versions, emulated or not): the runner's --device-info."""
+    opts = opts or RemoteOptions()
+    target = parse_target(target_text)
+    info = _run_runner(target, [], ["--device-info"], opts)
+    info.pop("target", None)
+    return info
+
+
+def compare_outputs(reference: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """How far ``other``'s outputs are from ``reference``'s: max |diff|, mean row cosine, argmax agreement."""
+    import numpy as np
+
+    per: dict[str, Any] = {}
+    for name, ref in reference.items():
+        if name not in other:
+            raise RemoteError(f"output '{name}' is missing from the target's outputs ({sorted(other)})")
+        a, b = np.asarray(ref, dtype=np.float64), np.asarray(other[name], dtype=np.float64)
+        if a.shape != b.shape:
+            raise RemoteError(f"output '{name}' has shape {list(b.shape)} on the target, {list(a.shape)} locally")
+        ra, rb = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1), b.reshape(-1, b.shape[-1]) if b.ndim else b.reshape(1, 1)
+        norms = np.linalg.norm(ra, axis=1) * np.linalg.norm(rb, axis=1)
+        cos = np.where(norms > 0, (ra * rb).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
+        per[name] = {"max_abs_diff": float(np.abs(a - b).max()) if a.size else 0.0,
+                     "mean_cosine": float(cos.mean()), "argmax_agreement": float((ra.argmax(1) == rb.argmax(1)).mean())}
+    return {"max_abs_diff": max((v["max_abs_diff"] for v in per.values()), default=0.0),
+            "mean_cosine": min((v["mean_cosine"] for v in per.values()), default=1.0), "outputs": per}
+
+
+def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fixed inputs (batch 2 x 16 tokens, the second row padded after 9) and this machine's onnxruntime outputs."""
+    from benchmarks.remote_runner import make_session, synthetic_feeds
+
+    sess = make_session(str(model), 1, 1)
+    names = [i.name for i in sess.get_inputs()]
+    feeds = synthetic_feeds(names, 2, 16, vocab, seed=1, lengths=[16, 9])
+    outs = sess.run(None, feeds)
+    return feeds, dict(zip([o.name for o in sess.get_outputs()], outs))
+
+
 def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab: int, lengths: list[int] | None,
                  opts: RemoteOptions | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A report entry for one model measured on ``target`` (ONNX/ORT only), plus the device record."""
+    """A report entry for one model measured on ``target`` (ONNX/ORT only), plus the device record.
+
+    The entry's ``parity`` compares the target's outputs on fixed inputs with this machine's onnxruntime.
+    """
+    import platform
+
     entry = {**local_entry, "target": str(parse_target(target)), "points": [], "latency_ms": None, "throughput": None,
              "cold_start_ms": None, "peak_rss_mb": None, "rss_growth_mb": None, "runtime": None, "status": "ok",
-             "reason": None}
+             "reason": None, "parity": None}
     if local_entry["quality"]:
         entry["quality"] = {**local_entry["quality"], "measured_on": "local"}
     if local_entry["format"] not in ("onnx", "ort"):
         entry.update(status="skipped", reason=f"remote targets run onnxruntime only; format '{local_entry['format']}'")
         return entry, {}
+    model = Path(local_entry.get("file") or local_entry["path"])
     try:
-        res = run_remote(target, Path(local_entry["path"]), runner_args(settings, vocab, lengths), opts)
+        feeds, reference = parity_feeds(model, vocab)
+    except Exception as exc:  # this machine's onnxruntime cannot run it: the target still measures latency
+        feeds, reference = None, None
+        entry["parity"] = {"error": f"no local reference: {type(exc).__name__}: {str(exc).strip()[:200]}"}
+    try:
+        res = run_remote(target, model, runner_args(settings, vocab, lengths), opts, feeds=feeds)
     except RemoteModelError as exc:  # unreachable / wrong host key stop the whole run instead
         entry.update(status="error", reason=str(exc))
         return entry, {}
@@ -234,4 +321,7 @@ def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab:
                  cold_start_ms=res["cold_start_ms"], peak_rss_mb=res["peak_rss_mb"],
                  runtime={"backend": "onnxruntime", "device": "cpu", "threads": res["threads"],
                           "onnxruntime": res["device"]["versions"].get("onnxruntime")})
+    if reference is not None and "outputs" in res:
+        entry["parity"] = {"reference": f"local onnxruntime ({platform.machine()})", "inputs": "batch 2 x 16 tokens",
+                           **compare_outputs(reference, res["outputs"])}
     return entry, res["device"]

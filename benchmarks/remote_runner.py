@@ -6,7 +6,13 @@ The host-side harness imports the same timing and device-probe code from this fi
 (``benchmarks.stats``), so a phone and a laptop are measured by identical loops.
 
     python3 remote_runner.py --model model.onnx --batch 1 --seq 128 --warmup 10 \
-        --min-runs 50 --min-seconds 2 --threads 4 [--lengths 12,30,7 --vocab 30522]
+        --min-runs 50 --min-seconds 2 --threads 4 [--lengths 12,30,7 --vocab 30522] [--feeds feeds.npz]
+    python3 remote_runner.py --device-info
+
+``--feeds`` runs the model once on the given inputs (an .npz of input name -> array) and adds its outputs
+to the JSON (``outputs_npz_b64``: an .npz, base64), so the host can check them against its own run.
+A device that runs under an emulator says so: ``EDGEPRESS_EMULATED`` in the environment (set by
+``benchmarks/emulated.py``) makes ``device_info()`` report ``emulated: true`` and the emulator.
 
 Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 onnxruntime/numpy missing.
 """
@@ -27,6 +33,13 @@ Clock = Callable[[], float]
 # /proc/cpuinfo flags worth knowing for transformer inference (x86 SIMD/VNNI/AMX, ARM dot product)
 ISA_FLAG_PREFIXES = ("avx2", "avx512", "avx_vnni", "amx", "fma", "f16c")
 ARM_FLAGS = ("asimd", "asimddp", "asimdhp", "i8mm", "sve", "sve2", "bf16", "fphp")
+# /proc/cpuinfo "CPU part" of Arm Ltd. (implementer 0x41) cores -> name
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+             "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
+             "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2", "0xd80": "Cortex-A520", "0xd81": "Cortex-A720"}
+EMULATED_ENV = "EDGEPRESS_EMULATED"
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -135,14 +148,19 @@ def cpu_info(cpuinfo_text: Optional[str] = None) -> Dict[str, Any]:
         except OSError:
             cpuinfo_text = ""
     model = ""
+    implementer = ""
     flags: set = set()
     for line in cpuinfo_text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
         if key in ("model name", "hardware", "processor") and not model and not value.strip().isdigit():
             model = value.strip()
+        elif key == "cpu implementer" and not implementer:
+            implementer = value.strip().lower()
         elif key == "cpu part" and not model:
-            model = "ARM part " + value.strip()
+            part = value.strip().lower()
+            model = ARM_PARTS.get(part, "") if implementer == "0x41" else ""
+            model = model or "ARM part " + value.strip()
         elif key in ("flags", "features"):
             flags.update(value.split())
     picked = sorted(f for f in flags if f.startswith(ISA_FLAG_PREFIXES) or f in ARM_FLAGS or "vnni" in f)
@@ -163,7 +181,27 @@ def device_info() -> Dict[str, Any]:
         except ImportError:
             versions[mod] = "not installed"
     info["versions"] = versions
+    emulator = os.environ.get(EMULATED_ENV)
+    info["emulated"] = bool(emulator)
+    if emulator:
+        info["emulator"] = emulator
     return info
+
+
+def run_feeds(sess: Any, path: str) -> Dict[str, Any]:
+    """Run ``sess`` once on the inputs in the .npz at ``path``; the outputs as a base64 .npz plus their names."""
+    import base64
+    import io
+
+    import numpy as np
+
+    with np.load(path) as data:
+        feeds = {name: data[name] for name in data.files}
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(None, feeds)
+    buf = io.BytesIO()
+    np.savez(buf, **{n: np.asarray(o) for n, o in zip(names, outs)})
+    return {"output_names": names, "outputs_npz_b64": base64.b64encode(buf.getvalue()).decode("ascii")}
 
 
 # --------------------------------------------------------------------------------------------- ORT runner
@@ -245,6 +283,8 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     result["latency_ms"] = points[0]["latency_ms"]
     result["peak_rss_mb"] = peak_rss_mb()
     result["rss_before_load_mb"] = rss0
+    if args.feeds:
+        result.update(run_feeds(sess, args.feeds))
     return result
 
 
@@ -265,7 +305,9 @@ def _int_list(text: str) -> List[int]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line arguments of the device-side runner."""
     p = argparse.ArgumentParser(description="Measure an ONNX model's latency with onnxruntime; prints JSON.")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="the .onnx/.ort file (required unless --device-info)")
+    p.add_argument("--device-info", action="store_true", help="print only what this device is (no model)")
+    p.add_argument("--feeds", default="", help="an .npz of inputs: also run them once and return the outputs")
     p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, comma-separated")
     p.add_argument("--seq", type=_int_list, default=[128], help="sequence lengths, comma-separated")
     p.add_argument("--lengths", default="", help="realistic mode: observed token lengths, comma-separated")
@@ -276,7 +318,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: onnxruntime default)")
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.model and not args.device_info:
+        p.error("--model is required (or --device-info)")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -285,6 +330,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parse_args(argv)
     except SystemExit as exc:
         return 3 if exc.code else 0
+    if args.device_info:
+        print(json.dumps(device_info()))
+        return 0
     try:
         import numpy  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -294,6 +342,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.isfile(args.model):
         print(json.dumps({"error": f"model file not found on device: {args.model}", "kind": "load"}))
         return 2
+    if args.feeds and not os.path.isfile(args.feeds):
+        print(json.dumps({"error": f"feeds file not found on device: {args.feeds}", "kind": "run"}))
+        return 1
     try:
         out = run_benchmark(args)
     except ModelLoadFailure as exc:

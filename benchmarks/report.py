@@ -32,11 +32,18 @@ def validate_report(report: dict[str, Any]) -> None:
         raise EdgepressError(f"report does not match report.schema.json at {where}: {exc.message}") from None
 
 
+def is_emulated(report: dict[str, Any], target: str) -> bool:
+    """Whether ``target`` ran under an emulator (its device record says ``emulated: true``): its ms are not device time."""
+    return bool((report.get("devices", {}).get(target) or {}).get("emulated"))
+
+
 def _device_label(report: dict[str, Any], target: str) -> str:
     dev = report.get("devices", {}).get(target) or {}
     cpu = dev.get("cpu", "")
     gpu = (dev.get("gpu") or {}).get("name") if isinstance(dev.get("gpu"), dict) else None
     what = gpu if gpu and any(e["target"] == target and e["device"] != "cpu" for e in report["models"]) else cpu
+    if is_emulated(report, target):
+        what = f"{what}, emulated" if what else "emulated"
     return f"{target} ({what})" if what else target
 
 
@@ -84,30 +91,41 @@ def to_markdown(report: dict[str, Any]) -> str:
     for target, dev in report["devices"].items():
         gpu = dev.get("gpu")
         gpu_s = f"; GPU {gpu['name']} (driver {gpu.get('driver')})" if isinstance(gpu, dict) else ""
+        emu = (f" — **emulated** ({dev.get('emulator') or 'emulator'}): its latencies are emulated time, not "
+               f"device time; compare variants only by their ratios on this device") if dev.get("emulated") else ""
         lines.append(f"- **{target}**: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores; ISA "
-                     f"{', '.join(dev.get('isa') or []) or 'none listed'}){gpu_s}; {dev.get('platform')}")
+                     f"{', '.join(dev.get('isa') or []) or 'none listed'}){gpu_s}; {dev.get('platform')}{emu}")
     head = ["Device", "Variant", "Format", "Size MB", "Metric", "Value", "Retention", "p50 ms", "p90 ms", "Items/s", "Status"]
     lines += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows(report):
+    for e, r in zip(report["models"], rows(report)):
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
         ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
         name = f"{r['variant']} (teacher)" if r["role"] == "teacher" else r["variant"]
+        emu = " (emulated)" if is_emulated(report, e["target"]) else ""
+        lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1)]
+        lat = [v + emu if v != "–" else v for v in lat]
         lines.append("| " + " | ".join([r["device"], name, f"{r['format']}/{r['precision']}", _fmt(r["size_mb"], 1),
-                                          _fmt(r["metric"]), _fmt(r["value"], 4), _fmt(ret), _fmt(r["p50_ms"]),
-                                          _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), status.replace("|", "/")]) + " |")
+                                          _fmt(r["metric"]), _fmt(r["value"], 4), _fmt(ret), *lat,
+                                          status.replace("|", "/")]) + " |")
     lines += ratio_lines(report)
     sweeps = [(e, p) for e in report["models"] for p in e.get("points") or []]
     if any(len(e.get("points") or []) > 1 for e in report["models"]):
         lines += ["", "## Sweep", "", "| Device | Variant | Batch | Seq | p50 ms | p90 ms | p99 ms | Items/s |", "|---|---|---|---|---|---|---|---|"]
         for e, p in sweeps:
             lat = p["latency_ms"]
-            lines.append(f"| {e['target']} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | {lat['p90']:.2f} | "
-                         f"{lat['p99']:.2f} | {lat['throughput']:.1f} |")
+            emu = " (emulated)" if is_emulated(report, e["target"]) else ""
+            lines.append(f"| {e['target']}{emu} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | "
+                         f"{lat['p90']:.2f} | {lat['p99']:.2f} | {lat['throughput']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def ratio_lines(report: dict[str, Any]) -> list[str]:
-    """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and the baseline, if any)."""
+    """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and the baseline, if any).
+
+    Speed-ups only ever divide two latencies measured on the same device: against the teacher on this
+    machine; on a remote device (whose teacher is not measured there) against the first fp32 variant
+    measured on that device, so an emulated device's milliseconds never meet another device's.
+    """
     ok = [e for e in report["models"] if e["status"] == "ok" and e.get("latency_ms")]
     out = []
     for target in sorted({e["target"] for e in ok}):
@@ -120,6 +138,11 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
         head = ["Device", "Model", "Retention", "Speed-up vs teacher", "Teacher size / size"]
         if base is not None:
             head.append(f"Speed-up vs {base['name']}")
+        ref = None
+        if target != "local":
+            ref = next((e for e in here if e["role"] != "teacher" and e.get("precision") == "fp32"), None)
+            if ref is not None:
+                head.append(f"Speed-up vs {ref['name']} (same device)")
         rows_ = []
         for e in here:
             if e["role"] == "teacher":
@@ -131,9 +154,13 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
                      f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
             if base is not None:
                 cells.append(f"{base['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
+            if ref is not None:
+                cells.append(f"{ref['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
             rows_.append("| " + " | ".join(cells) + " |")
         if rows_:
-            out += ["", f"## Ratios ({target})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows_]
+            title = f"## Ratios ({target}, emulated: ratios between variants on this device only)" \
+                if is_emulated(report, target) else f"## Ratios ({target})"
+            out += ["", title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows_]
     return out
 
 

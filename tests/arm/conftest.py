@@ -1,0 +1,43 @@
+"""The emulated aarch64 device (benchmarks/emulated.py), built or reused once per session and served on 127.0.0.1.
+
+Without qemu-user-static/debootstrap, root, or the Debian mirror, every test here skips with the one-line reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def emulated_python():
+    from benchmarks.emulated import EmulatorUnavailable, build
+
+    try:
+        return build()
+    except EmulatorUnavailable as exc:
+        pytest.skip(f"emulated aarch64 device unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def arm_device(emulated_python, tmp_path_factory):
+    """An EmulatedDevice: ``.target`` (ssh://edgepress@127.0.0.1:PORT), ``.options()`` (verified host key)."""
+    pytest.importorskip("asyncssh", reason="pip install asyncssh for the emulated SSH device")
+    from benchmarks.emulated import EmulatedDevice
+
+    with EmulatedDevice(emulated_python, tmp_path_factory.mktemp("arm-device")) as dev:
+        yield dev
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_pair(tmp_path_factory):
+    """A tiny BERT embedding model as ONNX fp32 and its dynamic INT8 (ONNX Runtime), built once."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from tests.benchmarks.helpers import export_onnx
+    from tests.tiny import make_tiny_model
+
+    d = tmp_path_factory.mktemp("arm-models")
+    fp32 = export_onnx(make_tiny_model(d / "m", "bert", "embedding"), "embedding", d / "tiny.onnx")
+    int8 = d / "tiny.int8.onnx"
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return d / "m", fp32, int8
