@@ -83,10 +83,12 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     work.mkdir(exist_ok=True)
     report: dict[str, Any] = {"source": str(onnx_path), "task": task, "methods": {}}
     try:
-        cpu = detect_cpu()
+        cpu, cpu_source = recipe_cpu(cfg, detect_cpu)
         recipe = recommend_int8(cpu)
-        report["cpu"] = cpu.to_dict()
-        report["int8_recipe"] = recipe.to_dict()
+        report["cpu"] = {**cpu.to_dict(), "source": cpu_source}
+        report["int8_recipe"] = {**recipe.to_dict(), "chosen_for": f"{cpu.isa} ({cpu_source})"}
+        log.info("quantize: INT8 recipe for %s (%s): weights %s, activations %s, reduce_range %s", cpu.isa,
+                 cpu_source, recipe.weight_type, recipe.activation_type, recipe.reduce_range)
 
         # fp32 baseline: the graph every variant is quantized from (fused when optimize_graph)
         baseline = onnx_path
@@ -163,6 +165,16 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     report["seconds"] = round(time.perf_counter() - start, 2)
     (out_dir / "quantize_report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def recipe_cpu(cfg: QuantizeConfig, detect: Any) -> tuple[Any, str]:
+    """The CPU the INT8 recipe is for, and where it was read: ``cfg.target_cpu`` (a probed device) or this machine."""
+    from compress.quantize.cpu import CpuInfo
+
+    if cfg.target_cpu is not None:
+        t = cfg.target_cpu
+        return CpuInfo(arch=t.arch.lower(), model=t.model, flags=set(t.flags)), t.source
+    return detect(), "this machine"
 
 
 def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, plain: Path, baseline: Path,

@@ -70,6 +70,15 @@ class LatencyOptions(Section):
     seq_len: int | None = Field(None, ge=8, description="padded length (None: teacher.max_length)")
 
 
+class TargetCpu(Section):
+    """The CPU the INT8 recipe is chosen for, when it is not this machine's (the search fills it from a probe)."""
+
+    source: str = Field(description="where it was read, e.g. the ssh:// target that was probed")
+    arch: str = Field(description="platform.machine() there: aarch64, x86_64, ...")
+    model: str = ""
+    flags: list[str] = Field(default_factory=list, description="ISA flags: asimddp/dotprod, avx2, avx512_vnni, ...")
+
+
 class QuantizeConfig(Section):
     """Which quantized variants to produce from the exported ONNX model, and how they are checked."""
 
@@ -78,6 +87,9 @@ class QuantizeConfig(Section):
     reduce_range: bool | None = Field(None, description="None: chosen from the CPU's instruction set")
     weight_type: IntType | None = Field(None, description="int8 weight type; None: chosen from the CPU's instruction set")
     activation_type: IntType | None = Field(None, description="static/NNCF activation type; None: from the CPU")
+    target_cpu: TargetCpu | None = Field(
+        None, description="choose weight/activation types and reduce_range for this CPU instead of this machine's "
+                          "(search.targets.device ssh://... fills it by probing the device)")
     optimize_graph: bool = Field(False, description="fuse BERT ops (onnxruntime.transformers.optimizer) before quantizing")
     calibration_samples: int = Field(128, ge=1, description="train rows fed to static/NNCF calibration (batch 1)")
     static: StaticOptions = Field(default_factory=StaticOptions)

@@ -98,6 +98,18 @@ def detect_cpu(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     return info
 
 
+def cpu_from_device_info(info: dict[str, Any]) -> CpuInfo:
+    """CpuInfo from a device record (``benchmarks.remote_runner.cpu_info``: ``arch``, ``cpu``, ``isa`` flags).
+
+    The runner keeps every flag the recipe reads (avx2, avx512*, *vnni*, amx*, asimddp/dotprod), so a remote
+    device's probe chooses the same recipe as running ``detect_cpu()`` on that device would.
+    """
+    arch = str(info.get("arch") or "").lower()
+    if not arch:
+        raise ValueError(f"device record has no 'arch' (keys: {sorted(info)})")
+    return CpuInfo(arch=arch, model=str(info.get("cpu") or ""), flags={str(f) for f in info.get("isa") or []})
+
+
 @dataclass
 class Int8Recipe:
     """Weight/activation types and reduce_range for this CPU, with the reason."""
