@@ -199,3 +199,75 @@ def test_string_labels_with_three_classes_through_search_to_final(tmp_path, tiny
     out = subprocess.run([sys.executable, str(final / "bundle" / "reference.py"), rows[0]], capture_output=True,
                          text=True, timeout=120, check=True)
     assert json.loads(out.stdout)["label"] in names
+
+
+@pytest.mark.integration
+def test_cls_normalised_minilm_variant_through_edgepress_run(tmp_path, minilm_path):
+    """The packaged MiniLM with only its pooling config changed to CLS: the run's final ONNX answers like
+    SentenceTransformer.encode of the distilled student (same pooling, normalisation and max length)."""
+    import shutil
+
+    import onnxruntime as ort
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    teacher = tmp_path / "minilm-cls"
+    shutil.copytree(minilm_path, teacher)
+    pooling = teacher / "1_Pooling" / "config.json"
+    conf = json.loads(pooling.read_text())
+    conf.update({k: False for k in conf if k.startswith("pooling_mode")}, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(conf))
+    config = tmp_path / "cls.yaml"
+    config.write_text(f"""name: cls
+output_dir: {tmp_path / 'runs'}
+stages: [distill, export, quantize]
+teacher: {{model: {teacher}}}
+data: {{train: 'builtin:pydoc', max_train_samples: 256, max_eval_samples: 64}}
+student: {{num_layers: 2}}
+distill: {{max_steps: 4, batch_size: 16}}
+quantize: {{guard: {{eval_samples: 32}}}}
+""")
+    res = subprocess.run([sys.executable, "-m", "compress.cli", "run", str(config)], capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    final = tmp_path / "runs" / "cls" / "final"
+    student = SentenceTransformer(str(final / "model"), device="cpu")
+    assert student.max_seq_length == 256 and type(student[-1]).__name__ == "Normalize"
+    texts = builtin_pydoc_sentences()[:16] + TEXTS
+    ref = student.encode(texts)
+    tok = AutoTokenizer.from_pretrained(str(final / "onnx"))
+    sess = ort.InferenceSession(str(final / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
+    got = sess.run(["sentence_embedding"], {i.name: enc[i.name].astype(np.int64) for i in sess.get_inputs()})[0]
+    assert cosine(got, ref).min() >= 0.999
+    manifest = json.loads((final / "bundle" / "manifest.json").read_text())
+    assert manifest["pooling"]["mode"] == "cls" and manifest["pooling"]["normalized"] is True
+    assert manifest["max_sequence_length"] == 256
+
+
+def test_readme_load_example_runs_on_a_packaged_run(st_run):
+    """README's 'three ways to load it' block, run as written on a packaged run's final/."""
+    import re
+
+    final, _, _ = st_run
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- load-example -->\s*```python\n(.*?)```\s*<!-- /load-example -->", readme, re.S).group(1)
+    assert 'final = "runs/default/final"' in block
+    namespace: dict = {}
+    exec(compile(block.replace('"runs/default/final"', repr(str(final))), "README.md", "exec"), namespace)
+    assert namespace["embeddings"].shape == (2, 32)
+    assert np.asarray(namespace["token_vectors"]).shape[-1] == 32
+
+
+def test_bench_run_takes_the_optimum_and_sentence_transformers_folders(st_run, tmp_path):
+    from compress.cli import main
+
+    final, _, _ = st_run
+    out = tmp_path / "bench"
+    main(["bench", "run", f"optimum={final / 'onnx'}", f"pytorch={final / 'model'}", "--warmup", "1", "--min-runs", "2",
+          "--min-seconds", "0", "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    rows = {e["name"]: e for e in report["models"]}
+    assert rows["optimum"]["format"] == "onnx" and rows["optimum"]["file"].endswith("model.onnx")
+    assert rows["pytorch"]["format"] == "pytorch" and rows["pytorch"]["status"] == "ok"
+    assert rows["pytorch"]["runtime"]["sentence_transformers"] is True
