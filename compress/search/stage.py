@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
 from compress.search.select import Candidate, choose
 from compress.stages import StageInputs, StageResult, Variant
@@ -82,21 +83,62 @@ def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None
             "value": q.get("value"), "test_value": t.get("value"), "p50_ms": (e.get("latency_ms") or {}).get("p50")}
 
 
+def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:
+    """For an ssh:// / adb:// target: probe the device once and quantize every candidate with its CPU's INT8 recipe.
+
+    Returns the config the branches run with (``quantize.target_cpu`` set, unless the user set it) and the
+    probed device record (None for cpu/cuda, which are this machine).
+    """
+    from benchmarks.remote import probe_device
+    from benchmarks.stage import remote_options
+    from compress.quantize.config import TargetCpu
+
+    t = cfg.search.targets
+    if not t.remote:
+        return cfg, None
+    info = probe_device(t.device, remote_options(cfg.bench))
+    log.info("search: %s is %s (%s; ISA %s)%s", t.device, info.get("cpu"), info.get("arch"),
+             ", ".join(info.get("isa") or []), " — emulated" if info.get("emulated") else "")
+    if info.get("emulated") and t.latency_budget_ms is not None:
+        raise EdgepressError(f"search.targets.latency_budget_ms: {t.device} is emulated ({info.get('emulator')}), so "
+                             f"its milliseconds are not device time; drop the budget (the fastest candidate above the "
+                             f"floor is chosen) or measure on the real device")
+    if cfg.quantize.target_cpu is not None:
+        return cfg, info
+    cpu = TargetCpu(source=t.device, arch=str(info.get("arch") or ""), model=str(info.get("cpu") or ""),
+                    flags=list(info.get("isa") or []))
+    return cfg.model_copy(update={"quantize": cfg.quantize.model_copy(update={"target_cpu": cpu})}), info
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Branches -> one benchmark of all candidates -> Pareto front and winner -> winner/ + search.md."""
+    from compress.quantize.api import recipe_cpu
+    from compress.quantize.cpu import detect_cpu, recommend_int8
     from compress.search import report as search_report
 
     t = cfg.search.targets
+    cfg, probed = for_target(cfg)
+    recipe_for, recipe_source = recipe_cpu(cfg.quantize, detect_cpu)
+    recipe = {"cpu": recipe_for.to_dict(), "source": recipe_source, **recommend_int8(recipe_for).to_dict()}
     branches = run_branches(cfg, inputs, progress=lambda m: log.info("search: %s", m))
     report, where, select_report = measure(cfg, inputs, branches)
     target = t.device if t.remote else "local"
     cands = candidates_from(report, where, target, select_report)
     choice = choose(cands, t.retention_floor, t.latency_budget_ms, t.max_size_mb)
     teacher = teacher_summary(report, select_report)
+    if t.remote:  # the teacher (PyTorch) runs here only: its ms and the target's never make a ratio
+        teacher = {**teacher, "p50_ms_local": teacher.get("p50_ms"), "p50_ms": None}
     targets = t.model_dump(mode="json")
-    device = report["devices"].get(target) or report["devices"].get("local")
+    device = report["devices"].get(target) or report["devices"].get("local") or probed
     device_s = (f"{device.get('cpu')} ({device.get('arch')}, {device.get('cores')} cores, "
                 f"{', '.join(device.get('isa') or [])})" if device else target)
+    if t.remote:
+        device_s = f"{target}: {device_s}"
+    if device and device.get("emulated"):
+        device_s += (f" — **emulated** ({device.get('emulator')}): p50 columns are emulated ms, comparable only "
+                     f"between these candidates")
+    device_s += (f". INT8 recipe chosen for {recipe['cpu']['isa']} ({recipe_source}): weights {recipe['weight_type']}, "
+                 f"activations {recipe['activation_type']}, reduce_range {recipe['reduce_range']}")
     split = cfg.search.select_on if cfg.data.test else "eval (no separate test split)"
     outputs = search_report.write(out_dir, cands, choice, teacher, targets, str(device_s), split)
     (out_dir / "measurements.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -105,7 +147,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         (out_dir / "measurements_eval.json").write_text(json.dumps(select_report, indent=2, default=str) + "\n")
         outputs["measurements_eval"] = "measurements_eval.json"
     metrics: dict[str, Any] = {"candidates": len(cands), "select_on": cfg.search.select_on,
-                               "meets_targets": choice.meets_targets,
+                               "meets_targets": choice.meets_targets, "int8_recipe": recipe,
+                               "target_device": probed,
                                "reason": choice.reason, "teacher": teacher}
     variants = []
     if choice.winner is not None:
