@@ -150,8 +150,22 @@ def bench_rows(run_dir: Path, choice: Choice) -> dict[str, Any] | None:
             "settings": report.get("settings"), "id2label": report.get("id2label")}
 
 
-def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | None = None) -> dict[str, Any]:
-    """Write ``run_dir/final/`` for the model the run chose; returns what was written (package.json)."""
+def package_key(cfg: "RunConfig", choice: Choice, run_dir: Path) -> str:
+    """Changes when what final/ is built from changes: the chosen files, the export section, the bench report."""
+    import hashlib
+
+    parts = [choice.to_dict(), cfg.export.model_dump(mode="json"), cfg.task]
+    for f in (choice.onnx, choice.model_dir / "config.json", run_dir / "report.json"):
+        parts.append([str(f), f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else str(f))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | None = None,
+                force: bool = False) -> dict[str, Any]:
+    """Write ``run_dir/final/`` for the model the run chose; returns what was written (package.json).
+
+    Skipped (``skipped: True``) when final/ was built from the same files and settings, unless ``force``.
+    """
     from compress.interface import interface_of
     from compress.model_card import model_card
     from export.bundle import build_bundle
@@ -161,8 +175,13 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
     run_dir = Path(run_dir or cfg.run_dir)
     t0 = time.perf_counter()
     choice = choose(records)
-    iface = interface_of(choice.model_dir, cfg.task)
     final, tmp = run_dir / FINAL, run_dir / f".{FINAL}.tmp"
+    key = package_key(cfg, choice, run_dir)
+    if not force and (final / "package.json").is_file():
+        done = json.loads((final / "package.json").read_text())
+        if done.get("key") == key:
+            return {**done, "skipped": True}
+    iface = interface_of(choice.model_dir, cfg.task)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -182,7 +201,7 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
                             quantization=quant, created_by="edgepress run (final package)")
     shutil.rmtree(scratch)
     bench = bench_rows(run_dir, choice)
-    info = {"chosen": choice.to_dict(), "interface": iface.to_dict(), "files": files,
+    info = {"key": key, "chosen": choice.to_dict(), "interface": iface.to_dict(), "files": files,
             "bundle": {"models": [m["file"] for m in manifest["models"]],
                        "size_mb": round(sum(p.stat().st_size for p in (tmp / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
             "parity": {k: {m: v[m] for m in ("max_abs_diff", "min_cosine")} for k, v in prep.parity.items()},
@@ -235,4 +254,4 @@ def package_finished_run(run_dir: Path) -> dict[str, Any]:
     records = records_of(run_dir)
     if not records:
         raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it first")
-    return package_run(cfg, records, run_dir)
+    return package_run(cfg, records, run_dir, force=True)

@@ -254,15 +254,14 @@ PACKAGED_AFTER = ("export", "search")
 def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str, str], None] | None) -> StageOutcome:
     from compress.package import FINAL, package_run
 
-    if on_stage:
-        on_stage("package", "running")
     t0 = time.perf_counter()
     info = package_run(cfg, records, cfg.run_dir)
+    status = "skipped" if info.get("skipped") else "ran"
     if on_stage:
-        on_stage("package", "done")
+        on_stage("package", "skipped" if status == "skipped" else "done")
     metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
                "bundle_mb": info["bundle"]["size_mb"]}
-    return StageOutcome("package", cfg.run_dir / FINAL, "ran", time.perf_counter() - t0, metrics)
+    return StageOutcome("package", cfg.run_dir / FINAL, status, time.perf_counter() - t0, metrics)
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:

@@ -271,3 +271,14 @@ def test_bench_run_takes_the_optimum_and_sentence_transformers_folders(st_run, t
     assert rows["optimum"]["format"] == "onnx" and rows["optimum"]["file"].endswith("model.onnx")
     assert rows["pytorch"]["format"] == "pytorch" and rows["pytorch"]["status"] == "ok"
     assert rows["pytorch"]["runtime"]["sentence_transformers"] is True
+
+
+def test_rerun_of_a_finished_run_reuses_final(st_run):
+    from compress.config import load_config
+
+    final, _, _ = st_run
+    cfg = load_config(final.parent / "config.resolved.yaml")
+    before = (final / "package.json").stat().st_mtime_ns
+    outcomes = run_pipeline(cfg)
+    assert [o.status for o in outcomes] == ["skipped"] * 5
+    assert (final / "package.json").stat().st_mtime_ns == before
