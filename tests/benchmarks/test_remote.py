@@ -176,3 +176,28 @@ def test_runner_standalone_json(onnx_model, capsys):
     # a run-time failure (token id past the vocabulary) is reported as JSON, not a traceback
     assert rr.main(["--model", str(onnx_model), "--seq", "8", "--vocab", "5000", "--warmup", "0"]) == 1
     assert "Gather" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_probe_and_feeds_outputs_match_a_local_run(ssh_server, onnx_model, tmp_path, monkeypatch):
+    """--device-info and --feeds on the loopback target (the emulated aarch64 device runs the same in tests/arm)."""
+    import numpy as np
+
+    from benchmarks.remote import compare_outputs, parity_feeds, probe_device
+
+    opts = _opts(ssh_server, tmp_path)
+    info = probe_device(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", opts)
+    assert info["arch"] and info["cores"] >= 1 and info["emulated"] is False and "emulator" not in info
+    feeds, reference = parity_feeds(onnx_model, 300)
+    assert feeds["input_ids"].shape == (2, 16) and feeds["attention_mask"][1].sum() == 9
+    res = run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", onnx_model, ARGS, opts, feeds=feeds)
+    assert set(res["outputs"]) == set(reference) and res["output_names"] == list(reference)
+    parity = compare_outputs(reference, res["outputs"])
+    assert parity["max_abs_diff"] <= 1e-5 and parity["mean_cosine"] > 0.999999
+    off = {k: v + (0.5 if k == "sentence_embedding" else 0.0) for k, v in res["outputs"].items()}
+    assert compare_outputs(reference, off)["outputs"]["sentence_embedding"]["max_abs_diff"] == pytest.approx(0.5, abs=1e-6)
+    with pytest.raises(RemoteError, match="missing from the target"):
+        compare_outputs(reference, {"last_hidden_state": res["outputs"]["last_hidden_state"]})
+    monkeypatch.setenv("EDGEPRESS_EMULATED", "qemu-test")  # what benchmarks/emulated.py sets for its device
+    info = probe_device(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", opts)
+    assert info["emulated"] is True and info["emulator"] == "qemu-test"
+    assert np.asarray(res["outputs"]["sentence_embedding"]).dtype == np.float32
