@@ -240,7 +240,7 @@ def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str)
 
 
 def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
-                eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None, pooling: Any = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
     from benchmarks.runners import locate, runner_class, skip_reason
     from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
@@ -256,6 +256,7 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
         entry.update(status="skipped", reason=reason)
         return entry, None
     runner: Runner = runner_class(fmt, settings.device)(model_path, task, settings.threads)
+    runner.pooling = pooling  # how token outputs become sentence vectors (files without sentence_embedding)
     rss0 = rss_mb()
     reset_peak_rss()
     t0 = settings.clock()
@@ -326,7 +327,8 @@ def has_tokenizer(folder: Path) -> bool:
 
 def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, tokenizer_path: str | None = None,
               eval_set: EvalSet | None = None, targets: list[str] | None = None,
-              remote_options: Any = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              remote_options: Any = None, progress: Callable[[str], None] | None = None,
+              pooling: Any = None) -> dict[str, Any]:
     """Measure every model locally (teacher first, for fidelity) and on each remote target; return report.json data.
 
     Tokenizer per model: a PyTorch folder's own, else ``tokenizer_path``.
@@ -351,7 +353,8 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
         if progress:
             progress(f"measuring {spec.name} ({spec.path})")
         tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
-        entry, outs = safe_bench_local(spec, task, settings, tokenizer=tok, eval_set=eval_set, teacher_outs=teacher_outs)
+        entry, outs = safe_bench_local(spec, task, settings, tokenizer=tok, eval_set=eval_set, teacher_outs=teacher_outs,
+                                       pooling=pooling)
         if spec.role == "teacher" and outs is not None:
             teacher_outs = outs
         entries.append(entry)

@@ -73,12 +73,13 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
             specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline"))
     eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
-    report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
-                       targets=cfg.bench.targets, remote_options=remote_options(cfg.bench))
-    if cfg.task == "classification":  # class names as the teacher (and every variant) knows them
-        from compress.interface import interface_of
+    from compress.interface import interface_of
 
-        id2label = interface_of(specs[0].path, cfg.task).id2label
+    teacher_iface = interface_of(specs[0].path, cfg.task)
+    report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
+                       targets=cfg.bench.targets, remote_options=remote_options(cfg.bench), pooling=teacher_iface)
+    if cfg.task == "classification":  # class names as the teacher (and every variant) knows them
+        id2label = teacher_iface.id2label
         report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)
     inputs.run_dir.mkdir(parents=True, exist_ok=True)

@@ -71,22 +71,28 @@ class Runner(ABC):
 
     def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray":
         """Task output: sentence embeddings [B, H] (embedding), logits [B, C] (classification), scores [B] (regression)."""
-        return task_output(self.task, self.outputs(self.prepare(feeds)), feeds["attention_mask"])
+        return task_output(self.task, self.outputs(self.prepare(feeds)), feeds["attention_mask"],
+                           getattr(self, "pooling", None))
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "threads": self.threads.to_dict()}
 
 
-def mean_pool_np(hidden: "np.ndarray", mask: "np.ndarray") -> "np.ndarray":
-    """Mean over non-padding tokens (numpy twin of compress.models.mean_pool)."""
-    import numpy as np
+def pool_tokens(hidden: "np.ndarray", mask: "np.ndarray", interface: Any = None) -> "np.ndarray":
+    """Sentence vectors from token vectors, with sentence-transformers' Pooling (+ Normalize) as ``interface``
+    says (mean when None): for files that only output ``last_hidden_state`` (an optimum export of the teacher)."""
+    import torch
 
-    m = mask[..., None].astype(hidden.dtype)
-    return (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+    from compress.interface import ModelInterface, SentencePooler
+
+    pooler = SentencePooler(interface or ModelInterface("embedding"), int(hidden.shape[-1]))
+    with torch.inference_mode():
+        return pooler(torch.from_numpy(hidden), torch.from_numpy(mask.astype("int64"))).numpy()
 
 
-def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np.ndarray") -> "np.ndarray":
-    """Pick and post-process the output the task's metric needs."""
+def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np.ndarray",
+                pooling: Any = None) -> "np.ndarray":
+    """Pick and post-process the output the task's metric needs (``pooling``: the interface for token outputs)."""
     import numpy as np
 
     outs = {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
@@ -97,7 +103,7 @@ def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np
         if hidden is None:
             hidden = next((v for v in outs.values() if v.ndim == 3), None)
         if hidden is not None:
-            return mean_pool_np(hidden, attention_mask)
+            return pool_tokens(hidden, attention_mask, pooling)
         two_d = next((v for v in outs.values() if v.ndim == 2), None)
         if two_d is not None:
             return two_d

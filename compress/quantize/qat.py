@@ -75,8 +75,9 @@ def qdq_export_mode(model: Any) -> int:
     return len(quantizers)
 
 
-def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path) -> int:
-    """Write the fake-quantized ``model`` as QDQ ONNX (the export interface of ``task``); returns int8 weights folded."""
+def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path, interface: Any = None) -> int:
+    """Write the fake-quantized ``model`` as QDQ ONNX (the export interface of ``task``, pooled as ``interface``
+    says); returns the number of int8 weights folded."""
     import torch
 
     from compress.quantize.graph import fold_weight_quantizers
@@ -89,7 +90,7 @@ def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path) -> int
     for out in head.outputs:
         axes[out.name] = {i: d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}
     with torch.no_grad():
-        torch.onnx.export(make_wrapper(base, head.task, names), tuple(example[n] for n in names), str(dst), dynamo=False,
+        torch.onnx.export(make_wrapper(base, head.task, names, interface), tuple(example[n] for n in names), str(dst), dynamo=False,
                           input_names=names, output_names=head.output_names, dynamic_axes=axes, opset_version=17)
     return fold_weight_quantizers(dst)
 
@@ -100,6 +101,7 @@ def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrati
     import torch
 
     from compress.distill.engine import distill_model
+    from compress.interface import interface_of
     from compress.models import load_model, load_tokenizer
 
     nncf = require("nncf", extra=None)
@@ -110,6 +112,7 @@ def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrati
     if not calib:
         raise EdgepressError("QAT needs calibration rows for its initial quantizer ranges; the calibration data is empty")
     student = load_model(str(src.student_dir), task)
+    iface = interface_of(src.student_dir, task)
     preset = nncf.QuantizationPreset.PERFORMANCE if s.activation_type == "qint8" else nncf.QuantizationPreset.MIXED
     start = time.perf_counter()
     with torch.no_grad():
@@ -118,9 +121,10 @@ def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrati
     ptq_seconds = time.perf_counter() - start
     outcome = distill_model(load_model(src.teacher, task), qmodel, load_tokenizer(str(src.student_dir)),
                             train_texts(src, opts), None, task, qat_distill_config(src.distill, opts), max_length,
-                            work / "qat", src.seed, checkpoint_dir=work / "qat-checkpoints", save_checkpoints=False)
+                            work / "qat", src.seed, checkpoint_dir=work / "qat-checkpoints", save_checkpoints=False,
+                            interface=iface)
     quantizers = qdq_export_mode(outcome.model.eval())
-    folded = export_qdq(outcome.model, task, calib[0], dst)
+    folded = export_qdq(outcome.model, task, calib[0], dst, iface)
     return {"quantizers": quantizers, "int8_weights": folded, "ptq_init_seconds": round(ptq_seconds, 2),
             "steps": outcome.metrics["steps"], "train_loss": outcome.metrics["train_loss"],
             "train_seconds": outcome.metrics["train_seconds"], "train_examples": outcome.metrics["train_examples"]}

@@ -98,7 +98,9 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
                   "baselines": ["optimum-int8-dynamic"]},
     })
     out = run_pipeline(cfg)
-    assert [o.status for o in out] == ["ran", "ran", "ran"]
+    # the run ends by packaging the search winner into final/
+    assert [o.status for o in out] == ["ran", "ran", "ran", "ran"] and out[-1].name == "package"
+    assert json.loads((cfg.run_dir / "final" / "package.json").read_text())["chosen"]["origin"] == "search winner"
     search_dir = cfg.run_dir / "02-search"
     data = json.loads((search_dir / "candidates.json").read_text())
     names = sorted(c["name"] for c in data["candidates"])
@@ -130,5 +132,5 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     # an interrupted search keeps its finished branches: they are skipped when the stage runs again
     stamp = (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns
     out = run_pipeline(cfg, force={"search"})
-    assert [o.status for o in out] == ["skipped", "ran", "ran"]
+    assert [o.status for o in out][:3] == ["skipped", "ran", "ran"]
     assert (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns == stamp
