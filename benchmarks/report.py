@@ -82,6 +82,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         d = report["data"]
         lines.append(f"Quality on `{d['source']}` ({d['rows']} rows, {d['kind']}: metric `{d['metric']}`); "
                      f"retention = variant metric / teacher metric on the same rows.")
+    if report.get("id2label"):
+        lines.append("Labels: " + ", ".join(f"{k} = {v}" for k, v in report["id2label"].items()) + ".")
     shape = "realistic (lengths drawn from the eval texts, dynamic padding)" if s["realistic"] else \
         f"seq {', '.join(map(str, s['seq_lens']))}"
     lines.append(f"Latency: batch {', '.join(map(str, s['batch_sizes']))}, {shape}; {s['warmup']} warm-up runs, then "

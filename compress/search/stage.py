@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
 from compress.search.select import Candidate, choose
-from compress.stages import StageInputs, StageResult, Variant
+from compress.stages import StageInputs, StageResult, Variant, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -43,14 +43,17 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
             where[name] = b
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
     run_cfg = cfg.model_copy(update={"bench": bench})
-    report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None,
-                       eval_set=eval_set_for(run_cfg), targets=[t.device] if t.remote else [],
+    from compress.interface import interface_of
+
+    pooling = interface_of(specs[0].path, cfg.task)  # foreign files (token outputs only) pool as the teacher does
+    report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None, pooling=pooling,
+                       eval_set=eval_set_for(run_cfg, labels=teacher_labels(cfg, inputs)), targets=[t.device] if t.remote else [],
                        remote_options=remote_options(cfg.bench), progress=lambda m: log.info("search: %s", m))
     select_report = None
     if cfg.search.select_on == "eval" and cfg.data.test:  # without data.test the "test" rows are the eval rows
         quick = dataclasses.replace(settings, realistic=False, warmup=0, min_runs=1, min_seconds=0.0)
-        select_report = benchmark(specs, cfg.task, quick, tokenizer_path=str(tok) if tok else None,
-                                  eval_set=eval_set_for(run_cfg, split="eval"),
+        select_report = benchmark(specs, cfg.task, quick, tokenizer_path=str(tok) if tok else None, pooling=pooling,
+                                  eval_set=eval_set_for(run_cfg, split="eval", labels=teacher_labels(cfg, inputs)),
                                   progress=lambda m: log.info("search (eval split): %s", m))
     return report, where, select_report
 
@@ -159,6 +162,9 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         if b.tokenizer is not None:
             shutil.copytree(b.tokenizer, out_dir / "winner" / "tokenizer")
             outputs["tokenizer"] = "winner/tokenizer"
+        if b.model_dir is not None:  # the winner's PyTorch weights: what the final package ships beside the ONNX
+            shutil.copytree(b.model_dir, out_dir / "winner" / "model")
+            outputs["winner_model"] = "winner/model"
         outputs["onnx"] = "winner/model.onnx"
         metrics["winner"] = w.to_dict()
         variants.append(Variant(f"search-winner ({w.name})", "onnx", "winner/model.onnx", w.precision))
