@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 CHECKPOINTS_DIR = ".checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")  # transformers.trainer_utils.PREFIX_CHECKPOINT_DIR + step
+# training_args.bin is a pickled TrainingArguments written for reference; resuming never reads it
+_NOT_READ_ON_RESUME = {"training_args.bin"}
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 
 
@@ -60,6 +62,8 @@ def checkpoint_problem(folder: Path) -> str | None:
     if not any((folder / w).is_file() for w in _WEIGHTS):
         return "no model weights"
     for path in sorted(folder.iterdir()):
+        if path.name in _NOT_READ_ON_RESUME:
+            continue
         try:
             if path.suffix == ".safetensors":
                 with safe_open(str(path), framework="pt") as fh:
