@@ -80,11 +80,19 @@ class FinetuneConfig(Section):
     """Fine-tuning the teacher's task head (sequence classification / regression)."""
 
     epochs: float = Field(2.0, gt=0)
-    max_steps: int = -1
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: use epochs)")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(3e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError(f"max_steps must be a positive number of optimizer steps, or -1 to train for "
+                             f"`epochs` (got {v})")
+        return v
 
 
 class RunConfig(Section):
@@ -150,6 +158,14 @@ def _default_json(section: str, key: str) -> Any:
 # ---------------------------------------------------------------- loading and overrides
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one line: the problem and where (line:column)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
 def parse_override(expr: str) -> tuple[list[str], Any]:
     """``distill.epochs=2`` -> (['distill', 'epochs'], 2); the value is parsed as YAML."""
     if "=" not in expr:
@@ -161,7 +177,7 @@ def parse_override(expr: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set '{expr}': value is not valid YAML ({exc})") from exc
+        raise ConfigError(f"--set '{expr}': value is not valid YAML ({_yaml_problem(exc)})") from None
     return path, value
 
 
@@ -233,7 +249,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, bas
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file '{p}' is not valid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(loaded).__name__}")
         data.update(loaded)

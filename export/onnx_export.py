@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -101,9 +104,12 @@ def convert_to_ort(prep: Prepared, onnx_path: Path, out_dir: Path, target_platfo
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copy2(onnx_path, work / "model.onnx")
+        printed = io.StringIO()
         try:
-            convert_onnx_models_to_ort(work / "model.onnx", output_dir=work / "out",
-                                       optimization_styles=[OptimizationStyle.Fixed], target_platform=target_platform)
+            with contextlib.redirect_stdout(printed):  # the converter prints its progress; keep it in the log
+                convert_onnx_models_to_ort(work / "model.onnx", output_dir=work / "out",
+                                           optimization_styles=[OptimizationStyle.Fixed], target_platform=target_platform)
+            logging.getLogger("edgepress.export").debug("ORT conversion: %s", printed.getvalue().strip())
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"conversion of '{onnx_path}' to the ORT format failed: {type(exc).__name__}: {exc}") from exc
         produced = work / "out" / "model.ort"

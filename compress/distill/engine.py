@@ -248,7 +248,7 @@ def _teacher_cache(teacher: "PreTrainedModel", dataset: TokenizedExamples, colla
     from tqdm.auto import tqdm
 
     with torch.inference_mode():
-        for batch in tqdm(loader, desc="teacher outputs (computed once)", unit="batch"):
+        for batch in tqdm(loader, desc="distill: teacher outputs (computed once)", unit="batch", leave=False):
             out = teacher(**{k: v for k, v in batch.items() if k in names}, output_hidden_states=True)
             hidden = out.last_hidden_state if task == "embedding" else out.hidden_states[-1]
             emb = pooler.pooled(hidden, batch["attention_mask"])
