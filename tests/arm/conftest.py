@@ -41,3 +41,26 @@ def tiny_onnx_pair(tmp_path_factory):
     int8 = d / "tiny.int8.onnx"
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
     return d / "m", fp32, int8
+
+
+@pytest.fixture(scope="session")
+def wide_onnx_pair(tmp_path_factory):
+    """One BERT layer at MiniLM's width (hidden 384, FFN 1536), random weights, as ONNX fp32 and dynamic INT8.
+
+    Wide enough for onnxruntime's packed INT8 GEMM kernels, which the tiny model's 32-wide MatMuls never reach
+    (under qemu's default CPU model those gave outputs unrelated to x86's; see benchmarks/emulated.py).
+    """
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import BertConfig, BertModel
+
+    from tests.benchmarks.helpers import export_onnx
+
+    d = tmp_path_factory.mktemp("arm-wide")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=1000, hidden_size=384, num_hidden_layers=1, num_attention_heads=12,
+                         intermediate_size=1536, max_position_embeddings=64)).save_pretrained(d / "m")
+    fp32 = export_onnx(d / "m", "embedding", d / "wide.onnx")
+    int8 = d / "wide.int8.onnx"
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return fp32, int8

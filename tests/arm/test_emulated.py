@@ -105,3 +105,14 @@ def test_bench_fp32_and_int8_on_aarch64_with_parity(arm_device, tiny_onnx_pair, 
     paths = write_report(report, tmp_path / "bench")
     saved = json.loads(paths["json"].read_text())
     assert saved["devices"][arm_device.target]["emulated"] is True
+
+
+def test_int8_gemm_kernels_agree_with_x86_at_minilm_width(arm_device, wide_onnx_pair):
+    from benchmarks.remote import compare_outputs, parity_feeds
+
+    for path, tol in zip(wide_onnx_pair, (1e-4, 1e-3)):
+        feeds, reference = parity_feeds(path, 1000)
+        res = run_remote(arm_device.target, path, QUICK[:-1] + ["1000"], arm_device.options(), feeds=feeds)
+        parity = compare_outputs(reference, res["outputs"])
+        print(f"\n{path.name}: aarch64 vs x86 max|diff| {parity['max_abs_diff']:.3g}, cosine {parity['mean_cosine']:.7f}")
+        assert parity["max_abs_diff"] <= tol and parity["mean_cosine"] > 0.99999

@@ -48,7 +48,7 @@ def test_missing_emulator_is_a_one_line_reason(monkeypatch, tmp_path):
 def test_wrapper_binds_aarch64_cpuinfo_before_starting_qemu(tmp_path):
     text = emulated._wrapper(tmp_path / "dev dir", "qemu-aarch64-static 7.2")
     assert text.startswith("#!/bin/sh\n") and "exec unshare -m sh -c 'mount --bind \"$1\" /proc/cpuinfo" in text
-    assert f"-L '{tmp_path}/dev dir/rootfs'" in text and "EDGEPRESS_EMULATED='qemu-aarch64-static 7.2'" in text
+    assert f"qemu-aarch64-static -cpu neoverse-n1 -L '{tmp_path}/dev dir/rootfs'" in text and "EDGEPRESS_EMULATED='qemu-aarch64-static 7.2'" in text
     block = emulated.CPUINFO_BLOCK.format(n=0)
     from benchmarks.remote_runner import cpu_info
 
