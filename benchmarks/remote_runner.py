@@ -212,6 +212,7 @@ def make_session(model: str, intra: Optional[int], inter: Optional[int], provide
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only: ORT's INFO/WARNING lines are not the report
     so.intra_op_num_threads = int(intra or 0)
     so.inter_op_num_threads = int(inter or 0)
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
