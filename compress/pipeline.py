@@ -255,6 +255,8 @@ def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str
     from compress.package import FINAL, package_run
 
     t0 = time.perf_counter()
+    if on_stage:
+        on_stage("package", "running")
     info = package_run(cfg, records, cfg.run_dir)
     status = "skipped" if info.get("skipped") else "ran"
     if on_stage:
