@@ -1,10 +1,18 @@
-"""benchmarks/headline.py: ratios and target checks from a report.json."""
+"""experiments/headline.py: ratios and target checks from a report.json (a lab script, outside the packages)."""
 
+import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks.headline import headline, to_markdown
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "headline.py"
+_spec = importlib.util.spec_from_file_location("experiments_headline", SCRIPT)
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)
+headline, to_markdown = _mod.headline, _mod.to_markdown
 
 
 def _entry(name, role, p50, size, value, retention, precision="fp32"):
@@ -29,3 +37,17 @@ def test_headline_ratios_and_checks(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(report))
     h = headline(tmp_path)
     assert not h["checks"]["speedup_vs_teacher"] and not h["checks"]["speedup_vs_baseline"] and h["checks"]["retention"]
+
+
+def test_headline_runs_as_a_script_outside_the_packages(tmp_path):
+    import benchmarks
+
+    assert not (Path(benchmarks.__file__).parent / "headline.py").exists()
+    report = {"data": {"metric": "accuracy", "rows": 4}, "models": [
+        _entry("teacher", "teacher", 10.0, 90.0, 0.9, 1.0),
+        _entry("search-winner (d3/student-int8)", "variant", 1.0, 10.0, 0.88, 0.98, "int8")]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "10.00×" in proc.stdout

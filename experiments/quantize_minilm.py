@@ -6,16 +6,20 @@ by ``compress.quantize.api.quantize_onnx`` with each method. Quality is the Spea
 similarities with the gold scores on /work/shared/data/stsb/test.tsv; latency ratios are medians of
 interleaved runs measured in the same process.
 
-    python benchmarks/quantize_minilm.py --out runs/bench-quantize
+    python experiments/quantize_minilm.py --out runs/bench-quantize
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
+
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb"
 
@@ -104,7 +108,7 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(student)
     test = load_text_data(str(DATA / "test.tsv"), "sentence1", "sentence2", "score", task="regression", limit=args.eval_rows)
     train = load_text_data(str(DATA / "train.tsv"), "sentence1", "sentence2", "score", task="regression")
-    results: dict[str, Any] = {"command": "python benchmarks/quantize_minilm.py " + " ".join(
+    results: dict[str, Any] = {"command": "python experiments/quantize_minilm.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if not isinstance(v, bool) and v is not None) + (" --optimize-graph" if args.optimize_graph else "")}
 

@@ -5,7 +5,7 @@ Metric: Spearman of cosine similarities of mean-pooled embeddings on STS-B test.
 pruned model from the unpruned student on STS-B train sentences. Latency: PyTorch, batch 1, both models
 timed alternately in one process, median of ``--runs`` calls each.
 
-    python benchmarks/prune_minilm.py --head-ratio 0.4 --ffn-ratio 0.4 --out runs/prune_minilm.json
+    python experiments/prune_minilm.py --head-ratio 0.4 --ffn-ratio 0.4 --out runs/prune_minilm.json
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
+
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb"
 

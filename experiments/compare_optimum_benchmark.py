@@ -4,7 +4,7 @@ optimum-benchmark is not an edgepress dependency: install it in a throwaway venv
 
     python3 -m venv /tmp/obvenv && /tmp/obvenv/bin/pip install torch==2.13.0 \
         optimum-benchmark onnxruntime optimum==2.1.0 optimum-onnx==0.1.0 'transformers<4.58'
-    python -m benchmarks.compare_optimum_benchmark --ob-python /tmp/obvenv/bin/python --out /tmp/ob-compare
+    python experiments/compare_optimum_benchmark.py --ob-python /tmp/obvenv/bin/python --out /tmp/ob-compare
 
 Steps (each a subcommand, so each side runs in its own interpreter):
   export  MiniLM (packaged teacher) -> DIR/model/model.onnx (torch.onnx.export, dynamo=False) + config + tokenizer
@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
 
 
 def export(out: Path) -> Path:

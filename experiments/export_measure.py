@@ -1,6 +1,6 @@
 """Measure export parity and file sizes on the packaged MiniLM (truncated to 3 layers as a student stand-in).
 
-    python -m export.measure OUT_DIR [--formats onnx ort ptl pte] [--keep-layers 0 2 5]
+    python experiments/export_measure.py OUT_DIR [--formats onnx ort ptl pte] [--keep-layers 0 2 5]
 Writes OUT_DIR/student (the truncated model), OUT_DIR/bundle (the export) and prints a Markdown table.
 """
 
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
 
 
 def truncated_minilm(out: Path, keep: list[int]) -> Path:

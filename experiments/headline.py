@@ -1,15 +1,19 @@
 """Headline table for BENCHMARKS.md from a finished search+bench run: the chosen model against the teacher
 (PyTorch fp32) and the Optimum-only baseline, with issue 8's targets checked.
 
-    python -m benchmarks.headline runs/stsb-minilm [runs/sst2-minilm ...]
+    python experiments/headline.py runs/stsb-minilm [runs/sst2-minilm ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
+
 
 TARGETS = {"retention": 0.97, "speedup_vs_teacher": 8.0, "speedup_vs_baseline": 2.5, "size_fraction": 1 / 6}
 
