@@ -42,5 +42,8 @@ def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], 
 
             raise ExportError("quantized_onnx is only used in a bundle; pass bundle=True (--bundle)")
         prep.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+        from export.stage import optimum_layout
+
+        optimum_layout(prep, out_dir)
     result["files"]["tokenizer"] = str(out_dir / "tokenizer")
     return result

@@ -11,6 +11,14 @@ if TYPE_CHECKING:
     from compress.config import RunConfig
 
 
+def optimum_layout(prep, out: Path) -> None:
+    """config.json and the tokenizer beside model.onnx: optimum's ``ORTModelFor<Task>.from_pretrained(out)`` layout."""
+    import shutil
+
+    shutil.copy2(Path(prep.model_dir) / "config.json", out / "config.json")
+    prep.tokenizer.save_pretrained(str(out))
+
+
 def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
     from export.bundle import build_bundle
     from export.core import prepare
@@ -20,6 +28,7 @@ def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
     prep = prepare(model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine)
     written = write_formats(prep, out, ex.formats, ex.opset, ex.optimize)
     prep.tokenizer.save_pretrained(str(out / "tokenizer"))
+    optimum_layout(prep, out)
     if bundle:
         build_bundle(prep, written, out / "bundle", ex.opset)
     return written

@@ -283,3 +283,17 @@ def test_rerun_of_a_finished_run_reuses_final(st_run):
     outcomes = run_pipeline(cfg)
     assert [o.status for o in outcomes] == ["skipped"] * 5
     assert (final / "package.json").stat().st_mtime_ns == before
+
+
+def test_export_folder_loads_with_optimum(tiny_model_dir, tmp_path):
+    """`edgepress export` writes optimum's layout: config.json and the tokenizer beside model.onnx."""
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    from compress.cli import main
+
+    model = tiny_model_dir("bert", "classification")
+    main(["export", str(model), str(tmp_path / "out"), "--task", "classification"])
+    ort_model = ORTModelForSequenceClassification.from_pretrained(str(tmp_path / "out"))
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    assert ort_model(**tok(TEXTS, padding=True, return_tensors="pt")).logits.shape == (len(TEXTS), 2)
