@@ -230,6 +230,21 @@ def prune(
                    overwrite, "model")
 
 
+@app.command("trim-vocab")
+def trim_vocab(
+    model: Path = typer.Argument(..., help="save_pretrained folder (WordPiece tokenizer) to trim."),
+    out: Path = typer.Argument(..., help="Output directory (the trimmed model lands in OUT/model)."),
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt,
+    max_size: Optional[int] = typer.Option(None, "--max-size", help="Keep at most this many tokens (vocab.max_size)."),
+    config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Keep only the tokens DATA uses: embedding rows and tokenizer rewritten together (see --set vocab.*)."""
+    _stage_command("trim_vocab", model, out, config, set_, {"task": task, "data.train": data,
+                                                            "teacher.model": str(model), "vocab.max_size": max_size},
+                   overwrite, "model")
+
+
 @app.command()
 def quantize(
     model: Path = typer.Argument(..., help="fp32 ONNX file to quantize."),

@@ -23,6 +23,7 @@ from compress.errors import ConfigError
 from compress.prune.config import PruneConfig
 from compress.quantize.config import QuantizeConfig
 from compress.search.config import SearchConfig
+from compress.vocab.config import VocabConfig
 from export.config import ExportConfig
 
 Task = Literal["embedding", "classification", "regression", "mlm"]
@@ -109,6 +110,7 @@ class RunConfig(Section):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
+    vocab: VocabConfig = Field(default_factory=VocabConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)

@@ -111,6 +111,8 @@ STAGES: dict[str, StageSpec] = {
                   "build a smaller student from the teacher and distill it"),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
                   "remove attention heads / FFN neurons for real, then recover"),
+        StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
+                  "keep the tokens the domain uses: embedding rows and tokenizer rewritten together"),
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch"),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "data", "quantize"),
