@@ -1,0 +1,1 @@
+"""Task families beyond sentence-level heads: token classification (NER) and extractive QA data."""

@@ -1,0 +1,158 @@
+"""Extractive question answering data: the SQuAD JSON layout (v1.1 and v2.0), features with a document stride,
+and start/end logits back to answer text — transformers' ``run_qa`` recipe, not a variant of it.
+
+Not yet reachable from the pipeline (the config refuses ``task: question-answering``; issue 16).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass
+class QAExample:
+    """One question on one context; ``answers`` empty for an unanswerable (SQuAD 2.0) question."""
+
+    id: str
+    question: str
+    context: str
+    answers: list[dict[str, Any]] = field(default_factory=list)  # {"text", "answer_start"}
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """``data[].paragraphs[].qas[]`` with ``answers[].answer_start`` (and ``is_impossible`` in v2.0).
+
+    An answer whose ``answer_start`` does not point at its text in the context is an error naming the file
+    and the question id.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"SQuAD file '{path}' does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"SQuAD file '{path}' is not UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DataError(f"'{path}' is not in the SQuAD layout (a top-level 'data' list of articles)")
+    out = []
+    for a, article in enumerate(data["data"]):
+        for paragraph in article.get("paragraphs", []):
+            context = paragraph.get("context")
+            if not isinstance(context, str):
+                raise DataError(f"'{path}': article {a} has a paragraph without a 'context' string")
+            for qa in paragraph.get("qas", []):
+                qid = str(qa.get("id", ""))
+                answers = [] if qa.get("is_impossible") else list(qa.get("answers", []))
+                for ans in answers:
+                    start, text = ans.get("answer_start"), ans.get("text", "")
+                    if not isinstance(start, int) or context[start:start + len(text)] != text:
+                        raise DataError(f"'{path}' question {qid}: answer_start {start!r} does not point at "
+                                        f"{text!r} in its context")
+                out.append(QAExample(qid, qa.get("question", "").strip(), context, answers))
+    if not out:
+        raise DataError(f"SQuAD file '{path}' holds no question")
+    return out
+
+
+def train_features(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExample], max_length: int = 384,
+                   doc_stride: int = 128) -> dict[str, list]:
+    """Question + context windows (overflowing with ``doc_stride``) with start/end token positions.
+
+    A window that does not contain the answer (or an unanswerable question) points at [CLS] (index 0).
+    """
+    pad_right = tokenizer.padding_side == "right"
+    enc = tokenizer([e.question for e in examples], [e.context for e in examples],
+                    truncation="only_second" if pad_right else "only_first", max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length")
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        ex = examples[enc["overflow_to_sample_mapping"][i]]
+        seq = enc.sequence_ids(i)
+        if not ex.answerable:
+            starts.append(0)
+            ends.append(0)
+            continue
+        a = ex.answers[0]
+        s_char, e_char = a["answer_start"], a["answer_start"] + len(a["text"])
+        ctx = [k for k, sid in enumerate(seq) if sid == (1 if pad_right else 0)]
+        first, last = ctx[0], ctx[-1]
+        if not (offsets[first][0] <= s_char and offsets[last][1] >= e_char):
+            starts.append(0)
+            ends.append(0)
+            continue
+        s_tok = first
+        while s_tok <= last and offsets[s_tok][0] <= s_char:
+            s_tok += 1
+        e_tok = last
+        while e_tok >= first and offsets[e_tok][1] >= e_char:
+            e_tok -= 1
+        starts.append(s_tok - 1)
+        ends.append(e_tok + 1)
+    out = {k: enc[k] for k in enc.keys() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+    out["start_positions"], out["end_positions"] = starts, ends
+    return out
+
+
+def eval_features(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExample], max_length: int = 384,
+                  doc_stride: int = 128) -> dict[str, list]:
+    """Windows for prediction: inputs, the example each came from, and context-only offsets (others None)."""
+    pad_right = tokenizer.padding_side == "right"
+    enc = tokenizer([e.question for e in examples], [e.context for e in examples],
+                    truncation="only_second" if pad_right else "only_first", max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length")
+    ctx_id = 1 if pad_right else 0
+    example_index, offsets = [], []
+    for i in range(len(enc["input_ids"])):
+        seq = enc.sequence_ids(i)
+        example_index.append(enc["overflow_to_sample_mapping"][i])
+        offsets.append([o if seq[k] == ctx_id else None for k, o in enumerate(enc["offset_mapping"][i])])
+    out = {k: enc[k] for k in enc.keys() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+    out["example_index"], out["offset_mapping"] = example_index, offsets
+    return out
+
+
+def predictions(examples: list[QAExample], features: dict[str, list], start_logits: "np.ndarray",
+                end_logits: "np.ndarray", n_best: int = 20, max_answer_length: int = 30,
+                version_2: bool = True, null_threshold: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Best answer span per example (run_qa's post-processing): text, score; '' when the null score wins (v2)."""
+    import numpy as np
+
+    by_example = collections.defaultdict(list)
+    for f, ex in enumerate(features["example_index"]):
+        by_example[ex].append(f)
+    out: dict[str, dict[str, Any]] = {}
+    for ex_i, ex in enumerate(examples):
+        best, null = None, None
+        for f in by_example[ex_i]:
+            s, e, offs = start_logits[f], end_logits[f], features["offset_mapping"][f]
+            score_null = float(s[0] + e[0])
+            null = score_null if null is None or score_null < null else null  # the minimum null score, as run_qa
+            for a in np.argsort(s)[-1:-n_best - 1:-1]:
+                for b in np.argsort(e)[-1:-n_best - 1:-1]:
+                    if a >= len(offs) or b >= len(offs) or offs[a] is None or offs[b] is None:
+                        continue
+                    if b < a or b - a + 1 > max_answer_length:
+                        continue
+                    score = float(s[a] + e[b])
+                    if best is None or score > best["score"]:
+                        best = {"text": ex.context[offs[a][0]:offs[b][1]], "score": score,
+                                "start": offs[a][0], "end": offs[b][1]}
+        if best is None or (version_2 and null is not None and null - best["score"] > null_threshold):
+            out[ex.id] = {"text": "", "score": null if null is not None else 0.0, "start": None, "end": None}
+        else:
+            out[ex.id] = best
+    return out
