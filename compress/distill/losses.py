@@ -77,3 +77,34 @@ def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> to
     if not bool((labels != -100).any()):  # a batch of unlabelled rows (data.unlabeled): no hard term
         return logits.sum() * 0.0
     return F.cross_entropy(logits, labels, ignore_index=-100)
+
+
+def token_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, token_mask: torch.Tensor,
+             temperature: float, t_squared: bool = True) -> torch.Tensor:
+    """Per-token KL(teacher_T || student_T) on tag logits [B, S, C], averaged over tokens where ``token_mask``
+    is 1 (real tokens; padding never counts), times T^2 when ``t_squared`` (token classification / NER)."""
+    sel = token_mask.bool()
+    if not bool(sel.any()):
+        return student_logits.sum() * 0.0
+    return soft_label_kl(student_logits[sel], teacher_logits[sel], temperature, t_squared, "batchmean")
+
+
+def span_kl(student_start: torch.Tensor, student_end: torch.Tensor, teacher_start: torch.Tensor,
+            teacher_end: torch.Tensor, attention_mask: torch.Tensor, temperature: float,
+            t_squared: bool = True) -> torch.Tensor:
+    """DistilBERT's SQuAD distillation: the mean of the start- and end-position KLs over each sequence's
+    positions (padding masked out of both distributions), times T^2 when ``t_squared``."""
+    pad = ~attention_mask.bool()
+    low = torch.finfo(student_start.dtype).min
+
+    def kl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return soft_label_kl(s.masked_fill(pad, low), t.masked_fill(pad, low), temperature, t_squared, "batchmean")
+
+    return (kl(student_start, teacher_start) + kl(student_end, teacher_end)) / 2
+
+
+def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
+              end_positions: torch.Tensor) -> torch.Tensor:
+    """Hard-label span loss: cross-entropy of the gold start and end positions, averaged (as transformers'
+    ``*ForQuestionAnswering`` heads compute it)."""
+    return (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2

@@ -88,3 +88,35 @@ def test_hard_label_loss_skips_unlabelled_rows():
     assert math.isclose(float(one), math.log(2), rel_tol=1e-6)  # only the first (labelled) row counts
     none = L.hard_label_loss(logits.requires_grad_(), torch.tensor([-100, -100]), "classification")
     assert float(none) == 0.0 and none.requires_grad
+
+
+def test_token_kl_counts_real_tokens_only_and_matches_a_hand_computation():
+    s = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [9.0, -9.0]]])
+    t = torch.tensor([[[0.0, 1.0], [0.0, 2.0], [-9.0, 9.0]]])  # the last position is padding
+    mask = torch.tensor([[1, 1, 0]])
+    T = 2.0
+
+    def kl(p_logits, q_logits):  # KL(q || p) by hand
+        p = torch.softmax(torch.tensor(p_logits) / T, -1)
+        q = torch.softmax(torch.tensor(q_logits) / T, -1)
+        return float((q * (q.log() - p.log())).sum())
+
+    want = (kl([1.0, 0.0], [0.0, 1.0]) + kl([0.0, 2.0], [0.0, 2.0])) / 2 * T**2
+    assert math.isclose(float(L.token_kl(s, t, mask, T)), want, rel_tol=1e-6)
+    assert math.isclose(float(L.token_kl(s, t, mask, T, t_squared=False)), want / T**2, rel_tol=1e-6)
+
+
+def test_span_kl_is_the_mean_of_start_and_end_kl_with_padding_masked():
+    ss, se = torch.tensor([[1.0, 0.0, 0.0, 5.0]]), torch.tensor([[0.0, 1.0, 0.0, -5.0]])
+    ts, te = torch.tensor([[0.0, 1.0, 0.0, -7.0]]), torch.tensor([[0.0, 1.0, 0.0, 7.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+
+    def kl(p_logits, q_logits):
+        p, q = torch.softmax(torch.tensor(p_logits), -1), torch.softmax(torch.tensor(q_logits), -1)
+        return float((q * (q.log() - p.log())).sum())
+
+    want = (kl([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]) + kl([0.0, 1.0, 0.0], [0.0, 1.0, 0.0])) / 2
+    assert math.isclose(float(L.span_kl(ss, se, ts, te, mask, 1.0)), want, rel_tol=1e-5)
+    hard = L.span_loss(ss, se, torch.tensor([1]), torch.tensor([1]))
+    want_hard = (-torch.log_softmax(ss, -1)[0, 1] - torch.log_softmax(se, -1)[0, 1]) / 2
+    assert math.isclose(float(hard), float(want_hard), rel_tol=1e-6)
