@@ -46,7 +46,10 @@ HEAD_CLASSES = {
     "mlm": "AutoModelForMaskedLM",
     "classification": "AutoModelForSequenceClassification",
     "regression": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
 }
+NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
 
 def make_tiny_model(folder: Path, arch: str = "bert", head: str = "mlm", num_layers: int | None = None,
@@ -64,6 +67,8 @@ def make_tiny_model(folder: Path, arch: str = "bert", head: str = "mlm", num_lay
         kw.update(num_labels=1, problem_type="regression")
     elif head == "classification":
         kw.update(num_labels=2)
+    elif head == "token-classification":
+        kw.update(id2label=NER_LABELS, label2id={v: k for k, v in NER_LABELS.items()})
     config = getattr(transformers, cfg_name)(**kw)
     model = getattr(transformers, HEAD_CLASSES[head]).from_config(config)
     model.eval()
