@@ -163,7 +163,21 @@ def _load_quietly(builder: str, **kwargs: Any):
             dlog.enable_progress_bar()
 
 
-def _read_file(path: Path, source: str, header: bool) -> Columns:
+def _raise_read_error(exc: BaseException, path: Path, source: str, suffix: str) -> None:
+    """One actionable line for a file `datasets` could not read (encoding, empty, parser error)."""
+    root = _root_cause(exc)
+    if suffix in _TEXT_FORMATS and (isinstance(root, UnicodeDecodeError) or _first_non_utf8(path)):
+        where = _first_non_utf8(path)
+        at = f" (line {where[0]}, byte offset {where[1]})" if where else ""
+        raise DataError(f"data file '{source}' is not UTF-8 text{at}; re-save it as UTF-8, "
+                        "e.g. iconv -f latin1 -t utf-8") from None
+    msg = str(root).strip().splitlines()[0][:200] if str(root).strip() else type(root).__name__
+    if "corresponds to no data" in msg or "No columns to parse" in msg:
+        raise DataError(f"data file '{source}' is empty (no rows after the header)") from None
+    raise DataError(f"data file '{source}' could not be read as {suffix[1:]}: {msg}") from None
+
+
+def _file_builder(path: Path, source: str, header: bool) -> tuple[str, str, dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
         raise DataError(f"data file '{source}': unsupported extension '{suffix}'; use "
@@ -174,19 +188,15 @@ def _read_file(path: Path, source: str, header: bool) -> Columns:
     kwargs = dict(kwargs)
     if builder == "csv" and not header:
         kwargs["header"] = None  # columns are then named "0", "1", ... by position
+    return suffix, builder, kwargs
+
+
+def _read_file(path: Path, source: str, header: bool) -> Columns:
+    suffix, builder, kwargs = _file_builder(path, source, header)
     try:
         cols = _load_quietly(builder, data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors of pandas/pyarrow/json
-        root = _root_cause(exc)
-        if suffix in _TEXT_FORMATS and (isinstance(root, UnicodeDecodeError) or _first_non_utf8(path)):
-            where = _first_non_utf8(path)
-            at = f" (line {where[0]}, byte offset {where[1]})" if where else ""
-            raise DataError(f"data file '{source}' is not UTF-8 text{at}; re-save it as UTF-8, "
-                            "e.g. iconv -f latin1 -t utf-8") from None
-        msg = str(root).strip().splitlines()[0][:200] if str(root).strip() else type(root).__name__
-        if "corresponds to no data" in msg or "No columns to parse" in msg:
-            raise DataError(f"data file '{source}' is empty (no rows after the header)") from None
-        raise DataError(f"data file '{source}' could not be read as {suffix[1:]}: {msg}") from None
+        _raise_read_error(exc, path, source, suffix)
     if "__index_level_0__" in cols.data:  # pandas shifted a ragged csv: some rows have more fields than the header
         raise DataError(f"data file '{source}': some rows have more fields than the header row "
                         f"({len(cols.names) - 1} columns); check the delimiter or quote characters")
@@ -433,3 +443,248 @@ def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:
         return with_unlabeled(data_cfg, train)
     return train
 
+
+
+# ---------------------------------------------------------------- corpus scale: Arrow on disk, memory-mapped
+#
+# The distill stage reads its training rows (embedding/mlm train split, every data.unlabeled source) as
+# memory-mapped Arrow datasets: `datasets` converts a file once into its cache folder (keyed by the file's
+# path and modification time, reused by re-runs) and rows are then read from disk as the trainer asks for
+# them, so memory does not grow with the corpus. Deduplication hashes every row (64-bit BLAKE2b, the teacher
+# cache's text key) into an int64 column and keeps first occurrences with numpy (8 bytes a row, no Python
+# set of strings). The small eval/test splits stay TextData.
+
+
+@dataclass
+class StreamedSplits:
+    """Splits for corpus-scale distillation: ``train`` a memory-mapped ``datasets.Dataset`` ("text"[, "pair"])."""
+
+    train: Any
+    eval: TextData
+    test: TextData
+    label_names: list[str] | None = None
+
+
+class _QuietDatasets:
+    """`datasets` progress bars and log lines off inside the block."""
+
+    def __enter__(self):
+        import logging as _logging
+
+        from datasets.utils import logging as dlog
+
+        self._bars, self._level = dlog.is_progress_bar_enabled(), dlog.get_verbosity()
+        dlog.disable_progress_bar()
+        dlog.set_verbosity(_logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from datasets.utils import logging as dlog
+
+        dlog.set_verbosity(self._level)
+        if self._bars:
+            dlog.enable_progress_bar()
+
+
+def arrow_dataset(source: str, cache_dir: Path, header: bool = True):
+    """A source as a memory-mapped ``datasets.Dataset`` whose Arrow files live under ``cache_dir``.
+
+    Files go through the same builders and error messages as :func:`read_columns`; ``.txt`` blank lines are
+    dropped. Hub datasets come memory-mapped from the hub cache; the builtin corpus is small and in memory.
+    """
+    import datasets
+
+    if source in BUILTIN_CORPORA:
+        return datasets.Dataset.from_dict({"text": builtin_pydoc_sentences()})
+    if source.startswith("hub:"):
+        return datasets.Dataset.from_dict(_read_hub(source).data)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        raise DataError(f"data file '{source}' is a folder; give a file ({', '.join(FILE_FORMATS)})")
+    if not path.is_file():
+        raise DataError(f"data file '{source}' does not exist")
+    suffix, builder, kwargs = _file_builder(path, source, header)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        with _QuietDatasets():
+            ds = datasets.load_dataset(builder, data_files=str(path.resolve()), split="train",
+                                       cache_dir=str(cache_dir), **kwargs)
+            if builder == "text":
+                ds = ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True, batch_size=10_000)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors of pandas/pyarrow/json
+        _raise_read_error(exc, path, source, suffix)
+    if "__index_level_0__" in ds.column_names:
+        raise DataError(f"data file '{source}': some rows have more fields than the header row "
+                        f"({len(ds.column_names) - 1} columns); check the delimiter or quote characters")
+    if len(ds) == 0:
+        raise DataError(f"data file '{source}' is empty (no rows after the header)")
+    return ds
+
+
+def _check_column(ds: Any, name: str, source: str, role: str, header: bool) -> None:
+    if name not in ds.column_names:
+        hint = (" (data.header is false: columns are named by position, e.g. data.text_column: '0')"
+                if not header else "")
+        raise DataError(f"data '{source}': {role} column '{name}' not found; columns are: "
+                        f"{', '.join(map(str, ds.column_names))} (set data.{role}_column){hint}")
+
+
+def _text_columns(ds: Any, source: str, text_column: str, pair_column: str | None, header: bool):
+    """Only the text (and pair) columns, renamed "text" / "pair" (string type)."""
+    import datasets
+
+    if source in BUILTIN_CORPORA or (not source.startswith("hub:") and Path(source).suffix.lower() == ".txt"):
+        text_column, pair_column = "text", None
+    _check_column(ds, text_column, source, "text", header)
+    keep = {text_column: "text"}
+    if pair_column:
+        _check_column(ds, pair_column, source, "text_pair", header)
+        keep[pair_column] = "pair"
+    ds = ds.select_columns(list(keep))
+    for old, new in keep.items():
+        if ds.features[old] != datasets.Value("string"):
+            ds = ds.cast_column(old, datasets.Value("string"))
+        if old != new:
+            ds = ds.rename_column(old, new)
+    return ds
+
+
+def _shuffled_indices(n: int, seed: int):
+    """The permutation ``random.Random(seed).shuffle(list(range(n)))`` makes (load_splits' eval split),
+    held in an int64 array (8 bytes a row) instead of a list of Python ints."""
+    import array
+
+    import numpy as np
+
+    idx = array.array("q", range(n))
+    random.Random(seed).shuffle(idx)
+    return np.frombuffer(idx, dtype=np.int64)
+
+
+def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str, header: bool) -> TextData:
+    cols = ds.to_dict()
+    texts = _texts(cols["text"], source, "text")
+    pairs = _texts(cols["pair"], source, "text_pair") if "pair" in cols else None
+    labels = _float_labels(cols["label"], source) if "label" in cols and task != "mlm" else None
+    return TextData(texts, pairs, labels, source)
+
+
+def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
+                        label2id: dict[str, int] | None = None) -> "Splits | StreamedSplits":
+    """The distill stage's splits: for embedding/mlm the train split is a memory-mapped Arrow dataset (the
+    same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits`."""
+    if task not in ("embedding", "mlm"):
+        return load_splits(data_cfg, task, seed, label2id)
+    header = getattr(data_cfg, "header", True)
+    raw = arrow_dataset(data_cfg.train, Path(cache_dir), header)
+    label_col = data_cfg.label_column if task != "mlm" else None
+    if label_col and data_cfg.train not in BUILTIN_CORPORA and Path(data_cfg.train).suffix.lower() != ".txt":
+        _check_column(raw, label_col, data_cfg.train, "label", header)
+    full = _text_columns(raw, data_cfg.train, data_cfg.text_column, data_cfg.text_pair_column, header)
+    kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
+              label_column=data_cfg.label_column, task=task, header=header)
+
+    def rows(idx) -> TextData:  # eval rows of the train file, with their labels (STS scores)
+        sel = full.select(idx)
+        if label_col and label_col in raw.column_names:
+            sel = sel.add_column("label", raw.select(idx)[label_col])
+        return _rows_to_textdata(sel, data_cfg.train, label_col, task, header)
+
+    if data_cfg.eval:
+        ev, train = load_text_data(data_cfg.eval, **kw), full
+    else:
+        import numpy as np
+
+        perm = _shuffled_indices(len(full), seed)
+        n_eval = max(1, int(len(perm) * data_cfg.eval_fraction))
+        eval_idx, train_idx = np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
+        del perm
+        if data_cfg.max_eval_samples:
+            eval_idx = eval_idx[:data_cfg.max_eval_samples]
+        ev, train = rows(eval_idx), full.select(train_idx)
+    test = load_text_data(data_cfg.test, **kw) if data_cfg.test else ev
+    if len(train) == 0:
+        raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
+    if data_cfg.max_train_samples and data_cfg.max_train_samples < len(train):
+        train = train.select(range(data_cfg.max_train_samples))
+    return StreamedSplits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples))
+
+
+def _keyed(ds: Any, source: str):
+    """Adds the int64 "key" column (text key of text + pair; 0 for a blank text), refusing empty cells."""
+    from compress.distill.cache import text_key
+
+    has_pair = "pair" in ds.column_names
+
+    def fn(batch, idx):
+        keys = []
+        for j, t in enumerate(batch["text"]):
+            p = batch["pair"][j] if has_pair else None
+            if t is None or (has_pair and p is None):
+                raise DataError(f"data '{source}' row {idx[j] + 1}: the {'text' if t is None else 'text_pair'} "
+                                "cell is empty")
+            keys.append(text_key(t, p) if t.strip() else 0)
+        return {"key": keys}
+
+    with _QuietDatasets():
+        return ds.map(fn, batched=True, batch_size=10_000, with_indices=True)
+
+
+def _first_unique(ds: Any, exclude=None):
+    """Rows of a keyed dataset whose key is not blank (0), not in ``exclude``, and not seen earlier."""
+    import numpy as np
+
+    keys = ds.data.column("key").to_numpy()
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    first = first[keys[first] != 0]
+    if exclude is not None and len(exclude):
+        first = first[~np.isin(keys[first], exclude)]
+    return first
+
+
+def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cache_dir: Path):
+    """:func:`distillation_train` as a ``datasets.Dataset`` ("text"[, "pair"][, "labels"], "key"), memory-mapped
+    where the sources are files: the same rows in the same order, deduplicated by text key."""
+    import datasets
+
+    def from_textdata(t: TextData, labels: bool):
+        cols: dict[str, Any] = {"text": list(t.texts)}
+        if t.pairs is not None:
+            cols["pair"] = list(t.pairs)
+        if labels and t.labels is not None:
+            cols["labels"] = list(t.labels)
+        return datasets.Dataset.from_dict(cols)
+
+    def unlabeled() -> list:
+        out = []
+        for src in data_cfg.unlabeled:
+            hdr = getattr(src, "header", True)
+            d = _text_columns(arrow_dataset(src.source, Path(cache_dir), hdr), src.source, src.text_column, None, hdr)
+            out.append(d.select(range(min(src.limit, len(d)))) if src.limit else d)
+        return out
+
+    if task in ("embedding", "mlm"):
+        base = train if not isinstance(train, TextData) else from_textdata(train, labels=False)
+        parts = [base.select_columns(["text"])]
+        if "pair" in base.column_names:
+            parts.append(base.select_columns(["pair"]).rename_column("pair", "text"))
+        ds = _keyed(datasets.concatenate_datasets(parts + unlabeled()), "distillation rows")
+        keep = _first_unique(ds)
+        return ds if len(keep) == len(ds) else ds.select(keep)
+    labelled = _keyed(from_textdata(train, labels=task in ("classification", "regression")), train.source)
+    if task != "classification" or not data_cfg.unlabeled:
+        return labelled
+    if train.pairs is not None:
+        raise DataError("data.unlabeled adds single sentences, but this task's training rows are sentence pairs "
+                        f"(data.text_pair_column={data_cfg.text_pair_column!r}); remove data.unlabeled")
+    extra = _keyed(datasets.concatenate_datasets(unlabeled()), "data.unlabeled")
+    keep = _first_unique(extra, exclude=labelled.data.column("key").to_numpy())
+    extra = extra.select(keep)
+    import numpy as np
+
+    extra = extra.add_column("labels", np.full(len(extra), UNLABELED, dtype=np.int64))
+    extra = extra.select_columns(labelled.column_names).cast(labelled.features)
+    return datasets.concatenate_datasets([labelled, extra])

@@ -53,7 +53,16 @@ class DistillConfig(Section):
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     kl_on_masked_only: bool = Field(True, description="MLM soft-label KL only at masked positions (memory: B*S*V otherwise)")
     loss: LossWeights = Field(default_factory=lambda: LossWeights(embed_mse=1.0, cos=1.0))
-    cache_teacher: bool = Field(True, description="compute teacher outputs once per example (embedding mode)")
+    cache_teacher: bool = Field(True, description="keep the teacher's outputs per row in a disk cache (embedding, "
+                                "classification, regression without hidden_mse/attn_kl/value_kl); false: every "
+                                "step runs the teacher")
+    cache_dir: str | None = Field(None, description="folder of on-disk caches: teacher outputs under teacher/<key>/, "
+                                  "Arrow copies of data files under data/ (None: <run folder>/.cache, shared by "
+                                  "re-runs, the search's depth distillations and QAT)")
+    cache_max_gb: float = Field(8.0, ge=0, description="the teacher cache stops growing at this many GB; rows past "
+                                "it are computed by the teacher every time they come up (0: no disk cache)")
+    save_steps: int | None = Field(None, ge=1, description="write a resumable checkpoint every N optimizer steps "
+                                   "(None: a quarter of the run, at least 10)")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="mixed precision on GPU")
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, description="evaluate on the eval split every N steps (None: at epoch ends)")

@@ -2,7 +2,10 @@
 
 Gradient accumulation, mixed precision, checkpoint/resume, logging and multi-process
 (``torchrun``/``accelerate launch``) all come from Trainer. The teacher runs without
-gradients; in embedding/classification mode its outputs are computed once and cached.
+gradients. Training rows are a ``datasets.Dataset`` (memory-mapped Arrow for files) tokenized lazily by a
+``with_transform``, so nothing is tokenized up front; where the teacher's outputs are fixed per row
+(embedding, classification, regression without inner-layer losses) they live in a disk cache
+(:mod:`compress.distill.cache`) filled as training meets each row and shared by re-runs, ranks and callers.
 """
 
 from __future__ import annotations
@@ -58,20 +61,60 @@ class TokenizedExamples(torch.utils.data.Dataset):
         return dict(self.rows[i])
 
 
-class DistillCollator:
-    """Pads (and for MLM masks 15 % with 80/10/10 via DataCollatorForLanguageModeling); attaches cache."""
+class LazyTokenizer:
+    """``datasets`` transform: tokenizes the rows a batch asks for (unpadded), passes "key" and "labels" on."""
 
-    def __init__(self, tokenizer: "PreTrainedTokenizerBase", mlm_probability: float | None,
-                 cache: dict[str, list[torch.Tensor]] | None = None, seed: int = 0):
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", max_length: int):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        enc = self.tokenizer(batch["text"], batch.get("pair"), truncation=True, max_length=self.max_length)
+        out = {k: enc[k] for k in enc.keys()}
+        out["key"] = batch["key"]
+        if "labels" in batch:
+            out["labels"] = batch["labels"]
+        return out
+
+
+def training_rows(train: "TextData | Any", task: str) -> Any:
+    """The rows to distill on as a ``datasets.Dataset`` with a "key" column (text key of text + pair).
+
+    A ``datasets.Dataset`` (e.g. :func:`compress.data.distillation_dataset`) passes through; a TextData
+    (QAT, library callers) becomes one, each side of an embedding pair its own row, as before."""
+    import datasets
+
+    from compress.distill.cache import text_keys
+
+    if isinstance(train, datasets.Dataset):
+        if "key" not in train.column_names:
+            pairs = train["pair"] if "pair" in train.column_names else None
+            train = train.add_column("key", text_keys(train["text"], pairs))
+        return train
+    texts, pairs, labels = train.texts, train.pairs, train.labels
+    if task == "embedding" and pairs is not None:  # sentence embeddings: each side is its own example
+        texts, pairs, labels = list(dict.fromkeys(texts + pairs)), None, None
+    cols: dict[str, Any] = {"text": list(texts), "key": text_keys(texts, pairs)}
+    if pairs is not None:
+        cols["pair"] = list(pairs)
+    if labels is not None and task in ("classification", "regression"):
+        cols["labels"] = list(labels)
+    return datasets.Dataset.from_dict(cols)
+
+
+class DistillCollator:
+    """Pads (and for MLM masks 15 % with 80/10/10 via DataCollatorForLanguageModeling); keeps "idx"/"key"."""
+
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", mlm_probability: float | None, seed: int = 0):
         from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
 
         self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self.mlm = (DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability,
                                                     return_tensors="pt") if mlm_probability else None)
-        self.cache = cache
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        idx = torch.tensor([f.pop("idx") for f in features])
+        features = [dict(f) for f in features]
+        extra = {name: torch.tensor([f.pop(name) for f in features], dtype=torch.int64)
+                 for name in ("idx", "key") if name in features[0]}
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
         if self.mlm is not None:
             batch = self.mlm(features)
@@ -80,18 +123,7 @@ class DistillCollator:
             batch = self.pad(features)
         if labels is not None:
             batch["labels"] = torch.tensor(labels)
-        batch["idx"] = idx
-        if self.cache:
-            seq = batch["input_ids"].shape[1]
-            for name, per_row in self.cache.items():
-                rows = [per_row[i] for i in idx.tolist()]
-                if rows[0].dim() == 2:  # token-level: pad to the batch's length
-                    out = torch.zeros(len(rows), seq, rows[0].shape[-1], dtype=torch.float32)
-                    for j, r in enumerate(rows):
-                        out[j, : r.shape[0]] = r.float()
-                    batch[f"teacher_{name}"] = out
-                else:
-                    batch[f"teacher_{name}"] = torch.stack(rows).float()
+        batch.update(extra)
         return batch
 
 
@@ -120,11 +152,15 @@ class DistillationTrainer:
         from transformers import Trainer
 
         class _Trainer(Trainer):
-            def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, pooler, **kw):
+            def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, pooler, cache=None,
+                         fixed_teacher=False, **kw):
                 super().__init__(*args, **kw)
                 self.teacher, self.task, self.dcfg, self.layer_map = teacher, task, dcfg, layer_map
                 self.pooler = pooler
+                self.cache, self.fixed_teacher = cache, fixed_teacher
                 self.teacher_seconds = 0.0
+                self.rows_seen = 0
+                self._t0: float | None = None
                 self._sums: dict[str, float] = {}
                 self._count = 0
                 self._s_names = model_input_names(self.model)
@@ -145,8 +181,61 @@ class DistillationTrainer:
                 self.teacher_seconds += time.perf_counter() - t0
                 return out
 
+            def _fixed_teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> None:
+                """Teacher outputs (last hidden rounded through fp16, pooled, logits) from the disk cache; rows
+                not there are run through the teacher now and written (while the cache has room)."""
+                ids, mask = inputs["input_ids"], inputs["attention_mask"]
+                bsz, seq = ids.shape
+                lengths = mask.sum(1).tolist()
+                keys = inputs["key"].tolist()
+                found = self.cache.lookup(keys) if self.cache is not None else [None] * bsz
+                found = [f if f is not None and f[0].shape[0] == n else None for f, n in zip(found, lengths)]
+                miss = [j for j, f in enumerate(found) if f is None]
+                width = found[next(j for j in range(bsz) if j not in miss)][0].shape[1] if len(miss) < bsz else None
+                last = emb = logits = None
+                if miss:
+                    sel = torch.tensor(miss, device=ids.device)
+                    sub = {k: v.index_select(0, sel) for k, v in inputs.items()
+                           if k in self._t_names and torch.is_tensor(v)}
+                    out = self._teacher_forward(sub, True, False)
+                    hidden = (out.last_hidden_state if self.task == "embedding" else out.hidden_states[-1])
+                    hidden = hidden.to(torch.float16).float()  # what the cache holds, so warm == cold
+                    m_emb = self.pooler.pooled(hidden, sub["attention_mask"]).float()
+                    m_logits = out.logits.float() if self.task in ("classification", "regression") else None
+                    width = hidden.shape[-1]
+                    last = torch.zeros(bsz, seq, width, device=ids.device)
+                    emb = torch.zeros(bsz, m_emb.shape[-1], device=ids.device)
+                    last[sel], emb[sel] = hidden, m_emb
+                    if m_logits is not None:
+                        logits = torch.zeros(bsz, m_logits.shape[-1], device=ids.device)
+                        logits[sel] = m_logits
+                    if self.cache is not None:
+                        h_cpu = hidden.to(torch.float16).cpu().numpy()
+                        self.cache.write([keys[j] for j in miss], [h_cpu[i, :lengths[j]] for i, j in enumerate(miss)],
+                                         m_emb.cpu().numpy(), None if m_logits is None else m_logits.cpu().numpy())
+                if last is None:
+                    last = torch.zeros(bsz, seq, width, device=ids.device)
+                    emb = torch.zeros(bsz, found[0][1].shape[0], device=ids.device)
+                    if self.task in ("classification", "regression"):
+                        logits = torch.zeros(bsz, found[0][2].shape[0], device=ids.device)
+                for j, f in enumerate(found):
+                    if f is not None:
+                        h, e, lg = f
+                        last[j, : h.shape[0]] = torch.from_numpy(h.astype("float32"))
+                        emb[j] = torch.from_numpy(e)
+                        if logits is not None and lg is not None:
+                            logits[j] = torch.from_numpy(lg)
+                inputs["teacher_last_hidden"], inputs["teacher_embedding"] = last, emb
+                if logits is not None:
+                    inputs["teacher_logits"] = logits
+
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 w, d = self.dcfg.loss, self.dcfg
+                if self._t0 is None:
+                    self._t0 = time.perf_counter()
+                self.rows_seen += int(inputs["input_ids"].shape[0])
+                if self.fixed_teacher and "key" in inputs:
+                    self._fixed_teacher_outputs(inputs)
                 mask = inputs["attention_mask"]
                 need_layers = w.hidden_mse > 0
                 need_attn = w.attn_kl > 0
@@ -205,10 +294,17 @@ class DistillationTrainer:
                 return (total, s_out) if return_outputs else total
 
             def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+                if "loss" in logs and self._t0 is not None:
+                    world = max(1, self.args.world_size)
+                    logs["rows_per_second"] = round(self.rows_seen * world / max(time.perf_counter() - self._t0, 1e-9), 1)
                 if "loss" in logs and self._count:
                     for k, v in self._sums.items():
                         logs[f"loss_{k}"] = round(v / self._count, 6)
                     self._sums, self._count = {}, 0
+                    if self.cache is not None:
+                        logs["teacher_cache_mb"] = round(self.cache.size_bytes() / 2**20, 1)
+                        seen = self.cache.stats.hits + self.cache.stats.misses
+                        logs["teacher_cache_hit_rate"] = round(self.cache.stats.hits / seen, 3) if seen else 0.0
                 super().log(logs, *args, **kwargs)
 
         return _Trainer(**kwargs)
@@ -235,30 +331,26 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
                              "use hidden_mse (learned projection) and kl/hard instead")
 
 
-def _teacher_cache(teacher: "PreTrainedModel", dataset: TokenizedExamples, collate, task: str,
-                   batch_size: int, pooler: Any) -> tuple[dict[str, list[torch.Tensor]], float]:
-    """Teacher outputs for every example, computed once (last hidden unpadded, pooled, logits)."""
-    names = model_input_names(teacher)
-    cache: dict[str, list[torch.Tensor]] = {"last_hidden": [], "embedding": []}
-    if task in ("classification", "regression"):
-        cache["logits"] = []
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    t0 = time.perf_counter()
-    teacher.eval()
-    from tqdm.auto import tqdm
+def rows_progress_callback(trainer: Any):
+    """A Trainer callback: adds rows/s and the teacher cache's size to the stage's progress bar (its ETA is tqdm's).
 
-    with torch.inference_mode():
-        for batch in tqdm(loader, desc="distill: teacher outputs (computed once)", unit="batch", leave=False):
-            out = teacher(**{k: v for k, v in batch.items() if k in names}, output_hidden_states=True)
-            hidden = out.last_hidden_state if task == "embedding" else out.hidden_states[-1]
-            emb = pooler.pooled(hidden, batch["attention_mask"])
-            for j in range(hidden.shape[0]):
-                n = int(batch["attention_mask"][j].sum())
-                cache["last_hidden"].append(hidden[j, :n].to(torch.float16).clone())
-                cache["embedding"].append(emb[j].clone())
-                if "logits" in cache:
-                    cache["logits"].append(out.logits[j].clone())
-    return cache, time.perf_counter() - t0
+    Added after :func:`compress.console.use_stage_progress`, so it runs after the bar wrote loss and lr."""
+    from transformers import TrainerCallback
+
+    class RowsProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "rows_per_second" not in logs:
+                return
+            bar = next((cb.bar for cb in trainer.callback_handler.callbacks if getattr(cb, "bar", None) is not None),
+                       None)
+            if bar is not None:
+                extra = f"{logs['rows_per_second']:.0f} rows/s"
+                if "teacher_cache_mb" in logs:
+                    extra += f"  cache {logs['teacher_cache_mb']:.0f} MB ({logs['teacher_cache_hit_rate']:.0%} hits)"
+                post = bar.postfix or ""
+                bar.set_postfix_str(f"{post}  {extra}" if post else extra, refresh=True)
+
+    return RowsProgress()
 
 
 def can_cache(task: str, cfg: "DistillConfig") -> bool:
@@ -267,15 +359,53 @@ def can_cache(task: str, cfg: "DistillConfig") -> bool:
     return cfg.cache_teacher and task != "mlm" and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
+def _enclosing_cache(out_dir: Path) -> Path | None:
+    """The nearest ``<folder>/.cache/teacher`` above ``out_dir`` (a run's cache, for callers inside a run)."""
+    for parent in Path(out_dir).resolve().parents:
+        if (parent / ".cache" / "teacher").is_dir():
+            return parent / ".cache"
+    return None
+
+
+def open_teacher_cache(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", task: str,
+                       cfg: "DistillConfig", max_length: int, interface: "ModelInterface", cache_dir: Path | None,
+                       out_dir: Path) -> "Any":
+    """The disk cache of this teacher's outputs, or None (cache off / no folder).
+
+    ``cache_dir`` (the stage's run cache) or ``distill.cache_dir`` is opened read-write; without either, a
+    run's cache above ``out_dir`` (QAT inside a run) is used read-only."""
+    from compress.distill.cache import TeacherCache, teacher_key
+    from compress.distributed import rank
+    from compress.interface import hidden_size
+
+    if not can_cache(task, cfg) or cfg.cache_max_gb <= 0:
+        return None
+    root = Path(cache_dir) if cache_dir is not None else Path(cfg.cache_dir) if cfg.cache_dir else None
+    writable = root is not None
+    root = root or _enclosing_cache(out_dir)
+    if root is None:
+        return None
+    n_logits = int(teacher.config.num_labels) if task in ("classification", "regression") else 0
+    iface = interface.to_dict()
+    key = teacher_key(teacher, iface, task, tokenizer, max_length)
+    return TeacherCache(root / "teacher", key, hidden_size(teacher.config), n_logits,
+                        int(cfg.cache_max_gb * 2**30), rank=rank(), writable=writable,
+                        describe={"task": task, "max_length": max_length, "interface": iface,
+                                  "teacher": getattr(teacher.config, "_name_or_path", "")})
+
+
 def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
-                  train: "TextData", eval: "TextData | None", task: str, cfg: "DistillConfig", max_length: int,
+                  train: "TextData | Any", eval: "TextData | None", task: str, cfg: "DistillConfig", max_length: int,
                   out_dir: Path, seed: int, checkpoint_dir: Path | None = None,
                   picked_layers: list[int] | None = None, save_checkpoints: bool = True,
-                  interface: "ModelInterface | None" = None) -> DistillOutcome:
+                  interface: "ModelInterface | None" = None, cache_dir: Path | None = None) -> DistillOutcome:
     """Train ``student`` to imitate ``teacher`` on ``train`` with the configured loss mix.
 
-    ``save_checkpoints=False`` (short runs such as QAT) trains without writing resumable checkpoints.
-    ``interface`` says how sentence embeddings are pooled for the embedding losses (default: mean).
+    ``train`` is a TextData or a ``datasets.Dataset`` ("text"[, "pair"][, "labels"][, "key"]), tokenized
+    lazily as batches are drawn. ``save_checkpoints=False`` (short runs such as QAT) trains without writing
+    resumable checkpoints. ``interface`` says how sentence embeddings are pooled (default: mean).
+    ``cache_dir``: folder of the on-disk caches (teacher outputs under ``teacher/``), see
+    :func:`open_teacher_cache`.
     """
     from compress.interface import ModelInterface, SentencePooler, hidden_size
 
@@ -285,20 +415,15 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
 
     _check_compatible(teacher, student, task, cfg)
     set_seed(seed)
-    texts, pairs, labels = train.texts, train.pairs, train.labels
-    if task == "embedding" and pairs is not None:  # sentence embeddings: each side is its own example
-        texts, pairs, labels = list(dict.fromkeys(texts + pairs)), None, None
-    ds = TokenizedExamples(tokenizer, texts, pairs, labels if task in ("classification", "regression") else None,
-                           max_length)
+    rows = training_rows(train, task)
+    ds = rows.with_transform(LazyTokenizer(tokenizer, max_length))
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    cache, cache_seconds = None, 0.0
-    pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(teacher.config))
-    if can_cache(task, cfg):
-        cache, cache_seconds = _teacher_cache(teacher, ds, DistillCollator(tokenizer, None), task, cfg.batch_size,
-                                              pooler)
-    collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None, cache)
+    interface = interface or ModelInterface("embedding")
+    pooler = SentencePooler(interface, hidden_size(teacher.config))
+    cache = open_teacher_cache(teacher, tokenizer, task, cfg, max_length, interface, cache_dir, out_dir)
+    collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None)
     s_layers = student.config.num_hidden_layers if hasattr(student.config, "num_hidden_layers") else student.config.n_layers
     t_layers = teacher.config.num_hidden_layers if hasattr(teacher.config, "num_hidden_layers") else teacher.config.n_layers
     sw = getattr(student.config, "hidden_size", getattr(student.config, "dim", None))
@@ -318,7 +443,8 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio, lr_scheduler_type="linear", logging_steps=min(cfg.logging_steps, max(1, total_steps)),
-        save_strategy="steps" if save_checkpoints else "no", save_steps=max(10, total_steps // 4), save_total_limit=1, report_to=[],
+        save_strategy="steps" if save_checkpoints else "no",
+        save_steps=cfg.save_steps or max(10, total_steps // 4), save_total_limit=1, report_to=[],
         remove_unused_columns=False,  # the teacher needs columns the student may not take (token_type_ids)
         seed=seed, data_seed=seed, dataloader_num_workers=0, use_cpu=not cuda,
         fp16=cuda and cfg.precision == "fp16", bf16=cuda and cfg.precision == "bf16",
@@ -326,23 +452,32 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     )
     trainer = DistillationTrainer.build(
         model=student, args=args, train_dataset=ds, data_collator=collate, teacher=teacher, task=task, dcfg=cfg,
-        layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw, pooler=pooler)
+        layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw, pooler=pooler,
+        cache=cache, fixed_teacher=can_cache(task, cfg))
     use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
+    trainer.add_callback(rows_progress_callback(trainer))  # rows/s and cache size on that bar
     last = resumable_checkpoint(ckpt) if save_checkpoints else None  # validated; damaged ones discarded
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    finally:
+        if cache is not None:
+            cache.close()
     train_seconds = time.perf_counter() - t0
     if hasattr(student, "distill_projection"):
         del student.distill_projection
     student.eval()
-    teacher_seconds = cache_seconds + trainer.teacher_seconds
-    wall = train_seconds + cache_seconds
+    teacher_seconds = trainer.teacher_seconds
     metrics = {
         "train_examples": len(ds), "steps": result.global_step, "train_loss": round(result.training_loss, 6),
         "train_seconds": round(train_seconds, 2), "teacher_forward_seconds": round(teacher_seconds, 2),
-        "teacher_share": round(teacher_seconds / wall, 4) if wall else 0.0, "teacher_cached": cache is not None,
+        "teacher_share": round(teacher_seconds / train_seconds, 4) if train_seconds else 0.0,
+        "teacher_cached": cache is not None, "rows_seen": trainer.rows_seen,
+        "rows_per_second": round(trainer.rows_seen * world / train_seconds, 1) if train_seconds else 0.0,
         "resumed_from": Path(last).name if last else None, "world_size": world,
     }
+    if cache is not None:
+        metrics.update(cache.metrics())
     return DistillOutcome(student, metrics, [h for h in trainer.state.log_history if "loss" in h])
 
 

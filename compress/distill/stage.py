@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data import distillation_train, load_splits
+from compress.data import distillation_dataset, load_distill_splits
 from compress.errors import ConfigError
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
@@ -23,6 +23,11 @@ def build_student(cfg: RunConfig, teacher, teacher_tok):
     return student_from_teacher(teacher, cfg.student.layers, cfg.student.num_layers)
 
 
+def distill_cache_root(cfg: RunConfig, run_dir: Path) -> Path:
+    """Where distillation keeps its disk caches: ``distill.cache_dir``, else ``<run folder>/.cache``."""
+    return Path(cfg.distill.cache_dir).expanduser().resolve() if cfg.distill.cache_dir else Path(run_dir) / ".cache"
+
+
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from compress.distill.engine import distill_model, save_loss_curves
     from compress.distill.evaluate import encode, task_quality
@@ -36,7 +41,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     spec = teacher_source(cfg, inputs)
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **label_mapping(iface))
+    cache_root = distill_cache_root(cfg, inputs.run_dir)
+    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **label_mapping(iface))
     tok = load_tokenizer(spec)
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length
@@ -50,9 +56,10 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml, interface=iface)
     naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref, iface)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    train = distillation_train(cfg.data, cfg.task, splits.train)
+    train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
-                            cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface)
+                            cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
+                            cache_dir=cache_root)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, iface)
     if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
         test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref, iface)["value"],

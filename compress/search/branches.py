@@ -50,6 +50,10 @@ def model_depth(model_dir: Path) -> int:
 def _narrowed(cfg: "RunConfig", name: str, stages: list[str]) -> dict:
     data = cfg.model_dump(mode="json")
     data.update(name=name, output_dir=str(cfg.run_dir / "search"), stages=stages)
+    # sub-runs share the parent run's disk caches (teacher outputs, Arrow data), so each teacher forward is paid once
+    from compress.distill.stage import distill_cache_root
+
+    data["distill"] = {**data["distill"], "cache_dir": str(distill_cache_root(cfg, cfg.run_dir))}
     return data
 
 
