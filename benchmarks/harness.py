@@ -2,7 +2,7 @@
 
     from benchmarks.harness import BenchSettings, ModelSpec, EvalSet, benchmark
     report = benchmark([ModelSpec("student", "out/model.onnx")], task="embedding",
-                       tokenizer_path="out/tokenizer", eval_set=EvalSet.from_file("stsb/test.tsv", ...),
+                       tokenizer_path="out/tokenizer", eval_set=EvalSet(texts, pairs, scores),
                        settings=BenchSettings(batch_sizes=[1], seq_lens=[128]))
 """
 
@@ -14,11 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from benchmarks.evalset import EvalSet
+from benchmarks.feeds import fixed_feeds, token_lengths, tokenize_feeds
 from benchmarks.runners.base import Runner, Threads
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:
     import numpy as np
+
+__all__ = ["BenchSettings", "EvalSet", "ModelSpec", "benchmark", "bench_local", "fixed_feeds", "token_lengths"]
 
 SCHEMA_VERSION = 1
 LOCAL = "local"
@@ -59,28 +63,6 @@ class ModelSpec:
     role: str = "variant"  # teacher | variant
 
 
-@dataclass
-class EvalSet:
-    """Eval rows: texts, optional pairs, optional gold labels/scores."""
-
-    texts: list[str]
-    pairs: list[str] | None = None
-    labels: list[Any] | None = None
-    source: str = ""
-
-    @classmethod
-    def from_text_data(cls, data: Any) -> "EvalSet":
-        return cls(list(data.texts), data.pairs, data.labels, data.source)
-
-    def kind(self, task: str) -> str:
-        """labels (task metric), sts (embedding pairs with scores), or fidelity (compare to teacher)."""
-        if self.labels is not None and task in ("classification", "regression"):
-            return "labels"
-        if task == "embedding" and self.pairs is not None and self.labels is not None:
-            return "sts"
-        return "fidelity"
-
-
 def file_size_mb(path: Path) -> float:
     """Bytes / 1e6 of the weights: the file (+ ONNX external data beside it) or a folder's weight files."""
     path = Path(path)
@@ -98,37 +80,6 @@ def file_size_mb(path: Path) -> float:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def encode(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int,
-           padding: bool | str = True, seq: int | None = None) -> dict[str, "np.ndarray"]:
-    """Tokenize to int64 numpy arrays (dynamic padding to the longest row unless ``seq`` is given)."""
-    import numpy as np
-
-    kw: dict[str, Any] = dict(truncation=True, return_tensors="np")
-    if seq is not None:
-        kw.update(padding="max_length", max_length=seq)
-    else:
-        kw.update(padding=padding, max_length=max_length)
-    enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
-    out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
-    if "token_type_ids" not in out:
-        out["token_type_ids"] = np.zeros_like(out["input_ids"])
-    return out
-
-
-def token_lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
-    """Token count of each text after truncation (the distribution realistic mode samples from)."""
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
-    return [len(ids) for ids in enc["input_ids"]]
-
-
-def fixed_feeds(names: list[str], batch: int, seq: int, vocab: int, seed: int = 0) -> dict[str, "np.ndarray"]:
-    """Synthetic [batch, seq] inputs with every token attended."""
-    from benchmarks.remote_runner import synthetic_feeds
-    from benchmarks.runners.base import STANDARD_INPUTS
-
-    return synthetic_feeds(STANDARD_INPUTS, batch, seq, vocab, seed)
-
-
 def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: int, max_length: int,
                     seed: int = 0) -> list[dict[str, "np.ndarray"]]:
     """Batches of real eval texts drawn with a seeded RNG, each padded to its own longest row."""
@@ -140,7 +91,7 @@ def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: in
     for _ in range(n_batches):
         rows = [rnd.choice(idx) for _ in range(batch)]
         pairs = [eval_set.pairs[r] for r in rows] if eval_set.pairs is not None else None
-        out.append(encode(tokenizer, [eval_set.texts[r] for r in rows], pairs, max_length))
+        out.append(tokenize_feeds(tokenizer, [eval_set.texts[r] for r in rows], pairs, max_length))
     return out
 
 
@@ -184,7 +135,7 @@ def predict_all(runner: Runner, tokenizer: Any, texts: list[str], pairs: list[st
     bs = settings.eval_batch_size
     for i in range(0, len(texts), bs):
         chunk_pairs = pairs[i:i + bs] if pairs is not None else None
-        feeds = encode(tokenizer, texts[i:i + bs], chunk_pairs, settings.max_length)
+        feeds = tokenize_feeds(tokenizer, texts[i:i + bs], chunk_pairs, settings.max_length)
         outs.append(runner.predict(feeds))
     return np.concatenate(outs, axis=0)
 
@@ -311,7 +262,7 @@ def add_retention(entries: list[dict[str, Any]]) -> None:
         if teacher is None:
             e["retention"] = None
         elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman"):
-            e["retention"] = q["value"]  # the teacher agrees with itself perfectly: metric/1.0
+            e["retention"] = retention(q["value"], 1.0)  # the teacher agrees with itself perfectly
         elif teacher["quality"]["metric"] == q["metric"]:
             e["retention"] = retention(q["value"], teacher["quality"]["value"])
 

@@ -1,4 +1,10 @@
-"""Quality metrics: accuracy/F1, Spearman/Pearson for STS, teacher fidelity, retention."""
+"""Quality metrics — the one definition of each, used by the harness, the quantizer's guard, pruning and
+distillation checks and fine-tuning: accuracy/F1 (scikit-learn), Spearman/Pearson (SciPy), cosine, teacher
+fidelity, top-1 agreement and retention.
+
+Correlations of a constant series (undefined; SciPy returns NaN) are 0.0 here, so a collapsed model scores
+as uncorrelated instead of poisoning medians and comparisons with NaN.
+"""
 
 from __future__ import annotations
 
@@ -11,53 +17,58 @@ if TYPE_CHECKING:
 def accuracy(pred: Sequence[int], gold: Sequence[int]) -> float:
     """Fraction of exact matches."""
     import numpy as np
+    from sklearn.metrics import accuracy_score
 
-    p, g = np.asarray(pred), np.asarray(gold)
+    p, g = np.asarray(pred).ravel(), np.asarray(gold).ravel()
     if len(p) != len(g) or len(p) == 0:
         raise ValueError(f"accuracy needs equal, non-empty lists (got {len(p)} and {len(g)})")
-    return float((p == g).mean())
+    return float(accuracy_score(g, p))
 
 
 def f1(pred: Sequence[int], gold: Sequence[int]) -> float:
     """Binary F1 of class 1 for two classes, macro-averaged F1 over gold∪pred classes otherwise."""
     import numpy as np
+    from sklearn.metrics import f1_score
 
-    p, g = np.asarray(pred), np.asarray(gold)
+    p, g = np.asarray(pred).ravel(), np.asarray(gold).ravel()
     classes = sorted(set(g.tolist()) | set(p.tolist()))
     positives = [1] if set(classes) <= {0, 1} else classes
-    scores = []
-    for c in positives:
-        tp = float(((p == c) & (g == c)).sum())
-        fp = float(((p == c) & (g != c)).sum())
-        fn = float(((p != c) & (g == c)).sum())
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
+    return float(f1_score(g, p, labels=positives, average="macro", zero_division=0))
+
+
+def _finite(value: float) -> float:
+    return float(value) if value == value else 0.0  # NaN (constant input) -> 0
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation coefficient."""
+    """Pearson correlation coefficient (0.0 when either side is constant)."""
     import numpy as np
+    from scipy.stats import pearsonr
 
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else 0.0
+    a, b = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return _finite(pearsonr(a, b).statistic)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (ties get their average rank)."""
-    from scipy.stats import rankdata
+    """Spearman rank correlation, ties at their average rank (0.0 when either side is constant)."""
+    import numpy as np
+    from scipy.stats import spearmanr
 
-    return pearson(rankdata(x), rankdata(y))
+    a, b = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return _finite(spearmanr(a, b).statistic)
 
 
 def cosine_rows(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
-    """Cosine similarity of row i of ``a`` with row i of ``b``."""
+    """Cosine similarity of row i of ``a`` with row i of ``b`` (along the last axis)."""
     import numpy as np
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    num = (a * b).sum(1)
-    return num / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
+    num = (a * b).sum(-1)
+    return num / np.clip(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12, None)
 
 
 def _unit(x: "np.ndarray") -> "np.ndarray":
@@ -82,9 +93,14 @@ def sts_scores(emb1: "np.ndarray", emb2: "np.ndarray", gold: Sequence[float]) ->
     return {"spearman": spearman(sims, gold), "pearson": pearson(sims, gold)}
 
 
+def mean_cosine(variant: "np.ndarray", reference: "np.ndarray") -> float:
+    """Mean row-wise cosine of two embedding sets (1.0: the same directions)."""
+    return float(cosine_rows(variant, reference).mean())
+
+
 def fidelity(variant: "np.ndarray", teacher: "np.ndarray") -> dict[str, float]:
     """Agreement with the teacher without labels: mean cosine of embeddings, Spearman of pairwise similarities."""
-    return {"fidelity_cosine": float(cosine_rows(variant, teacher).mean()),
+    return {"fidelity_cosine": mean_cosine(variant, teacher),
             "fidelity_spearman": similarity_matrix_spearman(variant, teacher)}
 
 
@@ -95,8 +111,14 @@ def top1_agreement(variant_logits: "np.ndarray", teacher_logits: "np.ndarray") -
     return accuracy(np.asarray(variant_logits).argmax(-1), np.asarray(teacher_logits).argmax(-1))
 
 
-def retention(variant_value: float | None, teacher_value: float | None) -> float | None:
-    """variant / teacher on the same rows (None when either is missing or the teacher scores 0)."""
+def retention(variant_value: float | None, teacher_value: float | None, min_reference: float = 0.0) -> float | None:
+    """variant / teacher on the same rows.
+
+    None when either is missing, or the teacher's value is 0 — or not above ``min_reference`` when one is
+    given: below it an untrained reference scores noise, and the caller reports fidelity instead.
+    """
     if variant_value is None or teacher_value is None or teacher_value == 0:
+        return None
+    if min_reference and not teacher_value > min_reference:
         return None
     return float(variant_value) / float(teacher_value)

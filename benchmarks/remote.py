@@ -281,9 +281,10 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any]) -> dict[st
 
 def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fixed inputs (batch 2 x 16 tokens, the second row padded after 9) and this machine's onnxruntime outputs."""
-    from benchmarks.remote_runner import make_session, synthetic_feeds
+    from benchmarks.remote_runner import synthetic_feeds
+    from benchmarks.sessions import open_session
 
-    sess = make_session(str(model), 1, 1)
+    sess = open_session(model, 1, 1)
     names = [i.name for i in sess.get_inputs()]
     feeds = synthetic_feeds(names, 2, 16, vocab, seed=1, lengths=[16, 9])
     outs = sess.run(None, feeds)

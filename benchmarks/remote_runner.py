@@ -139,8 +139,12 @@ def peak_rss_mb() -> Optional[float]:
 # --------------------------------------------------------------------------------------------- device
 
 
-def cpu_info(cpuinfo_text: Optional[str] = None) -> Dict[str, Any]:
-    """CPU model, core count and the instruction-set flags that matter for inference."""
+def cpu_info(cpuinfo_text: Optional[str] = None, arch: Optional[str] = None) -> Dict[str, Any]:
+    """CPU model, core count and the instruction-set flags that matter for inference.
+
+    The one /proc/cpuinfo parser: the host's quantizer reads this record too (``compress.quantize.cpu``).
+    ``arch`` overrides this machine's architecture (parsing another machine's cpuinfo text).
+    """
     if cpuinfo_text is None:
         try:
             with open("/proc/cpuinfo") as fh:
@@ -164,9 +168,11 @@ def cpu_info(cpuinfo_text: Optional[str] = None) -> Dict[str, Any]:
         elif key in ("flags", "features"):
             flags.update(value.split())
     picked = sorted(f for f in flags if f.startswith(ISA_FLAG_PREFIXES) or f in ARM_FLAGS or "vnni" in f)
-    if "asimddp" in flags:
-        picked.append("dotprod")
-    return {"cpu": model or platform.processor() or platform.machine(), "arch": platform.machine(),
+    machine = arch or platform.machine()
+    here = arch is None  # the text describes this machine: platform's answers may fill gaps
+    if "asimddp" in flags or (here and sys.platform == "darwin" and machine == "arm64"):
+        picked.append("dotprod")  # every Apple silicon core has the ARMv8.4 dot product
+    return {"cpu": model or (platform.processor() if here else "") or machine, "arch": machine,
             "cores": os.cpu_count() or 0, "isa": sorted(set(picked))}
 
 

@@ -17,13 +17,14 @@ from compress.stages import StageInputs, StageResult
 
 def _metric_fn(task: str):
     import numpy as np
-    from scipy.stats import spearmanr
+
+    from benchmarks import metrics as M
 
     def compute(pred) -> dict[str, float]:
         logits, labels = pred.predictions, pred.label_ids
         if task == "regression":
-            return {"spearman": float(spearmanr(logits.reshape(-1), labels.reshape(-1)).statistic)}
-        return {"accuracy": float((np.argmax(logits, axis=1) == labels).mean())}
+            return {"spearman": M.spearman(logits.reshape(-1), labels.reshape(-1))}
+        return {"accuracy": M.accuracy(np.argmax(logits, axis=1), labels)}
 
     return compute
 

@@ -93,10 +93,11 @@ def main() -> None:
     parser.add_argument("--optimize-graph", action="store_true", help="ORT BERT fusions before quantizing")
     args = parser.parse_args()
 
+    from benchmarks.feeds import tokenize_feeds
+    from benchmarks.sessions import input_names, open_session
     from compress.data import load_text_data
     from compress.quantize.api import quantize_onnx
     from compress.quantize.config import QuantizeConfig
-    from compress.quantize.graph import encode, input_names, session
     from compress.quantize.latency import compare_latency
     from transformers import AutoTokenizer
 
@@ -128,8 +129,8 @@ def main() -> None:
     report = quantize_onnx(onnx_path, args.out / "int8", None, tok, calibration=train, eval_data=test, config=cfg,
                            name_prefix="student", qat_source=qat_source(student, train))
     baseline = args.out / "int8" / "model.opt.onnx" if args.optimize_graph else onnx_path
-    names = input_names(session(baseline))
-    feeds = {f"{b}x128": encode(tok, (test.texts * b)[:b], None, names, 128, pad_to=128) for b in (8, 1)}
+    names = input_names(open_session(baseline))
+    feeds = {f"{b}x128": tokenize_feeds(tok, (test.texts * b)[:b], None, 128, names, pad_to=128) for b in (8, 1)}
     rows = [{"method": "fp32", "spearman": report["eval"]["spearman"], "retention": 1.0}]
     for method, rec in report["methods"].items():
         best = rec["attempts"][rec["chosen"]]

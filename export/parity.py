@@ -74,11 +74,9 @@ def torch_runner(module: "torch.nn.Module", input_names: list[str]) -> Runner:
 
 def onnx_runner(path: str, output_names: list[str]) -> Runner:
     """Run an .onnx or .ort file in ONNX Runtime (CPU), returning outputs in ``output_names`` order."""
-    import onnxruntime as ort
+    from benchmarks.sessions import open_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    sess = open_session(path)
     feeds = [i.name for i in sess.get_inputs()]
 
     def run(batch: Batch) -> list["np.ndarray"]:

@@ -28,13 +28,9 @@ class OrtCpuRunner(Runner):
         return None
 
     def load(self) -> None:
-        from benchmarks.remote_runner import make_session
+        from benchmarks.sessions import open_session
 
-        try:
-            self.session = make_session(str(self.path), self.threads.intra_op, self.threads.inter_op, self.providers)
-        except Exception as exc:  # onnxruntime raises Fail / InvalidGraph / NoSuchFile / InvalidProtobuf
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"onnxruntime cannot load '{self.path}': {first}") from None
+        self.session = open_session(self.path, self.threads.intra_op, self.threads.inter_op, self.providers)
         used = self.session.get_providers()[0]
         if used != self.providers[0]:
             raise ModelLoadError(f"onnxruntime fell back to {used} instead of {self.providers[0]} for '{self.path}'")

@@ -49,29 +49,23 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
     return torch.cat(out).numpy()
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    return (a * b).sum(1)
-
-
 def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str,
                  max_length: int, reference: np.ndarray | None = None,
                  interface: "ModelInterface | None" = None) -> dict[str, Any]:
     """Headline metric on ``data``: accuracy, Spearman (STS pairs or regression), or fidelity to ``reference``."""
-    from scipy.stats import spearmanr
+    from benchmarks import metrics as M
 
     if task == "classification" and data.labels is not None:
         logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)
-        return {"metric": "accuracy", "value": float((logits.argmax(1) == np.array(data.labels)).mean())}
+        return {"metric": "accuracy", "value": M.accuracy(logits.argmax(1), data.labels)}
     if task == "regression" and data.labels is not None:
         pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)[:, 0]
-        return {"metric": "spearman", "value": float(spearmanr(pred, data.labels).statistic)}
+        return {"metric": "spearman", "value": M.spearman(pred, data.labels)}
     if task == "embedding" and data.pairs is not None and data.labels is not None:
         a = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
         b = encode(model, tokenizer, data.pairs, task, max_length, interface=interface)
-        return {"metric": "spearman", "value": float(spearmanr(cosine_rows(a, b), data.labels).statistic)}
+        return {"metric": "spearman", "value": M.sts_scores(a, b, data.labels)["spearman"]}
     emb = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
     if reference is None:
         return {"metric": "none", "value": float("nan")}
-    return {"metric": "teacher_cosine", "value": float(cosine_rows(emb, reference).mean())}
+    return {"metric": "teacher_cosine", "value": M.mean_cosine(emb, reference)}

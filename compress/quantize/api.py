@@ -62,7 +62,9 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     from compress.quantize.calibration import TextCalibrationFeeds, calibration_texts
     from compress.quantize.cpu import detect_cpu, recommend_int8
     from compress.quantize.evaluate import build_eval_set, set_reference
-    from compress.quantize.graph import encode, input_names, optimize_bert, prepare_for_quantization, session
+    from benchmarks.feeds import tokenize_feeds
+    from benchmarks.sessions import input_names, open_session
+    from compress.quantize.graph import optimize_bert, prepare_for_quantization
     from compress.quantize.latency import compare_latency
     from compress.quantize.methods import FILE_TAG, PRECISION, Settings
 
@@ -121,11 +123,11 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                 raise DataError("static, NNCF and QAT quantization need calibration texts: give calibration data "
                                 "(e.g. --calibration-data FILE, or data.train in the config)")
             texts, pairs = calibration_texts(calibration, task, cfg.calibration_samples)
-            feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(session(prepared)), max_length, calibration.source)
+            feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(open_session(prepared)), max_length, calibration.source)
 
         lat_len = cfg.latency.seq_len or max_length
         lat_texts = (guard_data.texts * cfg.latency.batch_size)[: cfg.latency.batch_size]
-        lat_feed = encode(tok, lat_texts, None, input_names(session(baseline)), lat_len, pad_to=lat_len)
+        lat_feed = tokenize_feeds(tok, lat_texts, None, lat_len, input_names(open_session(baseline)), pad_to=lat_len)
 
         base = Settings(method="", per_channel=cfg.per_channel,
                         reduce_range=recipe.reduce_range if cfg.reduce_range is None else cfg.reduce_range,

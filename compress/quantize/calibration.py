@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Iterator
 
+from benchmarks.feeds import tokenize_feeds
 from compress.errors import DataError
-from compress.quantize.graph import encode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +36,7 @@ class TextCalibrationFeeds:
         self.source = source
         self._args = (tokenizer, input_names, max_length)
         self.feeds: list[dict[str, np.ndarray]] = [
-            encode(tokenizer, [t], None if pairs is None else [pairs[i]], input_names, max_length)
+            tokenize_feeds(tokenizer, [t], None if pairs is None else [pairs[i]], max_length, input_names)
             for i, t in enumerate(texts)
         ]
         self._count = [0]

@@ -11,7 +11,6 @@ optimum's ``AutoQuantizationConfig.avx2/avx512/avx512_vnni/arm64`` profiles):
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,28 +73,21 @@ class CpuInfo:
 
 
 def parse_cpuinfo(text: str, arch: str) -> CpuInfo:
-    """Read ``flags`` (x86) or ``Features`` (ARM) and the model name out of /proc/cpuinfo text."""
-    flags: set[str] = set()
-    model = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("flags", "features") and not flags:
-            flags = set(value.split())
-        elif key in ("model name", "cpu model", "hardware") and not model:
-            model = value.strip()
-    return CpuInfo(arch=arch.lower(), model=model, flags=flags)
+    """CpuInfo from /proc/cpuinfo text of a machine with architecture ``arch`` (the device runner's parser)."""
+    from benchmarks.remote_runner import cpu_info
+
+    return cpu_from_device_info(cpu_info(text, arch.lower()))
 
 
 def detect_cpu(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
-    """The CPU this process runs on (Linux /proc/cpuinfo; other systems get the architecture only)."""
-    arch = platform.machine().lower()
-    if cpuinfo_path.is_file():
-        return parse_cpuinfo(cpuinfo_path.read_text(errors="replace"), arch)
-    info = CpuInfo(arch=arch, model=platform.processor())
-    if info.arch == "arm64" and platform.system() == "Darwin":
-        info.flags.add("dotprod")  # every Apple silicon core has the ARMv8.4 dot product
-    return info
+    """The CPU this process runs on: the same probe a device runs (``benchmarks.remote_runner.cpu_info``).
+
+    Without /proc/cpuinfo (macOS, Windows) only the architecture is known (Apple silicon: plus its dot product).
+    """
+    from benchmarks.remote_runner import cpu_info
+
+    text = cpuinfo_path.read_text(errors="replace") if cpuinfo_path.is_file() else ""
+    return cpu_from_device_info(cpu_info(text))
 
 
 def cpu_from_device_info(info: dict[str, Any]) -> CpuInfo:

@@ -11,11 +11,12 @@ model), retention falls back to fidelity with fp32 and ``basis`` says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.quantize.graph import encode, input_names, session
+from benchmarks import metrics as M
+from benchmarks.evalset import EvalBatches, EvalSet
+from benchmarks.sessions import input_names, open_session
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,59 +24,14 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
 
-BATCH = 32
 MIN_REFERENCE = 0.05  # below this the fp32 metric is noise: use fidelity instead
 
 
-@dataclass
-class EvalSet:
-    """Tokenised eval batches for one or two text columns, plus labels."""
-
-    task: str
-    kind: str  # sts | embedding | classification | regression | mlm
-    batches_a: list[dict[str, "np.ndarray"]]
-    batches_b: list[dict[str, "np.ndarray"]] | None
-    labels: "np.ndarray | None"
-    rows: int
-    source: str = ""
-    reference: dict[str, Any] = field(default_factory=dict)  # fp32 outputs and metric, filled by set_reference
-
-    def head(self, rows: int) -> "EvalSet":
-        """The first whole batches covering ``rows`` rows, without the fp32 reference."""
-        nb = max(1, -(-rows // BATCH))
-        batches_a = self.batches_a[:nb]
-        n = sum(b["input_ids"].shape[0] for b in batches_a)
-        return EvalSet(self.task, self.kind, batches_a, None if self.batches_b is None else self.batches_b[:nb],
-                       None if self.labels is None else self.labels[:n], n, self.source)
-
-
 def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
-                   max_length: int, rows: int) -> EvalSet:
-    """Tokenise the first ``rows`` eval rows in batches for the model's inputs."""
-    import numpy as np
-
-    data = data.head(rows)
-    names = input_names(session(onnx_path))
-    n = len(data)
-    has_scores = data.labels is not None and data.pairs is not None
-    if task == "embedding":
-        kind = "sts" if has_scores else "embedding"
-    else:
-        kind = task
-    batches_a, batches_b = [], None
-    two_towers = task == "embedding" and data.pairs is not None
-    if two_towers:
-        batches_b = []
-    for s in range(0, n, BATCH):
-        texts = data.texts[s:s + BATCH]
-        pairs = None if data.pairs is None else data.pairs[s:s + BATCH]
-        if two_towers:
-            batches_a.append(encode(tokenizer, texts, None, names, max_length))
-            batches_b.append(encode(tokenizer, pairs, None, names, max_length))
-        else:
-            batches_a.append(encode(tokenizer, texts, pairs, names, max_length))
-    labels = None if data.labels is None else np.asarray(data.labels, dtype=np.float64)
-    return EvalSet(task, kind, batches_a, batches_b, labels, n, data.source)
+                   max_length: int, rows: int) -> EvalBatches:
+    """The first ``rows`` eval rows tokenised in batches for the model's inputs."""
+    names = input_names(open_session(onnx_path))
+    return EvalSet.from_text_data(data.head(rows)).batches(tokenizer, task, names, max_length)
 
 
 def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.ndarray"]) -> "np.ndarray":
@@ -90,11 +46,11 @@ def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.nd
     return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
 
 
-def run_model(path: Path, ev: EvalSet) -> dict[str, "np.ndarray"]:
+def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
     """Outputs needed for scoring, concatenated over batches."""
     import numpy as np
 
-    sess = session(path)
+    sess = open_session(path)
     names = [o.name for o in sess.get_outputs()]
 
     def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
@@ -122,49 +78,34 @@ def run_model(path: Path, ev: EvalSet) -> dict[str, "np.ndarray"]:
     return result
 
 
-def _cos(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
-    return (x * y).sum(-1) / np.clip(np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1), 1e-12, None)
-
-
-def _spearman(x: "np.ndarray", y: "np.ndarray") -> float:
-    from scipy.stats import spearmanr
-
-    value = spearmanr(x, y).statistic
-    return float(value) if value == value else 0.0  # NaN (constant input) -> 0
-
-
-def task_metric(out: dict[str, "np.ndarray"], ev: EvalSet) -> tuple[str, float] | None:
+def task_metric(out: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, float] | None:
     """The task metric against gold labels, or None when the eval rows have none."""
-    import numpy as np
-
     if ev.kind == "sts":
-        return "spearman", _spearman(_cos(out["emb_a"], out["emb_b"]), ev.labels)
+        return "spearman", M.sts_scores(out["emb_a"], out["emb_b"], ev.labels)["spearman"]
     if ev.kind == "classification" and ev.labels is not None:
-        return "accuracy", float(np.mean(out["logits"].argmax(-1) == ev.labels.astype(int)))
+        return "accuracy", M.accuracy(out["logits"].argmax(-1), ev.labels.astype(int))
     if ev.kind == "regression" and ev.labels is not None:
-        return "spearman", _spearman(out["logits"].reshape(len(ev.labels), -1)[:, 0], ev.labels)
+        return "spearman", M.spearman(out["logits"].reshape(len(ev.labels), -1)[:, 0], ev.labels)
     return None
 
 
-def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: EvalSet) -> tuple[str, float]:
+def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, float]:
     """Agreement with the fp32 outputs on the same rows."""
     import numpy as np
 
     if ev.task == "embedding":
-        cos = _cos(out["emb_a"], ref["emb_a"])
+        cos = M.cosine_rows(out["emb_a"], ref["emb_a"])
         if "emb_b" in out:
-            cos = np.concatenate([cos, _cos(out["emb_b"], ref["emb_b"])])
+            cos = np.concatenate([cos, M.cosine_rows(out["emb_b"], ref["emb_b"])])
         return "cosine_to_fp32", float(np.mean(cos))
     if ev.task == "mlm":
         return "top1_agreement", float(np.mean(out["logits"] == ref["logits"]))
     if ev.task == "regression":
-        return "spearman_to_fp32", _spearman(out["logits"].ravel(), ref["logits"].ravel())
-    return "argmax_agreement", float(np.mean(out["logits"].argmax(-1) == ref["logits"].argmax(-1)))
+        return "spearman_to_fp32", M.spearman(out["logits"].ravel(), ref["logits"].ravel())
+    return "argmax_agreement", M.top1_agreement(out["logits"], ref["logits"])
 
 
-def set_reference(ev: EvalSet, fp32_path: Path) -> dict[str, Any]:
+def set_reference(ev: EvalBatches, fp32_path: Path) -> dict[str, Any]:
     """Run the fp32 model once; later scores are relative to it."""
     out = run_model(fp32_path, ev)
     metric = task_metric(out, ev)
@@ -175,7 +116,7 @@ def set_reference(ev: EvalSet, fp32_path: Path) -> dict[str, Any]:
     return summary
 
 
-def score(path: Path, ev: EvalSet) -> dict[str, Any]:
+def score(path: Path, ev: EvalBatches) -> dict[str, Any]:
     """Metric, fidelity and retention of ``path`` relative to the fp32 reference on ``ev``."""
     if not ev.reference:
         raise RuntimeError("set_reference must run before score")
@@ -184,10 +125,11 @@ def score(path: Path, ev: EvalSet) -> dict[str, Any]:
     fid_name, fid = fidelity(out, ref_out, ev)
     result: dict[str, Any] = {fid_name: round(fid, 6)}
     metric = task_metric(out, ev)
-    if metric is not None and ref_metric is not None and ref_metric[1] > MIN_REFERENCE:
+    ret = M.retention(metric[1], ref_metric[1], MIN_REFERENCE) if metric and ref_metric else None
+    if ret is not None:
         result[metric[0]] = round(metric[1], 6)
         result["fp32_" + metric[0]] = round(ref_metric[1], 6)
-        result["retention"] = round(metric[1] / ref_metric[1], 6)
+        result["retention"] = round(ret, 6)
         result["basis"] = metric[0]
     else:
         if metric is not None:

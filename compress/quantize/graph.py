@@ -1,65 +1,42 @@
-"""ONNX helpers for quantization: sessions, tokenised feeds, graph blocks, BERT fusion, pre-processing."""
+"""ONNX graph helpers for quantization: graph blocks, BERT fusion, pre-processing, and quieting the libraries.
+
+Sessions and tokenised feeds are the measuring layer's (``benchmarks.sessions``, ``benchmarks.feeds``).
+"""
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
-    import onnxruntime as ort
-    from transformers import PreTrainedTokenizerBase
 
 LAYER_NORM_OPS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization",
                   "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization")
 QUIET = logging.ERROR
 
 
-def session(path: Path, threads: int = 0) -> "ort.InferenceSession":
-    """A CPU InferenceSession (all graph optimisations), failing with the file named."""
-    import onnxruntime as ort
+@contextmanager
+def quiet(*names: str, level: int = QUIET) -> Iterator[None]:
+    """While the block (or decorated function) runs, the named third-party loggers log ``level`` and above only.
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
+    Their levels are restored afterwards, so a library call leaves the process's logging as it found it
+    (a run's console setup, ``compress.console.capture_logs``, sends what does get through to log.txt).
+    """
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        if lg.getEffectiveLevel() < level:
+            lg.setLevel(level)
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several Fail/InvalidGraph types
-        raise EdgepressError(f"onnxruntime cannot load '{path}': {str(exc).splitlines()[0][:300]}") from None
-
-
-def input_names(sess: "ort.InferenceSession") -> list[str]:
-    names = [i.name for i in sess.get_inputs()]
-    if "input_ids" not in names:
-        raise EdgepressError(f"ONNX model inputs are {names}; expected input_ids/attention_mask[/token_type_ids] "
-                             "(see docs/architecture.md 'ONNX model interface')")
-    return names
-
-
-def encode(tokenizer: "PreTrainedTokenizerBase", texts: list[str], pairs: list[str] | None, names: list[str],
-           max_length: int, pad_to: int | None = None) -> dict[str, "np.ndarray"]:
-    """Tokenise a batch into int64 numpy feeds holding only the model's inputs."""
-    import numpy as np
-
-    kw: dict[str, Any] = dict(truncation=True, max_length=max_length, return_tensors="np")
-    kw["padding"] = "max_length" if pad_to else True
-    if pad_to:
-        kw["max_length"] = pad_to
-    enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
-    feeds = {}
-    for name in names:
-        if name in enc:
-            feeds[name] = enc[name].astype(np.int64)
-        elif name == "token_type_ids":
-            feeds[name] = np.zeros_like(enc["input_ids"], dtype=np.int64)
-        else:
-            raise EdgepressError(f"the tokenizer gives no '{name}', which the ONNX model takes as input")
-    return feeds
+        yield
+    finally:
+        for lg, old in zip(loggers, before):
+            lg.setLevel(old)
 
 
 def graph_blocks(model: "onnx.ModelProto") -> dict[str, list[str]]:
@@ -158,11 +135,11 @@ def name_nodes(path: Path) -> None:
         onnx.save(model, str(path))
 
 
+@quiet("onnxruntime.transformers")
 def optimize_bert(src: Path, dst: Path) -> dict[str, int]:
     """Fuse BERT attention/LayerNorm/GELU with onnxruntime.transformers.optimizer; returns fused-op counts."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    logging.getLogger("onnxruntime.transformers").setLevel(QUIET)
     model = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
     model.save_model_to_file(str(dst))
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
@@ -171,6 +148,7 @@ def optimize_bert(src: Path, dst: Path) -> dict[str, int]:
     return stats
 
 
+@quiet("onnxruntime.quantization")
 def prepare_for_quantization(src: Path, dst: Path) -> dict[str, Any]:
     """Shape inference for quantization (quant_pre_process), retried without symbolic inference when it fails.
 
@@ -180,7 +158,6 @@ def prepare_for_quantization(src: Path, dst: Path) -> dict[str, Any]:
     """
     from onnxruntime.quantization import quant_pre_process
 
-    logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
     tries = [dict(skip_optimization=True, auto_merge=True),
              dict(skip_optimization=True, skip_symbolic_shape=True)]
     errors = []

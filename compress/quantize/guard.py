@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks.evalset import EvalBatches
 from compress.quantize.config import GuardOptions
-from compress.quantize.evaluate import EvalSet, score
+from compress.quantize.evaluate import score
 from compress.quantize.methods import Settings
 
 QuantizeFn = Callable[[Settings, Path, list[str]], "dict[str, Any] | None"]
@@ -38,7 +39,7 @@ def excluded_nodes(blocks: dict[str, list[str]], float_blocks: list[str]) -> lis
 class Guard:
     """Runs and records the attempts of one method."""
 
-    def __init__(self, method: str, quantize: QuantizeFn, ev: EvalSet, blocks: dict[str, list[str]],
+    def __init__(self, method: str, quantize: QuantizeFn, ev: EvalBatches, blocks: dict[str, list[str]],
                  opts: GuardOptions, work_dir: Path) -> None:
         self.method, self.quantize, self.ev, self.blocks, self.opts = method, quantize, ev, blocks, opts
         self.work_dir = work_dir

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import EdgepressError, require
-from compress.quantize.graph import QUIET
+from compress.quantize.graph import quiet
 
 if TYPE_CHECKING:
     from compress.quantize.calibration import TextCalibrationFeeds
@@ -65,16 +64,17 @@ def _qtype(name: str) -> Any:
     return {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[name]
 
 
+@quiet("onnxruntime.quantization")
 def quantize_dynamic(src: Path, dst: Path, s: Settings, exclude: list[str]) -> None:
     """ORT dynamic INT8: int8 weights, activations quantised at run time (always uint8 in ORT)."""
     from onnxruntime.quantization import quantize_dynamic as ort_dynamic
 
-    logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
     ort_dynamic(str(src), str(dst), per_channel=s.per_channel, reduce_range=s.reduce_range,
                 weight_type=_qtype(s.weight_type), nodes_to_exclude=exclude,
                 extra_options={"MatMulConstBOnly": True})
 
 
+@quiet("onnxruntime.quantization")
 def quantize_static(src: Path, dst: Path, s: Settings, exclude: list[str], feeds: "TextCalibrationFeeds",
                     percentile: float, cache_dir: Path) -> None:
     """ORT static INT8 in QDQ format; activation ranges from ``feeds`` (cached per calibration method)."""
@@ -86,7 +86,6 @@ def quantize_static(src: Path, dst: Path, s: Settings, exclude: list[str], feeds
     if s.activation_type == "qint8" and s.weight_type == "quint8":
         raise EdgepressError("static QDQ does not support int8 activations with uint8 weights; "
                              "set quantize.weight_type=qint8 or quantize.activation_type=quint8")
-    logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
     extra: dict[str, Any] = {"MatMulConstBOnly": s.weight_matmuls_only}
     if s.weight_matmuls_only:  # the QDQ quantizer ignores MatMulConstBOnly: name attention's QK^T and PV MatMuls
         import onnx
@@ -109,13 +108,13 @@ def quantize_static(src: Path, dst: Path, s: Settings, exclude: list[str], feeds
                    extra_options=extra, calibration_cache_path=str(cache))
 
 
+@quiet("nncf")
 def quantize_nncf(src: Path, dst: Path, s: Settings, exclude: list[str], feeds: "TextCalibrationFeeds",
                   cfg: "QuantizeConfig") -> None:
     """NNCF post-training quantization of the ONNX graph (TRANSFORMER model type, QDQ output)."""
     import onnx
 
     nncf = require("nncf", extra=None)
-    logging.getLogger("nncf").setLevel(QUIET)
     model = onnx.load(str(src))
     names = {n.name for n in model.graph.node}
     patterns = [p for p in cfg.nncf.ignored_patterns if any(re.search(p, n) for n in names)]
@@ -132,18 +131,19 @@ def quantize_nncf(src: Path, dst: Path, s: Settings, exclude: list[str], feeds: 
     onnx.save(quantized, str(dst))
 
 
+@quiet("onnxruntime.transformers")
 def convert_fp16(src: Path, dst: Path, s: Settings, exclude: list[str], keep_io_types: bool) -> None:
     """Float16 weights and compute for GPU targets, float32 inputs/outputs kept by default."""
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    logging.getLogger("onnxruntime.transformers").setLevel(QUIET)
     model = OnnxModel(onnx.load(str(src)))
     # symbolic shape inference types the fused com.microsoft ops as well
     model.convert_float_to_float16(keep_io_types=keep_io_types, node_block_list=exclude or None)
     model.save_model_to_file(str(dst))
 
 
+@quiet("onnxruntime.quantization")
 def quantize_int4(src: Path, dst: Path, s: Settings, exclude: list[str], block_size: int, symmetric: bool,
                   accuracy_level: int | None) -> None:
     """Weight-only 4-bit MatMuls (MatMulNBits, QOperator) with blockwise scales."""
@@ -152,7 +152,6 @@ def quantize_int4(src: Path, dst: Path, s: Settings, exclude: list[str], block_s
     require("onnx_ir", pip_name="onnx-ir")
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    logging.getLogger("onnxruntime.quantization").setLevel(QUIET)
     if block_size & (block_size - 1):
         raise EdgepressError(f"quantize.int4.block_size={block_size} must be a power of two (16, 32, 64, 128)")
     quant = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=block_size, is_symmetric=symmetric,

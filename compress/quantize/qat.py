@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from compress.errors import EdgepressError, require
 
@@ -25,8 +26,22 @@ if TYPE_CHECKING:
     from compress.quantize.config import QATOptions
     from compress.quantize.methods import Settings
 
-# nncf compiles its C++ fake-quantize kernels on first use (about a minute on 2 cores): no 60 s limit
-os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+# nncf compiles its C++ fake-quantize kernels on first use (about a minute on 2 cores): no 60 s limit.
+# Read by nncf when the extension loads; set only while QAT runs (a value the user set is kept).
+NNCF_TIMEOUT = {"NNCF_EXTENSION_LOAD_TIMEOUT": "0"}
+
+
+@contextmanager
+def scoped_env(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ (where not already set) for the block, the previous state restored after."""
+    added = [k for k in values if k not in os.environ]
+    for k in added:
+        os.environ[k] = values[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 @dataclass
@@ -98,6 +113,14 @@ def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path, interf
 def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
                  max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
     """PTQ-initialised fake quantizers, ``opts.max_steps`` distillation steps, QDQ ONNX written to ``dst``."""
+    from compress.quantize.graph import quiet
+
+    with scoped_env(NNCF_TIMEOUT), quiet("nncf", level=logging.WARNING):
+        return _quantize_qat(src, dst, s, feeds, task, max_length, opts, work)
+
+
+def _quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
+                  max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
     import torch
 
     from compress.distill.engine import distill_model
@@ -105,7 +128,6 @@ def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrati
     from compress.models import load_model, load_tokenizer
 
     nncf = require("nncf", extra=None)
-    logging.getLogger("nncf").setLevel(logging.WARNING)
     if not Path(src.student_dir).is_dir():
         raise EdgepressError(f"QAT needs the PyTorch student folder; '{src.student_dir}' does not exist")
     calib = _torch_feeds(feeds)

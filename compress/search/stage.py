@@ -27,7 +27,7 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
     is made on the eval split, a quality-only report on that split (one timed run per model).
     """
     from benchmarks.harness import ModelSpec, benchmark
-    from benchmarks.stage import eval_set_for, model_specs, remote_options, settings_from_config
+    from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
 
     t = cfg.search.targets
     bench = cfg.bench.model_copy(update={"batch_size": t.batch, "sweep_batch_sizes": [],
@@ -93,7 +93,7 @@ def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:
     probed device record (None for cpu/cuda, which are this machine).
     """
     from benchmarks.remote import probe_device
-    from benchmarks.stage import remote_options
+    from benchmarks.api import remote_options
     from compress.quantize.config import TargetCpu
 
     t = cfg.search.targets

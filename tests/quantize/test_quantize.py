@@ -216,15 +216,16 @@ def test_static_weight_matmuls_only_leaves_attention_matmuls_float(tiny_embeddin
     """The 'attention MatMuls in float' fallback: QDQ only on MatMuls whose second input is a weight."""
     import onnx
 
+    from benchmarks.sessions import input_names, open_session
     from compress.quantize.calibration import TextCalibrationFeeds, calibration_texts
-    from compress.quantize.graph import input_names, prepare_for_quantization, session
+    from compress.quantize.graph import prepare_for_quantization
     from compress.quantize.methods import Settings, quantize_static
 
     onnx_path, tok = tiny_embedding
     prepared = tmp_path / "prepared.onnx"
     prepare_for_quantization(onnx_path, prepared)
     texts, pairs = calibration_texts(_corpus(8), "embedding", 8)
-    feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(session(prepared)), 32, "test")
+    feeds = TextCalibrationFeeds(tok, texts, pairs, input_names(open_session(prepared)), 32, "test")
 
     def activation_matmuls_quantized(weight_only: bool) -> int:
         dst = tmp_path / f"static-{weight_only}.onnx"

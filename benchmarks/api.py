@@ -1,0 +1,67 @@
+"""The bench layer's public API for other stages (search) and the facade: settings, specs and eval rows from a run.
+
+Everything here is what ``benchmarks/stage.py`` and ``compress/search/stage.py`` both need, so neither reaches
+into the other's internals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.evalset import EvalSet
+from benchmarks.harness import BenchSettings, ModelSpec
+from benchmarks.runners.base import Threads, available_cores
+from compress.stages import StageInputs, teacher_source
+
+if TYPE_CHECKING:
+    from benchmarks.config import BenchConfig
+    from compress.config import RunConfig
+
+__all__ = ["eval_set_for", "model_specs", "remote_options", "settings_from_config"]
+
+
+def settings_from_config(bench: "BenchConfig", max_length: int, seed: int) -> BenchSettings:
+    """BenchSettings for the stage (and the CLI's config path) from the bench section."""
+    batches = [bench.batch_size] + [b for b in bench.sweep_batch_sizes if b != bench.batch_size]
+    return BenchSettings(batch_sizes=batches, seq_lens=list(bench.seq_lens), realistic=bench.realistic,
+                         warmup=bench.warmup, min_runs=bench.min_runs, min_seconds=bench.min_seconds,
+                         threads=Threads(bench.threads or available_cores(), bench.inter_threads), device=bench.device,
+                         max_length=max_length, seed=seed)
+
+
+def remote_options(bench: "BenchConfig") -> Any:
+    """RemoteOptions from the bench section."""
+    from benchmarks.remote import RemoteOptions
+
+    return RemoteOptions(known_hosts=bench.known_hosts, host_key=bench.host_key, identity=bench.ssh_identity,
+                         python=bench.remote_python, remote_dir=bench.remote_dir)
+
+
+def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None) -> EvalSet:
+    """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
+
+    ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids.
+    """
+    from compress.data import load_splits
+
+    task = cfg.task
+    # embedding + pairs + a score column is STS: load_text_data only parses labels for classification /
+    # regression, so read the same split as regression to get the gold scores (split indices don't depend on task)
+    if task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
+        splits = load_splits(cfg.data, "regression", cfg.seed)
+    else:
+        splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}))
+    return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
+
+
+def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:
+    """The teacher (PyTorch fp32) first, then every upstream variant."""
+    from compress.models import resolve_model_path
+
+    specs = [ModelSpec("teacher", Path(resolve_model_path(teacher_source(cfg, inputs))), "pytorch", "fp32", "teacher")]
+    for variant, path in inputs.variants():
+        specs.append(ModelSpec(variant.name, path, variant.format, variant.precision))
+    return specs
+
+

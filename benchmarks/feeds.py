@@ -1,0 +1,55 @@
+"""Model inputs: texts tokenised into int64 numpy feeds, and synthetic feeds of a fixed shape.
+
+``tokenize_feeds`` is the one text -> feeds function: the quantizer's eval and calibration batches, its
+latency feed, and the harness's quality and realistic-latency batches all go through it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from compress.errors import EdgepressError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def tokenize_feeds(tokenizer: Any, texts: list[str], pairs: list[str] | None = None, max_length: int = 128,
+                   names: Sequence[str] | None = None, pad_to: int | None = None) -> dict[str, "np.ndarray"]:
+    """Tokenise a batch (with its second segments ``pairs``) into int64 arrays, truncated to ``max_length``.
+
+    Padding is dynamic (to the longest row) unless ``pad_to`` fixes the length. ``token_type_ids`` is zeros
+    when the tokenizer gives none. With ``names`` (a model's inputs) only those are returned, in that order,
+    and an input the tokenizer cannot provide is an error.
+    """
+    import numpy as np
+
+    kw: dict[str, Any] = dict(truncation=True, return_tensors="np")
+    if pad_to:
+        kw.update(padding="max_length", max_length=pad_to)
+    else:
+        kw.update(padding=True, max_length=max_length)
+    enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+    if "token_type_ids" not in out:
+        out["token_type_ids"] = np.zeros_like(out["input_ids"])
+    if names is None:
+        return out
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise EdgepressError(f"the tokenizer gives no '{missing[0]}', which the ONNX model takes as input")
+    return {n: out[n] for n in names}
+
+
+def token_lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
+    """Token count of each text after truncation (the distribution realistic mode samples from)."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def fixed_feeds(names: Sequence[str], batch: int, seq: int, vocab: int, seed: int = 0) -> dict[str, "np.ndarray"]:
+    """Synthetic [batch, seq] inputs with every token attended (the device runner's generator)."""
+    from benchmarks.remote_runner import synthetic_feeds
+    from benchmarks.runners.base import STANDARD_INPUTS
+
+    return synthetic_feeds(STANDARD_INPUTS, batch, seq, vocab, seed)
