@@ -6,10 +6,10 @@ Measured in the same bench run as edgepress's variants, so the ratios compare li
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from compress.errors import EdgepressError
+from compress.quantize.graph import quiet
 
 OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
                 "regression": "text-classification", "mlm": "fill-mask"}
@@ -34,9 +34,9 @@ def export_with_optimum(teacher_dir: Path, task: str, out_dir: Path) -> Path:
     """``optimum-cli export onnx --model TEACHER --task ... --library-name transformers OUT`` as a call."""
     from optimum.exporters.onnx import main_export
 
-    logging.getLogger("optimum").setLevel(logging.ERROR)
-    main_export(str(teacher_dir), output=str(out_dir), task=OPTIMUM_TASK[task], library_name="transformers",
-                local_files_only=True, do_validation=True)
+    with quiet("optimum"):
+        main_export(str(teacher_dir), output=str(out_dir), task=OPTIMUM_TASK[task], library_name="transformers",
+                    local_files_only=True, do_validation=True)
     model = out_dir / "model.onnx"
     if not model.is_file():
         raise EdgepressError(f"optimum's exporter wrote no model.onnx into '{out_dir}'")
@@ -48,10 +48,10 @@ def quantize_with_optimum(onnx_dir: Path, out_dir: Path) -> Path:
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-    logging.getLogger("optimum").setLevel(logging.ERROR)
     qconfig = getattr(AutoQuantizationConfig, optimum_profile())(is_static=False, per_channel=False)
-    ORTQuantizer.from_pretrained(str(onnx_dir), file_name="model.onnx").quantize(
-        save_dir=str(out_dir), quantization_config=qconfig)
+    with quiet("optimum"):
+        ORTQuantizer.from_pretrained(str(onnx_dir), file_name="model.onnx").quantize(
+            save_dir=str(out_dir), quantization_config=qconfig)
     model = out_dir / "model_quantized.onnx"
     if not model.is_file():
         raise EdgepressError(f"optimum's quantizer wrote no model_quantized.onnx into '{out_dir}'")

@@ -187,15 +187,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     """Latency (p50) against retention, marker area by file size, one colour per device; None if nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     entries = [e for e in report["models"] if e.get("latency_ms") and e.get("retention") is not None]
     if not entries:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    # a Figure with its own Agg canvas: pyplot's global backend (a notebook's inline one) is left alone
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     targets = sorted({e["target"] for e in entries})
     max_size = max((e.get("size_mb") or 0) for e in entries) or 1.0
     for k, t in enumerate(targets):
@@ -219,7 +220,6 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
         handle.set_sizes([30])
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
