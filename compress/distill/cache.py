@@ -234,8 +234,8 @@ class TeacherCache:
             if hidden.shape[0] < off + n:
                 shard.rows_map = None
                 rows, hidden = self._maps(shard)
-            out.append((np.asarray(hidden[off:off + n]), np.asarray(rec["emb"]),
-                        np.asarray(rec["logits"]) if self.n_logits else None))
+            out.append((np.array(hidden[off:off + n]), np.array(rec["emb"]),
+                        np.array(rec["logits"]) if self.n_logits else None))
         hit = sum(o is not None for o in out)
         self.stats.hits += hit
         self.stats.misses += len(out) - hit
