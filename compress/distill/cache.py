@@ -60,6 +60,8 @@ def teacher_key(teacher: Any, interface: dict[str, Any], task: str, tokenizer: A
                           getattr(tokenizer, "do_lower_case", None), getattr(tokenizer, "padding_side", None)]}
     h.update(json.dumps(desc, sort_keys=True, default=str).encode())
     for name, t in teacher.state_dict().items():
+        if task == "embedding" and (name.startswith("pooler.") or ".pooler." in name):
+            continue  # BERT's pooler does not touch last_hidden_state, and a headless load initialises it randomly
         t = t.detach().cpu().contiguous()
         h.update(name.encode() + str(tuple(t.shape)).encode() + str(t.dtype).encode())
         if t.dtype in (torch.bfloat16, torch.float16):
