@@ -47,15 +47,15 @@ def to_markdown(cands: list[Candidate], choice: Choice, teacher: dict[str, Any],
 
 def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path, select_on: str = "test") -> Path | None:
     """Latency (x) against retention (y); the front joined by a line, the winner starred, the floor dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     pts = [c for c in cands if c.measured]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)  # its own canvas: matplotlib's global backend is left alone
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     max_size = max(c.size_mb for c in pts) or 1.0
     ax.scatter([c.p50_ms for c in pts], [100 * c.retention for c in pts],
                s=[30 + 400 * c.size_mb / max_size for c in pts], alpha=0.5, edgecolors="black", linewidths=0.5,
@@ -76,7 +76,6 @@ def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
