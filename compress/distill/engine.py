@@ -494,12 +494,12 @@ def save_loss_curves(history: list[dict[str, Any]], out_dir: Path) -> dict[str, 
         writer.writeheader()
         for h in history:
             writer.writerow({k: h.get(k, "") for k in keys})
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))  # its own canvas: matplotlib's global backend is left alone
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     steps = [h["step"] for h in history]
     for k in [k for k in keys if k.startswith("loss")]:
         ys = [h.get(k) for h in history]
@@ -512,5 +512,4 @@ def save_loss_curves(history: list[dict[str, Any]], out_dir: Path) -> dict[str, 
     ax.set_title("distillation loss by term")
     fig.tight_layout()
     fig.savefig(out_dir / "loss_curve.png", dpi=110)
-    plt.close(fig)
     return {"loss_csv": "loss_curve.csv", "loss_png": "loss_curve.png"}
