@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from benchmarks.config import BenchConfig
-from compress.config_base import Section
+from compress.config_base import Section, optimizer_steps
 from compress.distill.config import DistillConfig, StudentConfig
 from compress.errors import ConfigError
 from compress.prune.config import PruneConfig
@@ -87,13 +87,7 @@ class FinetuneConfig(Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
 
-    @field_validator("max_steps")
-    @classmethod
-    def _steps(cls, v: int) -> int:
-        if v == 0 or v < -1:
-            raise ValueError(f"max_steps must be a positive number of optimizer steps, or -1 to train for "
-                             f"`epochs` (got {v})")
-        return v
+    _steps = field_validator("max_steps")(classmethod(optimizer_steps))
 
 
 class RunConfig(Section):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.config_base import Section
+from compress.config_base import Section, optimizer_steps
 
 
 class StudentConfig(Section):
@@ -67,10 +67,4 @@ class DistillConfig(Section):
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, description="evaluate on the eval split every N steps (None: at epoch ends)")
 
-    @field_validator("max_steps")
-    @classmethod
-    def _steps(cls, v: int) -> int:
-        if v == 0 or v < -1:
-            raise ValueError(f"max_steps must be a positive number of optimizer steps, or -1 to train for "
-                             f"`epochs` (got {v})")
-        return v
+    _steps = field_validator("max_steps")(classmethod(optimizer_steps))
