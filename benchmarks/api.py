@@ -45,13 +45,8 @@ def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = No
     """
     from compress.data import load_splits
 
-    task = cfg.task
-    # embedding + pairs + a score column is STS: load_text_data only parses labels for classification /
-    # regression, so read the same split as regression to get the gold scores (split indices don't depend on task)
-    if task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
-        splits = load_splits(cfg.data, "regression", cfg.seed)
-    else:
-        splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}))
+    task = cfg.task  # labels are parsed for every task but mlm: STS pairs carry their gold scores
+    splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}))
     return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
 
 

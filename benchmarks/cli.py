@@ -73,12 +73,11 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
 
 def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str], label_column: Optional[str],
               max_samples: int) -> Any:
-    """EvalSet from a data file; embedding + pairs + label column is read as STS (float scores)."""
+    """EvalSet from a data file; embedding + pairs + label column is STS (float scores)."""
     from benchmarks.evalset import EvalSet
     from compress.data import load_text_data
 
-    parse_as = "regression" if task == "embedding" and pair_column and label_column else task
-    td = load_text_data(data, text_column, pair_column, label_column, task=parse_as, limit=max_samples)
+    td = load_text_data(data, text_column, pair_column, label_column, task=task, limit=max_samples)
     return EvalSet.from_text_data(td)
 
 

@@ -130,7 +130,10 @@ def validate(
 
     from compress.config import load_config
 
+    from compress.stages import check_stage_order
+
     cfg = load_config(config, set_)
+    check_stage_order(cfg)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 

@@ -194,6 +194,10 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
             raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(cfg.stages)})")
     run_dir = cfg.run_dir
     ensure_output_dir(run_dir, "output folder (output_dir/name)")
+    if seed is None:  # a search branch starts from its parent's finished stages
+        from compress.stages import check_stage_order
+
+        check_stage_order(cfg)
     preflight(cfg, cfg.stages)
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
     nncf = ("nncf",) if {"quantize", "search"} & set(cfg.stages) and {"nncf", "qat"} & set(cfg.quantize.methods) else ()

@@ -95,6 +95,8 @@ class StageSpec:
     sections: tuple[str, ...]
     summary: str
     unused: tuple[str, ...] = ()  # dotted keys inside ``sections`` the stage never reads (hashed at default)
+    needs: tuple[str, ...] = ()  # output keys an earlier stage must provide (checked before any work)
+    provides: tuple[str, ...] = ()  # output keys this stage writes
 
     def load(self) -> StageFn:
         module, fn = self.target.split(":")
@@ -106,25 +108,51 @@ STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
         StageSpec("finetune", "compress.finetune:run_stage", ("task", "seed", "teacher", "data", "finetune"),
-                  "fine-tune the teacher's task head on labelled data", unused=("data.unlabeled",)),
+                  "fine-tune the teacher's task head on labelled data", unused=("data.unlabeled",),
+                  provides=("teacher",)),
         StageSpec("distill", "compress.distill.stage:run_stage", ("task", "seed", "teacher", "data", "student", "distill"),
-                  "build a smaller student from the teacher and distill it"),
+                  "build a smaller student from the teacher and distill it", provides=("model",)),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
-                  "remove attention heads / FFN neurons for real, then recover"),
+                  "remove attention heads / FFN neurons for real, then recover", needs=("model",),
+                  provides=("model",)),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
-                  "keep the tokens the domain uses: embedding rows and tokenizer rewritten together"),
+                  "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
+                  needs=("model",), provides=("model",)),
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
-                  "write ONNX (and other runtime formats), checked against PyTorch"),
+                  "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
+                  provides=("onnx", "tokenizer")),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "data", "quantize"),
-                  "INT8 quantization of the exported ONNX model"),
+                  "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("onnx_int8", "report")),
         StageSpec("search", "compress.search.stage:run_stage",
                   ("task", "seed", "teacher", "data", "student", "distill", "prune", "export", "quantize", "bench",
                    "search"),
-                  "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor"),
+                  "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
+                  needs=("model",), provides=("onnx", "tokenizer", "winner_model")),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),
     ]
 }
+
+
+PROVIDERS_HINT = {"model": "distill (or prune)", "onnx": "export", "teacher": "finetune"}
+
+
+def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None:
+    """Refuse, before any work, a stage list where a stage needs an output no earlier stage provides."""
+    have: set[str] = set()
+    for name in stages if stages is not None else cfg.stages:
+        spec = get_stage(name)
+        needs = set(spec.needs)
+        if name == "search" and cfg.search.depths:
+            needs.discard("model")  # it distils the listed depths itself
+        missing = sorted(needs - have)
+        if missing:
+            who = ", ".join(PROVIDERS_HINT.get(k, k) for k in missing)
+            from compress.errors import ConfigError
+
+            raise ConfigError(f"stages {cfg.stages}: '{name}' needs {', '.join(repr(k) for k in missing)} from an "
+                                 f"earlier stage; put {who} before it in `stages:`")
+        have |= set(spec.provides)
 
 
 def get_stage(name: str) -> StageSpec:

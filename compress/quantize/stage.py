@@ -45,11 +45,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
 
     onnx_path = inputs.require("onnx", "quantize")
     tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
-    # embedding models on scored sentence pairs (STS): read the scores so the guard can use Spearman
-    label_task = cfg.task
-    if cfg.task == "embedding" and cfg.data.text_pair_column and cfg.data.label_column:
-        label_task = "regression"
-    splits = load_splits(cfg.data, label_task, cfg.seed, **teacher_labels(cfg, inputs))
+    # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs))
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
