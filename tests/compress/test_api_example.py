@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_import_compress_stays_light():
-    code = ("import sys, compress; from compress import run, finetune, distill, prune, export, quantize, bench\n"
+    code = ("import sys, compress.api; from compress.api import run, finetune, distill, prune, export, quantize, bench\n"
             "heavy = [m for m in ('torch', 'transformers', 'onnxruntime', 'benchmarks') if m in sys.modules]\n"
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -23,7 +23,7 @@ def test_import_compress_stays_light():
 
 
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
-    from compress import BenchResult, StageRun
+    from compress.api import BenchResult, StageRun
 
     model = make_tiny_model(tmp_path / "student", head="embedding")
     block = re.search(r"<!-- api-example -->.*?```python\n(.*?)```\s*<!-- /api-example -->", README.read_text(),
@@ -41,3 +41,13 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     assert 0.0 < q["retention"] <= 1.0 + 1e-6 and q["size_mb"] < fp32["size_mb"]
     out = capsys.readouterr().out
     assert "INT8 retention" in out and "| int8 | onnx/int8 |" in out
+
+
+def test_verbs_stay_callable_after_their_subpackages_are_imported():
+    """compress.distill / .prune / .quantize are subpackages: importing them must not shadow the verbs."""
+    import compress.distill.engine  # noqa: F401
+    import compress.prune.api  # noqa: F401
+    import compress.quantize.api  # noqa: F401
+    from compress.api import distill, prune, quantize
+
+    assert all(callable(f) and f.__module__ == "compress.api" for f in (distill, prune, quantize))
