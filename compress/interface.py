@@ -94,13 +94,6 @@ def is_sentence_transformers_folder(path: str | Path) -> bool:
     return (Path(path) / ST_MODULES).is_file()
 
 
-def _position_limit(config: Any) -> int | None:
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= (getattr(config, "pad_token_id", 0) or 0) + 1  # positions start after the padding index
-    return limit
-
-
 def _named_labels(config: Any) -> dict[int, str] | None:
     id2label = getattr(config, "id2label", None) or {}
     return {int(k): str(v) for k, v in id2label.items()} or None
@@ -150,7 +143,9 @@ def read_interface(spec: str, task: str) -> ModelInterface:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config of '{spec}': {str(exc).splitlines()[0][:200]}") from None
-    limit = _position_limit(config) or 512
+    from compress.checks import position_limit
+
+    limit = position_limit(config) or 512
     tok_max = getattr(load_tokenizer(spec), "model_max_length", None) or limit
     max_len = int(min(limit, tok_max if tok_max < 10**6 else limit))
     return ModelInterface(task=task, pooling=DEFAULT_POOLING if task == "embedding" else None, normalize=False,

@@ -50,13 +50,6 @@ class Choice:
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
-def _latest(records: list["StageRecord"], key: str) -> Path | None:
-    for rec in reversed(records):
-        if key in rec.outputs:
-            return rec.path(key)
-    return None
-
-
 def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
     """The quantize stage's recommended INT8 file; else its smallest INT8 file that met the accuracy floor.
 
@@ -77,13 +70,16 @@ def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
 
 def choose(records: list["StageRecord"]) -> Choice:
     """Search winner, else the quantize stage's INT8 file, else the export stage's fp32 ONNX."""
+    from compress.stages import StageInputs
+
     by_name = {r.name: r for r in records}
+    latest = StageInputs(Path("."), list(records)).latest
     search = by_name.get("search")
     if search is not None and "winner_model" in search.outputs and "onnx" in search.outputs:
         w = search.metrics.get("winner") or {}
         return Choice(search.path("winner_model"), search.path("onnx"), w.get("precision", "fp32"), "search winner",
                       w.get("name", "search-winner"))
-    model_dir = _latest(records, "model")
+    model_dir = latest("model")
     if model_dir is None:
         raise EdgepressError("nothing to package: no stage wrote a student model (put distill, prune or search in "
                              "`stages:`)")
@@ -92,7 +88,7 @@ def choose(records: list["StageRecord"]) -> Choice:
         found = _quantized_choice(quant)
         if found is not None:
             return Choice(model_dir, found[0], found[1], "quantize", found[2])
-    onnx = _latest(records, "onnx")
+    onnx = latest("onnx")
     if onnx is None:
         raise EdgepressError("nothing to package: no stage wrote an ONNX file (put export in `stages:`)")
     return Choice(model_dir, onnx, "fp32", "export", "student")
@@ -102,10 +98,6 @@ def _cpu_profile() -> str:
     from benchmarks.baseline import optimum_profile
 
     return optimum_profile()
-
-
-def _copy_tokenizer(tokenizer: Any, dst: Path) -> None:
-    tokenizer.save_pretrained(str(dst))
 
 
 def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: Any) -> dict[str, str]:
@@ -123,12 +115,13 @@ def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: An
     return files
 
 
-def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, tokenizer: Any) -> dict[str, str]:
+def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any) -> dict[str, str]:
     """``onnx/``: model.onnx (+ model_quantized.onnx), config.json and the tokenizer side by side."""
+    from export.stage import optimum_layout
+
     dst.mkdir(parents=True)
     shutil.copy2(fp32_onnx, dst / "model.onnx")
-    shutil.copy2(choice.model_dir / "config.json", dst / "config.json")
-    _copy_tokenizer(tokenizer, dst)
+    optimum_layout(prep, dst)
     files = {"onnx": "onnx/model.onnx"}
     if choice.precision == "int8":
         shutil.copy2(choice.onnx, dst / "model_quantized.onnx")
@@ -193,7 +186,7 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
     written = write_formats(prep, scratch, [f for f in fp32_formats if f != "onnx"], ex.opset)
     fp32_onnx = written.files["onnx"]
     files = write_model_folder(choice, tmp / "model", fp32_onnx, iface)
-    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep.tokenizer))
+    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep))
     quant = _quantization_details(records, choice)
     manifest = build_bundle(prep, written, tmp / "bundle", ex.opset,
                             choice.onnx if choice.precision == "int8" else None,

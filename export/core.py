@@ -63,7 +63,8 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
     from transformers import AutoTokenizer
 
     from compress.errors import ModelLoadError
-    from compress.interface import interface_of, is_sentence_transformers_folder, _position_limit
+    from compress.checks import position_limit
+    from compress.interface import interface_of, is_sentence_transformers_folder
 
     head = get_head(task)
     iface = interface or interface_of(model_dir, head.task)
@@ -73,7 +74,7 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"model folder '{model_dir}' has no loadable tokenizer ({exc}); save the tokenizer "
                              "next to the model (tokenizer.save_pretrained(folder))") from None
-    limit = _position_limit(model.config) or 512
+    limit = position_limit(model.config) or 512
     max_length = min(max_length or iface.max_seq_length, limit)
     names = input_names_for(model)
     wrapper = make_wrapper(model, head.task, names, iface)
