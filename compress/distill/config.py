@@ -65,6 +65,9 @@ class DistillConfig(Section):
                                    "(None: a quarter of the run, at least 10)")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="mixed precision on GPU")
     logging_steps: int = Field(10, ge=1)
-    eval_steps: int | None = Field(None, description="evaluate on the eval split every N steps (None: at epoch ends)")
+    eval_steps: int | None = Field(None, ge=1, description="score the student on the eval split every N optimizer "
+                                   "steps with the task metric (None: at every checkpoint, see save_steps)")
+    keep_best: bool = Field(True, description="the stage's output is the checkpoint with the best eval-split metric "
+                            "(Trainer's load_best_model_at_end); false: the last step's weights")
 
     _steps = field_validator("max_steps")(classmethod(optimizer_steps))

@@ -307,6 +307,17 @@ class DistillationTrainer:
                         logs["teacher_cache_hit_rate"] = round(self.cache.stats.hits / seen, 3) if seen else 0.0
                 super().log(logs, *args, **kwargs)
 
+            def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+                """The task metric on the eval rows (:class:`EvalProbe`), logged and handed to Trainer's best-model
+                bookkeeping; Trainer's own loss-based evaluation when no probe is set."""
+                probe = getattr(self, "quality", None)
+                if probe is None:
+                    return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+                metrics = {f"{metric_key_prefix}_{probe.metric}": probe(self.model)}
+                self.log(metrics)
+                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+                return metrics
+
         return _Trainer(**kwargs)
 
 
@@ -394,18 +405,93 @@ def open_teacher_cache(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokeniz
                                   "teacher": getattr(teacher.config, "_name_or_path", "")})
 
 
+class EvalProbe:
+    """The eval split scored with the task metric of :func:`compress.distill.evaluate.task_quality` (accuracy,
+    Spearman, or cosine to the teacher's embeddings ``reference``), for evaluation during distillation."""
+
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, max_length: int,
+                 reference: Any, interface: "ModelInterface"):
+        from compress.distill.evaluate import quality_metric
+
+        self.tokenizer, self.data, self.task, self.max_length = tokenizer, data, task, max_length
+        self.reference, self.interface = reference, interface
+        self.metric = quality_metric(task, data, reference is not None)
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, model: "PreTrainedModel") -> float:
+        from compress.distill.evaluate import task_quality
+
+        was_training = model.training
+        value = task_quality(model, self.tokenizer, self.data, self.task, self.max_length, self.reference,
+                             self.interface)["value"]
+        model.train(was_training)
+        return float(value)
+
+
+def eval_probe(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", eval: "TextData | None", task: str,
+               max_length: int, reference: Any, interface: "ModelInterface") -> EvalProbe | None:
+    """A probe for ``eval``, or None when there is nothing to score (no rows, no labels and no teacher reference)."""
+    from compress.distill.evaluate import encode, quality_metric
+
+    if eval is None or len(eval) == 0:
+        return None
+    if reference is None and quality_metric(task, eval, False) == "none":
+        reference = encode(teacher, tokenizer, eval.texts, task, max_length, interface=interface)
+    return EvalProbe(tokenizer, eval, task, max_length, reference, interface)
+
+
+def checkpoint_schedule(cfg: "DistillConfig", total_steps: int, probe: EvalProbe | None,
+                        save_checkpoints: bool) -> dict[str, Any]:
+    """TrainingArguments for saving, evaluating and keeping the best checkpoint.
+
+    Evaluation runs every ``eval_steps`` (default: at each checkpoint); with ``keep_best`` the checkpoint with the
+    best eval metric is the result, which needs checkpoints on a multiple of the evaluation interval."""
+    from compress.errors import ConfigError
+
+    save_every = cfg.save_steps or max(10, total_steps // 4)
+    evaluate = probe is not None and (cfg.keep_best or cfg.eval_steps is not None)
+    if not evaluate:
+        return {"save_strategy": "steps" if save_checkpoints else "no", "save_steps": save_every, "eval_strategy": "no"}
+    every = cfg.eval_steps or save_every
+    keep_best = cfg.keep_best and save_checkpoints
+    if keep_best and cfg.save_steps is not None and cfg.save_steps % every:
+        raise ConfigError(f"distill.save_steps={cfg.save_steps} is not a multiple of distill.eval_steps={every}: keep_best "
+                          "keeps a checkpoint at evaluated steps; make save_steps a multiple, or keep_best: false")
+    return {"save_strategy": "steps" if save_checkpoints else "no",
+            "save_steps": (cfg.save_steps or every) if keep_best else save_every,
+            "eval_strategy": "steps", "eval_steps": every, "load_best_model_at_end": keep_best,
+            "metric_for_best_model": f"eval_{probe.metric}", "greater_is_better": True}
+
+
+def final_evaluation_callback():
+    """A Trainer callback: evaluate (and checkpoint) at the last step too, so the final weights compete for best."""
+    from transformers import TrainerCallback
+
+    class EvaluateAtEnd(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps and args.eval_strategy != "no":
+                control.should_evaluate = True
+                control.should_save = args.save_strategy != "no"
+            return control
+
+    return EvaluateAtEnd()
+
+
 def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                   train: "TextData | Any", eval: "TextData | None", task: str, cfg: "DistillConfig", max_length: int,
                   out_dir: Path, seed: int, checkpoint_dir: Path | None = None,
                   picked_layers: list[int] | None = None, save_checkpoints: bool = True,
-                  interface: "ModelInterface | None" = None, cache_dir: Path | None = None) -> DistillOutcome:
+                  interface: "ModelInterface | None" = None, cache_dir: Path | None = None,
+                  eval_reference: Any = None) -> DistillOutcome:
     """Train ``student`` to imitate ``teacher`` on ``train`` with the configured loss mix.
 
     ``train`` is a TextData or a ``datasets.Dataset`` ("text"[, "pair"][, "labels"][, "key"]), tokenized
-    lazily as batches are drawn. ``save_checkpoints=False`` (short runs such as QAT) trains without writing
-    resumable checkpoints. ``interface`` says how sentence embeddings are pooled (default: mean).
-    ``cache_dir``: folder of the on-disk caches (teacher outputs under ``teacher/``), see
-    :func:`open_teacher_cache`.
+    lazily as batches are drawn. ``eval`` rows are scored with the task metric every ``cfg.eval_steps`` and,
+    with ``cfg.keep_best``, the best-scoring checkpoint is returned (``eval_reference``: the teacher's
+    embeddings of ``eval`` for the fidelity metric; computed here when needed and not given).
+    ``save_checkpoints=False`` (short runs such as QAT) trains without writing resumable checkpoints.
+    ``interface`` says how sentence embeddings are pooled (default: mean). ``cache_dir``: folder of the
+    on-disk caches (teacher outputs under ``teacher/``), see :func:`open_teacher_cache`.
     """
     from compress.interface import ModelInterface, SentencePooler, hidden_size
 
@@ -438,24 +524,31 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     ckpt = Path(checkpoint_dir or out_dir / "checkpoints")
     steps_per_epoch = math.ceil(len(ds) / (cfg.batch_size * cfg.gradient_accumulation_steps * world))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
+    probe = eval_probe(teacher, tokenizer, eval, task, max_length, eval_reference, interface) \
+        if cfg.keep_best or cfg.eval_steps is not None else None
+    schedule = checkpoint_schedule(cfg, total_steps, probe, save_checkpoints)
     args = TrainingArguments(
         output_dir=str(ckpt), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio, lr_scheduler_type="linear", logging_steps=min(cfg.logging_steps, max(1, total_steps)),
-        save_strategy="steps" if save_checkpoints else "no",
-        save_steps=cfg.save_steps or max(10, total_steps // 4), save_total_limit=1, report_to=[],
+        **schedule, save_total_limit=1, report_to=[],
         remove_unused_columns=False,  # the teacher needs columns the student may not take (token_type_ids)
         seed=seed, data_seed=seed, dataloader_num_workers=0, use_cpu=not cuda,
         fp16=cuda and cfg.precision == "fp16", bf16=cuda and cfg.precision == "bf16",
         ddp_backend=None if cuda or world == 1 else "gloo", disable_tqdm=False, save_safetensors=True,
     )
     trainer = DistillationTrainer.build(
-        model=student, args=args, train_dataset=ds, data_collator=collate, teacher=teacher, task=task, dcfg=cfg,
+        model=student, args=args, train_dataset=ds, data_collator=collate,
+        eval_dataset=None if schedule["eval_strategy"] == "no" else
+        training_rows(eval, task).with_transform(LazyTokenizer(tokenizer, max_length)), teacher=teacher, task=task, dcfg=cfg,
         layer_map=_layer_map(s_layers, t_layers, picked_layers), projection_needed=sw != tw, pooler=pooler,
         cache=cache, fixed_teacher=can_cache(task, cfg))
+    trainer.quality = probe if schedule["eval_strategy"] != "no" else None  # read by the Trainer's evaluate()
     use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
     trainer.add_callback(rows_progress_callback(trainer))  # rows/s and cache size on that bar
+    if trainer.quality is not None:
+        trainer.add_callback(final_evaluation_callback())
     last = resumable_checkpoint(ckpt) if save_checkpoints else None  # validated; damaged ones discarded
     t0 = time.perf_counter()
     try:
@@ -476,9 +569,22 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
         "rows_per_second": round(trainer.rows_seen * world / train_seconds, 1) if train_seconds else 0.0,
         "resumed_from": Path(last).name if last else None, "world_size": world,
     }
+    if trainer.quality is not None:
+        metrics.update(evaluation_summary(trainer, trainer.quality.metric))
     if cache is not None:
         metrics.update(cache.metrics())
     return DistillOutcome(student, metrics, [h for h in trainer.state.log_history if "loss" in h])
+
+
+def evaluation_summary(trainer: Any, metric: str) -> dict[str, Any]:
+    """The eval-split scores logged during training and which step's weights were kept."""
+    key = f"eval_{metric}"
+    history = [{"step": h["step"], metric: round(float(h[key]), 6)} for h in trainer.state.log_history if key in h]
+    kept = trainer.state.best_global_step if trainer.args.load_best_model_at_end else None
+    return {"eval_metric_during_training": metric, "eval_history": history,
+            "best_step": kept,
+            "best_eval": round(float(trainer.state.best_metric), 6) if trainer.state.best_metric is not None else None,
+            "kept": "best" if kept is not None else "last"}
 
 
 def save_loss_curves(history: list[dict[str, Any]], out_dir: Path) -> dict[str, str]:

@@ -49,23 +49,35 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
     return torch.cat(out).numpy()
 
 
+def quality_metric(task: str, data: "TextData", has_reference: bool) -> str:
+    """The metric :func:`task_quality` reports for ``task`` on ``data``: accuracy, spearman, teacher_cosine or none."""
+    if task == "classification" and data.labels is not None:
+        return "accuracy"
+    if task == "regression" and data.labels is not None:
+        return "spearman"
+    if task == "embedding" and data.pairs is not None and data.labels is not None:
+        return "spearman"
+    return "teacher_cosine" if has_reference else "none"
+
+
 def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str,
                  max_length: int, reference: np.ndarray | None = None,
                  interface: "ModelInterface | None" = None) -> dict[str, Any]:
     """Headline metric on ``data``: accuracy, Spearman (STS pairs or regression), or fidelity to ``reference``."""
     from benchmarks import metrics as M
 
-    if task == "classification" and data.labels is not None:
+    metric = quality_metric(task, data, reference is not None)
+    if metric == "accuracy":
         logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)
         return {"metric": "accuracy", "value": M.accuracy(logits.argmax(1), data.labels)}
-    if task == "regression" and data.labels is not None:
+    if metric == "spearman" and task == "regression":
         pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)[:, 0]
         return {"metric": "spearman", "value": M.spearman(pred, data.labels)}
-    if task == "embedding" and data.pairs is not None and data.labels is not None:
+    if metric == "spearman":
         a = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
         b = encode(model, tokenizer, data.pairs, task, max_length, interface=interface)
         return {"metric": "spearman", "value": M.sts_scores(a, b, data.labels)["spearman"]}
-    emb = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
-    if reference is None:
+    if metric == "none":
         return {"metric": "none", "value": float("nan")}
+    emb = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
     return {"metric": "teacher_cosine", "value": M.mean_cosine(emb, reference)}

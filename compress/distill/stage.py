@@ -59,7 +59,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
-                            cache_dir=cache_root)
+                            cache_dir=cache_root, eval_reference=reference)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, iface)
     if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
         test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref, iface)["value"],

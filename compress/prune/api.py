@@ -103,7 +103,8 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     train = train.head(rcfg.max_train_samples)
     loss = rcfg.loss or default_recovery_loss(task, train.labels is not None)
     dcfg = DistillConfig(epochs=rcfg.epochs, max_steps=rcfg.max_steps, batch_size=rcfg.batch_size,
-                         learning_rate=rcfg.learning_rate, warmup_ratio=rcfg.warmup_ratio, loss=loss)
+                         learning_rate=rcfg.learning_rate, warmup_ratio=rcfg.warmup_ratio, loss=loss,
+                         keep_best=False)  # recovery keeps its last step, as before
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = distill_model(teacher, student, tokenizer, train, eval, task, dcfg, max_length, work_dir, seed,
