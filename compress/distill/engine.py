@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from compress.distill import losses as L
+from compress.distill import terms as T
 from compress.distill.evaluate import model_input_names
 from compress.errors import EdgepressError
 
@@ -237,8 +237,8 @@ class DistillationTrainer:
                 if self.fixed_teacher and "key" in inputs:
                     self._fixed_teacher_outputs(inputs)
                 mask = inputs["attention_mask"]
-                need_layers = w.hidden_mse > 0
-                need_attn = w.attn_kl > 0
+                need_layers = T.needed(w, T.HIDDEN_STATES)
+                need_attn = T.needed(w, T.ATTENTIONS)
                 need_hidden_out = self.task != "embedding" or need_layers
                 s_out = model(**{k: v for k, v in inputs.items() if k in self._s_names and k != "labels"},
                               output_hidden_states=need_hidden_out, output_attentions=need_attn)
@@ -248,45 +248,10 @@ class DistillationTrainer:
                 t_last = inputs.get("teacher_last_hidden")
                 if t_last is None and t_out is not None:
                     t_last = t_out.last_hidden_state if self.task == "embedding" else t_out.hidden_states[-1]
-                terms: dict[str, torch.Tensor] = {}
-                if w.cos > 0:
-                    terms["cos"] = L.hidden_cosine(s_last, t_last, mask)
-                if w.embed_mse > 0 or w.embed_cos > 0:
-                    s_emb = self.pooler.pooled(s_last, mask)
-                    t_emb = inputs.get("teacher_embedding")
-                    if t_emb is None:
-                        t_emb = self.pooler.pooled(t_last, mask)
-                    if w.embed_mse > 0:
-                        terms["embed_mse"] = L.embedding_mse(s_emb, t_emb)
-                    if w.embed_cos > 0:
-                        terms["embed_cos"] = L.embedding_cosine(s_emb, t_emb)
-                if w.kl > 0:
-                    t_logits = inputs.get("teacher_logits", t_out.logits if t_out is not None else None)
-                    if self.task == "mlm":
-                        terms["kl"] = L.masked_positions_kl(s_out.logits, t_logits, inputs["mlm_labels"], d.temperature,
-                                                            d.t_squared, d.kl_reduction) if d.kl_on_masked_only else \
-                            L.soft_label_kl(s_out.logits, t_logits, d.temperature, d.t_squared, d.kl_reduction)
-                    else:
-                        terms["kl"] = L.soft_label_kl(s_out.logits, t_logits, d.temperature, d.t_squared, d.kl_reduction)
-                if w.mlm > 0:
-                    logits = s_out.logits
-                    terms["mlm"] = torch.nn.functional.cross_entropy(
-                        logits.view(-1, logits.shape[-1]), inputs["mlm_labels"].view(-1), ignore_index=-100)
-                if w.hard > 0:
-                    terms["hard"] = L.hard_label_loss(s_out.logits, inputs["labels"], self.task)
-                if need_layers:
-                    proj = getattr(model, "distill_projection", None)
-                    parts = [L.hidden_mse(s_out.hidden_states[si], t_out.hidden_states[ti], mask, proj)
-                             for si, ti in self.layer_map]
-                    terms["hidden_mse"] = torch.stack(parts).mean()
-                if need_attn:
-                    terms["attn_kl"] = L.attention_kl(s_out.attentions[-1], t_out.attentions[-1], mask)
-                if w.value_kl > 0:
-                    heads = model.config.num_attention_heads if hasattr(model.config, "num_attention_heads") else model.config.n_heads
-                    t_heads = getattr(self.teacher.config, "num_attention_heads", getattr(self.teacher.config, "n_heads", heads))
-                    vs = L.value_relation(self._values["s"], heads, mask)
-                    vt = L.value_relation(self._values["t"], t_heads, mask)
-                    terms["value_kl"] = L.attention_kl(vs, vt, mask)
+                ctx = T.TermContext(task=self.task, cfg=d, inputs=inputs, mask=mask, student_out=s_out,
+                                    teacher_out=t_out, student_last=s_last, teacher_last=t_last, pooler=self.pooler,
+                                    student=model, teacher=self.teacher, layer_map=self.layer_map, values=self._values)
+                terms = {spec.name: spec.compute(ctx) for spec in T.active_terms(w)}  # registry order
                 total = sum(getattr(w, k) * v for k, v in terms.items())
                 for k, v in terms.items():
                     self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
@@ -326,10 +291,7 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
     active = {k: v for k, v in w.model_dump().items() if v > 0}
     if not active:
         raise EdgepressError("distill.loss: every loss weight is 0; turn on at least one term")
-    allowed = {"embedding": {"cos", "embed_mse", "embed_cos", "hidden_mse", "attn_kl", "value_kl"},
-               "mlm": {"kl", "mlm", "cos", "embed_mse", "embed_cos", "hidden_mse", "attn_kl", "value_kl"},
-               "classification": {"kl", "hard", "cos", "embed_mse", "embed_cos", "hidden_mse", "attn_kl", "value_kl"},
-               "regression": {"kl", "hard", "cos", "embed_mse", "embed_cos", "hidden_mse", "attn_kl", "value_kl"}}[task]
+    allowed = T.allowed_terms(task)
     bad = sorted(set(active) - allowed)
     if bad:
         raise EdgepressError(f"distill.loss.{bad[0]} does not apply to task '{task}' (usable: {', '.join(sorted(allowed))})")
@@ -337,7 +299,7 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
         raise EdgepressError("distill.loss.kl needs class probabilities; for regression use hard and/or hidden losses")
     sw, tw = student.config.hidden_size if hasattr(student.config, "hidden_size") else student.config.dim, \
         teacher.config.hidden_size if hasattr(teacher.config, "hidden_size") else teacher.config.dim
-    if sw != tw and (w.cos > 0 or w.embed_mse > 0 or w.embed_cos > 0):
+    if sw != tw and T.needed(w, T.SAME_WIDTH):
         raise EdgepressError(f"student width {sw} != teacher width {tw}: cos/embed losses need equal widths; "
                              "use hidden_mse (learned projection) and kl/hard instead")
 

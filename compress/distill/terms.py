@@ -1,0 +1,182 @@
+"""The distillation loss terms as a registry: one small function per ``LossWeights`` field.
+
+Each entry says which tasks it applies to and what it needs from the forward passes; the Trainer's
+``compute_loss`` runs the entries whose weight is above 0, in registry order, and ``_check_compatible``
+reads the task table from here. The loss math itself lives in :mod:`compress.distill.losses`.
+
+A new task (e.g. token classification) is added by listing it in the ``tasks`` of the terms that apply
+to it (and registering its own terms, e.g. a per-token KL); nothing else here changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from compress.distill import losses as L
+
+if TYPE_CHECKING:
+    from compress.distill.config import DistillConfig, LossWeights
+
+# What a term can need from the forward passes (TermSpec.needs):
+LAST_HIDDEN = "last_hidden"        # student and teacher last hidden states (TermContext.student_last/teacher_last)
+POOLED = "pooled"                  # pooled sentence embeddings (TermContext.embeddings)
+LOGITS = "logits"                  # student logits and teacher logits (forward or cache)
+LABELS = "labels"                  # gold labels in the batch ("labels")
+MLM_LABELS = "mlm_labels"          # masked-token labels from the MLM collator ("mlm_labels")
+HIDDEN_STATES = "hidden_states"    # every layer's hidden states from both models (not cacheable)
+ATTENTIONS = "attentions"          # attention probabilities from both models (not cacheable)
+VALUE_HOOK = "value_hook"          # last-layer value projections captured by forward hooks (not cacheable)
+SAME_WIDTH = "same_width"          # student and teacher hidden sizes must be equal
+
+TASKS = ("embedding", "mlm", "classification", "regression")
+
+
+@dataclass
+class TermContext:
+    """What one training step offers the loss terms: both models' outputs, the batch and the config."""
+
+    task: str
+    cfg: "DistillConfig"
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    student_out: Any
+    teacher_out: Any | None  # None when the teacher's tensors come from the cache (inputs["teacher_*"])
+    student_last: torch.Tensor
+    teacher_last: torch.Tensor | None
+    pooler: Any
+    student: Any
+    teacher: Any
+    layer_map: list[tuple[int, int]]
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    _embeddings: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(student, teacher) pooled sentence embeddings, computed once per step; the teacher's from the cache if there."""
+        if self._embeddings is None:
+            s_emb = self.pooler.pooled(self.student_last, self.mask)
+            t_emb = self.inputs.get("teacher_embedding")
+            if t_emb is None:
+                t_emb = self.pooler.pooled(self.teacher_last, self.mask)
+            self._embeddings = (s_emb, t_emb)
+        return self._embeddings
+
+    def teacher_logits(self) -> torch.Tensor | None:
+        """The teacher's logits: cached ones when the batch carries them, else the teacher forward's."""
+        return self.inputs.get("teacher_logits", self.teacher_out.logits if self.teacher_out is not None else None)
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One loss term: its ``LossWeights`` name, the function computing it, the tasks it applies to, its needs."""
+
+    name: str
+    compute: Callable[[TermContext], torch.Tensor]
+    tasks: frozenset[str]
+    needs: frozenset[str]
+
+
+TERMS: dict[str, TermSpec] = {}
+
+
+def register(name: str, tasks: tuple[str, ...], needs: tuple[str, ...]) -> Callable:
+    """Decorator: add the function as the term ``name`` (registry order is the order terms are summed and logged)."""
+
+    def add(fn: Callable[[TermContext], torch.Tensor]) -> Callable[[TermContext], torch.Tensor]:
+        if name in TERMS:
+            raise ValueError(f"loss term '{name}' is registered twice")
+        TERMS[name] = TermSpec(name, fn, frozenset(tasks), frozenset(needs))
+        return fn
+
+    return add
+
+
+def active_terms(weights: "LossWeights") -> list[TermSpec]:
+    """The registered terms whose weight is above 0, in registry order."""
+    return [spec for name, spec in TERMS.items() if getattr(weights, name) > 0]
+
+
+def needed(weights: "LossWeights", need: str) -> bool:
+    """Whether any term with a weight above 0 needs ``need`` (one of the constants above)."""
+    return any(need in spec.needs for spec in active_terms(weights))
+
+
+def allowed_terms(task: str) -> set[str]:
+    """Names of the terms that apply to ``task`` (KeyError for a task no term knows)."""
+    if not any(task in spec.tasks for spec in TERMS.values()):
+        raise KeyError(task)
+    return {name for name, spec in TERMS.items() if task in spec.tasks}
+
+
+@register("cos", TASKS, (LAST_HIDDEN, SAME_WIDTH))
+def cos_term(ctx: TermContext) -> torch.Tensor:
+    """1 - cosine between student and teacher last hidden states over real tokens."""
+    return L.hidden_cosine(ctx.student_last, ctx.teacher_last, ctx.mask)
+
+
+@register("embed_mse", TASKS, (POOLED, SAME_WIDTH))
+def embed_mse_term(ctx: TermContext) -> torch.Tensor:
+    """MSE between pooled student and teacher sentence embeddings."""
+    return L.embedding_mse(*ctx.embeddings())
+
+
+@register("embed_cos", TASKS, (POOLED, SAME_WIDTH))
+def embed_cos_term(ctx: TermContext) -> torch.Tensor:
+    """1 - cosine between pooled student and teacher sentence embeddings."""
+    return L.embedding_cosine(*ctx.embeddings())
+
+
+@register("kl", ("mlm", "classification", "regression"), (LOGITS,))
+def kl_term(ctx: TermContext) -> torch.Tensor:
+    """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``."""
+    d, logits = ctx.cfg, ctx.student_out.logits
+    if ctx.task == "mlm" and d.kl_on_masked_only:
+        return L.masked_positions_kl(logits, ctx.teacher_logits(), ctx.inputs["mlm_labels"], d.temperature,
+                                     d.t_squared, d.kl_reduction)
+    return L.soft_label_kl(logits, ctx.teacher_logits(), d.temperature, d.t_squared, d.kl_reduction)
+
+
+@register("mlm", ("mlm",), (LOGITS, MLM_LABELS))
+def mlm_term(ctx: TermContext) -> torch.Tensor:
+    """Cross-entropy of the student's MLM logits on the masked tokens."""
+    logits = ctx.student_out.logits
+    return torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), ctx.inputs["mlm_labels"].view(-1),
+                                             ignore_index=-100)
+
+
+@register("hard", ("classification", "regression"), (LOGITS, LABELS))
+def hard_term(ctx: TermContext) -> torch.Tensor:
+    """Cross-entropy (classification) or MSE (regression) on the gold labels."""
+    return L.hard_label_loss(ctx.student_out.logits, ctx.inputs["labels"], ctx.task)
+
+
+@register("hidden_mse", TASKS, (HIDDEN_STATES,))
+def hidden_mse_term(ctx: TermContext) -> torch.Tensor:
+    """Mean over mapped (student, teacher) layers of the hidden-state MSE (student projected when widths differ)."""
+    proj = getattr(ctx.student, "distill_projection", None)
+    s_hidden, t_hidden = ctx.student_out.hidden_states, ctx.teacher_out.hidden_states
+    parts = [L.hidden_mse(s_hidden[si], t_hidden[ti], ctx.mask, proj) for si, ti in ctx.layer_map]
+    return torch.stack(parts).mean()
+
+
+@register("attn_kl", TASKS, (ATTENTIONS,))
+def attn_kl_term(ctx: TermContext) -> torch.Tensor:
+    """KL between the last layers' attention distributions."""
+    return L.attention_kl(ctx.student_out.attentions[-1], ctx.teacher_out.attentions[-1], ctx.mask)
+
+
+def _num_heads(config: Any, default: int | None = None) -> int:
+    """Attention heads of a BERT-style (num_attention_heads) or DistilBERT-style (n_heads) config."""
+    return getattr(config, "num_attention_heads", getattr(config, "n_heads", default))
+
+
+@register("value_kl", TASKS, (VALUE_HOOK,))
+def value_kl_term(ctx: TermContext) -> torch.Tensor:
+    """KL between the last layers' value-relation matrices (MiniLM), from the hooked value projections."""
+    heads = _num_heads(ctx.student.config)
+    t_heads = _num_heads(ctx.teacher.config, heads)
+    vs = L.value_relation(ctx.values["s"], heads, ctx.mask)
+    vt = L.value_relation(ctx.values["t"], t_heads, ctx.mask)
+    return L.attention_kl(vs, vt, ctx.mask)
