@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
-    """Measure quality and latency of the teacher and all variants; report into out_dir and the run folder."""
+    """Measure quality and latency of the teacher and all variants; report into out_dir (the pipeline copies the
+    report beside the stage folders, runs/<name>/report.json)."""
     from benchmarks.report import write_report
 
     specs = model_specs(cfg, inputs)
@@ -37,10 +37,6 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         id2label = teacher_iface.id2label
         report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)
-    inputs.run_dir.mkdir(parents=True, exist_ok=True)
-    for key in ("json", "md", "png"):
-        if key in paths:
-            shutil.copy2(paths[key], Path(inputs.run_dir) / paths[key].name)
     return StageResult(outputs={k: p.name for k, p in paths.items()}, metrics=summary_metrics(report))
 
 

@@ -246,9 +246,26 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
                 on_stage(name, "done")
         inputs.upstream.append(rec)
         upstream_hash = h
+        if is_main_process():
+            copy_to_run_folder(rec, run_dir)
     if seed is None and is_main_process() and any(r.name in PACKAGED_AFTER for r in inputs.upstream):
         outcomes.append(_package(cfg, inputs.upstream, on_stage))
     return outcomes
+
+
+# Outputs of a finished stage that the run folder keeps a copy of (runs/<name>/report.json, ...): a stage
+# writes only inside its own folder, so the copy is the pipeline's.
+RUN_FOLDER_COPIES = {"bench": ("json", "md", "png")}
+
+
+def copy_to_run_folder(rec: StageRecord, run_dir: Path) -> list[Path]:
+    """Copy the outputs of ``rec`` named in RUN_FOLDER_COPIES (bench's report) into ``run_dir``; returns the copies."""
+    copies = []
+    for key in RUN_FOLDER_COPIES.get(rec.name, ()):
+        src = rec.dir / rec.outputs[key] if key in rec.outputs else None
+        if src is not None and src.is_file():
+            copies.append(Path(shutil.copy2(src, run_dir / src.name)))
+    return copies
 
 
 # A run that exported (or searched) ends by packaging its chosen model into runs/<name>/final/.

@@ -1,4 +1,4 @@
-"""The pipeline stage (report.json in runs/<name>/) and the `edgepress bench` CLI."""
+"""The pipeline stage (report.json in its own folder) and the `edgepress bench` CLI."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def _config(teacher, shared_data, tmp_path, **bench):
     })
 
 
+def _tree(root, skip):
+    """Every path under ``root`` but ``skip``'s subtree -> (size, mtime_ns): what a stage must leave as it was."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p != skip and skip not in p.parents}
+
+
 def test_stage_measures_teacher_and_variants(tiny_model_dir, shared_data, tmp_path):
     teacher = tiny_model_dir("bert", "embedding")
     cfg = _config(teacher, shared_data, tmp_path, sweep_batch_sizes=[2])
@@ -39,10 +45,11 @@ def test_stage_measures_teacher_and_variants(tiny_model_dir, shared_data, tmp_pa
     out.mkdir()
     from benchmarks.stage import run_stage
 
+    before = _tree(tmp_path, out)
     result = run_stage(cfg, inputs, out)
-    report = json.loads((cfg.run_dir / "report.json").read_text())
-    assert (cfg.run_dir / "report.md").is_file() and (cfg.run_dir / "pareto.png").is_file()
-    assert (out / "report.csv").is_file()
+    assert _tree(tmp_path, out) == before  # nothing outside out_dir created or changed (the pipeline copies the report)
+    report = json.loads((out / "report.json").read_text())
+    assert all((out / name).is_file() for name in ("report.md", "pareto.png", "report.csv"))
     names = [m["name"] for m in report["models"]]
     assert names == ["teacher", "student-onnx", "student-pte"]
     teacher_e, onnx_e, pte_e = report["models"]

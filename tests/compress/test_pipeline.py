@@ -101,3 +101,26 @@ def test_keys_a_stage_does_not_read_do_not_redo_it():
     assert stage_hash(a, "distill", "") != stage_hash(b, "distill", "")
     assert stage_hash(a, "finetune", "") != stage_hash(load_config(None, [*base, "data.max_train_samples=5"]),
                                                       "finetune", "")
+
+
+def stage_bench(cfg, inputs, out_dir):
+    CALLS.append("bench")
+    for name in ("report.json", "report.md", "report.csv"):
+        (out_dir / name).write_text(f"{name} of seed {cfg.seed}")
+    return StageResult(outputs={"json": "report.json", "md": "report.md", "csv": "report.csv"})
+
+
+def test_pipeline_copies_the_bench_report_into_the_run_folder(fake_stages, monkeypatch, tmp_path):
+    monkeypatch.setitem(registry.STAGES, "bench", StageSpec("bench", f"{__name__}:stage_bench", ("seed",), "test bench"))
+    cfg = _cfg(tmp_path, "stages=[a, bench]")
+    run_pipeline(cfg)
+    run_dir = tmp_path / "t"
+    assert (run_dir / "report.json").read_text() == "report.json of seed 42"
+    assert (run_dir / "report.md").read_text() == "report.md of seed 42"
+    assert not (run_dir / "report.csv").exists()  # json, md and png only
+    (run_dir / "report.json").unlink()
+    out = run_pipeline(cfg)
+    assert [o.status for o in out] == ["skipped", "skipped"] and CALLS == ["a", "bench"]
+    assert (run_dir / "report.json").read_text() == "report.json of seed 42"  # restored from 02-bench
+    run_pipeline(_cfg(tmp_path, "stages=[a, bench]", "seed=7"))
+    assert (run_dir / "report.json").read_text() == "report.json of seed 7"
