@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from compress.errors import DataError, EdgepressError
 from compress.quantize.config import QuantizeConfig
+from compress.quantize.methods import CALIBRATION_FEEDS, METHODS, PLAIN_GRAPH, PYTORCH_STUDENT, method_spec, needs_any
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from compress.data import TextData
     from compress.quantize.qat import QATSource
 
-INT8_METHODS = ("dynamic", "static", "nncf", "qat")
+INT8_METHODS = tuple(name for name, spec in METHODS.items() if spec.precision == "int8")
 log = logging.getLogger(__name__)
 
 
@@ -73,7 +74,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     if not onnx_path.is_file():
         raise EdgepressError(f"ONNX model '{onnx_path}' does not exist; run the export stage first")
     cfg = resolve_config(config, methods)
-    if "qat" in cfg.methods and qat_source is None:
+    if needs_any(cfg.methods, PYTORCH_STUDENT) and qat_source is None:
         raise EdgepressError("quantize method 'qat' trains the PyTorch student: run it in a pipeline after distill/prune, "
                              "or give `edgepress quantize` the student folder with --student")
     tok = _tokenizer(tokenizer)
@@ -101,7 +102,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
         prepared = work / "prepared.onnx"
         report["graph"].update(prepare_for_quantization(baseline, prepared))
         plain = prepared
-        if cfg.optimize_graph and "nncf" in cfg.methods:
+        if cfg.optimize_graph and needs_any(cfg.methods, PLAIN_GRAPH):
             plain = work / "prepared-plain.onnx"  # NNCF's ONNX backend does not know com.microsoft fused ops
             prepare_for_quantization(onnx_path, plain)
 
@@ -118,7 +119,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
 
         # calibration rows (static, nncf)
         feeds = None
-        if {"static", "nncf", "qat"} & set(cfg.methods):
+        if needs_any(cfg.methods, CALIBRATION_FEEDS):
             if calibration is None:
                 raise DataError("static, NNCF and QAT quantization need calibration texts: give calibration data "
                                 "(e.g. --calibration-data FILE, or data.train in the config)")
@@ -152,7 +153,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                 (["slower than fp32 on this CPU"] if rec["latency"]["slower_than_fp32"] else [])
             rec.update(path=dst.name, variant=f"{name_prefix}-{FILE_TAG[method]}", precision=PRECISION[method],
                        size_mb=round(dst.stat().st_size / 2**20, 3))
-            if feeds is not None and method in ("static", "nncf", "qat"):
+            if feeds is not None and CALIBRATION_FEEDS in method_spec(method).needs:
                 rec["calibration_rows_yielded"] = feeds.yielded - read_before
             report["methods"][method] = rec
             variants.append({"name": rec["variant"], "format": "onnx", "path": dst.name, "precision": rec["precision"]})
@@ -186,38 +187,24 @@ def _run_method(method: str, base: Any, cfg: QuantizeConfig, prepared: Path, pla
 
     import onnx
 
-    from compress.quantize import methods as m
     from compress.quantize.graph import graph_blocks
     from compress.quantize.guard import Guard
+    from compress.quantize.methods import MethodInputs
 
-    src = plain if method == "nncf" else prepared
+    spec = method_spec(method)
+    src = plain if PLAIN_GRAPH in spec.needs else prepared
     blocks = graph_blocks(onnx.load(str(src)))
     s = dataclasses.replace(base, method=method)
     if method == "static" and s.activation_type == "qint8" and s.weight_type == "quint8":
         s = dataclasses.replace(s, weight_type="qint8")
-    fns = {
-        "dynamic": lambda st, dst, ex: m.quantize_dynamic(src, dst, st, ex),
-        "static": lambda st, dst, ex: m.quantize_static(src, dst, st, ex, feeds, cfg.static.percentile, work / "calib"),
-        "nncf": lambda st, dst, ex: m.quantize_nncf(src, dst, st, ex, feeds, cfg),
-        "qat": lambda st, dst, ex: _qat(qat, dst, st, feeds, cfg, work),
-        "fp16": lambda st, dst, ex: m.convert_fp16(src, dst, st, ex, cfg.fp16.keep_io_types),
-        "int4": lambda st, dst, ex: m.quantize_int4(src, dst, st, ex, cfg.int4.block_size, cfg.int4.symmetric,
-                                                    cfg.int4.accuracy_level),
-    }
-    guard = Guard(method, fns[method], ev, blocks, cfg.guard, work)
+    job = MethodInputs(src=src, cfg=cfg, work=work, feeds=feeds, qat=qat)
+    guard = Guard(method, spec.quantizer(job), ev, blocks, cfg.guard, work)
     rec = guard.run(s, baseline)
-    if method == "qat":
+    if PYTORCH_STUDENT in spec.needs:
         rec["graph"] = "exported from the QAT-trained PyTorch student (QDQ)"
     else:
         rec["graph"] = "plain" if src == plain and plain != prepared else ("fused" if cfg.optimize_graph else "plain")
     return rec
-
-
-def _qat(qat: tuple[Any, str, int], dst: Path, s: Any, feeds: Any, cfg: QuantizeConfig, work: Path) -> dict[str, Any]:
-    from compress.quantize.qat import quantize_qat
-
-    source, task, max_length = qat
-    return {"qat": quantize_qat(source, dst, s, feeds, task, max_length, cfg.qat, work)}
 
 
 def _recommend(methods: dict[str, dict[str, Any]]) -> dict[str, Any]:

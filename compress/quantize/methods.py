@@ -13,7 +13,7 @@ import io
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from compress.errors import EdgepressError, require
 from compress.quantize.graph import quiet
@@ -21,6 +21,7 @@ from compress.quantize.graph import quiet
 if TYPE_CHECKING:
     from compress.quantize.calibration import TextCalibrationFeeds
     from compress.quantize.config import QuantizeConfig
+    from compress.quantize.qat import QATSource
 
 # Static QDQ quantizes the weight-bearing ops only: residual/mask Adds, Where and Softmax stay float (the
 # mask's float-min constants would also overflow the histogram calibrators).
@@ -44,12 +45,8 @@ class Settings:
 
     def describe(self) -> dict[str, Any]:
         """The settings this method actually reads (for stage.json)."""
-        unused = {"static": (), "nncf": ("calibration",), "dynamic": ("calibration", "activation_type"),
-                  "qat": ("calibration", "per_channel", "reduce_range", "weight_type"),
-                  "fp16": ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type"),
-                  "int4": ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type")}
         d = asdict(self)
-        for key in unused.get(self.method, ()):
+        for key in METHODS[self.method].unused if self.method in METHODS else ():
             d.pop(key)
         if self.method != "static":
             d.pop("weight_matmuls_only")
@@ -160,6 +157,103 @@ def quantize_int4(src: Path, dst: Path, s: Settings, exclude: list[str], block_s
     quant.model.save_model_to_file(str(dst))
 
 
-PRECISION = {"dynamic": "int8", "static": "int8", "nncf": "int8", "qat": "int8", "fp16": "fp16", "int4": "int4"}
-FILE_TAG = {"dynamic": "int8-dynamic", "static": "int8-static", "nncf": "int8-nncf", "qat": "int8-qat", "fp16": "fp16",
-            "int4": "int4"}
+# ----------------------------------------------------------------------------- the registry
+
+# What a method can need besides the prepared ONNX graph (MethodSpec.needs):
+CALIBRATION_FEEDS = "calibration_feeds"  # tokenized calibration rows (MethodInputs.feeds)
+PLAIN_GRAPH = "plain_graph"              # a graph without com.microsoft fused ops (NNCF's ONNX backend)
+PYTORCH_STUDENT = "pytorch_student"      # the PyTorch student, its teacher and texts (MethodInputs.qat)
+
+
+@dataclass
+class MethodInputs:
+    """What a quantization run offers its methods: the source graph, the config, a work folder, calibration, QAT."""
+
+    src: Path
+    cfg: "QuantizeConfig"
+    work: Path
+    feeds: "TextCalibrationFeeds | None" = None
+    qat: "tuple[QATSource | None, str, int] | None" = None  # (source, task, max_length)
+
+
+MethodRun = Callable[[MethodInputs, Settings, Path, list[str]], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One quantize method: its function, what it needs, its precision and file tag, the settings it ignores."""
+
+    name: str
+    run: MethodRun
+    precision: str
+    file_tag: str
+    needs: frozenset[str] = frozenset()
+    unused: tuple[str, ...] = ()  # Settings fields the method does not read (left out of describe())
+
+    def quantizer(self, job: MethodInputs) -> Callable[[Settings, Path, list[str]], "dict[str, Any] | None"]:
+        """The (settings, dst, exclude) function the accuracy guard calls, bound to ``job``."""
+        return lambda s, dst, exclude: self.run(job, s, dst, exclude)
+
+
+def _run_dynamic(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
+    """Dynamic INT8 of ``job.src``."""
+    quantize_dynamic(job.src, dst, s, exclude)
+
+
+def _run_static(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
+    """Static QDQ INT8 of ``job.src`` calibrated on ``job.feeds`` (calibration cache under the work folder)."""
+    quantize_static(job.src, dst, s, exclude, job.feeds, job.cfg.static.percentile, job.work / "calib")
+
+
+def _run_nncf(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
+    """NNCF PTQ of ``job.src`` (the plain graph) calibrated on ``job.feeds``."""
+    quantize_nncf(job.src, dst, s, exclude, job.feeds, job.cfg)
+
+
+def _run_qat(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> dict[str, Any]:
+    """QAT of the PyTorch student, exported to QDQ ONNX (``exclude`` does not apply: it has no fallbacks)."""
+    from compress.quantize.qat import quantize_qat
+
+    source, task, max_length = job.qat
+    return {"qat": quantize_qat(source, dst, s, job.feeds, task, max_length, job.cfg.qat, job.work)}
+
+
+def _run_fp16(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
+    """FP16 conversion of ``job.src``."""
+    convert_fp16(job.src, dst, s, exclude, job.cfg.fp16.keep_io_types)
+
+
+def _run_int4(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
+    """Weight-only INT4 of ``job.src`` with the configured block size, symmetry and accuracy level."""
+    opts = job.cfg.int4
+    quantize_int4(job.src, dst, s, exclude, opts.block_size, opts.symmetric, opts.accuracy_level)
+
+
+_FLOAT_UNUSED = ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type")
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("dynamic", _run_dynamic, "int8", "int8-dynamic", unused=("calibration", "activation_type")),
+    MethodSpec("static", _run_static, "int8", "int8-static", frozenset({CALIBRATION_FEEDS})),
+    MethodSpec("nncf", _run_nncf, "int8", "int8-nncf", frozenset({CALIBRATION_FEEDS, PLAIN_GRAPH}),
+               unused=("calibration",)),
+    MethodSpec("qat", _run_qat, "int8", "int8-qat", frozenset({CALIBRATION_FEEDS, PYTORCH_STUDENT}),
+               unused=("calibration", "per_channel", "reduce_range", "weight_type")),
+    MethodSpec("fp16", _run_fp16, "fp16", "fp16", unused=_FLOAT_UNUSED),
+    MethodSpec("int4", _run_int4, "int4", "int4", unused=_FLOAT_UNUSED),
+)}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registry entry of method ``name``; an unknown name is refused in one line."""
+    spec = METHODS.get(name)
+    if spec is None:
+        raise EdgepressError(f"unknown quantize method '{name}'; choose from {', '.join(METHODS)}")
+    return spec
+
+
+def needs_any(methods: list[str], need: str) -> bool:
+    """Whether any of ``methods`` needs ``need`` (one of the constants above)."""
+    return any(need in method_spec(m).needs for m in methods)
+
+
+PRECISION = {name: spec.precision for name, spec in METHODS.items()}
+FILE_TAG = {name: spec.file_tag for name, spec in METHODS.items()}
