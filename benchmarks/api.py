@@ -38,15 +38,20 @@ def remote_options(bench: "BenchConfig") -> Any:
                          python=bench.remote_python, remote_dir=bench.remote_dir)
 
 
-def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None) -> EvalSet:
+def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None,
+                 run_dir: Path | None = None) -> EvalSet:
     """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
 
-    ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids.
+    ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids; ``run_dir``: the run
+    whose data artifact (:mod:`compress.splits`) holds the split.
     """
     from compress.data import load_splits
 
     task = cfg.task  # labels are parsed for every task but mlm: STS pairs carry their gold scores
-    splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}))
+    from compress.splits import read_plan
+
+    plan = read_plan(run_dir) if task != "mlm" else None  # mlm's artifact was split without gold scores
+    splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}), plan=plan)
     return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
 
 

@@ -137,7 +137,7 @@ class RunConfig(Section):
         ``unused`` dotted keys (e.g. ``data.unlabeled``) are hashed at their default value: a stage that
         does not read them is not redone when they change.
         """
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", include=set(sections))  # a stage view holds only these
         for dotted in unused:
             section, key = dotted.split(".", 1)
             data[section] = {**data[section], key: _default_json(section, key)}

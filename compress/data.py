@@ -343,6 +343,8 @@ class Splits:
     train: TextData
     eval: TextData
     test: TextData
+    source_rows: int = 0  # rows of the train file before the eval split was taken out
+    eval_ids: Any = None  # the train file's rows that became the eval split (None: eval is its own file)
 
     @property
     def label_names(self) -> list[str] | None:
@@ -365,11 +367,46 @@ def _check_trainable(train: TextData, task: str, source: str) -> None:
                         "regression needs scores that vary; check data.label_column and the file")
 
 
-def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | None = None) -> Splits:
+def eval_split_ids(n: int, fraction: float, seed: int):
+    """(eval row ids, train row ids), each sorted: the first ``fraction`` of the seeded shuffle of ``n`` rows is eval."""
+    import numpy as np
+
+    perm = _shuffled_indices(n, seed)
+    n_eval = max(1, int(len(perm) * fraction))
+    return np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
+
+
+def _planned_eval_ids(plan: Any, n: int, fraction: float, seed: int, source: str):
+    """Eval row ids from the run's data artifact (or the seeded split without one), and the train ids."""
+    import numpy as np
+
+    ids = plan.eval_ids() if plan is not None else None
+    if ids is None:
+        return eval_split_ids(n, fraction, seed)
+    if plan.meta["splits"]["train"].get("source_rows", n) != n or (len(ids) and int(ids[-1]) >= n):
+        raise DataError(f"training data '{source}' has {n} rows, not the {plan.meta['splits']['train'].get('source_rows')} "
+                        f"this run split at its start ({plan.folder}); the file changed while the run was going: run "
+                        "the same command again to re-split")
+    keep = np.ones(n, dtype=bool)
+    keep[ids] = False
+    return ids, np.flatnonzero(keep)
+
+
+def _checked(splits: Any, plan: Any, task: str) -> Any:
+    """The splits, after checking each against the run's data artifact (when there is one)."""
+    if plan is not None:
+        for name in ("train", "eval", "test"):
+            plan.check(name, getattr(splits, name), task)
+    return splits
+
+
+def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | None = None,
+                plan: Any = None) -> Splits:
     """Train/eval/test per the data config; eval is split off train when not given.
 
     Class names map to ids through ``label2id`` when given (e.g. a trained head's), else through the
-    sorted names of the train split; an eval/test name the train split lacks is refused.
+    sorted names of the train split; an eval/test name the train split lacks is refused. ``plan`` (the run's
+    data artifact, :mod:`compress.splits`) gives the eval row ids and the digests the rows must match.
     """
     header = getattr(data_cfg, "header", True)
     kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
@@ -390,19 +427,19 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
         d.label_names = names
         return d
 
+    source_rows, eval_ids = len(train), None
     if data_cfg.eval:
         ev = other(data_cfg.eval)
     else:
-        idx = list(range(len(train)))
-        random.Random(seed).shuffle(idx)
-        n_eval = max(1, int(len(idx) * data_cfg.eval_fraction))
-        ev, train = train.subset(sorted(idx[:n_eval])), train.subset(sorted(idx[n_eval:]))
+        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
+        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
     test = other(data_cfg.test) if data_cfg.test else ev
     if len(train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
     train = train.head(data_cfg.max_train_samples)
     _check_trainable(train, task, data_cfg.train)
-    return Splits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples))
+    return _checked(Splits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples),
+                           source_rows, eval_ids), plan, task)
 
 
 def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
@@ -463,6 +500,8 @@ class StreamedSplits:
     eval: TextData
     test: TextData
     label_names: list[str] | None = None
+    source_rows: int = 0  # rows of the train file before the eval split was taken out
+    eval_ids: Any = None  # the train file's rows that became the eval split (None: eval is its own file)
 
 
 class _QuietDatasets:
@@ -572,11 +611,11 @@ def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str,
 
 
 def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
-                        label2id: dict[str, int] | None = None) -> "Splits | StreamedSplits":
+                        label2id: dict[str, int] | None = None, plan: Any = None) -> "Splits | StreamedSplits":
     """The distill stage's splits: for embedding/mlm the train split is a memory-mapped Arrow dataset (the
     same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits`."""
     if task not in ("embedding", "mlm"):
-        return load_splits(data_cfg, task, seed, label2id)
+        return load_splits(data_cfg, task, seed, label2id, plan)
     header = getattr(data_cfg, "header", True)
     raw = arrow_dataset(data_cfg.train, Path(cache_dir), header)
     label_col = data_cfg.label_column if task != "mlm" else None
@@ -592,24 +631,20 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
             sel = sel.add_column("label", raw.select(idx)[label_col])
         return _rows_to_textdata(sel, data_cfg.train, label_col, task, header)
 
+    eval_idx = None
     if data_cfg.eval:
         ev, train = load_text_data(data_cfg.eval, **kw), full
     else:
-        import numpy as np
-
-        perm = _shuffled_indices(len(full), seed)
-        n_eval = max(1, int(len(perm) * data_cfg.eval_fraction))
-        eval_idx, train_idx = np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
-        del perm
-        if data_cfg.max_eval_samples:
-            eval_idx = eval_idx[:data_cfg.max_eval_samples]
-        ev, train = rows(eval_idx), full.select(train_idx)
+        eval_idx, train_idx = _planned_eval_ids(plan, len(full), data_cfg.eval_fraction, seed, data_cfg.train)
+        ev, train = rows(eval_idx[:data_cfg.max_eval_samples] if data_cfg.max_eval_samples else eval_idx), \
+            full.select(train_idx)
     test = load_text_data(data_cfg.test, **kw) if data_cfg.test else ev
     if len(train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
     if data_cfg.max_train_samples and data_cfg.max_train_samples < len(train):
         train = train.select(range(data_cfg.max_train_samples))
-    return StreamedSplits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples))
+    return _checked(StreamedSplits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples),
+                                   source_rows=len(full), eval_ids=eval_idx), plan, task)
 
 
 def _keyed(ds: Any, source: str):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from compress.config import RunConfig
 from compress.data import load_splits
+from compress.splits import read_plan
 from compress.distributed import is_main_process
 from compress.errors import EdgepressError
 from compress.stages import StageInputs, StageResult
@@ -40,7 +41,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     if cfg.task not in ("classification", "regression"):
         raise EdgepressError(f"finetune needs task classification or regression, not '{cfg.task}'")
     set_seed(cfg.seed)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed)
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir))
     names = getattr(splits.train, "label_names", None)
     id2label = dict(enumerate(names)) if cfg.task == "classification" and names else None
     num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)

@@ -29,7 +29,7 @@ from compress.console import capture_logs, note, stage_context
 from compress.distributed import is_main_process, rank
 from compress.errors import EdgepressError, RunLocked
 from compress.runinfo import machine_info, package_versions
-from compress.stages import StageInputs, StageRecord, Variant, get_stage
+from compress.stages import StageInputs, StageRecord, Variant, get_stage, stage_view
 
 log = logging.getLogger("edgepress")
 
@@ -40,11 +40,27 @@ def stage_dir_name(index: int, name: str) -> str:
     return f"{index:02d}-{name}"
 
 
-def stage_hash(cfg: RunConfig, name: str, upstream_hash: str) -> str:
-    """Hash of the stage's config sections chained with the previous stage's hash."""
+def stage_hash(cfg: RunConfig, name: str, upstream_hash: str, data_digest: str = "") -> str:
+    """Hash of the stage's config sections chained with the previous stage's hash, and for a stage that reads
+    data, the digest of the run's data artifact (so an edited data file redoes it)."""
     spec = get_stage(name)
     own = cfg.section_hash(spec.sections, spec.unused)
-    return hashlib.sha256(f"{name}:{own}:{upstream_hash}".encode()).hexdigest()[:16]
+    data = f":{data_digest}" if data_digest and "data" in spec.sections else ""
+    return hashlib.sha256(f"{name}:{own}:{upstream_hash}{data}".encode()).hexdigest()[:16]
+
+
+def split_data_once(cfg: RunConfig, run_dir: Path) -> str:
+    """Write the run's data artifact (compress.splits) when a stage reads data; its digest ('' when none)."""
+    if not any("data" in get_stage(name).sections for name in cfg.stages):
+        return ""
+    from compress.distill.stage import distill_cache_root
+    from compress.splits import read_plan, write_plan
+
+    if is_main_process():
+        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data")
+    _barrier()
+    plan = read_plan(run_dir)
+    return plan.digest if plan is not None else ""
 
 
 def read_record(stage_dir: Path) -> tuple[StageRecord, dict] | None:
@@ -212,10 +228,11 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
     inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
     outcomes: list[StageOutcome] = []
     upstream_hash = seed[1] if seed else ""
+    data_digest = split_data_once(cfg, run_dir)
     redo_rest = False
     for i, name in enumerate(cfg.stages, 1):
         spec = get_stage(name)
-        h = stage_hash(cfg, name, upstream_hash)
+        h = stage_hash(cfg, name, upstream_hash, data_digest)
         final = run_dir / stage_dir_name(i, name)
         existing = read_record(final)
         if existing and existing[1].get("config_hash") == h and name not in force and not redo_rest:
@@ -297,7 +314,7 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     t0 = time.perf_counter()
     try:
         with stage_context(spec.name):
-            result = fn(cfg, inputs, tmp)
+            result = fn(stage_view(cfg, spec), inputs, tmp)  # only the sections its hash covers
     except KeyboardInterrupt:
         from compress.errors import RunInterrupted
 

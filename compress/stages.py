@@ -121,17 +121,59 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
                   provides=("onnx", "tokenizer")),
-        StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "data", "quantize"),
+        StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),
                   "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("onnx_int8", "report")),
         StageSpec("search", "compress.search.stage:run_stage",
-                  ("task", "seed", "teacher", "data", "student", "distill", "prune", "export", "quantize", "bench",
-                   "search"),
+                  ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
+                   "quantize", "bench", "search"),  # its branches are whole runs: every section
                   "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
                   needs=("model",), provides=("onnx", "tokenizer", "winner_model")),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),
     ]
 }
+
+
+class StageContractError(EdgepressError):
+    """A stage read a config field it did not declare: its hash would not change when that field does."""
+
+
+class Undeclared:
+    """Stands in a stage's config view for a field outside the stage's declared sections: any use raises."""
+
+    def __init__(self, stage: str, field: str, declared: tuple[str, ...]):
+        object.__setattr__(self, "_where", (stage, field, declared))
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        stage, field, declared = object.__getattribute__(self, "_where")
+        raise StageContractError(f"stage '{stage}' read config '{field}', which is not among its declared sections "
+                                 f"({', '.join(declared)}) in compress/stages.py: add '{field}' to its sections so "
+                                 "the stage reruns when it changes")
+
+    __getattr__ = __setattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __int__ = __float__ = __index__ = _refuse
+    __str__ = __format__ = __eq__ = __lt__ = __hash__ = __contains__ = __call__ = _refuse
+
+    def __repr__(self) -> str:
+        stage, field, _ = object.__getattribute__(self, "_where")
+        return f"<config '{field}' undeclared by stage '{stage}'>"
+
+
+META_FIELDS = ("name", "output_dir", "stages", "keep_checkpoints")  # run identity: no stage output depends on them
+
+
+def stage_view(cfg: "RunConfig", spec: "StageSpec") -> "RunConfig":
+    """What ``spec``'s stage receives: ``cfg`` with every undeclared section replaced by :class:`Undeclared` and
+    every ``unused`` key at its default, so what the stage reads is exactly what its hash covers."""
+    from compress.config import RunConfig
+
+    update: dict[str, Any] = {name: Undeclared(spec.name, name, spec.sections) for name in RunConfig.model_fields
+                              if name not in spec.sections and name not in META_FIELDS}
+    for dotted in spec.unused:
+        section, key = dotted.split(".", 1)
+        field = type(getattr(cfg, section)).model_fields[key]
+        current = update.get(section, getattr(cfg, section))
+        update[section] = current.model_copy(update={key: field.get_default(call_default_factory=True)})
+    return cfg.model_copy(update=update)
 
 
 PROVIDERS_HINT = {"model": "distill (or prune)", "onnx": "export", "teacher": "finetune"}

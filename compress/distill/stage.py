@@ -7,6 +7,7 @@ from pathlib import Path
 from compress.config import RunConfig
 from compress.data import distillation_dataset, load_distill_splits
 from compress.errors import ConfigError
+from compress.splits import read_plan
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
 
@@ -42,7 +43,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
     cache_root = distill_cache_root(cfg, inputs.run_dir)
-    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **label_mapping(iface))
+    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **label_mapping(iface),
+                                 plan=read_plan(inputs.run_dir))
     tok = load_tokenizer(spec)
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length

@@ -40,13 +40,14 @@ def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
     from compress.data import load_splits
+    from compress.splits import read_plan
     from compress.models import load_tokenizer
     from compress.quantize.api import quantize_onnx
 
     onnx_path = inputs.require("onnx", "quantize")
     tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
     # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs))
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,

@@ -24,6 +24,7 @@ def domain_texts(cfg: "RunConfig", train) -> list[str]:
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Count tokens on the domain text, keep the target, rewrite embeddings + tokenizer, report coverage."""
     from compress.data import load_splits
+    from compress.splits import read_plan
     from compress.interface import interface_of, save_model
     from compress.models import count_parameters, load_model, load_tokenizer
     from compress.vocab.trim import coverage, select_tokens, token_counts, trim_model_folder
@@ -32,7 +33,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     model = load_model(str(src), cfg.task)
     tokenizer = load_tokenizer(str(src))
     iface = interface_of(src, cfg.task)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs))
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
     v = cfg.vocab
     counts = token_counts(tokenizer, domain_texts(cfg, splits.train), v.max_length)
     keep = select_tokens(tokenizer, counts, v)

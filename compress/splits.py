@@ -1,0 +1,132 @@
+"""The run's data artifact: the data split once, as row ids and a content digest of each split.
+
+The pipeline writes ``runs/<name>/data/splits.json`` (plus ``eval_ids.npy`` when the eval split is carved out
+of the train file) before its first stage. Every stage that reads data (:func:`compress.data.load_splits`,
+:func:`compress.data.load_distill_splits`, the bench's eval set) takes its eval rows from those ids instead of
+re-shuffling, and checks that the rows it read digest to what the artifact recorded: a data file edited
+while a run is going is refused, and a file edited between runs gives a new digest, which joins the hash of
+every stage that reads data, so those stages run again instead of reusing results made from other rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compress.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from compress.data import TextData
+
+SPLITS_DIR = "data"
+SPLITS_FILE = "splits.json"
+EVAL_IDS_FILE = "eval_ids.npy"
+SPLITS = ("train", "eval", "test")
+
+
+def _label_text(data: "TextData", label: Any) -> str:
+    """A label as the data gave it: the class name when the file used names, else the number."""
+    if data.label_names is not None and isinstance(label, int) and 0 <= label < len(data.label_names):
+        return data.label_names[label]
+    return repr(float(label)) if isinstance(label, (int, float)) and not isinstance(label, bool) else str(label)
+
+
+def _update(h: Any, texts: Any, pairs: Any = None, labels: list[str] | None = None) -> None:
+    for i, text in enumerate(texts):
+        h.update(str(text).encode())
+        h.update(b"\x1f" + (str(pairs[i]).encode() if pairs is not None else b""))
+        h.update(b"\x1f" + (labels[i].encode() if labels is not None else b"") + b"\x1e")
+
+
+def split_digest(data: "TextData | Any", with_labels: bool) -> str:
+    """SHA-256 over the rows (text, pair, label as text) in order: equal iff the same rows in the same order.
+
+    ``data`` is TextData or a memory-mapped ``datasets.Dataset`` ("text"[, "pair"], read in batches); both forms
+    of the same rows digest alike (a Dataset carries no labels: only train splits of unlabelled tasks are one)."""
+    h = hashlib.sha256()
+    if not hasattr(data, "texts"):
+        for batch in data.select_columns([c for c in ("text", "pair") if c in data.column_names]).iter(10_000):
+            _update(h, batch["text"], batch.get("pair"))
+        return h.hexdigest()
+    labels = [_label_text(data, v) for v in data.labels] if with_labels and data.labels is not None else None
+    _update(h, data.texts, data.pairs, labels)
+    return h.hexdigest()
+
+
+def labels_in_digest(task: str, split: str) -> bool:
+    """Train labels count only where training uses them; eval/test labels (gold scores, classes) always count."""
+    return split != "train" or task in ("classification", "regression")
+
+
+@dataclass
+class SplitPlan:
+    """A run's data artifact, read back: digests per split and, when eval comes from train, its row ids."""
+
+    folder: Path
+    meta: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        """One digest of the whole artifact (joins the hash of every stage that reads data)."""
+        return hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode()).hexdigest()[:16]
+
+    def eval_ids(self) -> "np.ndarray | None":
+        import numpy as np
+
+        path = self.folder / EVAL_IDS_FILE
+        return np.load(path, allow_pickle=False) if self.meta.get("eval_from_train") else None
+
+    def check(self, split: str, data: "TextData | Any", task: str) -> None:
+        """Refuse rows that are not the ones this run split (the file changed since)."""
+        want = self.meta["splits"][split]["sha256"]
+        if split_digest(data, labels_in_digest(task, split)) != want:
+            source = self.meta["splits"][split]["source"]
+            raise DataError(f"data '{source}' ({split} split) is not what this run split at its start "
+                            f"({self.folder / SPLITS_FILE}); the file changed while the run was going: run the same "
+                            "command again to re-split and redo the stages that read it")
+
+
+def read_plan(run_dir: Path | None) -> SplitPlan | None:
+    """The run's data artifact, or None where there is none (a stage called on its own)."""
+    if run_dir is None:
+        return None
+    folder = Path(run_dir) / SPLITS_DIR
+    try:
+        return SplitPlan(folder, json.loads((folder / SPLITS_FILE).read_text()))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path) -> SplitPlan:
+    """Split the data once (the loaders' own rules) and write the artifact; an unchanged artifact is kept as is."""
+    import numpy as np
+
+    from compress.data import load_distill_splits, load_splits
+
+    streamed = task in ("embedding", "mlm")
+    splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else load_splits(data_cfg, task, seed)
+    folder = Path(run_dir) / SPLITS_DIR
+    meta: dict[str, Any] = {"task": task, "seed": seed, "eval_from_train": not data_cfg.eval, "splits": {}}
+    for split in SPLITS:
+        data = getattr(splits, split)
+        source = getattr(data_cfg, split) or (data_cfg.train if split == "eval" else data_cfg.eval or data_cfg.train)
+        meta["splits"][split] = {"source": str(source), "rows": len(data),
+                                 "sha256": split_digest(data, labels_in_digest(task, split))}
+    meta["splits"]["train"]["source_rows"] = splits.source_rows
+    folder.mkdir(parents=True, exist_ok=True)
+    old = read_plan(run_dir)
+    if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):
+        return old
+    if meta["eval_from_train"]:
+        tmp = folder / f".{EVAL_IDS_FILE}.tmp.npy"
+        np.save(tmp, np.asarray(splits.eval_ids, dtype=np.int64))
+        tmp.replace(folder / EVAL_IDS_FILE)
+    tmp = folder / f".{SPLITS_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(folder / SPLITS_FILE)  # written whole or not at all: an interrupted run leaves the old one
+    return SplitPlan(folder, meta)
