@@ -150,7 +150,8 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     recovery_train = recovery_train if recovery_train is not None else calibration
     if cfg.recovery.enabled and (recovery_train is None or len(recovery_train) == 0):
         raise EdgepressError("prune.recovery.enabled needs training text; pass recovery data (the stage uses data.train)")
-    if task == "mlm" and cfg.importance in ("taylor", "gradient") and tokenizer.mask_token_id is None:
+    scorer = importance.importance_spec(cfg.importance)
+    if task == "mlm" and scorer.needs_data and tokenizer.mask_token_id is None:
         raise EdgepressError("importance taylor/gradient for task mlm needs a tokenizer with a mask token")
     dropped = sorted(cfg.drop_layers or [])
     placeholder = dropped or list(range(cfg.num_drop_layers))
@@ -184,10 +185,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     kept = arch.drop_layers(model, dropped) if dropped else list(range(len(shapes.heads)))
 
     dg = core.build_graph(model)
-    if cfg.importance in ("l1", "l2"):
-        scores = importance.magnitude_scores(dg, model, 1 if cfg.importance == "l1" else 2)
-    else:
-        scores = importance.gradient_scores(dg, model, batches, task, tokenizer, cfg.importance, seed)
+    scores = scorer.score(importance.ImportanceInputs(dg, model, batches, task, tokenizer, seed))
     heads_rm, ffn_rm = core.select(scores, the_plan, cfg.min_heads)
     core.cut(dg, model, heads_rm, ffn_rm)
     model.eval()

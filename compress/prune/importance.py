@@ -8,12 +8,13 @@
   Michel et al., 2019), summed over batches and L2-normalised per layer; FFN neurons: Taylor.
 
 Head scores from channel scores are the mean over the head's channels (as torch-pruning does).
+Each choice is an entry of :data:`IMPORTANCE`, keyed by ``prune.importance``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from compress.errors import EdgepressError
 from compress.prune import arch
@@ -204,6 +205,66 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
             p.requires_grad_(f)
         model.train(was_training)
     return scores
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass
+class ImportanceInputs:
+    """What an importance choice may use: the dependency graph, the model, calibration batches and the task."""
+
+    graph: Any
+    model: "PreTrainedModel"
+    batches: list[dict] | None = None
+    task: str = "embedding"
+    tokenizer: "PreTrainedTokenizerBase | None" = None
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class ImportanceSpec:
+    """One ``prune.importance`` choice: its scoring function and whether it needs calibration batches (gradients)."""
+
+    name: str
+    score: Callable[[ImportanceInputs], Scores]
+    needs_data: bool
+
+
+def _l1_scores(inp: ImportanceInputs) -> Scores:
+    """Group L1 magnitude."""
+    return magnitude_scores(inp.graph, inp.model, 1)
+
+
+def _l2_scores(inp: ImportanceInputs) -> Scores:
+    """Group L2 magnitude."""
+    return magnitude_scores(inp.graph, inp.model, 2)
+
+
+def _taylor_scores(inp: ImportanceInputs) -> Scores:
+    """Group Taylor |w * dL/dw| for heads and FFN neurons, from the task loss on the calibration batches."""
+    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "taylor", inp.seed)
+
+
+def _gradient_scores(inp: ImportanceInputs) -> Scores:
+    """Head-mask gradients for heads, Taylor for FFN neurons, from the task loss on the calibration batches."""
+    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "gradient", inp.seed)
+
+
+IMPORTANCE: dict[str, ImportanceSpec] = {spec.name: spec for spec in (
+    ImportanceSpec("l1", _l1_scores, needs_data=False),
+    ImportanceSpec("l2", _l2_scores, needs_data=False),
+    ImportanceSpec("taylor", _taylor_scores, needs_data=True),
+    ImportanceSpec("gradient", _gradient_scores, needs_data=True),
+)}
+
+
+def importance_spec(name: str) -> ImportanceSpec:
+    """The registry entry for ``prune.importance`` = ``name``; an unknown name is refused in one line."""
+    spec = IMPORTANCE.get(name)
+    if spec is None:
+        raise EdgepressError(f"unknown prune.importance '{name}'; choose from {', '.join(IMPORTANCE)}")
+    return spec
 
 
 def layer_scores(model: "PreTrainedModel", batches: list[dict]) -> list[float]:
