@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 
+from benchmarks.config import BenchConfig
 from compress.errors import EdgepressError, UsageError
 
 MAX_TOKENS = 8192  # no BERT-family model takes longer inputs; a larger --seq / --max-length is a typo
@@ -21,6 +26,7 @@ app = typer.Typer(
 
 
 def _ints(text: str, what: str, upper: int | None = None) -> list[int]:
+    """Comma-separated positive integers (at most ``upper``) from option ``--what``'s text."""
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -33,8 +39,222 @@ def _ints(text: str, what: str, upper: int | None = None) -> list[int]:
     return values
 
 
+# ------------------------------------------------------------------ bench-section options, made from BenchConfig
+
+MEASURING_PANEL = "Measuring (the config's bench section)"
+
+
+@dataclass(frozen=True)
+class ConfigOption:
+    """A `bench run` option that sets BenchConfig ``fields``: its ``flag`` and a CLI-only ``note`` for its help.
+
+    Name, type, default, lower bound and help text come from the fields themselves. A list of ints is typed
+    comma-separated; ``--batch`` fills two fields: the first size is ``batch_size``, the rest ``sweep_batch_sizes``.
+    """
+
+    flag: str
+    fields: tuple[str, ...]
+    note: str = ""
+    upper: int | None = None  # largest value a comma-separated list takes
+
+    @property
+    def name(self) -> str:
+        """The command's parameter name (the flag without dashes)."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+# how `bench run` spells BenchConfig fields, in --help order; a field left out gets --its-name-with-dashes
+# (after these), so every field has an option (pinned by tests/benchmarks/test_cli_options.py)
+SPELLINGS: tuple[ConfigOption, ...] = (
+    ConfigOption("--batch", ("batch_size", "sweep_batch_sizes"), "comma-separated: the first is bench.batch_size, "
+                 "the rest bench.sweep_batch_sizes"),
+    ConfigOption("--seq", ("seq_lens",), "comma-separated; measured with --no-realistic or without --data",
+                 upper=MAX_TOKENS),
+    ConfigOption("--realistic", ("realistic",), "needs --data; without it the fixed --seq lengths are measured"),
+    ConfigOption("--max-samples", ("max_eval_samples",)),
+    ConfigOption("--threads", ("threads",)),
+    ConfigOption("--inter-threads", ("inter_threads",)),
+    ConfigOption("--warmup", ("warmup",)),
+    ConfigOption("--min-runs", ("min_runs",)),
+    ConfigOption("--min-seconds", ("min_seconds",)),
+    ConfigOption("--device", ("device",)),
+    ConfigOption("--target", ("targets",), "repeatable; ONNX models only"),
+    ConfigOption("--known-hosts", ("known_hosts",)),
+    ConfigOption("--host-key", ("host_key",)),
+    ConfigOption("--identity", ("ssh_identity",)),
+    ConfigOption("--remote-python", ("remote_python",)),
+    ConfigOption("--remote-dir", ("remote_dir",)),
+    ConfigOption("--baseline", ("baselines",), "repeatable; built from --teacher (a PyTorch folder) into OUT/baselines"),
+)
+
+
+def _all_options(spelled: tuple[ConfigOption, ...]) -> tuple[ConfigOption, ...]:
+    """``spelled``, then an option named after each BenchConfig field they leave out."""
+    covered = {f for opt in spelled for f in opt.fields}
+    rest = [ConfigOption("--" + name.replace("_", "-"), (name,)) for name in BenchConfig.model_fields if name not in covered]
+    return (*spelled, *rest)
+
+
+CONFIG_OPTIONS = _all_options(SPELLINGS)
+
+
+def _field(name: str) -> Any:
+    """BenchConfig's pydantic FieldInfo of ``name``."""
+    return BenchConfig.model_fields[name]
+
+
+def field_default(name: str) -> Any:
+    """The default of BenchConfig field ``name`` (a fresh list for list fields)."""
+    return _field(name).get_default(call_default_factory=True)
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``, else ``annotation`` itself."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    is_optional = type(None) in typing.get_args(annotation) and len(args) == 1
+    return args[0] if is_optional else annotation
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The values of a Literal (or of a list of Literals); empty for any other type."""
+    inner = _without_none(annotation)
+    if typing.get_origin(inner) is list:
+        inner = typing.get_args(inner)[0]
+    return tuple(typing.get_args(inner)) if typing.get_origin(inner) is Literal else ()
+
+
+def _is_list(annotation: Any) -> bool:
+    """Whether a field holds a list."""
+    return typing.get_origin(annotation) is list
+
+
+def _is_int_list(annotation: Any) -> bool:
+    """Whether a field holds a list of ints."""
+    return _is_list(annotation) and typing.get_args(annotation) == (int,)
+
+
+def is_comma_list(opt: ConfigOption) -> bool:
+    """Whether the option is typed as comma-separated ints (it sets a list of ints)."""
+    return any(_is_int_list(_field(f).annotation) for f in opt.fields)
+
+
+def option_type(opt: ConfigOption) -> Any:
+    """The Python type typer parses the option's text into."""
+    annotation = _field(opt.fields[0]).annotation
+    if is_comma_list(opt):
+        return str
+    if _is_list(annotation):
+        return list[str]
+    if _choices(annotation):
+        return str
+    inner = _without_none(annotation)
+    return Optional[inner] if inner is not annotation else annotation
+
+
+def option_default(opt: ConfigOption) -> Any:
+    """The option's default, written as the command line takes it (int lists comma-separated)."""
+    if is_comma_list(opt):
+        values = [v for f in opt.fields for v in _as_list(field_default(f))]
+        return ",".join(str(v) for v in values)
+    return field_default(opt.fields[0])
+
+
+def _as_list(value: Any) -> list[Any]:
+    """``value`` as a list (a scalar field such as batch_size becomes one item)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _lower_bound(name: str) -> int | float | None:
+    """The ``ge`` bound pydantic checks on a scalar field, for typer's ``min``."""
+    return next((getattr(m, "ge") for m in _field(name).metadata if hasattr(m, "ge")), None)
+
+
+def option_help(opt: ConfigOption) -> str:
+    """The fields' descriptions, then the CLI note; a single field's config key (bench.NAME) closes it."""
+    text = "; ".join(_field(f).description or f for f in opt.fields)
+    if opt.note:
+        text += f"; {opt.note}"
+    return text if len(opt.fields) > 1 else f"{text} (bench.{opt.fields[0]})"
+
+
+def typer_option(opt: ConfigOption) -> Any:
+    """The typer.Option declaring ``opt``: flag (``--x/--no-x`` for booleans), default, bound and help."""
+    decls = [f"{opt.flag}/--no-{opt.flag[2:]}" if option_type(opt) is bool else opt.flag]
+    extra: dict[str, Any] = {}
+    if len(opt.fields) == 1 and not _is_list(_field(opt.fields[0]).annotation):
+        bound = _lower_bound(opt.fields[0])
+        if bound is not None and option_type(opt) is not bool:
+            extra["min"] = bound
+    return typer.Option(option_default(opt), *decls, help=option_help(opt), rich_help_panel=MEASURING_PANEL, **extra)
+
+
+def _check_choices(opt: ConfigOption, value: Any) -> None:
+    """Refuse a value outside a Literal field's choices, naming the flag (like --task)."""
+    choices = _choices(_field(opt.fields[0]).annotation)
+    for v in _as_list(value) if choices else ():
+        if v not in choices:
+            raise EdgepressError(f"{opt.flag} '{v}': expected one of {', '.join(choices)}")
+
+
+def option_values(opt: ConfigOption, value: Any) -> dict[str, Any]:
+    """BenchConfig field -> value for what the option was given (comma lists parsed, --batch split)."""
+    _check_choices(opt, value)
+    if not is_comma_list(opt):
+        return {opt.fields[0]: value}
+    numbers = _ints(value, opt.flag[2:], opt.upper)
+    if len(opt.fields) == 1:
+        return {opt.fields[0]: numbers}
+    head, rest = opt.fields
+    return {head: numbers[0], rest: numbers[1:]}
+
+
+def bench_config(given: dict[str, Any]) -> BenchConfig:
+    """The BenchConfig the options describe (parameter name -> typed value); a value it refuses names its flag."""
+    from pydantic import ValidationError
+
+    values: dict[str, Any] = {}
+    for opt in CONFIG_OPTIONS:
+        values.update(option_values(opt, given[opt.name]))
+    try:
+        return BenchConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = next((o.flag for o in CONFIG_OPTIONS if field in o.fields), "bench options")
+        raise UsageError(f"{flag}: {err['msg']}") from None
+
+
+def with_bench_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with one typer option per CONFIG_OPTIONS entry in place of its ``bench`` parameter, which
+    it receives as the validated BenchConfig."""
+    hints = typing.get_type_hints(command)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()
+           if p.name != "bench"]
+    made = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=typer_option(o), annotation=option_type(o))
+            for o in CONFIG_OPTIONS]
+
+    def wrapper(**kwargs: Any) -> None:
+        given = {o.name: kwargs.pop(o.name) for o in CONFIG_OPTIONS}
+        return command(**kwargs, bench=bench_config(given))
+
+    functools.update_wrapper(wrapper, command)
+    del wrapper.__wrapped__  # typer reads the signature below, not the wrapped function's
+    wrapper.__signature__ = inspect.Signature([*own, *made])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *made]}
+    return wrapper
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the command's parameter ``name`` was typed (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check_max_length: bool) -> None:
-    """Refuse sequence lengths a model's position embeddings cannot take, before anything is measured."""
+    """Refuse sequence lengths a model's position embeddings cannot take, before anything is measured.
+
+    ``seq_lens`` are the fixed lengths to be measured (none in realistic mode).
+    """
     from compress.checks import position_limit, read_model_config
 
     if not 1 <= max_length <= MAX_TOKENS:
@@ -49,7 +269,7 @@ def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check
             continue  # a damaged config: measuring that model reports it (status error)
         if limit is None:
             continue
-        if max(seq_lens) > limit:
+        if seq_lens and max(seq_lens) > limit:
             raise UsageError(f"--seq {max(seq_lens)} is beyond model '{spec.path}''s position embeddings "
                              f"({limit} tokens): give --seq {limit} or less")
         if check_max_length and max_length > limit:
@@ -82,7 +302,9 @@ def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str]
 
 
 @app.command("run")
+@with_bench_options
 def run_cmd(
+    ctx: typer.Context,
     models: list[str] = typer.Argument(..., help="model files or save_pretrained folders; NAME=PATH to name one"),
     task: str = typer.Option("embedding", help="embedding | classification | regression | mlm (latency only)"),
     teacher: Optional[str] = typer.Option(None, help="reference model (usually a PyTorch folder): retention = metric / its metric"),
@@ -91,26 +313,12 @@ def run_cmd(
     text_column: str = typer.Option("sentence", help="text column of --data"),
     pair_column: Optional[str] = typer.Option(None, help="second-sentence column (STS / pair tasks)"),
     label_column: Optional[str] = typer.Option(None, help="label / gold-score column; without it quality is fidelity to --teacher"),
-    max_samples: int = typer.Option(500, min=2, help="eval rows used for quality"),
-    batch: str = typer.Option("1", help="batch sizes, comma-separated (swept)"),
-    seq: str = typer.Option("128", help="sequence lengths, comma-separated (swept; ignored with --realistic)"),
-    realistic: bool = typer.Option(False, help="draw sequence lengths from --data texts, padding each batch to its longest"),
     max_length: int = typer.Option(128, help="tokenizer truncation length"),
-    threads: Optional[int] = typer.Option(None, min=1, help="intra-op threads (default: the runtime's, usually all cores)"),
-    inter_threads: int = typer.Option(1, min=1, help="inter-op threads"),
-    warmup: int = typer.Option(10, min=0, help="untimed runs before measuring"),
-    min_runs: int = typer.Option(50, min=1, help="measure at least this many runs ..."),
-    min_seconds: float = typer.Option(2.0, min=0, help="... and at least this many seconds"),
-    device: str = typer.Option("cpu", help="cpu | cuda (ORT CUDA EP, PyTorch fp16) | tensorrt (ORT TensorRT EP)"),
-    target: list[str] = typer.Option([], help="remote device, repeatable: ssh://user@host[:port] or adb://serial (ONNX only)"),
-    known_hosts: Optional[str] = typer.Option(None, help="known_hosts for ssh targets (default ~/.ssh/known_hosts)"),
-    host_key: Optional[str] = typer.Option(None, help="trusted host public key line for ssh targets"),
-    identity: Optional[str] = typer.Option(None, help="private key file for ssh targets"),
-    remote_python: str = typer.Option("python3", help="python on the target (needs onnxruntime + numpy)"),
-    remote_dir: str = typer.Option("/tmp/edgepress-bench", help="working folder on the target"),
     out: Path = typer.Option(Path("bench-report"), help="folder for report.json, report.md, report.csv, pareto.png"),
     allow_partial: bool = typer.Option(False, "--allow-partial",
                                        help="exit 0 even when a model could not be measured (its row says why)"),
+    *,
+    bench: BenchConfig,
 ) -> None:
     """Measure MODELS: latency sweep (p50/p90/p99), cold start, peak RSS, size, and quality when --data is given.
 
@@ -118,44 +326,39 @@ def run_cmd(
     --teacher runs/x/01-distill/model --data ../shared/data/stsb/test.tsv --text-column sentence1
     --pair-column sentence2 --label-column score --batch 1,8 --threads 4
 
+    With --data, sequence lengths come from its texts (--realistic, the default, as in a config's bench
+    section); --no-realistic measures the fixed --seq lengths. The measuring options take the same names,
+    defaults and checks as the config's bench section.
+
     Exit code 1 when any model could not be measured (status error), unless --allow-partial; the report is
     written either way.
     """
     from rich.console import Console
 
-    from benchmarks.harness import BenchSettings, benchmark
-    from benchmarks.remote import RemoteOptions
+    from benchmarks.api import remote_options, settings_from_config
+    from benchmarks.harness import benchmark
     from benchmarks.report import write_report
-    from benchmarks.runners import DEVICES
-    from benchmarks.runners.base import Threads, available_cores
     from compress.console import capture_logs
     from compress.pipeline import ensure_output_dir
 
     if task not in ("embedding", "classification", "regression", "mlm"):
         raise EdgepressError(f"--task '{task}': expected embedding, classification, regression or mlm")
-    if device not in DEVICES:
-        raise EdgepressError(f"--device '{device}': expected one of {', '.join(DEVICES)}")
     specs = [parse_model_arg(m) for m in models]
     if teacher:
         specs.insert(0, parse_model_arg(teacher if "=" in teacher else f"teacher={teacher}", role="teacher"))
-    if realistic and not data:
-        raise EdgepressError("--realistic draws sequence lengths from eval texts: give --data")
-    eval_set = load_eval(data, task, text_column, pair_column, label_column, max_samples) if data else None
+    bench = _realistic_only_with_data(ctx, bench, data is not None)
+    eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples) if data else None
     if eval_set is not None and tokenizer is None and not any(s.path.is_dir() for s in specs):
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")
-    seq_lens = _ints(seq, "seq", MAX_TOKENS)
-    _check_lengths(specs, seq_lens, max_length, check_max_length=data is not None)
+    _check_lengths(specs, [] if bench.realistic else bench.seq_lens, max_length, check_max_length=data is not None)
     ensure_output_dir(out, "--out")
-    settings = BenchSettings(batch_sizes=_ints(batch, "batch"), seq_lens=seq_lens, realistic=realistic,
-                             warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
-                             threads=Threads(threads or available_cores(), inter_threads), device=device, max_length=max_length)
-    opts = RemoteOptions(known_hosts=known_hosts, host_key=host_key, identity=identity, python=remote_python,
-                         remote_dir=remote_dir)
-    tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)
     console = Console(stderr=True)
     with capture_logs(out / "log.txt"):  # runtime warnings and INFO lines go to the log, not the console
-        report = benchmark(specs, task, settings, tokenizer_path=tok, eval_set=eval_set, targets=list(target),
-                           remote_options=opts, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+        specs += _baseline_specs(bench, specs, task, out)
+        tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)
+        report = benchmark(specs, task, settings_from_config(bench, max_length, seed=0), tokenizer_path=tok,
+                           eval_set=eval_set, targets=list(bench.targets), remote_options=remote_options(bench),
+                           progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     paths = write_report(report, out)
     _print_table(report)
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
@@ -165,6 +368,37 @@ def run_cmd(
         raise EdgepressError(f"{len(failed)} of {len(report.get('models', []))} measurements failed ({failed[0].get('name')}: "
                              f"{first[0][:200] if first else 'no reason given'}); the report in '{out}' lists them; "
                              "pass --allow-partial to accept a partial report")
+
+
+def _realistic_only_with_data(ctx: typer.Context, bench: BenchConfig, has_data: bool) -> BenchConfig:
+    """Realistic lengths need --data: refuse a typed --realistic without it, else measure the fixed --seq lengths.
+
+    With --data and realistic lengths, a typed --seq is not measured: a note says so.
+    """
+    from compress.console import note
+
+    if bench.realistic and not has_data:
+        if given_on_command_line(ctx, "realistic"):
+            raise EdgepressError("--realistic draws sequence lengths from eval texts: give --data")
+        return bench.model_copy(update={"realistic": False})
+    if bench.realistic and given_on_command_line(ctx, "seq"):
+        note("--seq is not measured: sequence lengths come from the --data texts (--no-realistic measures --seq)")
+    return bench
+
+
+def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path) -> list[Any]:
+    """The Optimum baselines of --baseline, built from the --teacher folder into OUT/baselines."""
+    if not bench.baselines:
+        return []
+    from benchmarks.baseline import build_baselines
+    from benchmarks.harness import ModelSpec
+
+    teacher = next((s for s in specs if s.role == "teacher"), None)
+    if teacher is None or not teacher.path.is_dir():
+        raise UsageError("--baseline exports the teacher with Optimum: give --teacher as a PyTorch folder")
+    built = build_baselines(list(bench.baselines), teacher.path, task, out / "baselines")
+    return [ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline")
+            for name, path in built.items()]
 
 
 def _print_table(report: dict[str, Any]) -> None:

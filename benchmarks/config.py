@@ -12,19 +12,20 @@ from compress.config_base import Section
 class BenchConfig(Section):
     """What to measure and how long."""
 
-    batch_size: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, description="batch size of the headline latency (the first point measured)")
     warmup: int = Field(10, ge=0, description="untimed runs before measuring")
-    min_runs: int = Field(50, ge=1)
-    min_seconds: float = Field(2.0, ge=0)
-    threads: int | None = Field(None, ge=1, description="intra-op threads on torch and ORT alike (None: every core this process may use)")
-    max_eval_samples: int = Field(500, ge=2)
+    min_runs: int = Field(50, ge=1, description="timed runs per point: at least this many ...")
+    min_seconds: float = Field(2.0, ge=0, description="... and at least this many seconds")
+    threads: int | None = Field(None, ge=1, description="intra-op threads on torch and ORT alike (unset: every core this process may use)")
+    max_eval_samples: int = Field(500, ge=2, description="eval rows used for quality")
     inter_threads: int = Field(1, ge=1, description="inter-op threads (set explicitly on ORT and torch)")
     realistic: bool = Field(True, description="draw sequence lengths from the eval texts (dynamic padding)")
     seq_lens: list[int] = Field(default_factory=lambda: [128], min_length=1, description="fixed lengths when realistic is false")
     sweep_batch_sizes: list[int] = Field(default_factory=list, description="extra batch sizes to sweep")
-    device: Literal["cpu", "cuda", "tensorrt"] = Field("cpu", description="where local runners run")
+    device: Literal["cpu", "cuda", "tensorrt"] = Field(
+        "cpu", description="where local runners run: cpu, cuda (ORT CUDA EP, PyTorch fp16) or tensorrt (ORT TensorRT EP)")
     targets: list[str] = Field(default_factory=list, description="remote devices: ssh://user@host[:port] or adb://serial")
-    known_hosts: str | None = Field(None, description="known_hosts file for ssh targets (None: ~/.ssh/known_hosts)")
+    known_hosts: str | None = Field(None, description="known_hosts file for ssh targets (unset: ~/.ssh/known_hosts)")
     host_key: str | None = Field(None, description="trusted host public key line for ssh targets")
     ssh_identity: str | None = Field(None, description="private key file for ssh targets")
     remote_python: str = Field("python3", description="python on the target (needs onnxruntime and numpy)")
