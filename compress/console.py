@@ -48,6 +48,10 @@ THIRD_PARTY_LOGGERS = ("transformers", "torch", "torch_pruning", "nncf", "onnxru
                        "datasets", "accelerate", "sentence_transformers", "huggingface_hub", "urllib3", "py.warnings")
 
 
+# logging modules of libraries that add a stderr handler to their root logger on the first get_logger() call
+LIBRARY_LOGGING = ("transformers.utils.logging", "optimum.utils.logging")
+
+
 def note(message: str) -> None:
     """One line for the user on stderr (not in --quiet), also written to the run log when one is open."""
     import sys
@@ -90,9 +94,9 @@ class capture_logs:  # noqa: N801 - used as a context manager
         from pathlib import Path
 
         self.path = Path(log_path)
-        # libraries that attach their own console handler when first imported (nncf); importing them here, before
-        # the handlers are swapped, keeps that handler off the console for the run
-        self.preload = ("transformers.utils.logging", *preload)
+        # libraries that attach their own console handler when first imported (nncf) or first asked for a logger
+        # (LIBRARY_LOGGING); doing that here, before the handlers are swapped, keeps it off the console for the run
+        self.preload = (*LIBRARY_LOGGING, *preload)
         self._saved: list = []
         self._handler: logging.Handler | None = None
 
@@ -104,8 +108,8 @@ class capture_logs:  # noqa: N801 - used as a context manager
                 mod = importlib.import_module(module)
             except ImportError:
                 continue
-            if module == "transformers.utils.logging":
-                mod.get_logger()  # transformers adds its stderr handler on the first get_logger call
+            if module in LIBRARY_LOGGING:
+                mod.get_logger()  # adds the library's stderr handler (transformers, optimum) on the first call
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -20,23 +20,49 @@ LAYER_NORM_OPS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNor
 QUIET = logging.ERROR
 
 
+class BelowLevel(logging.Filter):
+    """Drops records of the named loggers (and their children) below ``level``; passes every other record."""
+
+    def __init__(self, names: tuple[str, ...], level: int) -> None:
+        super().__init__()
+        self.names, self.level = names, level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record of a named logger below the level."""
+        named = any(record.name == n or record.name.startswith(n + ".") for n in self.names)
+        return record.levelno >= self.level or not named
+
+
+def console_handlers(names: tuple[str, ...]) -> list[logging.Handler]:
+    """The handlers writing to stderr/stdout that records of the named loggers reach (lastResort included)."""
+    import sys
+
+    found: list[logging.Handler] = [] if logging.lastResort is None else [logging.lastResort]
+    for name in names:
+        lg: logging.Logger | None = logging.getLogger(name)
+        while lg is not None:
+            found += [h for h in lg.handlers if isinstance(h, logging.StreamHandler)
+                      and not isinstance(h, logging.FileHandler) and h.stream in (sys.stderr, sys.stdout)]
+            lg = lg.parent if lg.propagate else None
+    return list(dict.fromkeys(found))
+
+
 @contextmanager
 def quiet(*names: str, level: int = QUIET) -> Iterator[None]:
-    """While the block (or decorated function) runs, the named third-party loggers log ``level`` and above only.
+    """While the block (or decorated function) runs, records of the named loggers below ``level`` stay off the console.
 
-    Their levels are restored afterwards, so a library call leaves the process's logging as it found it
-    (a run's console setup, ``compress.console.capture_logs``, sends what does get through to log.txt).
+    A Filter on the console handlers those records reach, removed afterwards: logger levels are left as the
+    user (or a run's ``compress.console.capture_logs``) set them, and a run's log.txt still gets every record.
     """
-    loggers = [logging.getLogger(n) for n in names]
-    before = [lg.level for lg in loggers]
-    for lg in loggers:
-        if lg.getEffectiveLevel() < level:
-            lg.setLevel(level)
+    drop = BelowLevel(names, level)
+    handlers = console_handlers(names)
+    for h in handlers:
+        h.addFilter(drop)
     try:
         yield
     finally:
-        for lg, old in zip(loggers, before):
-            lg.setLevel(old)
+        for h in handlers:
+            h.removeFilter(drop)
 
 
 def graph_blocks(model: "onnx.ModelProto") -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Library calls leave process-wide state as they found it: logger levels, os.environ, matplotlib's backend."""
+"""Library calls leave process-wide state as they found it: logger levels and handlers, os.environ, matplotlib's backend."""
 
 from __future__ import annotations
 
@@ -8,23 +8,45 @@ import subprocess
 import sys
 
 
-def test_quiet_scopes_third_party_logger_levels():
+def test_quiet_keeps_records_off_the_console_and_leaves_levels_and_files_alone(tmp_path):
+    import io
+    import sys
+
     from compress.quantize.graph import quiet
 
     lg = logging.getLogger("onnxruntime.quantization")
+    child = logging.getLogger("onnxruntime.quantization.quant_utils")
+    buffer = io.StringIO()
+    sys_stderr, sys.stderr = sys.stderr, buffer
+    console = logging.StreamHandler(sys.stderr)  # a console handler, as a notebook or basicConfig adds one
+    log_file = logging.FileHandler(tmp_path / "log.txt")
+    for h in (console, log_file):
+        lg.addHandler(h)
     lg.setLevel(logging.INFO)
     try:
         with quiet("onnxruntime.quantization"):
-            assert lg.level == logging.ERROR
-        assert lg.level == logging.INFO  # restored, not left at ERROR
+            assert lg.level == logging.INFO  # the level is not touched
+            lg.info("noise from the library")
+            child.warning("noise from a child logger")
+            lg.error("an error still shows")
 
         @quiet("onnxruntime.quantization")
-        def call() -> int:
-            return lg.level
+        def call() -> None:
+            lg.info("decorated noise")
 
-        assert call() == logging.ERROR and lg.level == logging.INFO
+        call()
+        lg.info("after the block")
     finally:
+        sys.stderr = sys_stderr
+        for h in (console, log_file):
+            lg.removeHandler(h)
+        log_file.close()
         lg.setLevel(logging.NOTSET)
+    shown = buffer.getvalue()
+    assert "noise" not in shown and "an error still shows" in shown and "after the block" in shown
+    written = (tmp_path / "log.txt").read_text()
+    assert "noise from the library" in written and "noise from a child logger" in written  # the file keeps them
+    assert not console.filters  # the filter went with the block
 
 
 def test_importing_qat_sets_no_environment_variable():
