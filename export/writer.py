@@ -19,20 +19,69 @@ class Written:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def _write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+    from export.onnx_export import convert_to_ort
+
+    res = convert_to_ort(prep, onnx_path, path.parent)
+    done.extra["ort_required_operators"] = res["config"]
+    done.metrics["parity_ort"] = res["parity"]
+
+
+def _write_torchscript(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+    from export import mobile
+
+    done.metrics["parity_torchscript"] = mobile.export_torchscript(prep, path)
+
+
+def _write_ptl(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+    from export import mobile
+
+    done.metrics["parity_ptl"] = mobile.export_ptl(prep, path)
+
+
+def _write_pte(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+    from export import mobile
+
+    done.metrics["parity_pte"] = mobile.export_pte(prep, path)
+
+
+def _pte_ready() -> None:
+    """.pte needs ExecuTorch installed: refuse before any work, saying why."""
+    from export.errors import FormatUnavailableError
+    from export.mobile import executorch_available
+
+    ok, why = executorch_available()
+    if not ok:
+        raise FormatUnavailableError(f"cannot write .pte: {why}")
+
+
+@dataclass(frozen=True)
+class FormatWriter:
+    """How one runtime format is written from the exported ONNX file/the prepared model, and what it needs first."""
+
+    write: Any  # (prep, onnx_path, path, done) -> None; records parity_<format> in done.metrics
+    preflight: Any = None  # () -> None, raises when the format cannot be written here
+
+
+# Every format but onnx (always written first: the others convert it or re-trace the same wrapper).
+WRITERS: dict[str, FormatWriter] = {
+    "ort": FormatWriter(_write_ort),
+    "torchscript": FormatWriter(_write_torchscript),
+    "ptl": FormatWriter(_write_ptl),
+    "pte": FormatWriter(_write_pte, _pte_ready),
+}
+
+
 def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: int = 17,
                   optimize: bool = False) -> Written:
     """Write model.onnx plus every format in ``formats`` into ``out_dir``; parity-check each; collect metrics."""
-    from export import mobile, onnx_export
+    from export import onnx_export
 
     for fmt in formats:
         get_head(prep.head.task, fmt)  # refuse unknown formats / heads before any work
-    if "pte" in formats:
-        from export.errors import FormatUnavailableError
-        from export.mobile import executorch_available
-
-        ok, why = executorch_available()
-        if not ok:
-            raise FormatUnavailableError(f"cannot write .pte: {why}")
+    for fmt in formats:
+        if fmt in WRITERS and WRITERS[fmt].preflight is not None:
+            WRITERS[fmt].preflight()
     out_dir.mkdir(parents=True, exist_ok=True)
     done = Written()
     onnx_path = out_dir / FILE_NAMES["onnx"]
@@ -50,16 +99,7 @@ def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: 
         if fmt == "onnx":
             continue
         path = out_dir / FILE_NAMES[fmt]
-        if fmt == "ort":
-            res = onnx_export.convert_to_ort(prep, onnx_path, out_dir)
-            done.extra["ort_required_operators"] = res["config"]
-            done.metrics["parity_ort"] = res["parity"]
-        elif fmt == "torchscript":
-            done.metrics["parity_torchscript"] = mobile.export_torchscript(prep, path)
-        elif fmt == "ptl":
-            done.metrics["parity_ptl"] = mobile.export_ptl(prep, path)
-        elif fmt == "pte":
-            done.metrics["parity_pte"] = mobile.export_pte(prep, path)
+        WRITERS[fmt].write(prep, onnx_path, path, done)
         done.files[fmt] = path
     done.metrics["size_bytes"] = {p.name: p.stat().st_size for p in [*done.files.values(), *done.extra.values()]}
     done.metrics["max_abs_diff"] = max(v["max_abs_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))

@@ -72,7 +72,9 @@ class PruneConfig(Section):
     @property
     def needs_data(self) -> bool:
         """Whether importance or layer choice needs calibration batches."""
-        return self.importance in ("taylor", "gradient") or self.num_drop_layers > 0
+        from compress.prune.importance import IMPORTANCE  # the registry says which scores read batches
+
+        return IMPORTANCE[self.importance].needs_data or self.num_drop_layers > 0
 
     @property
     def removes_anything(self) -> bool:
