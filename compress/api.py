@@ -165,6 +165,8 @@ def bench(models: dict[str, PathLike], *, task: str, tokenizer: PathLike | None 
     from benchmarks.evalset import EvalSet
     from benchmarks.harness import ModelSpec, benchmark
 
+    if eval_data is None:  # realistic lengths are drawn from eval rows: without them, the --seq sweep (as bench run)
+        bench_section = {"realistic": False, **bench_section}
     cfg = BenchConfig.model_validate(bench_section)
     specs = [ModelSpec(name, Path(path), None, "int8" if "int8" in str(path).lower() else "fp32",
                        "teacher" if name == teacher else "variant") for name, path in models.items()]

@@ -51,3 +51,14 @@ def test_verbs_stay_callable_after_their_subpackages_are_imported():
     from compress.api import distill, prune, quantize
 
     assert all(callable(f) and f.__module__ == "compress.api" for f in (distill, prune, quantize))
+
+
+def test_bench_without_eval_data_times_the_seq_sweep(tmp_path, monkeypatch):
+    """Realistic lengths need eval rows; without them ``bench`` measures the fixed lengths instead of failing."""
+    from compress.api import bench, export
+
+    model = make_tiny_model(tmp_path / "student", head="embedding")
+    onnx = export(model, tmp_path / "onnx", task="embedding")
+    result = bench({"fp32": onnx["onnx"]}, task="embedding", tokenizer=onnx["tokenizer"], min_runs=3, warmup=1,
+                   min_seconds=0.0, seq_lens=[8])
+    assert result.entry("fp32")["status"] == "ok"
