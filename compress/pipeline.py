@@ -172,10 +172,6 @@ def preflight(cfg: RunConfig, stages: list[str]) -> None:
             check_max_length(read_model_config(path), cfg.teacher.max_length, spec)
 
 
-# Stages whose work is shared by every rank of a torchrun/accelerate launch (Trainer-based).
-MULTI_PROCESS_STAGES = {"finetune", "distill", "prune"}
-
-
 def _barrier() -> None:
     """Wait for every rank when a process group exists (multi-process launch), else no-op."""
     try:
@@ -240,7 +236,7 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
             outcomes.append(StageOutcome(name, final, "skipped", meta.get("wall_s", 0.0), rec.metrics))
             if on_stage:
                 on_stage(name, "skipped")
-        elif not is_main_process() and name not in MULTI_PROCESS_STAGES:
+        elif not is_main_process() and not spec.multi_rank:
             _barrier()  # rank 0 runs it alone; the others wait, then read its record
             found = read_record(final)
             rec = found[0] if found else StageRecord(name, final, {}, {}, [])

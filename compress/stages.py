@@ -97,6 +97,7 @@ class StageSpec:
     unused: tuple[str, ...] = ()  # dotted keys inside ``sections`` the stage never reads (hashed at default)
     needs: tuple[str, ...] = ()  # output keys an earlier stage must provide (checked before any work)
     provides: tuple[str, ...] = ()  # output keys this stage writes
+    multi_rank: bool = False  # runs on every rank under torchrun (training stages); others run on rank 0 only
 
     def load(self) -> StageFn:
         module, fn = self.target.split(":")
@@ -109,12 +110,12 @@ STAGES: dict[str, StageSpec] = {
     for spec in [
         StageSpec("finetune", "compress.finetune:run_stage", ("task", "seed", "teacher", "data", "finetune"),
                   "fine-tune the teacher's task head on labelled data", unused=("data.unlabeled",),
-                  provides=("teacher",)),
+                  provides=("teacher",), multi_rank=True),
         StageSpec("distill", "compress.distill.stage:run_stage", ("task", "seed", "teacher", "data", "student", "distill"),
-                  "build a smaller student from the teacher and distill it", provides=("model",)),
+                  "build a smaller student from the teacher and distill it", provides=("model",), multi_rank=True),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
                   "remove attention heads / FFN neurons for real, then recover", needs=("model",),
-                  provides=("model",)),
+                  provides=("model",), multi_rank=True),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
                   needs=("model",), provides=("model",)),
