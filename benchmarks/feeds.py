@@ -1,7 +1,8 @@
 """Model inputs: texts tokenised into int64 numpy feeds, and synthetic feeds of a fixed shape.
 
 ``tokenize_feeds`` is the one text -> feeds function: the quantizer's eval and calibration batches, its
-latency feed, and the harness's quality and realistic-latency batches all go through it.
+latency feed, and the harness's quality and realistic-latency batches all go through it. Token classification
+scores words: ``tokenize_words`` encodes pre-split words and keeps where each word's first sub-token is.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ def tokenize_feeds(tokenizer: Any, texts: list[str], pairs: list[str] | None = N
     when the tokenizer gives none. With ``names`` (a model's inputs) only those are returned, in that order,
     and an input the tokenizer cannot provide is an error.
     """
-    import numpy as np
-
     kw: dict[str, Any] = dict(truncation=True, return_tensors="np")
     if pad_to:
         kw.update(padding="max_length", max_length=pad_to)
     else:
         kw.update(padding=True, max_length=max_length)
     enc = tokenizer(texts, pairs, **kw) if pairs is not None else tokenizer(texts, **kw)
+    return _as_feeds(enc, names)
+
+
+def _as_feeds(enc: Any, names: Sequence[str] | None) -> dict[str, "np.ndarray"]:
+    """int64 arrays of an encoding (zero ``token_type_ids`` when absent), only ``names`` when given."""
+    import numpy as np
+
     out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
     if "token_type_ids" not in out:
         out["token_type_ids"] = np.zeros_like(out["input_ids"])
@@ -39,6 +45,21 @@ def tokenize_feeds(tokenizer: Any, texts: list[str], pairs: list[str] | None = N
     if missing:
         raise EdgepressError(f"the tokenizer gives no '{missing[0]}', which the ONNX model takes as input")
     return {n: out[n] for n in names}
+
+
+def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int = 128,
+                   names: Sequence[str] | None = None) -> tuple[dict[str, "np.ndarray"], list[list[int]]]:
+    """Tokenise pre-split words (``is_split_into_words``, truncated, padded to the longest row) into int64 feeds,
+    with each word's first sub-token position per row (-1: cut off by truncation)."""
+    from benchmarks.tags import first_subtokens
+
+    enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
+                    return_tensors="np")
+    if not getattr(enc, "is_fast", False):
+        raise EdgepressError("token classification needs a fast tokenizer (tokenizer.json): word positions come "
+                             "from its word_ids")
+    positions = [first_subtokens(enc.word_ids(i), len(row)) for i, row in enumerate(words)]
+    return _as_feeds(enc, names), positions
 
 
 def token_lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:

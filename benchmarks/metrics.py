@@ -1,6 +1,6 @@
 """Quality metrics — the one definition of each, used by the harness, the quantizer's guard, pruning and
-distillation checks and fine-tuning: accuracy/F1 (scikit-learn), Spearman/Pearson (SciPy), cosine, teacher
-fidelity, top-1 agreement and retention.
+distillation checks and fine-tuning: accuracy/F1 (scikit-learn), Spearman/Pearson (SciPy), entity-level
+precision/recall/F1 (seqeval), cosine, teacher fidelity, top-1 and per-word agreement, and retention.
 
 Correlations of a constant series (undefined; SciPy returns NaN) are 0.0 here, so a collapsed model scores
 as uncorrelated instead of poisoning medians and comparisons with NaN.
@@ -109,6 +109,29 @@ def top1_agreement(variant_logits: "np.ndarray", teacher_logits: "np.ndarray") -
     import numpy as np
 
     return accuracy(np.asarray(variant_logits).argmax(-1), np.asarray(teacher_logits).argmax(-1))
+
+
+def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 of tag sequences (seqeval's default mode, as transformers' run_ner)."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
+        raise ValueError("entity_scores needs one predicted tag per gold tag in every row")
+    return {"precision": float(precision_score(gold, pred, zero_division=0)),
+            "recall": float(recall_score(gold, pred, zero_division=0)),
+            "f1": float(f1_score(gold, pred, zero_division=0))}
+
+
+def word_agreement(variant_ids: Sequence["np.ndarray"], reference_ids: Sequence["np.ndarray"]) -> float:
+    """Fraction of words whose argmax class equals the reference's; words either side lost to truncation (-1) skipped."""
+    import numpy as np
+
+    v = np.concatenate([np.asarray(x, dtype=np.int64).ravel() for x in variant_ids])
+    r = np.concatenate([np.asarray(x, dtype=np.int64).ravel() for x in reference_ids])
+    if v.shape != r.shape:
+        raise ValueError(f"word_agreement needs the same words on both sides (got {v.size} and {r.size})")
+    kept = (v >= 0) & (r >= 0)
+    return accuracy(v[kept], r[kept]) if kept.any() else 0.0
 
 
 def retention(variant_value: float | None, teacher_value: float | None, min_reference: float = 0.0) -> float | None:

@@ -55,3 +55,34 @@ def test_fidelity_top1_and_retention():
                             np.array([[0.2, 0.8], [0.1, 0.9], [0.4, 0.6]])) == pytest.approx(2 / 3)
     assert M.retention(0.78, 0.80) == pytest.approx(0.975)
     assert M.retention(0.5, 0.0) is None and M.retention(None, 0.8) is None
+
+
+def test_entity_scores_by_hand():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-PER"], ["B-LOC", "O"]]
+    # gold entities PER(0-1), LOC(3); predicted PER(0-1) right, PER(3) and LOC(row 2) wrong
+    # P = 1/3, R = 1/2, F1 = 2PR / (P + R) = 0.4
+    s = M.entity_scores(gold, pred)
+    assert s["precision"] == pytest.approx(1 / 3)
+    assert s["recall"] == pytest.approx(1 / 2)
+    assert s["f1"] == pytest.approx(0.4)
+
+
+def test_entity_scores_default_mode_reads_a_leading_i_tag_as_an_entity():
+    # conlleval's (seqeval's default) reading: I-PER I-PER is one PER entity, equal to B-PER I-PER
+    assert M.entity_scores([["I-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]])["f1"] == pytest.approx(1.0)
+    assert M.entity_scores([["O", "O"]], [["O", "O"]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_entity_scores_needs_one_tag_per_word():
+    with pytest.raises(ValueError, match="one predicted tag per gold tag"):
+        M.entity_scores([["B-PER", "O"]], [["B-PER"]])
+
+
+def test_word_agreement_skips_truncated_words():
+    variant = [np.array([1, 2, 0]), np.array([3, -1])]
+    reference = [np.array([1, 0, 0]), np.array([3, 4])]
+    # kept words: (1,1) (2,0) (0,0) (3,3); the truncated one is skipped -> 3 / 4
+    assert M.word_agreement(variant, reference) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="same words"):
+        M.word_agreement([np.array([1])], [np.array([1, 2])])
