@@ -3,7 +3,9 @@
 * embedding + sentence pairs with scores (STS): Spearman of cosine similarities vs the gold scores;
 * embedding otherwise: mean cosine between quantized and fp32 sentence embeddings (fp32 = 1.0);
 * classification: accuracy vs labels (argmax agreement with fp32 when there are no labels);
-* regression: Spearman of predictions vs labels; mlm: top-1 token agreement with fp32.
+* regression: Spearman of predictions vs labels; mlm: top-1 token agreement with fp32;
+* token-classification: entity F1 (seqeval) of each word's tag (its first sub-token's argmax) vs the gold tags
+  (per-word argmax agreement with fp32 when there are no tags).
 
 ``retention`` = metric / fp32 metric. When the fp32 metric is not meaningfully positive (an untrained
 model), retention falls back to fidelity with fp32 and ``basis`` says so.
@@ -46,8 +48,17 @@ def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.nd
     return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
 
 
+def _word_classes(logits: "np.ndarray", positions: list[list[int]]) -> "np.ndarray":
+    """Argmax class of every word of a batch (its first sub-token), rows concatenated; -1 for truncated words."""
+    import numpy as np
+
+    from benchmarks.tags import word_argmax
+
+    return np.concatenate(word_argmax(logits, positions) + [np.zeros(0, dtype=np.int64)])
+
+
 def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
-    """Outputs needed for scoring, concatenated over batches."""
+    """Outputs needed for scoring, concatenated over batches (token classification: one class per word)."""
     import numpy as np
 
     sess = open_session(path)
@@ -55,9 +66,13 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
 
     def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
         out: dict[str, list] = {"emb": [], "logits": [], "mask": []}
+        row = 0
         for feed in batches:
             res = dict(zip(names, sess.run(None, feed)))
-            if ev.task == "embedding":
+            n = feed["input_ids"].shape[0]
+            if ev.task == "token-classification":
+                out["logits"].append(_word_classes(res["logits"], (ev.positions or [])[row:row + n]))
+            elif ev.task == "embedding":
                 out["emb"].append(_sentence_embedding(res, feed))
             elif ev.task == "mlm":
                 logits = res["logits"]
@@ -65,6 +80,7 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
                 out["logits"].append(logits.argmax(-1)[mask])
             else:
                 out["logits"].append(res["logits"].astype(np.float64))
+            row += n
         return out
 
     a = tower(ev.batches_a)
@@ -80,12 +96,17 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
 
 def task_metric(out: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, float] | None:
     """The task metric against gold labels, or None when the eval rows have none."""
+    from benchmarks.tags import row_tags
+
     if ev.kind == "sts":
         return "spearman", M.sts_scores(out["emb_a"], out["emb_b"], ev.labels)["spearman"]
     if ev.kind == "classification" and ev.labels is not None:
         return "accuracy", M.accuracy(out["logits"].argmax(-1), ev.labels.astype(int))
     if ev.kind == "regression" and ev.labels is not None:
         return "spearman", M.spearman(out["logits"].reshape(len(ev.labels), -1)[:, 0], ev.labels)
+    if ev.kind == "token-classification" and ev.tags is not None:
+        pred = row_tags(out["logits"], [len(p) for p in ev.positions or []], ev.label_names)
+        return "f1", M.entity_scores(ev.tags, pred)["f1"]
     return None
 
 
@@ -100,6 +121,8 @@ def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: Eva
         return "cosine_to_fp32", float(np.mean(cos))
     if ev.task == "mlm":
         return "top1_agreement", float(np.mean(out["logits"] == ref["logits"]))
+    if ev.task == "token-classification":
+        return "word_agreement", M.word_agreement([out["logits"]], [ref["logits"]])
     if ev.task == "regression":
         return "spearman_to_fp32", M.spearman(out["logits"].ravel(), ref["logits"].ravel())
     return "argmax_agreement", M.top1_agreement(out["logits"], ref["logits"])

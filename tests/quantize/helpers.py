@@ -40,18 +40,21 @@ class _LogitsWrapper(torch.nn.Module):
 
 
 def export_tiny(model_dir: Path, task: str, out: Path) -> Path:
-    """torch.onnx.export (dynamo=False) of a tiny BERT with the embedding or logits outputs."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    """torch.onnx.export (dynamo=False) of a tiny BERT with the embedding or logits outputs (token logits for
+    token-classification)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     if task == "embedding":
         wrapper, outputs = _EmbeddingWrapper(AutoModel.from_pretrained(model_dir).eval()), ["last_hidden_state", "sentence_embedding"]
     else:
-        wrapper, outputs = _LogitsWrapper(AutoModelForSequenceClassification.from_pretrained(model_dir).eval()), ["logits"]
+        head = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
+        wrapper, outputs = _LogitsWrapper(head.from_pretrained(model_dir).eval()), ["logits"]
     enc = tok(TEXTS[:2], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes.update({o: ({0: "batch", 1: "sequence"} if o == "last_hidden_state" else {0: "batch"}) for o in outputs})
+    per_token = ("last_hidden_state",) + (("logits",) if task == "token-classification" else ())
+    axes.update({o: ({0: "batch", 1: "sequence"} if o in per_token else {0: "batch"}) for o in outputs})
     torch.onnx.export(wrapper, tuple(enc[n] for n in names), str(out), input_names=names, output_names=outputs,
                       dynamic_axes=axes, opset_version=17, dynamo=False)
     return out
