@@ -39,7 +39,7 @@ def remote_options(bench: "BenchConfig") -> Any:
 
 
 def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None,
-                 run_dir: Path | None = None) -> EvalSet:
+                 run_dir: Path | None = None, label_names: list[str] | None = None) -> EvalSet:
     """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
 
     ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids; ``run_dir``: the run
@@ -52,7 +52,10 @@ def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = No
 
     plan = read_plan(run_dir) if task != "mlm" else None  # mlm's artifact was split without gold scores
     splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}), plan=plan)
-    return EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
+    eval_set = EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
+    if label_names is not None:  # token classification: the model's tag of each class id
+        eval_set.label_names = list(label_names)
+    return eval_set
 
 
 def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
 from benchmarks.harness import ModelSpec, benchmark
-from compress.stages import StageInputs, StageResult, teacher_labels
+from compress.stages import StageInputs, StageResult, tag_names, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -26,7 +26,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines")
         for name, path in built.items():
             specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline"))
-    eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir)
+    eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
+                            label_names=tag_names(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
     from compress.interface import interface_of
 

@@ -26,7 +26,7 @@ from compress.search.config import SearchConfig
 from compress.vocab.config import VocabConfig
 from export.config import ExportConfig
 
-Task = Literal["embedding", "classification", "regression", "mlm"]
+Task = Literal["embedding", "classification", "regression", "mlm", "token-classification"]
 
 
 class TeacherConfig(Section):

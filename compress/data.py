@@ -408,6 +408,10 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
     sorted names of the train split; an eval/test name the train split lacks is refused. ``plan`` (the run's
     data artifact, :mod:`compress.splits`) gives the eval row ids and the digests the rows must match.
     """
+    if task == "token-classification":
+        from compress.tasks.ner import load_ner_splits
+
+        return load_ner_splits(data_cfg, seed, plan)
     header = getattr(data_cfg, "header", True)
     kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
               label_column=data_cfg.label_column, task=task, header=header)

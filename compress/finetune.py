@@ -16,18 +16,78 @@ from compress.errors import EdgepressError
 from compress.stages import StageInputs, StageResult
 
 
-def _metric_fn(task: str):
+def _metric_fn(task: str, id2label: dict[int, str] | None = None):
     import numpy as np
 
     from benchmarks import metrics as M
 
     def compute(pred) -> dict[str, float]:
         logits, labels = pred.predictions, pred.label_ids
+        if task == "token-classification":
+            from compress.tasks.ner import first_token_tags
+
+            scores = M.entity_scores(*first_token_tags(logits, labels, id2label))
+            return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
         if task == "regression":
             return {"spearman": M.spearman(logits.reshape(-1), labels.reshape(-1))}
         return {"accuracy": M.accuracy(np.argmax(logits, axis=1), labels)}
 
     return compute
+
+
+def _training_arguments(cfg: RunConfig, inputs: StageInputs, metric: str):
+    """Trainer settings of the finetune stage: AdamW, linear schedule, epoch evaluation, best checkpoint by ``metric``."""
+    import torch
+    from transformers import TrainingArguments
+
+    f = cfg.finetune
+    return TrainingArguments(
+        output_dir=str(inputs.run_dir / ".checkpoints" / f"finetune-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'finetune'))}"),
+        per_device_train_batch_size=f.batch_size, per_device_eval_batch_size=64, num_train_epochs=f.epochs,
+        max_steps=f.max_steps, learning_rate=f.learning_rate, weight_decay=f.weight_decay, warmup_ratio=f.warmup_ratio,
+        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, logging_steps=20,
+        report_to=[], seed=cfg.seed, use_cpu=not torch.cuda.is_available(), save_safetensors=True,
+    )
+
+
+def _run_token_classification(cfg: RunConfig, inputs: StageInputs, out_dir: Path, splits) -> StageResult:
+    """A token-classification head (NER) on the teacher's backbone: run_ner's recipe, entity F1 (seqeval) on dev."""
+    from transformers import DataCollatorForTokenClassification, Trainer
+
+    from compress.checkpoints import resumable_checkpoint
+    from compress.console import use_stage_progress
+    from compress.distill.engine import save_loss_curves
+    from compress.interface import ModelInterface, read_interface, save_model
+    from compress.models import load_model, load_tokenizer
+    from compress.tasks.ner import label_names, tokenized_dataset
+
+    names = label_names(splits.train)
+    id2label = dict(enumerate(names))
+    label2id = {n: i for i, n in id2label.items()}
+    model = load_model(cfg.teacher.model, cfg.task, allow_new_head=True, id2label=id2label)
+    tok = load_tokenizer(cfg.teacher.model)
+    ml = cfg.teacher.max_length
+    train = tokenized_dataset(tok, splits.train, label2id, ml)
+    dev = tokenized_dataset(tok, splits.eval, label2id, ml)
+    args = _training_arguments(cfg, inputs, "f1")
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                      data_collator=DataCollatorForTokenClassification(tok), compute_metrics=_metric_fn(cfg.task, id2label))
+    use_stage_progress(trainer)
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(Path(args.output_dir)))
+    final = trainer.evaluate()
+    outputs = {"teacher": "model"}
+    if is_main_process():
+        base = read_interface(cfg.teacher.model, "embedding")
+        iface = ModelInterface(cfg.task, max_seq_length=base.max_seq_length, id2label=id2label,
+                               source=str(out_dir / "model"))
+        save_model(trainer.model, tok, iface, out_dir / "model")
+        outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
+    metrics = {"base_model": cfg.teacher.model, "num_labels": len(names), "eval_metric": "f1",
+               "id2label": {str(k): v for k, v in id2label.items()}, "teacher_eval": final.get("eval_f1"),
+               "teacher_eval_precision": final.get("eval_precision"), "teacher_eval_recall": final.get("eval_recall"),
+               "train_examples": len(train)}
+    return StageResult(outputs=outputs, metrics=metrics)
 
 
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -38,10 +98,12 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.distill.engine import TokenizedExamples, save_loss_curves
     from compress.models import load_model, load_tokenizer
 
-    if cfg.task not in ("classification", "regression"):
-        raise EdgepressError(f"finetune needs task classification or regression, not '{cfg.task}'")
+    if cfg.task not in ("classification", "regression", "token-classification"):
+        raise EdgepressError(f"finetune needs task classification, regression or token-classification, not '{cfg.task}'")
     set_seed(cfg.seed)
     splits = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir))
+    if cfg.task == "token-classification":
+        return _run_token_classification(cfg, inputs, out_dir, splits)
     names = getattr(splits.train, "label_names", None)
     id2label = dict(enumerate(names)) if cfg.task == "classification" and names else None
     num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)

@@ -150,7 +150,7 @@ def read_interface(spec: str, task: str) -> ModelInterface:
     max_len = int(min(limit, tok_max if tok_max < 10**6 else limit))
     return ModelInterface(task=task, pooling=DEFAULT_POOLING if task == "embedding" else None, normalize=False,
                           max_seq_length=max_len,
-                          id2label=_named_labels(config) if task == "classification" else None,
+                          id2label=_named_labels(config) if task in ("classification", "token-classification") else None,
                           source=str(spec))
 
 
@@ -204,7 +204,7 @@ def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", i
     to_save = base_model(model) if interface.task == "embedding" else model
     to_save.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    if interface.task == "classification" and interface.id2label:
+    if interface.task in ("classification", "token-classification") and interface.id2label:
         _write_labels(folder, interface.id2label)
     if interface.sentence_transformers and interface.task == "embedding":
         from sentence_transformers import SentenceTransformer

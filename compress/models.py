@@ -26,6 +26,8 @@ TASK_HEADS = {
     "classification": "AutoModelForSequenceClassification",
     "regression": "AutoModelForSequenceClassification",
     "mlm": "AutoModelForMaskedLM",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
 }
 
 
@@ -91,7 +93,8 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:
     """Missing keys that belong to the task head (they would be randomly initialised)."""
     prefixes = {"classification": ("classifier", "score", "pre_classifier"), "regression": ("classifier", "score", "pre_classifier"),
-                "mlm": ("cls.", "lm_head", "vocab_", "generator_lm_head", "predictions")}.get(task, ())
+                "mlm": ("cls.", "lm_head", "vocab_", "generator_lm_head", "predictions"),
+                "token-classification": ("classifier",), "question-answering": ("qa_outputs",)}.get(task, ())
     return [k for k in missing_keys if any(p in k for p in prefixes)]
 
 
@@ -111,7 +114,7 @@ def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_he
         num_labels = len(id2label)
     if task == "regression":
         kwargs.update(num_labels=1, problem_type="regression")
-    elif task == "classification" and allow_new_head and num_labels is not None:
+    elif task in ("classification", "token-classification") and allow_new_head and num_labels is not None:
         kwargs["num_labels"] = num_labels  # a new head; a trained one keeps its size (checked below)
         if id2label is not None:
             kwargs["id2label"] = {int(k): str(v) for k, v in id2label.items()}
@@ -126,11 +129,14 @@ def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_he
     if missing and not allow_new_head:
         hint = {"mlm": "use a checkpoint with a masked-LM head (e.g. bert-base-uncased), or task: embedding",
                 "classification": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
-                "regression": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"}[task]
+                "regression": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
+                "token-classification": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
+                "question-answering": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"}[task]
         raise ModelLoadError(
             f"model '{spec}' has no trained {task} head (missing weights: {', '.join(missing[:4])}); {hint}"
         )
-    if task == "classification" and not missing and num_labels is not None and model.config.num_labels != num_labels:
+    if task in ("classification", "token-classification") and not missing and num_labels is not None \
+            and model.config.num_labels != num_labels:
         raise ModelLoadError(f"model '{spec}' has a trained {model.config.num_labels}-class head, but {num_labels} "
                              "classes were asked for (teacher.num_labels or the data's labels); fix teacher.num_labels, "
                              "or fine-tune a new head")

@@ -30,7 +30,9 @@ SPLITS = ("train", "eval", "test")
 
 
 def _label_text(data: "TextData", label: Any) -> str:
-    """A label as the data gave it: the class name when the file used names, else the number."""
+    """A label as the data gave it: the class name when the file used names, else the number (tags: joined)."""
+    if isinstance(label, list):
+        return " ".join(map(str, label))
     if data.label_names is not None and isinstance(label, int) and 0 <= label < len(data.label_names):
         return data.label_names[label]
     return repr(float(label)) if isinstance(label, (int, float)) and not isinstance(label, bool) else str(label)
@@ -60,7 +62,7 @@ def split_digest(data: "TextData | Any", with_labels: bool) -> str:
 
 def labels_in_digest(task: str, split: str) -> bool:
     """Train labels count only where training uses them; eval/test labels (gold scores, classes) always count."""
-    return split != "train" or task in ("classification", "regression")
+    return split != "train" or task in ("classification", "regression", "token-classification")
 
 
 @dataclass

@@ -221,3 +221,17 @@ def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
     from compress.interface import interface_of, label_mapping
 
     return label_mapping(interface_of(teacher_source(cfg, inputs), cfg.task))
+
+
+def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
+    """Token classification: the tag of each class id (id2label in id order) of the latest model, else the teacher's;
+    the measuring layer maps logits to tags with it. None for other tasks."""
+    if cfg.task != "token-classification":
+        return None
+    from compress.interface import interface_of
+
+    model = inputs.latest("model")
+    iface = interface_of(str(model) if model is not None else teacher_source(cfg, inputs), cfg.task)
+    if not iface.id2label:
+        raise EdgepressError(f"the token-classification model '{iface.source}' names no tags (config.json id2label)")
+    return [iface.id2label[i] for i in sorted(iface.id2label)]

@@ -104,9 +104,11 @@ def training_rows(train: "TextData | Any", task: str) -> Any:
 class DistillCollator:
     """Pads (and for MLM masks 15 % with 80/10/10 via DataCollatorForLanguageModeling); keeps "idx"/"key"."""
 
-    def __init__(self, tokenizer: "PreTrainedTokenizerBase", mlm_probability: float | None, seed: int = 0):
-        from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", mlm_probability: float | None, seed: int = 0,
+                 token_labels: bool = False):
+        from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification, DataCollatorWithPadding
 
+        self.token_labels = DataCollatorForTokenClassification(tokenizer, return_tensors="pt") if token_labels else None
         self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self.mlm = (DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability,
                                                     return_tensors="pt") if mlm_probability else None)
@@ -115,6 +117,10 @@ class DistillCollator:
         features = [dict(f) for f in features]
         extra = {name: torch.tensor([f.pop(name) for f in features], dtype=torch.int64)
                  for name in ("idx", "key") if name in features[0]}
+        if self.token_labels is not None:  # per-token labels, padded with -100 like the inputs
+            batch = self.token_labels(features)
+            batch.update(extra)
+            return batch
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
         if self.mlm is not None:
             batch = self.mlm(features)
@@ -326,10 +332,16 @@ def rows_progress_callback(trainer: Any):
     return RowsProgress()
 
 
+def _pretokenized(train: Any) -> bool:
+    """A ``datasets.Dataset`` that already holds input ids (and per-token labels): trained on as it is."""
+    return hasattr(train, "column_names") and "input_ids" in train.column_names
+
+
 def can_cache(task: str, cfg: "DistillConfig") -> bool:
-    """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed."""
+    """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed (the cache holds
+    sentence-level logits: token classification runs the teacher every step)."""
     w = cfg.loss
-    return cfg.cache_teacher and task != "mlm" and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
+    return cfg.cache_teacher and task not in ("mlm", "token-classification") and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
 def _enclosing_cache(out_dir: Path) -> Path | None:
@@ -463,15 +475,18 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
 
     _check_compatible(teacher, student, task, cfg)
     set_seed(seed)
-    rows = training_rows(train, task)
-    ds = rows.with_transform(LazyTokenizer(tokenizer, max_length))
+    if _pretokenized(train):  # token classification: words already aligned with their tags
+        ds = train
+    else:
+        ds = training_rows(train, task).with_transform(LazyTokenizer(tokenizer, max_length))
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     interface = interface or ModelInterface("embedding")
     pooler = SentencePooler(interface, hidden_size(teacher.config))
     cache = open_teacher_cache(teacher, tokenizer, task, cfg, max_length, interface, cache_dir, out_dir)
-    collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None)
+    collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None,
+                              token_labels=task == "token-classification")
     s_layers = student.config.num_hidden_layers if hasattr(student.config, "num_hidden_layers") else student.config.n_layers
     t_layers = teacher.config.num_hidden_layers if hasattr(teacher.config, "num_hidden_layers") else teacher.config.n_layers
     sw = getattr(student.config, "hidden_size", getattr(student.config, "dim", None))

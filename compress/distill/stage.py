@@ -58,7 +58,12 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml, interface=iface)
     naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref, iface)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
+    if cfg.task == "token-classification":  # words aligned with the teacher's tag ids (run_ner's recipe)
+        from compress.tasks.ner import tokenized_dataset
+
+        train = tokenized_dataset(tok, splits.train, {v: int(k) for k, v in teacher.config.id2label.items()}, ml)
+    else:
+        train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
                             cache_dir=cache_root, eval_reference=reference)

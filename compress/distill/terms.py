@@ -31,7 +31,7 @@ ATTENTIONS = "attentions"          # attention probabilities from both models (n
 VALUE_HOOK = "value_hook"          # last-layer value projections captured by forward hooks (not cacheable)
 SAME_WIDTH = "same_width"          # student and teacher hidden sizes must be equal
 
-TASKS = ("embedding", "mlm", "classification", "regression")
+TASKS = ("embedding", "mlm", "classification", "regression", "token-classification")
 
 
 @dataclass
@@ -128,10 +128,13 @@ def embed_cos_term(ctx: TermContext) -> torch.Tensor:
     return L.embedding_cosine(*ctx.embeddings())
 
 
-@register("kl", ("mlm", "classification", "regression"), (LOGITS,))
+@register("kl", ("mlm", "classification", "regression", "token-classification"), (LOGITS,))
 def kl_term(ctx: TermContext) -> torch.Tensor:
-    """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``."""
+    """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``; for token
+    classification per token at real (non-padding) tokens."""
     d, logits = ctx.cfg, ctx.student_out.logits
+    if ctx.task == "token-classification":
+        return L.token_kl(logits, ctx.teacher_logits(), ctx.mask, d.temperature, d.t_squared)
     if ctx.task == "mlm" and d.kl_on_masked_only:
         return L.masked_positions_kl(logits, ctx.teacher_logits(), ctx.inputs["mlm_labels"], d.temperature,
                                      d.t_squared, d.kl_reduction)
@@ -146,10 +149,14 @@ def mlm_term(ctx: TermContext) -> torch.Tensor:
                                              ignore_index=-100)
 
 
-@register("hard", ("classification", "regression"), (LOGITS, LABELS))
+@register("hard", ("classification", "regression", "token-classification"), (LOGITS, LABELS))
 def hard_term(ctx: TermContext) -> torch.Tensor:
-    """Cross-entropy (classification) or MSE (regression) on the gold labels."""
-    return L.hard_label_loss(ctx.student_out.logits, ctx.inputs["labels"], ctx.task)
+    """Cross-entropy (classification; per labelled token for token classification) or MSE (regression)."""
+    logits = ctx.student_out.logits
+    if ctx.task == "token-classification":
+        return L.hard_label_loss(logits.reshape(-1, logits.shape[-1]), ctx.inputs["labels"].reshape(-1),
+                                 "classification")
+    return L.hard_label_loss(logits, ctx.inputs["labels"], ctx.task)
 
 
 @register("hidden_mse", TASKS, (HIDDEN_STATES,))

@@ -37,7 +37,7 @@ def _tokenizer(tokenizer: "PreTrainedTokenizerBase | str | Path | None") -> "Pre
 def _as_text_data(data: "TextData | list[str] | None", source: str) -> "TextData | None":
     from compress.data import TextData
 
-    if data is None or isinstance(data, TextData):
+    if data is None or isinstance(data, TextData) or hasattr(data, "texts"):  # TextData or tagged sentences (NER)
         return data
     return TextData([str(t) for t in data], source=source)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compress.errors import EdgepressError
-from compress.stages import StageInputs, StageResult, Variant, teacher_labels, teacher_source
+from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -48,6 +48,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
     # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
+    if cfg.task == "token-classification":
+        splits.eval.label_names = tag_names(cfg, inputs)  # logits -> tags for the guard's entity F1
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,

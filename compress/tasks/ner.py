@@ -1,8 +1,8 @@
 """Token classification (NER) data: CoNLL-style files and JSONL, tag names to ids, word-to-subword alignment.
 
-Not yet reachable from the pipeline (the config refuses ``task: token-classification``; issue 16). The
-alignment is transformers' ``run_ner`` recipe: the first sub-token of each word carries the word's tag,
-the other sub-tokens and the special tokens get -100 (ignored by the loss and the metric).
+The pipeline's ``task: token-classification`` reads its splits here (:func:`load_ner_splits`). The alignment is
+transformers' ``run_ner`` recipe: the first sub-token of each word carries the word's tag, the other
+sub-tokens and the special tokens get -100 (ignored by the loss and the metric).
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ class TaggedSentences:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    label_names = None  # tags are names already (the TextData field of the same name)
+    pairs = None
+
+    @property
+    def texts(self) -> list[str]:
+        """Each sentence's words joined by single spaces (CoNLL words hold no whitespace: split(" ") restores them)."""
+        return [" ".join(words) for words in self.tokens]
+
+    @property
+    def labels(self) -> list[list[str]]:
+        return self.tags
+
+    def subset(self, idx: list[int]) -> "TaggedSentences":
+        return TaggedSentences([self.tokens[i] for i in idx], [self.tags[i] for i in idx], self.source)
+
+    def head(self, n: int | None) -> "TaggedSentences":
+        return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
 
 def read_conll(path: str | Path, tag_column: int = -1) -> TaggedSentences:
@@ -120,3 +138,115 @@ def align_labels(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentence
     out: dict[str, Any] = {k: enc[k] for k in enc.keys()}
     out["labels"] = all_labels
     return out
+
+
+def _read_hub_tagged(spec: str, tokens_field: str, tags_field: str) -> TaggedSentences:
+    """``hub:conll2003[@split]`` / ``hub:wikiann/en``: tokens and ClassLabel tag ids turned into tag names."""
+    from compress.data import _read_hub
+
+    cols = _read_hub(spec)
+    tokens_field = tokens_field if tokens_field in cols.data else "tokens"
+    tags_field = tags_field if tags_field in cols.data else "ner_tags"
+    for field in (tokens_field, tags_field):
+        if field not in cols.data:
+            raise DataError(f"hub dataset '{spec}': field '{field}' not found; fields are {cols.names}")
+    names = cols.class_names.get(tags_field)
+    if names is None:
+        raise DataError(f"hub dataset '{spec}': '{tags_field}' holds no tag names (ClassLabel); use a CoNLL/JSONL file")
+    tags = [[names[int(t)] for t in row] for row in cols.data[tags_field]]
+    return TaggedSentences([list(map(str, w)) for w in cols.data[tokens_field]], tags, spec)
+
+
+def read_tagged(source: str, tokens_field: str = "tokens", tags_field: str = "tags") -> TaggedSentences:
+    """A NER source: ``.json``/``.jsonl`` (token and tag lists), ``hub:NAME``, anything else CoNLL-style text."""
+    if source.startswith("hub:"):
+        return _read_hub_tagged(source, tokens_field, tags_field)
+    if Path(source).suffix.lower() in (".json", ".jsonl"):
+        if not Path(source).is_file():
+            raise DataError(f"data file '{source}' does not exist")
+        return read_jsonl(source, tokens_field, tags_field)
+    return read_conll(source)
+
+
+def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
+    """Train/eval/test sentences per the data config, as :func:`compress.data.load_splits` does for text rows.
+
+    JSONL fields: ``data.text_column`` (default ``tokens``) and ``data.label_column`` (default ``tags``). The eval
+    split is carved out of train when ``data.eval`` is not given (the run's data artifact holds its row ids).
+    """
+    from compress.data import Splits, _checked, _planned_eval_ids
+
+    fields = (data_cfg.text_column if data_cfg.text_column != "sentence" else "tokens", data_cfg.label_column or "tags")
+    train = read_tagged(data_cfg.train, *fields)
+    names = label_names(train)
+    source_rows, eval_ids = len(train), None
+    if data_cfg.eval:
+        ev = read_tagged(data_cfg.eval, *fields)
+    else:
+        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
+        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
+    test = read_tagged(data_cfg.test, *fields) if data_cfg.test else ev
+    for split in (ev, test):
+        unknown = sorted({t for tags in split.tags for t in tags} - set(names))
+        if unknown:
+            raise DataError(f"'{split.source}': tags {unknown[:5]} do not occur in the training data "
+                            f"'{data_cfg.train}' ({', '.join(names)})")
+    if len(train) == 0:
+        raise DataError(f"training data '{data_cfg.train}' has no sentences left after the eval split")
+    if len(names) < 2:
+        raise DataError(f"training data '{data_cfg.train}' has a single tag ({names[0]!r}): NER needs entity tags")
+    splits = Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
+                    test.head(data_cfg.max_eval_samples), source_rows, eval_ids)
+    return _checked(splits, plan, "token-classification")
+
+
+def tokenized_dataset(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentences, label2id: dict[str, int],
+                      max_length: int) -> Any:
+    """The sentences tokenized with aligned labels as a ``datasets.Dataset`` (input ids, mask, labels per token)."""
+    import datasets
+
+    return datasets.Dataset.from_dict(align_labels(tokenizer, sentences, label2id, max_length))
+
+
+def first_token_tags(logits: Any, labels: Any, id2label: dict[int, str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(gold, predicted) tag lists per row from token logits and aligned labels: the positions that carry a label
+    (each word's first sub-token) are read, as transformers' run_ner evaluates."""
+    import numpy as np
+
+    pred = np.asarray(logits).argmax(-1)
+    gold_rows, pred_rows = [], []
+    for p_row, l_row in zip(pred, np.asarray(labels)):
+        keep = l_row != IGNORE
+        gold_rows.append([id2label[int(t)] for t in l_row[keep]])
+        pred_rows.append([id2label[int(t)] for t in p_row[keep]])
+    return gold_rows, pred_rows
+
+
+def entity_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentences, max_length: int,
+                   batch_size: int = 64) -> dict[str, float]:
+    """Entity precision/recall/F1 (seqeval) of a PyTorch token-classification model on ``sentences``: each word's
+    tag is read at its first sub-token, as in training (words cut by truncation are not scored here)."""
+    import torch
+
+    from benchmarks.metrics import entity_scores
+    from compress.distill.evaluate import model_input_names
+
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    label2id = {v: k for k, v in id2label.items()}
+    enc = align_labels(tokenizer, sentences, label2id, max_length)
+    accepted = model_input_names(model)
+    device = next(model.parameters()).device
+    gold: list[list[str]] = []
+    pred: list[list[str]] = []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(sentences), batch_size):
+            rows = [{k: enc[k][j] for k in enc if k != "labels"} for j in range(i, min(i + batch_size, len(sentences)))]
+            batch = tokenizer.pad(rows, return_tensors="pt")
+            logits = model(**{k: v.to(device) for k, v in batch.items() if k in accepted}).logits.float().cpu().numpy()
+            width = logits.shape[1]
+            labels = [enc["labels"][j] + [IGNORE] * (width - len(enc["labels"][j])) for j in range(i, i + len(rows))]
+            g, p = first_token_tags(logits, labels, id2label)
+            gold += g
+            pred += p
+    return entity_scores(gold, pred)

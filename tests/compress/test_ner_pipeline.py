@@ -1,0 +1,101 @@
+"""Token classification (NER) through the pipeline on a tiny model: CoNLL files -> finetune -> distill ->
+export -> quantize -> bench -> final/, entity F1 (seqeval) at every stage, tag names kept in every model."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from compress.distill.config import DistillConfig
+from compress.distill.terms import TERMS, TermContext
+
+WORDS = {"PER": ["Anna", "Peter", "Maria", "John"], "LOC": ["Paris", "Berlin", "Rome", "Oslo"],
+         "ORG": ["Reuters", "Siemens", "Fiat"], "O": ["visited", "the", "office", "of", "in", "met", "and", "today"]}
+
+
+def write_conll(path: Path, n: int, seed: int) -> Path:
+    """Synthetic CoNLL-2003-style sentences: 'token TAG' lines, IOB2 tags, blank lines between sentences."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        for _ in range(rng.randint(3, 8)):
+            kind = rng.choice(["O", "O", "O", "PER", "LOC", "ORG"])
+            if kind == "O":
+                lines.append(f"{rng.choice(WORDS['O'])} O")
+            else:
+                lines.append(f"{rng.choice(WORDS[kind])} B-{kind}")
+                if rng.random() < 0.3:
+                    lines.append(f"{rng.choice(WORDS[kind])} I-{kind}")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_token_terms_match_hand_computations():
+    """kl: per-token KL at real tokens (T^2); hard: CE over labelled tokens only (-100 ignored)."""
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    labels = torch.tensor([[-100, 2, 0, -100], [1, -100, -100, -100]])
+    ctx = TermContext("token-classification", DistillConfig(temperature=2.0), {"labels": labels}, mask,
+                      type("Out", (), {"logits": s})(), type("Out", (), {"logits": t})(), s, t, None, None, None, [])
+    sel = mask.bool()
+    p_t = torch.softmax(t[sel] / 2, -1)
+    kl = (p_t * (p_t.log() - torch.log_softmax(s[sel] / 2, -1))).sum(-1).mean() * 4
+    assert TERMS["kl"].compute(ctx).item() == pytest.approx(kl.item(), rel=1e-5)
+    keep = labels != -100
+    ce = -torch.log_softmax(s[keep], -1)[torch.arange(int(keep.sum())), labels[keep]].mean()
+    assert TERMS["hard"].compute(ctx).item() == pytest.approx(ce.item(), rel=1e-5)
+
+
+def test_ner_through_every_stage(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForTokenClassification
+
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+
+    backbone = tiny_model_dir("bert", "mlm")
+    train, dev = write_conll(tmp_path / "train.txt", 120, 0), write_conll(tmp_path / "dev.txt", 30, 1)
+    cfg = load_config(None, base={
+        "name": "ner", "output_dir": str(tmp_path / "runs"), "task": "token-classification",
+        "stages": ["finetune", "distill", "export", "quantize", "bench"],
+        "teacher": {"model": str(backbone), "max_length": 32}, "data": {"train": str(train), "eval": str(dev)},
+        "finetune": {"epochs": 3, "batch_size": 8, "learning_rate": 5e-3}, "student": {"num_layers": 1},
+        "distill": {"max_steps": 20, "batch_size": 8, "learning_rate": 5e-3, "eval_steps": 10,
+                    "loss": {"kl": 1.0, "hard": 1.0, "cos": 1.0}},
+        "quantize": {"guard": {"eval_samples": 30}},
+        "bench": {"min_runs": 3, "warmup": 1, "min_seconds": 0.0, "max_eval_samples": 30}})
+    outcomes = {o.name: o for o in run_pipeline(cfg)}
+    tags = ["O", "B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER"]
+    assert list(outcomes["finetune"].metrics["id2label"].values()) == tags
+    assert outcomes["finetune"].metrics["teacher_eval"] > 0.3  # the synthetic entities are learnable
+    distill = outcomes["distill"].metrics
+    assert distill["eval_metric"] == "f1" and distill["eval_metric_during_training"] == "f1"
+    assert [h["step"] for h in distill["eval_history"]] == [10, 20]
+    guard = outcomes["quantize"].metrics["methods"]["dynamic"]
+    assert "f1" in guard["attempts"][0]
+    report = json.loads((tmp_path / "runs" / "ner" / "report.json").read_text())
+    by_name = {(e["name"], e["format"]): e for e in report["models"]}
+    assert by_name[("teacher", "pytorch")]["quality"]["metric"] == "f1"
+    assert by_name[("student-int8-dynamic", "onnx")]["quality"]["value"] >= 0.0
+    final = tmp_path / "runs" / "ner" / "final" / "model"
+    model = AutoModelForTokenClassification.from_pretrained(final)
+    assert [model.config.id2label[i] for i in range(len(tags))] == tags
+
+
+def test_unknown_dev_tag_is_one_line_error(tmp_path, tiny_model_dir):
+    from compress.config import load_config
+    from compress.data import load_splits
+    from compress.errors import DataError
+
+    train = write_conll(tmp_path / "train.txt", 20, 0)
+    dev = tmp_path / "dev.txt"
+    dev.write_text("Anna B-PER\nsang B-SONG\n\n")
+    cfg = load_config(None, base={"teacher": {"model": "x"}, "task": "token-classification",
+                                  "data": {"train": str(train), "eval": str(dev)}})
+    with pytest.raises(DataError, match=r"tags \['B-SONG'\] do not occur in the training data"):
+        load_splits(cfg.data, cfg.task, 0)
