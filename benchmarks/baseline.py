@@ -12,7 +12,7 @@ from compress.errors import EdgepressError
 from compress.quantize.graph import quiet
 
 OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
-                "regression": "text-classification", "mlm": "fill-mask"}
+                "regression": "text-classification", "mlm": "fill-mask", "token-classification": "token-classification"}
 BASELINES = ("optimum-onnx", "optimum-int8-dynamic")
 
 
@@ -34,6 +34,8 @@ def export_with_optimum(teacher_dir: Path, task: str, out_dir: Path) -> Path:
     """``optimum-cli export onnx --model TEACHER --task ... --library-name transformers OUT`` as a call."""
     from optimum.exporters.onnx import main_export
 
+    if task not in OPTIMUM_TASK:
+        raise EdgepressError(f"no Optimum baseline for task '{task}'; tasks: {', '.join(OPTIMUM_TASK)}")
     with quiet("optimum"):
         main_export(str(teacher_dir), output=str(out_dir), task=OPTIMUM_TASK[task], library_name="transformers",
                     local_files_only=True, do_validation=True)

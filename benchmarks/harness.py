@@ -140,9 +140,31 @@ def predict_all(runner: Runner, tokenizer: Any, texts: list[str], pairs: list[st
     return np.concatenate(outs, axis=0)
 
 
+def predict_words(runner: Runner, tokenizer: Any, eval_set: EvalSet, settings: BenchSettings) -> "np.ndarray":
+    """Token classification: each word's class (its first sub-token's argmax), rows concatenated; -1: truncated.
+
+    Rows are encoded as pre-split words (``is_split_into_words``), batch by batch, so every batch keeps its own
+    sequence length.
+    """
+    import numpy as np
+
+    from benchmarks.feeds import tokenize_words
+    from benchmarks.tags import word_argmax
+
+    words = eval_set.words()
+    outs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    bs = settings.eval_batch_size
+    for i in range(0, len(words), bs):
+        feeds, positions = tokenize_words(tokenizer, words[i:i + bs], settings.max_length)
+        outs.extend(word_argmax(runner.predict(feeds), positions))
+    return np.concatenate(outs)
+
+
 def model_outputs(runner: Runner, tokenizer: Any, eval_set: EvalSet, task: str,
                   settings: BenchSettings) -> dict[str, "np.ndarray"]:
-    """What the quality metric needs: embeddings of texts (and pairs) or logits/scores."""
+    """What the quality metric needs: embeddings of texts (and pairs), logits/scores, or each word's class."""
+    if task == "token-classification":
+        return {"a": predict_words(runner, tokenizer, eval_set, settings)}
     if task == "embedding":
         out = {"a": predict_all(runner, tokenizer, eval_set.texts, None, settings)}
         if eval_set.kind(task) == "sts":
@@ -155,8 +177,13 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
                     teacher_outs: dict[str, "np.ndarray"] | None) -> dict[str, Any]:
     """Primary metric (name, value) plus extras, by task and what the data holds."""
     from benchmarks import metrics as M
+    from benchmarks.tags import row_tags
 
     kind = eval_set.kind(task)
+    if kind == "tags":
+        pred = row_tags(outs["a"], [len(w) for w in eval_set.words()], eval_set.label_names)
+        extra = M.entity_scores([[str(t) for t in row] for row in eval_set.labels], pred)
+        return {"metric": "f1", "value": extra["f1"], "extra": extra}
     if kind == "labels" and task == "classification":
         pred = outs["a"].argmax(-1)
         extra = {"accuracy": M.accuracy(pred, eval_set.labels), "f1": M.f1(pred, eval_set.labels)}
@@ -172,6 +199,9 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
     if task == "embedding":
         extra = M.fidelity(outs["a"], teacher_outs["a"])
         return {"metric": "fidelity_cosine", "value": extra["fidelity_cosine"], "extra": extra}
+    if task == "token-classification":
+        value = M.word_agreement([outs["a"]], [teacher_outs["a"]])
+        return {"metric": "word_agreement", "value": value, "extra": {"word_agreement": value}}
     if task == "classification":
         value = M.top1_agreement(outs["a"], teacher_outs["a"])
         return {"metric": "top1_agreement", "value": value, "extra": {"top1_agreement": value}}
@@ -261,7 +291,7 @@ def add_retention(entries: list[dict[str, Any]]) -> None:
             continue
         if teacher is None:
             e["retention"] = None
-        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman"):
+        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman", "word_agreement"):
             e["retention"] = retention(q["value"], 1.0)  # the teacher agrees with itself perfectly
         elif teacher["quality"]["metric"] == q["metric"]:
             e["retention"] = retention(q["value"], teacher["quality"]["value"])

@@ -70,7 +70,8 @@ class Runner(ABC):
         """Named numpy outputs of one forward pass (``last_hidden_state``, ``sentence_embedding``, ``logits``)."""
 
     def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray":
-        """Task output: sentence embeddings [B, H] (embedding), logits [B, C] (classification), scores [B] (regression)."""
+        """Task output: sentence embeddings [B, H] (embedding), logits [B, C] (classification), scores [B] (regression),
+        token logits [B, S, C] (token-classification)."""
         return task_output(self.task, self.outputs(self.prepare(feeds)), feeds["attention_mask"],
                            getattr(self, "pooling", None))
 
@@ -115,4 +116,11 @@ def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np
         if logits is None:
             raise ValueError(f"no logits output among {sorted(outs)}")
         return logits[:, 0] if task == "regression" else logits
+    if task == "token-classification":
+        logits = outs.get("logits")
+        if logits is None:
+            logits = next((v for v in outs.values() if v.ndim == 3), None)
+        if logits is None or logits.ndim != 3:
+            raise ValueError(f"no token logits [batch, sequence, classes] among {sorted(outs)}")
+        return logits
     raise ValueError(f"task '{task}' has no quality output in the benchmark (latency only)")

@@ -39,8 +39,8 @@ def export_onnx(model_dir: Path, task: str, path: Path) -> Path:
     names = ["last_hidden_state", "sentence_embedding"] if task == "embedding" else ["logits"]
     axes = {n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask", "token_type_ids")}
     axes.update({n: {0: "batch"} for n in names})
-    if task == "embedding":
-        axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    if task in ("embedding", "token-classification"):
+        axes[names[0]] = {0: "batch", 1: "sequence"}  # last_hidden_state / token logits
     torch.onnx.export(load(model_dir, task), dummy(), str(path), input_names=list(axes)[:3], output_names=names,
                       dynamic_axes=axes, opset_version=17, dynamo=False)
     return path
