@@ -31,9 +31,9 @@ MIN_REFERENCE = 0.05  # below this the fp32 metric is noise: use fidelity instea
 
 def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
                    max_length: int, rows: int) -> EvalBatches:
-    """The first ``rows`` eval rows tokenised in batches for the model's inputs."""
+    """The first ``rows`` eval rows tokenised in batches for the model's inputs (label names read before the cut)."""
     names = input_names(open_session(onnx_path))
-    return EvalSet.from_text_data(data.head(rows)).batches(tokenizer, task, names, max_length)
+    return EvalSet.from_text_data(data).head(rows).batches(tokenizer, task, names, max_length)
 
 
 def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.ndarray"]) -> "np.ndarray":

@@ -101,3 +101,15 @@ def test_quantize_onnx_guards_a_token_classifier_on_entity_f1(tiny_ner, tmp_path
     assert report["eval"]["kind"] == "token-classification" and report["eval"]["f1"] == pytest.approx(1.0)
     attempt = report["methods"]["dynamic"]["attempts"][0]
     assert attempt["basis"] == "f1" and 0.0 <= attempt["f1"] <= 1.0 and 0.0 <= attempt["word_agreement"] <= 1.0
+
+
+def test_build_eval_set_keeps_tag_names_of_tagged_sentences_it_cuts(tiny_ner):
+    from compress.quantize.evaluate import build_eval_set
+    from compress.tasks.ner import TaggedSentences
+
+    _, onnx, tok = tiny_ner
+    sentences = TaggedSentences(WORDS, [["O"] * len(w) for w in WORDS], "hand")
+    sentences.label_names = NAMES  # what the quantize stage sets: the model's id2label
+    ev = build_eval_set(tok, sentences, "token-classification", onnx, 128, rows=3)
+    assert ev.rows == 3 and ev.label_names == NAMES and ev.tags == sentences.tags[:3]
+    assert set_reference(ev, onnx)["f1"] == 0.0  # all-O gold: no entity to find
