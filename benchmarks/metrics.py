@@ -1,6 +1,7 @@
 """Quality metrics — the one definition of each, used by the harness, the quantizer's guard, pruning and
 distillation checks and fine-tuning: accuracy/F1 (scikit-learn), Spearman/Pearson (SciPy), entity-level
-precision/recall/F1 (seqeval), cosine, teacher fidelity, top-1 and per-word agreement, and retention.
+precision/recall/F1 (seqeval), SQuAD EM/F1, cosine, teacher fidelity, top-1, per-word and answer agreement,
+and retention.
 
 Correlations of a constant series (undefined; SciPy returns NaN) are 0.0 here, so a collapsed model scores
 as uncorrelated instead of poisoning medians and comparisons with NaN.
@@ -8,7 +9,7 @@ as uncorrelated instead of poisoning medians and comparisons with NaN.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,6 +112,11 @@ def top1_agreement(variant_logits: "np.ndarray", teacher_logits: "np.ndarray") -
     return accuracy(np.asarray(variant_logits).argmax(-1), np.asarray(teacher_logits).argmax(-1))
 
 
+def answer_agreement(variant_answers: Sequence[str], reference_answers: Sequence[str]) -> float:
+    """Fraction of questions whose predicted answer text equals the reference's ('' = no answer)."""
+    return accuracy([str(a) for a in variant_answers], [str(a) for a in reference_answers])
+
+
 def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
     """Entity-level precision, recall and F1 of tag sequences (seqeval's default mode, as transformers' run_ner)."""
     from seqeval.metrics import f1_score, precision_score, recall_score
@@ -120,6 +126,24 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, flo
     return {"precision": float(precision_score(gold, pred, zero_division=0)),
             "recall": float(recall_score(gold, pred, zero_division=0)),
             "f1": float(f1_score(gold, pred, zero_division=0))}
+
+
+def squad_scores(examples: Sequence[Any], predictions: dict[str, str]) -> dict[str, float]:
+    """SQuAD exact match and F1 (0-100, as the official v2.0 evaluation; HasAns_/NoAns_ splits when both kinds occur)
+    from transformers' port of that script; ``examples`` need ``id`` and ``answers`` ([{"text": ...}], empty when
+    unanswerable), ``predictions`` map id -> answer text ('' = no answer)."""
+    from types import SimpleNamespace
+
+    from transformers.data.metrics.squad_metrics import squad_evaluate
+
+    if not examples:
+        raise ValueError("squad_scores needs at least one example")
+    wrapped = [SimpleNamespace(qas_id=e.id, answers=list(e.answers)) for e in examples]
+    missing = [e.qas_id for e in wrapped if e.qas_id not in predictions]
+    if missing:
+        raise ValueError(f"squad_scores: no prediction for {len(missing)} questions (e.g. {missing[0]})")
+    out = squad_evaluate(wrapped, {e.qas_id: predictions[e.qas_id] for e in wrapped})
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and not k.startswith("best")}
 
 
 def word_agreement(variant_ids: Sequence["np.ndarray"], reference_ids: Sequence["np.ndarray"]) -> float:

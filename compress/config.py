@@ -26,7 +26,7 @@ from compress.search.config import SearchConfig
 from compress.vocab.config import VocabConfig
 from export.config import ExportConfig
 
-Task = Literal["embedding", "classification", "regression", "mlm", "token-classification"]
+Task = Literal["embedding", "classification", "regression", "mlm", "token-classification", "question-answering"]
 
 
 class TeacherConfig(Section):
@@ -66,6 +66,9 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     eval_fraction: float = Field(0.1, gt=0, lt=1)
+    doc_stride: int = Field(128, ge=1, description="question-answering: tokens shared by consecutive windows of a long "
+                                                 "context (run_qa's --doc_stride)")
+    max_answer_length: int = Field(30, ge=1, description="question-answering: longest answer span, in tokens")
     unlabeled: list[TextSource] = Field(default_factory=list,
                                         description="more text for distillation (labels ignored): embedding/mlm sentences, or "
                                                     "classification rows supervised by the teacher's soft labels only")

@@ -412,6 +412,10 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
         from compress.tasks.ner import load_ner_splits
 
         return load_ner_splits(data_cfg, seed, plan)
+    if task == "question-answering":
+        from compress.tasks.qa import load_qa_splits
+
+        return load_qa_splits(data_cfg, seed, plan)
     header = getattr(data_cfg, "header", True)
     kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
               label_column=data_cfg.label_column, task=task, header=header)

@@ -90,6 +90,44 @@ def _run_token_classification(cfg: RunConfig, inputs: StageInputs, out_dir: Path
     return StageResult(outputs=outputs, metrics=metrics)
 
 
+def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, splits) -> StageResult:
+    """A span head (start/end logits) on the teacher's backbone, run_qa's recipe; best epoch by dev SQuAD F1."""
+    from transformers import default_data_collator
+
+    from compress.checkpoints import resumable_checkpoint
+    from compress.console import use_stage_progress
+    from compress.distill.engine import EvalProbe, probe_trainer, save_loss_curves
+    from compress.interface import ModelInterface, read_interface, save_model
+    from compress.models import load_model, load_tokenizer
+    from compress.tasks.qa import eval_features, feature_dataset, train_features
+
+    model = load_model(cfg.teacher.model, cfg.task, allow_new_head=True)
+    tok = load_tokenizer(cfg.teacher.model)
+    ml, stride = cfg.teacher.max_length, cfg.data.doc_stride
+    train = feature_dataset(train_features(tok, splits.train.examples, ml, stride))
+    dev = feature_dataset(eval_features(tok, splits.eval.examples, ml, stride))
+    args = _training_arguments(cfg, inputs, "f1")
+    iface = ModelInterface(cfg.task, max_seq_length=read_interface(cfg.teacher.model, "embedding").max_seq_length)
+    probe = EvalProbe(tok, splits.eval, cfg.task, ml, None, iface)  # SQuAD F1 of the answers, run_qa's post-processing
+    trainer = probe_trainer(probe, model=model, args=args, train_dataset=train, eval_dataset=dev,
+                            data_collator=default_data_collator)
+    use_stage_progress(trainer)
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(Path(args.output_dir)))
+    from compress.tasks.qa import answer_quality
+
+    final = {f"eval_{k}": v for k, v in answer_quality(trainer.model, tok, splits.eval, ml).items()}
+    outputs = {"teacher": "model"}
+    if is_main_process():
+        iface.source = str(out_dir / "model")
+        save_model(trainer.model, tok, iface, out_dir / "model")
+        outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
+    metrics = {"base_model": cfg.teacher.model, "eval_metric": "f1", "teacher_eval": final.get("eval_f1"),
+               "teacher_eval_exact": final.get("eval_exact"), "train_windows": len(train),
+               "train_questions": len(splits.train)}
+    metrics.update({k[5:]: v for k, v in final.items() if k.startswith(("eval_HasAns", "eval_NoAns"))})
+    return StageResult(outputs=outputs, metrics=metrics)
+
+
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
@@ -98,12 +136,15 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.distill.engine import TokenizedExamples, save_loss_curves
     from compress.models import load_model, load_tokenizer
 
-    if cfg.task not in ("classification", "regression", "token-classification"):
-        raise EdgepressError(f"finetune needs task classification, regression or token-classification, not '{cfg.task}'")
+    if cfg.task not in ("classification", "regression", "token-classification", "question-answering"):
+        raise EdgepressError(f"finetune needs task classification, regression, token-classification or "
+                             f"question-answering, not '{cfg.task}'")
     set_seed(cfg.seed)
     splits = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir))
     if cfg.task == "token-classification":
         return _run_token_classification(cfg, inputs, out_dir, splits)
+    if cfg.task == "question-answering":
+        return _run_question_answering(cfg, inputs, out_dir, splits)
     names = getattr(splits.train, "label_names", None)
     id2label = dict(enumerate(names)) if cfg.task == "classification" and names else None
     num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)

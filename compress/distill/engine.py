@@ -246,7 +246,7 @@ class DistillationTrainer:
                 need_layers = T.needed(w, T.HIDDEN_STATES)
                 need_attn = T.needed(w, T.ATTENTIONS)
                 need_hidden_out = self.task != "embedding" or need_layers
-                s_out = model(**{k: v for k, v in inputs.items() if k in self._s_names and k != "labels"},
+                s_out = model(**{k: v for k, v in inputs.items() if k in self._s_names and k not in GOLD_KEYS},
                               output_hidden_states=need_hidden_out, output_attentions=need_attn)
                 s_last = s_out.last_hidden_state if self.task == "embedding" else s_out.hidden_states[-1]
                 cached = "teacher_last_hidden" in inputs or "teacher_logits" in inputs
@@ -281,13 +281,9 @@ class DistillationTrainer:
             def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
                 """The task metric on the eval rows (:class:`EvalProbe`), logged and handed to Trainer's best-model
                 bookkeeping; Trainer's own loss-based evaluation when no probe is set."""
-                probe = getattr(self, "quality", None)
-                if probe is None:
+                if getattr(self, "quality", None) is None:
                     return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-                metrics = {f"{metric_key_prefix}_{probe.metric}": probe(self.model)}
-                self.log(metrics)
-                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-                return metrics
+                return evaluate_with_probe(self, self.quality, metric_key_prefix)
 
         return _Trainer(**kwargs)
 
@@ -332,6 +328,9 @@ def rows_progress_callback(trainer: Any):
     return RowsProgress()
 
 
+GOLD_KEYS = ("labels", "start_positions", "end_positions")  # the hard-label term reads them; the student's own loss does not
+
+
 def _pretokenized(train: Any) -> bool:
     """A ``datasets.Dataset`` that already holds input ids (and per-token labels): trained on as it is."""
     return hasattr(train, "column_names") and "input_ids" in train.column_names
@@ -341,7 +340,7 @@ def can_cache(task: str, cfg: "DistillConfig") -> bool:
     """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed (the cache holds
     sentence-level logits: token classification runs the teacher every step)."""
     w = cfg.loss
-    return cfg.cache_teacher and task not in ("mlm", "token-classification") and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
+    return cfg.cache_teacher and task not in ("mlm", "token-classification", "question-answering") and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
 def _enclosing_cache(out_dir: Path) -> Path | None:
@@ -377,6 +376,27 @@ def open_teacher_cache(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokeniz
                         int(cfg.cache_max_gb * 2**30), rank=rank(), writable=writable,
                         describe={"task": task, "max_length": max_length, "interface": iface,
                                   "teacher": getattr(teacher.config, "_name_or_path", "")})
+
+
+def evaluate_with_probe(trainer: Any, probe: "EvalProbe", prefix: str = "eval") -> dict[str, float]:
+    """A Trainer evaluation that scores the model with ``probe`` (the task metric on the eval rows), logs it and
+    hands it to Trainer's best-model bookkeeping (``metric_for_best_model = eval_<metric>``)."""
+    metrics = {f"{prefix}_{probe.metric}": probe(trainer.model)}
+    trainer.log(metrics)
+    trainer.control = trainer.callback_handler.on_evaluate(trainer.args, trainer.state, trainer.control, metrics)
+    return metrics
+
+
+def probe_trainer(probe: "EvalProbe", **kwargs: Any) -> Any:
+    """A ``transformers.Trainer`` whose evaluation is ``probe`` (e.g. QA fine-tuning: SQuAD F1 needs the answers'
+    text, which Trainer's compute_metrics never sees)."""
+    from transformers import Trainer
+
+    class ProbeTrainer(Trainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+            return evaluate_with_probe(self, probe, metric_key_prefix)
+
+    return ProbeTrainer(**kwargs)
 
 
 class EvalProbe:

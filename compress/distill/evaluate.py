@@ -51,7 +51,7 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
 
 def quality_metric(task: str, data: "TextData", has_reference: bool) -> str:
     """The metric :func:`task_quality` reports for ``task`` on ``data``: accuracy, spearman, teacher_cosine or none."""
-    if task == "token-classification":
+    if task in ("token-classification", "question-answering"):
         return "f1" if data.labels is not None else "none"
     if task == "classification" and data.labels is not None:
         return "accuracy"
@@ -69,6 +69,10 @@ def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
     from benchmarks import metrics as M
 
     metric = quality_metric(task, data, reference is not None)
+    if metric == "f1" and task == "question-answering":
+        from compress.tasks.qa import answer_quality
+
+        return {"metric": "f1", "value": answer_quality(model, tokenizer, data, max_length)["f1"]}
     if metric == "f1":
         from compress.tasks.ner import entity_quality
 

@@ -58,7 +58,11 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml, interface=iface)
     naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref, iface)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    if cfg.task == "token-classification":  # words aligned with the teacher's tag ids (run_ner's recipe)
+    if cfg.task == "question-answering":  # question + context windows with start/end positions (run_qa's recipe)
+        from compress.tasks.qa import feature_dataset, train_features
+
+        train = feature_dataset(train_features(tok, splits.train.examples, ml, cfg.data.doc_stride))
+    elif cfg.task == "token-classification":  # words aligned with the teacher's tag ids (run_ner's recipe)
         from compress.tasks.ner import tokenized_dataset
 
         train = tokenized_dataset(tok, splits.train, {v: int(k) for k, v in teacher.config.id2label.items()}, ml)

@@ -31,7 +31,7 @@ ATTENTIONS = "attentions"          # attention probabilities from both models (n
 VALUE_HOOK = "value_hook"          # last-layer value projections captured by forward hooks (not cacheable)
 SAME_WIDTH = "same_width"          # student and teacher hidden sizes must be equal
 
-TASKS = ("embedding", "mlm", "classification", "regression", "token-classification")
+TASKS = ("embedding", "mlm", "classification", "regression", "token-classification", "question-answering")
 
 
 @dataclass
@@ -128,11 +128,17 @@ def embed_cos_term(ctx: TermContext) -> torch.Tensor:
     return L.embedding_cosine(*ctx.embeddings())
 
 
-@register("kl", ("mlm", "classification", "regression", "token-classification"), (LOGITS,))
+@register("kl", ("mlm", "classification", "regression", "token-classification", "question-answering"), (LOGITS,))
 def kl_term(ctx: TermContext) -> torch.Tensor:
     """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``; for token
-    classification per token at real (non-padding) tokens."""
-    d, logits = ctx.cfg, ctx.student_out.logits
+    classification per token at real (non-padding) tokens; for QA on the start and end distributions
+    (DistilBERT's SQuAD recipe)."""
+    d = ctx.cfg
+    if ctx.task == "question-answering":
+        s, t = ctx.student_out, ctx.teacher_out
+        return L.span_kl(s.start_logits, s.end_logits, t.start_logits, t.end_logits, ctx.mask, d.temperature,
+                         d.t_squared)
+    logits = ctx.student_out.logits
     if ctx.task == "token-classification":
         return L.token_kl(logits, ctx.teacher_logits(), ctx.mask, d.temperature, d.t_squared)
     if ctx.task == "mlm" and d.kl_on_masked_only:
@@ -149,9 +155,13 @@ def mlm_term(ctx: TermContext) -> torch.Tensor:
                                              ignore_index=-100)
 
 
-@register("hard", ("classification", "regression", "token-classification"), (LOGITS, LABELS))
+@register("hard", ("classification", "regression", "token-classification", "question-answering"), (LOGITS, LABELS))
 def hard_term(ctx: TermContext) -> torch.Tensor:
-    """Cross-entropy (classification; per labelled token for token classification) or MSE (regression)."""
+    """Cross-entropy (classification; per labelled token for token classification; of the gold start and end
+    positions for QA) or MSE (regression)."""
+    if ctx.task == "question-answering":
+        out = ctx.student_out
+        return L.span_loss(out.start_logits, out.end_logits, ctx.inputs["start_positions"], ctx.inputs["end_positions"])
     logits = ctx.student_out.logits
     if ctx.task == "token-classification":
         return L.hard_label_loss(logits.reshape(-1, logits.shape[-1]), ctx.inputs["labels"].reshape(-1),

@@ -44,7 +44,9 @@ class TaggedSentences:
         return self.tags
 
     def subset(self, idx: list[int]) -> "TaggedSentences":
-        return TaggedSentences([self.tokens[i] for i in idx], [self.tags[i] for i in idx], self.source)
+        out = TaggedSentences([self.tokens[i] for i in idx], [self.tags[i] for i in idx], self.source)
+        out.label_names = self.label_names  # the model's tag order, when a caller set it
+        return out
 
     def head(self, n: int | None) -> "TaggedSentences":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))

@@ -1,7 +1,7 @@
 """Extractive question answering data: the SQuAD JSON layout (v1.1 and v2.0), features with a document stride,
 and start/end logits back to answer text — transformers' ``run_qa`` recipe, not a variant of it.
 
-Not yet reachable from the pipeline (the config refuses ``task: question-answering``; issue 16).
+The pipeline's ``task: question-answering`` reads its splits here (:func:`load_qa_splits`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,124 @@ class QAExample:
     @property
     def answerable(self) -> bool:
         return bool(self.answers)
+
+
+@dataclass
+class QAData:
+    """Questions with their contexts and gold answers: the split type of ``task: question-answering``."""
+
+    examples: list[QAExample]
+    source: str = ""
+    doc_stride: int = 128  # windowing of long contexts (data.doc_stride), kept with the rows every scorer reads
+    max_answer_length: int = 30
+    label_names = None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.question for e in self.examples]
+
+    @property
+    def pairs(self) -> list[str]:
+        return [e.context for e in self.examples]
+
+    @property
+    def labels(self) -> list[list[str]]:
+        """Gold answer texts per question (empty: unanswerable)."""
+        return [[a["text"] for a in e.answers] for e in self.examples]
+
+    def subset(self, idx: list[int]) -> "QAData":
+        return QAData([self.examples[i] for i in idx], self.source, self.doc_stride, self.max_answer_length)
+
+    def head(self, n: int | None) -> "QAData":
+        return self if n is None or n >= len(self) else self.subset(list(range(n)))
+
+
+def _read_hub_squad(spec: str) -> list[QAExample]:
+    """``hub:squad`` / ``hub:squad_v2[@split]``: id, question, context, answers{text, answer_start}."""
+    from compress.data import _read_hub
+
+    cols = _read_hub(spec)
+    for field in ("id", "question", "context", "answers"):
+        if field not in cols.data:
+            raise DataError(f"hub dataset '{spec}': field '{field}' not found; fields are {cols.names}")
+    out = []
+    for qid, q, ctx, ans in zip(cols.data["id"], cols.data["question"], cols.data["context"], cols.data["answers"]):
+        answers = [{"text": t, "answer_start": int(a)} for t, a in zip(ans["text"], ans["answer_start"])]
+        out.append(QAExample(str(qid), q.strip(), ctx, answers))
+    return out
+
+
+def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> QAData:
+    """A QA source: a SQuAD JSON file (v1.1 / v2.0) or ``hub:squad`` / ``hub:squad_v2``."""
+    return QAData(_read_hub_squad(source) if source.startswith("hub:") else read_squad(source), source, doc_stride,
+                  max_answer_length)
+
+
+def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
+    """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
+    (the run's data artifact holds their ids)."""
+    from compress.data import Splits, _checked, _planned_eval_ids
+
+    windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
+    train = read_qa(data_cfg.train, *windows)
+    source_rows, eval_ids = len(train), None
+    if data_cfg.eval:
+        ev = read_qa(data_cfg.eval, *windows)
+    else:
+        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
+        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
+    test = read_qa(data_cfg.test, *windows) if data_cfg.test else ev
+    if not any(e.answerable for e in train.examples):
+        raise DataError(f"training data '{data_cfg.train}' has no answerable question: nothing to learn spans from")
+    splits = Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
+                    test.head(data_cfg.max_eval_samples), source_rows, eval_ids)
+    return _checked(splits, plan, "question-answering")
+
+
+def feature_dataset(features: dict[str, list]) -> Any:
+    """Model inputs (and start/end positions) of the windows as a ``datasets.Dataset`` (no offsets or example ids)."""
+    import datasets
+
+    keep = [k for k in features if k not in ("offset_mapping", "example_index")]
+    return datasets.Dataset.from_dict({k: features[k] for k in keep})
+
+
+def answer_texts(data: QAData, features: dict[str, list], start_logits: "np.ndarray", end_logits: "np.ndarray",
+                 max_answer_length: int = 30) -> dict[str, str]:
+    """Question id -> predicted answer text ('' = no answer), by run_qa's post-processing."""
+    best = predictions(data.examples, features, start_logits, end_logits, max_answer_length=max_answer_length,
+                       version_2=True)
+    return {qid: p["text"] for qid, p in best.items()}
+
+
+def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                   batch_size: int = 32) -> dict[str, float]:
+    """SQuAD EM/F1 (official v2.0 logic via benchmarks.metrics.squad_scores) of a PyTorch QA model on ``data``,
+    windowed with the data's ``doc_stride``."""
+    import numpy as np
+    import torch
+
+    from benchmarks.metrics import squad_scores
+    from compress.distill.evaluate import model_input_names
+
+    feats = eval_features(tokenizer, data.examples, max_length, data.doc_stride)
+    max_answer_length = data.max_answer_length
+    accepted = model_input_names(model)
+    device = next(model.parameters()).device
+    starts, ends = [], []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(feats["input_ids"]), batch_size):
+            batch = {k: torch.tensor(feats[k][i:i + batch_size], device=device) for k in feats
+                     if k in accepted and k not in ("offset_mapping", "example_index")}
+            out = model(**batch)
+            starts.append(out.start_logits.float().cpu().numpy())
+            ends.append(out.end_logits.float().cpu().numpy())
+    texts = answer_texts(data, feats, np.concatenate(starts), np.concatenate(ends), max_answer_length)
+    return squad_scores(data.examples, texts)
 
 
 def read_squad(path: str | Path) -> list[QAExample]:
@@ -68,12 +186,27 @@ def read_squad(path: str | Path) -> list[QAExample]:
     return out
 
 
+def check_stride(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExample], max_length: int,
+                 doc_stride: int) -> None:
+    """Refuse a stride the windows cannot hold (the tokenizer would panic): the longest question plus the special
+    tokens leave ``max_length - question - specials`` context tokens a window, and the stride must be below that."""
+    if not examples:
+        return
+    longest = max(len(tokenizer(e.question, add_special_tokens=False)["input_ids"]) for e in examples)
+    room = max_length - longest - tokenizer.num_special_tokens_to_add(pair=True)
+    if doc_stride >= room:
+        raise DataError(f"data.doc_stride={doc_stride} does not fit: teacher.max_length={max_length} minus the longest "
+                        f"question ({longest} tokens) and the special tokens leaves {room} context tokens a window; "
+                        f"lower data.doc_stride below {max(room, 1)} or raise teacher.max_length")
+
+
 def train_features(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExample], max_length: int = 384,
                    doc_stride: int = 128) -> dict[str, list]:
     """Question + context windows (overflowing with ``doc_stride``) with start/end token positions.
 
     A window that does not contain the answer (or an unanswerable question) points at [CLS] (index 0).
     """
+    check_stride(tokenizer, examples, max_length, doc_stride)
     pad_right = tokenizer.padding_side == "right"
     enc = tokenizer([e.question for e in examples], [e.context for e in examples],
                     truncation="only_second" if pad_right else "only_first", max_length=max_length, stride=doc_stride,
@@ -110,6 +243,7 @@ def train_features(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExampl
 def eval_features(tokenizer: "PreTrainedTokenizerBase", examples: list[QAExample], max_length: int = 384,
                   doc_stride: int = 128) -> dict[str, list]:
     """Windows for prediction: inputs, the example each came from, and context-only offsets (others None)."""
+    check_stride(tokenizer, examples, max_length, doc_stride)
     pad_right = tokenizer.padding_side == "right"
     enc = tokenizer([e.question for e in examples], [e.context for e in examples],
                     truncation="only_second" if pad_right else "only_first", max_length=max_length, stride=doc_stride,
