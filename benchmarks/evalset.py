@@ -3,6 +3,10 @@
 Token classification rows are words joined by single spaces, with one gold tag name per word as the row's
 label and the model's tag names (id2label in id order) as ``label_names``.
 
+Question answering rows are questions (texts) on contexts (pairs) with the gold answer texts per question as
+labels (empty: unanswerable); ``examples`` (``compress.tasks.qa.QAExample``, from ``QAData``) carries their ids
+and answers, ``doc_stride`` / ``max_answer_length`` how windows are cut and answers read back.
+
 One concept for every measurement: the harness scores raw rows with each runner; the quantizer's guard
 scores ONNX files on ``EvalSet.batches(...)``, the same rows tokenised once for a model's inputs.
 """
@@ -16,21 +20,30 @@ if TYPE_CHECKING:
     import numpy as np
 
 BATCH = 32
+DOC_STRIDE = 128
+MAX_ANSWER_LENGTH = 30
 
 
 @dataclass
 class EvalSet:
-    """Eval rows: texts, optional pairs, optional gold labels/scores (tag lists), the model's label names."""
+    """Eval rows: texts, optional pairs, optional gold labels/scores (tag lists, answer lists), the model's label
+    names, and for question answering the examples and the window settings."""
 
     texts: list[str]
     pairs: list[str] | None = None
     labels: list[Any] | None = None
     source: str = ""
     label_names: list[str] | None = None
+    examples: list[Any] | None = None  # question answering: QAExample per row (id, question, context, answers)
+    doc_stride: int = DOC_STRIDE  # question answering: tokens shared by consecutive windows of a context
+    max_answer_length: int = MAX_ANSWER_LENGTH  # question answering: longest answer span, in tokens
 
     @classmethod
     def from_text_data(cls, data: Any) -> "EvalSet":
-        return cls(list(data.texts), data.pairs, data.labels, data.source, getattr(data, "label_names", None))
+        """The rows of a split (TextData, TaggedSentences, QAData); attributes it lacks keep their defaults."""
+        return cls(list(data.texts), data.pairs, data.labels, data.source, getattr(data, "label_names", None),
+                   getattr(data, "examples", None), getattr(data, "doc_stride", DOC_STRIDE),
+                   getattr(data, "max_answer_length", MAX_ANSWER_LENGTH))
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -38,14 +51,19 @@ class EvalSet:
     def head(self, rows: int) -> "EvalSet":
         """The first ``rows`` rows."""
         return EvalSet(self.texts[:rows], None if self.pairs is None else self.pairs[:rows],
-                       None if self.labels is None else self.labels[:rows], self.source, self.label_names)
+                       None if self.labels is None else self.labels[:rows], self.source, self.label_names,
+                       None if self.examples is None else self.examples[:rows], self.doc_stride,
+                       self.max_answer_length)
 
     def kind(self, task: str) -> str:
-        """labels (task metric), tags (entity F1), sts (embedding pairs with scores), or fidelity (compare to teacher)."""
+        """labels (task metric), tags (entity F1), spans (SQuAD F1), sts (embedding pairs with scores), or fidelity
+        (compare to teacher)."""
         if self.labels is not None and task in ("classification", "regression"):
             return "labels"
         if self.labels is not None and task == "token-classification":
             return "tags"
+        if self.labels is not None and task == "question-answering":
+            return "spans"
         if task == "embedding" and self.pairs is not None and self.labels is not None:
             return "sts"
         return "fidelity"
@@ -55,7 +73,8 @@ class EvalSet:
         """The rows tokenised for a model with inputs ``names``, in batches of ``batch_size``.
 
         Embedding pairs are two towers (each side encoded alone); other tasks feed a pair as one sequence;
-        token classification encodes each row's words (see :meth:`tag_batches`).
+        token classification encodes each row's words (see :meth:`tag_batches`), question answering each
+        question's context windows (see :meth:`span_batches`).
         """
         import numpy as np
 
@@ -63,6 +82,8 @@ class EvalSet:
 
         if task == "token-classification":
             return self.tag_batches(tokenizer, names, max_length, batch_size)
+        if task == "question-answering":
+            return self.span_batches(tokenizer, names, max_length, batch_size)
         two_towers = task == "embedding" and self.pairs is not None
         batches_a: list[dict[str, np.ndarray]] = []
         batches_b: list[dict[str, np.ndarray]] | None = [] if two_towers else None
@@ -105,13 +126,40 @@ class EvalSet:
         return EvalBatches("token-classification", "token-classification", batches, None, None, len(self),
                            self.source, positions=positions, tags=tags, label_names=self.label_names)
 
+    def qa_examples(self) -> list[Any]:
+        """The questions as QAExamples: ``examples`` when given, else built from the rows (ids '0', '1', ...)."""
+        from benchmarks.spans import rows_as_examples
+        from compress.errors import DataError
+
+        examples = self.examples if self.examples is not None else \
+            rows_as_examples(self.texts, self.pairs, self.labels, self.source)
+        if len(examples) != len(self):
+            raise DataError(f"eval set '{self.source}': {len(examples)} QA examples for {len(self)} rows")
+        if len({e.id for e in examples}) != len(examples):
+            raise DataError(f"eval set '{self.source}': question ids are not unique")
+        return list(examples)
+
+    def span_batches(self, tokenizer: Any, names: Sequence[str], max_length: int,
+                     batch_size: int = BATCH) -> "EvalBatches":
+        """Question answering: every question's context windows (``doc_stride``), ``batch_size`` windows a batch."""
+        from benchmarks.feeds import tokenize_windows
+
+        examples = self.qa_examples()
+        feeds, windows = tokenize_windows(tokenizer, examples, max_length, self.doc_stride, names)
+        n = len(windows["example_index"])
+        batches = [{k: v[s:s + batch_size] for k, v in feeds.items()} for s in range(0, n, batch_size)]
+        answers = None if self.labels is None else [[str(a) for a in row] for row in self.labels]
+        return EvalBatches("question-answering", "question-answering", batches, None, None, len(self), self.source,
+                           examples=examples, windows=windows, answers=answers,
+                           max_answer_length=self.max_answer_length)
+
 
 @dataclass
 class EvalBatches:
     """An EvalSet tokenised for one model's inputs: batches of feeds (two towers for embedding pairs), labels."""
 
     task: str
-    kind: str  # sts | embedding | classification | regression | mlm | token-classification
+    kind: str  # sts | embedding | classification | regression | mlm | token-classification | question-answering
     batches_a: list[dict[str, "np.ndarray"]]
     batches_b: list[dict[str, "np.ndarray"]] | None
     labels: "np.ndarray | None"
@@ -121,9 +169,16 @@ class EvalBatches:
     positions: list[list[int]] | None = None  # token classification: each word's first sub-token (-1: truncated)
     tags: list[list[str]] | None = None  # token classification: gold tags per word
     label_names: list[str] | None = None  # token classification: the model's id2label in id order
+    examples: list[Any] | None = None  # question answering: the questions (QAExample), one per row
+    windows: dict[str, list] | None = None  # question answering: each window's example_index and offset_mapping
+    answers: list[list[str]] | None = None  # question answering: gold answer texts per question (None: no gold)
+    max_answer_length: int = MAX_ANSWER_LENGTH  # question answering: longest answer span read back, in tokens
 
     def head(self, rows: int) -> "EvalBatches":
-        """The first whole batches covering ``rows`` rows, without the reference."""
+        """The first whole batches covering ``rows`` rows (question answering: the first ``rows`` questions and
+        exactly their windows), without the reference."""
+        if self.windows is not None:
+            return self._head_questions(rows)
         size = self.batches_a[0]["input_ids"].shape[0] if self.batches_a else BATCH
         nb = max(1, -(-rows // size))
         batches_a = self.batches_a[:nb]
@@ -132,3 +187,19 @@ class EvalBatches:
                            None if self.labels is None else self.labels[:n], n, self.source,
                            positions=None if self.positions is None else self.positions[:n],
                            tags=None if self.tags is None else self.tags[:n], label_names=self.label_names)
+
+    def _head_questions(self, rows: int) -> "EvalBatches":
+        """Question answering: the first ``rows`` questions with their windows (the last batch cut to them)."""
+        rows = max(1, min(rows, self.rows))
+        n = sum(1 for i in self.windows["example_index"] if i < rows)  # windows run in question order
+        batches, left = [], n
+        for b in self.batches_a:
+            if left <= 0:
+                break
+            batches.append({k: v[:left] for k, v in b.items()})
+            left -= b["input_ids"].shape[0]
+        windows = {k: v[:n] for k, v in self.windows.items()}
+        return EvalBatches(self.task, self.kind, batches, None, None, rows, self.source,
+                           examples=self.examples[:rows], windows=windows,
+                           answers=None if self.answers is None else self.answers[:rows],
+                           max_answer_length=self.max_answer_length)

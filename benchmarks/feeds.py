@@ -3,6 +3,7 @@
 ``tokenize_feeds`` is the one text -> feeds function: the quantizer's eval and calibration batches, its
 latency feed, and the harness's quality and realistic-latency batches all go through it. Token classification
 scores words: ``tokenize_words`` encodes pre-split words and keeps where each word's first sub-token is.
+Question answering scores windows: ``tokenize_windows`` encodes question + context with a document stride.
 """
 
 from __future__ import annotations
@@ -62,9 +63,22 @@ def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int = 128
     return _as_feeds(enc, names), positions
 
 
-def token_lengths(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
-    """Token count of each text after truncation (the distribution realistic mode samples from)."""
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
+def tokenize_windows(tokenizer: Any, examples: Sequence[Any], max_length: int = 384, doc_stride: int = 128,
+                     names: Sequence[str] | None = None) -> tuple[dict[str, "np.ndarray"], dict[str, list]]:
+    """Question answering: every question + context window (``compress.tasks.qa.eval_features``: overflow with
+    ``doc_stride``, padded to ``max_length``) as int64 feeds, with each window's ``example_index`` and
+    context-only ``offset_mapping`` for the answer post-processing."""
+    from compress.tasks.qa import eval_features
+
+    feats = eval_features(tokenizer, list(examples), max_length, doc_stride)
+    windows = {k: feats.pop(k) for k in ("example_index", "offset_mapping")}
+    return _as_feeds(feats, names), windows
+
+
+def token_lengths(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[int]:
+    """Token count of each text (with its second segment) after truncation (what realistic mode samples from)."""
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length) if pairs is not None \
+        else tokenizer(texts, truncation=True, max_length=max_length)
     return [len(ids) for ids in enc["input_ids"]]
 
 

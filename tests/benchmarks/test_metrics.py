@@ -86,3 +86,12 @@ def test_word_agreement_skips_truncated_words():
     assert M.word_agreement(variant, reference) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="same words"):
         M.word_agreement([np.array([1])], [np.array([1, 2])])
+
+
+def test_answer_agreement_compares_answer_texts_exactly():
+    from benchmarks.metrics import answer_agreement
+
+    assert answer_agreement(["a list", "", "the class"], ["a list", "", "class"]) == pytest.approx(2 / 3)
+    assert answer_agreement([""], ["x"]) == 0.0
+    with pytest.raises(ValueError):
+        answer_agreement([], [])
