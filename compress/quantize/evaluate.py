@@ -5,7 +5,9 @@
 * classification: accuracy vs labels (argmax agreement with fp32 when there are no labels);
 * regression: Spearman of predictions vs labels; mlm: top-1 token agreement with fp32;
 * token-classification: entity F1 (seqeval) of each word's tag (its first sub-token's argmax) vs the gold tags
-  (per-word argmax agreement with fp32 when there are no tags).
+  (per-word argmax agreement with fp32 when there are no tags);
+* question-answering: SQuAD F1 (0-100) of the answer text read from each question's windows' start/end logits
+  vs the gold answers; fidelity: share of questions whose answer text equals the fp32 model's.
 
 ``retention`` = metric / fp32 metric. When the fp32 metric is not meaningfully positive (an untrained
 model), retention falls back to fidelity with fp32 and ``basis`` says so.
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
 
-MIN_REFERENCE = 0.05  # below this the fp32 metric is noise: use fidelity instead
+MIN_REFERENCE = 0.05  # below this share of a metric's full scale the fp32 metric is noise: use fidelity instead
+FULL_SCALE = {"question-answering": 100.0}  # SQuAD EM/F1 are percentages; other task metrics top out at 1
 
 
 def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
@@ -57,20 +60,38 @@ def _word_classes(logits: "np.ndarray", positions: list[list[int]]) -> "np.ndarr
     return np.concatenate(word_argmax(logits, positions) + [np.zeros(0, dtype=np.int64)])
 
 
-def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
-    """Outputs needed for scoring, concatenated over batches (token classification: one class per word)."""
+def _answers(starts: list["np.ndarray"], ends: list["np.ndarray"], ev: EvalBatches) -> "np.ndarray":
+    """Each question's answer text (object array, '' = no answer) from its windows' start/end logits."""
     import numpy as np
+
+    from benchmarks.spans import predicted_answers
+
+    texts = predicted_answers(ev.examples or [], ev.windows or {"example_index": [], "offset_mapping": []},
+                              np.concatenate(starts), np.concatenate(ends), ev.max_answer_length)
+    return np.asarray(texts, dtype=object)
+
+
+def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
+    """Outputs needed for scoring, concatenated over batches (token classification: one class per word; question
+    answering: one answer text per question)."""
+    import numpy as np
+
+    from benchmarks.spans import span_logits
 
     sess = open_session(path)
     names = [o.name for o in sess.get_outputs()]
 
     def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
-        out: dict[str, list] = {"emb": [], "logits": [], "mask": []}
+        out: dict[str, list] = {"emb": [], "logits": [], "mask": [], "start": [], "end": []}
         row = 0
         for feed in batches:
             res = dict(zip(names, sess.run(None, feed)))
             n = feed["input_ids"].shape[0]
-            if ev.task == "token-classification":
+            if ev.task == "question-answering":
+                start, end = span_logits(res)
+                out["start"].append(start.astype(np.float32))
+                out["end"].append(end.astype(np.float32))
+            elif ev.task == "token-classification":
                 out["logits"].append(_word_classes(res["logits"], (ev.positions or [])[row:row + n]))
             elif ev.task == "embedding":
                 out["emb"].append(_sentence_embedding(res, feed))
@@ -85,7 +106,9 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
 
     a = tower(ev.batches_a)
     result: dict[str, np.ndarray] = {}
-    if ev.task == "embedding":
+    if ev.task == "question-answering":
+        result["answers"] = _answers(a["start"], a["end"], ev)
+    elif ev.task == "embedding":
         result["emb_a"] = np.concatenate(a["emb"])
         if ev.batches_b is not None:
             result["emb_b"] = np.concatenate(tower(ev.batches_b)["emb"])
@@ -107,6 +130,10 @@ def task_metric(out: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, flo
     if ev.kind == "token-classification" and ev.tags is not None:
         pred = row_tags(out["logits"], [len(p) for p in ev.positions or []], ev.label_names)
         return "f1", M.entity_scores(ev.tags, pred)["f1"]
+    if ev.kind == "question-answering" and ev.answers is not None:
+        from benchmarks.spans import answer_scores
+
+        return "f1", answer_scores(ev.examples or [], out["answers"])["f1"]
     return None
 
 
@@ -123,6 +150,8 @@ def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: Eva
         return "top1_agreement", float(np.mean(out["logits"] == ref["logits"]))
     if ev.task == "token-classification":
         return "word_agreement", M.word_agreement([out["logits"]], [ref["logits"]])
+    if ev.task == "question-answering":
+        return "answer_agreement", M.answer_agreement(out["answers"], ref["answers"])
     if ev.task == "regression":
         return "spearman_to_fp32", M.spearman(out["logits"].ravel(), ref["logits"].ravel())
     return "argmax_agreement", M.top1_agreement(out["logits"], ref["logits"])
@@ -148,7 +177,8 @@ def score(path: Path, ev: EvalBatches) -> dict[str, Any]:
     fid_name, fid = fidelity(out, ref_out, ev)
     result: dict[str, Any] = {fid_name: round(fid, 6)}
     metric = task_metric(out, ev)
-    ret = M.retention(metric[1], ref_metric[1], MIN_REFERENCE) if metric and ref_metric else None
+    floor = MIN_REFERENCE * FULL_SCALE.get(ev.task, 1.0)
+    ret = M.retention(metric[1], ref_metric[1], floor) if metric and ref_metric else None
     if ret is not None:
         result[metric[0]] = round(metric[1], 6)
         result["fp32_" + metric[0]] = round(ref_metric[1], 6)

@@ -39,13 +39,27 @@ class _LogitsWrapper(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
 
+class _SpanWrapper(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return out.start_logits, out.end_logits
+
+
 def export_tiny(model_dir: Path, task: str, out: Path) -> Path:
     """torch.onnx.export (dynamo=False) of a tiny BERT with the embedding or logits outputs (token logits for
-    token-classification)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    token-classification, start/end logits for question-answering)."""
+    from transformers import (AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                              AutoModelForTokenClassification, AutoTokenizer)
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    if task == "embedding":
+    if task == "question-answering":
+        wrapper, outputs = _SpanWrapper(AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()), \
+            ["start_logits", "end_logits"]
+    elif task == "embedding":
         wrapper, outputs = _EmbeddingWrapper(AutoModel.from_pretrained(model_dir).eval()), ["last_hidden_state", "sentence_embedding"]
     else:
         head = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
@@ -53,7 +67,8 @@ def export_tiny(model_dir: Path, task: str, out: Path) -> Path:
     enc = tok(TEXTS[:2], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    per_token = ("last_hidden_state",) + (("logits",) if task == "token-classification" else ())
+    per_token = ("last_hidden_state", "start_logits", "end_logits") + \
+        (("logits",) if task == "token-classification" else ())
     axes.update({o: ({0: "batch", 1: "sequence"} if o in per_token else {0: "batch"}) for o in outputs})
     torch.onnx.export(wrapper, tuple(enc[n] for n in names), str(out), input_names=names, output_names=outputs,
                       dynamic_axes=axes, opset_version=17, dynamo=False)
