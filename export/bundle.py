@@ -30,6 +30,17 @@ QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Mat
              "DynamicQuantizeMatMul", "QAttention", "MatMulIntegerToFloat")
 
 
+
+POSTPROCESSING = {
+    "token-classification": "argmax of logits per token; each word's tag is read at its first sub-token (offsets from "
+                            "tokenizer.json); B-X starts an entity and I-X of the same X continues it (IOB2; BIOES "
+                            "E-/S- close it), merged into spans with character offsets — reference.py does this",
+    "question-answering": "feed question + context as a pair; score spans start<=end within the context tokens by "
+                          "start_logits[start] + end_logits[end], at most max_answer_length tokens; when "
+                          "start_logits[0] + end_logits[0] ([CLS]) beats the best span the question has no answer "
+                          "(SQuAD 2.0); the span's character offsets give the text — reference.py does this",
+}
+
 def sha256(path: Path) -> str:
     """Hex sha256 of a file (read in chunks)."""
     digest = hashlib.sha256()
@@ -239,6 +250,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "tokenizer": _tokenizer_info(prep, tok_dir, bundle_dir),
         "pooling": _pooling_section(prep),
         "labels": labels,
+        "postprocessing": POSTPROCESSING.get(prep.head.task),
         "quantization": quant_info,
         "versions": _versions([m["format"] for m in models]),
     }
