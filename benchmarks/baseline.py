@@ -12,7 +12,8 @@ from compress.errors import EdgepressError
 from compress.quantize.graph import quiet
 
 OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
-                "regression": "text-classification", "mlm": "fill-mask", "token-classification": "token-classification"}
+                "regression": "text-classification", "mlm": "fill-mask", "token-classification": "token-classification",
+                "question-answering": "question-answering"}
 BASELINES = ("optimum-onnx", "optimum-int8-dynamic")
 
 

@@ -160,9 +160,34 @@ def predict_words(runner: Runner, tokenizer: Any, eval_set: EvalSet, settings: B
     return np.concatenate(outs)
 
 
+def predict_answers(runner: Runner, tokenizer: Any, eval_set: EvalSet, settings: BenchSettings) -> "np.ndarray":
+    """Question answering: each question's answer text ('' = no answer; object array) from the start/end logits
+    of its context windows (``eval_set.doc_stride``, padded to ``settings.max_length``), run in batches of
+    ``settings.eval_batch_size`` windows."""
+    import numpy as np
+
+    from benchmarks.feeds import tokenize_windows
+    from benchmarks.spans import predicted_answers
+
+    examples = eval_set.qa_examples()
+    feeds, windows = tokenize_windows(tokenizer, examples, settings.max_length, eval_set.doc_stride)
+    starts, ends = [], []
+    bs = settings.eval_batch_size
+    for i in range(0, len(windows["example_index"]), bs):
+        start, end = runner.predict({k: v[i:i + bs] for k, v in feeds.items()})
+        starts.append(start)
+        ends.append(end)
+    texts = predicted_answers(examples, windows, np.concatenate(starts), np.concatenate(ends),
+                              eval_set.max_answer_length)
+    return np.asarray(texts, dtype=object)
+
+
 def model_outputs(runner: Runner, tokenizer: Any, eval_set: EvalSet, task: str,
                   settings: BenchSettings) -> dict[str, "np.ndarray"]:
-    """What the quality metric needs: embeddings of texts (and pairs), logits/scores, or each word's class."""
+    """What the quality metric needs: embeddings of texts (and pairs), logits/scores, each word's class, or each
+    question's answer text."""
+    if task == "question-answering":
+        return {"a": predict_answers(runner, tokenizer, eval_set, settings)}
     if task == "token-classification":
         return {"a": predict_words(runner, tokenizer, eval_set, settings)}
     if task == "embedding":
@@ -184,6 +209,11 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
         pred = row_tags(outs["a"], [len(w) for w in eval_set.words()], eval_set.label_names)
         extra = M.entity_scores([[str(t) for t in row] for row in eval_set.labels], pred)
         return {"metric": "f1", "value": extra["f1"], "extra": extra}
+    if kind == "spans":
+        from benchmarks.spans import answer_scores
+
+        extra = answer_scores(eval_set.qa_examples(), outs["a"])
+        return {"metric": "f1", "value": extra["f1"], "extra": extra}
     if kind == "labels" and task == "classification":
         pred = outs["a"].argmax(-1)
         extra = {"accuracy": M.accuracy(pred, eval_set.labels), "f1": M.f1(pred, eval_set.labels)}
@@ -202,6 +232,9 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
     if task == "token-classification":
         value = M.word_agreement([outs["a"]], [teacher_outs["a"]])
         return {"metric": "word_agreement", "value": value, "extra": {"word_agreement": value}}
+    if task == "question-answering":
+        value = M.answer_agreement(outs["a"], teacher_outs["a"])
+        return {"metric": "answer_agreement", "value": value, "extra": {"answer_agreement": value}}
     if task == "classification":
         value = M.top1_agreement(outs["a"], teacher_outs["a"])
         return {"metric": "top1_agreement", "value": value, "extra": {"top1_agreement": value}}
@@ -291,7 +324,8 @@ def add_retention(entries: list[dict[str, Any]]) -> None:
             continue
         if teacher is None:
             e["retention"] = None
-        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman", "word_agreement"):
+        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman", "word_agreement",
+                             "answer_agreement"):
             e["retention"] = retention(q["value"], 1.0)  # the teacher agrees with itself perfectly
         elif teacher["quality"]["metric"] == q["metric"]:
             e["retention"] = retention(q["value"], teacher["quality"]["value"])
@@ -346,7 +380,7 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
 
         lengths = None
         if settings.realistic and default_tok is not None and eval_set is not None:
-            lengths = token_lengths(default_tok, eval_set.texts, settings.max_length)
+            lengths = token_lengths(default_tok, eval_set.texts, settings.max_length, eval_set.pairs)
         vocab = getattr(default_tok, "vocab_size", None) or 100
         for local in list(entries):
             if local["target"] != LOCAL or local["role"] == "teacher":

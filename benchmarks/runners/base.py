@@ -69,9 +69,9 @@ class Runner(ABC):
     def outputs(self, prepared: Any) -> dict[str, "np.ndarray"]:
         """Named numpy outputs of one forward pass (``last_hidden_state``, ``sentence_embedding``, ``logits``)."""
 
-    def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray":
+    def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
         """Task output: sentence embeddings [B, H] (embedding), logits [B, C] (classification), scores [B] (regression),
-        token logits [B, S, C] (token-classification)."""
+        token logits [B, S, C] (token-classification), (start, end) logits [B, S] (question-answering)."""
         return task_output(self.task, self.outputs(self.prepare(feeds)), feeds["attention_mask"],
                            getattr(self, "pooling", None))
 
@@ -92,7 +92,7 @@ def pool_tokens(hidden: "np.ndarray", mask: "np.ndarray", interface: Any = None)
 
 
 def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np.ndarray",
-                pooling: Any = None) -> "np.ndarray":
+                pooling: Any = None) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
     """Pick and post-process the output the task's metric needs (``pooling``: the interface for token outputs)."""
     import numpy as np
 
@@ -123,4 +123,8 @@ def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np
         if logits is None or logits.ndim != 3:
             raise ValueError(f"no token logits [batch, sequence, classes] among {sorted(outs)}")
         return logits
+    if task == "question-answering":
+        from benchmarks.spans import span_logits
+
+        return span_logits(outs)
     raise ValueError(f"task '{task}' has no quality output in the benchmark (latency only)")

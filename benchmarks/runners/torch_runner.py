@@ -54,7 +54,7 @@ class TorchEagerRunner(Runner):
 
         self.applied_threads = set_torch_threads(self.threads.intra_op, self.threads.inter_op)
         task = self.task if self.task in ("embedding", "classification", "regression", "mlm",
-                                          "token-classification") else "embedding"
+                                          "token-classification", "question-answering") else "embedding"
         self.sentence_transformer = task == "embedding" and is_sentence_transformers_folder(self.path)
         if self.sentence_transformer:  # the model as its users run it: its own pooling and normalisation
             self.model = load_sentence_transformer(self.path).eval()

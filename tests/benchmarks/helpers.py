@@ -8,7 +8,8 @@ import torch
 
 
 class _Wrapped(torch.nn.Module):
-    """Embedding models get last_hidden_state + mean-pooled sentence_embedding; task models give logits."""
+    """Embedding models get last_hidden_state + mean-pooled sentence_embedding; QA models start/end logits; other
+    task models give logits."""
 
     def __init__(self, model: torch.nn.Module, task: str) -> None:
         super().__init__()
@@ -20,6 +21,8 @@ class _Wrapped(torch.nn.Module):
             h = out.last_hidden_state
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             return h, (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        if self.task == "question-answering":
+            return out.start_logits, out.end_logits
         return out.logits
 
 
@@ -36,11 +39,14 @@ def dummy(seq: int = 8) -> tuple[torch.Tensor, ...]:
 
 def export_onnx(model_dir: Path, task: str, path: Path) -> Path:
     """ONNX per docs/architecture.md: int64 inputs with dynamic batch/sequence axes."""
-    names = ["last_hidden_state", "sentence_embedding"] if task == "embedding" else ["logits"]
+    names = {"embedding": ["last_hidden_state", "sentence_embedding"],
+             "question-answering": ["start_logits", "end_logits"]}.get(task, ["logits"])
     axes = {n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask", "token_type_ids")}
     axes.update({n: {0: "batch"} for n in names})
     if task in ("embedding", "token-classification"):
         axes[names[0]] = {0: "batch", 1: "sequence"}  # last_hidden_state / token logits
+    if task == "question-answering":
+        axes.update({n: {0: "batch", 1: "sequence"} for n in names})
     torch.onnx.export(load(model_dir, task), dummy(), str(path), input_names=list(axes)[:3], output_names=names,
                       dynamic_axes=axes, opset_version=17, dynamo=False)
     return path

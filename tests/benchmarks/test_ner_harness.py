@@ -103,5 +103,5 @@ def test_no_optimum_baseline_for_an_unknown_task(tiny_model_dir, tmp_path):
     from benchmarks.baseline import build_baselines
     from compress.errors import EdgepressError
 
-    with pytest.raises(EdgepressError, match="no Optimum baseline for task 'question-answering'"):
-        build_baselines(["optimum-onnx"], tiny_model_dir("bert", "mlm"), "question-answering", tmp_path / "b")
+    with pytest.raises(EdgepressError, match="no Optimum baseline for task 'summarization'"):
+        build_baselines(["optimum-onnx"], tiny_model_dir("bert", "mlm"), "summarization", tmp_path / "b")
