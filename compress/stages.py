@@ -98,11 +98,14 @@ class StageSpec:
     needs: tuple[str, ...] = ()  # output keys an earlier stage must provide (checked before any work)
     provides: tuple[str, ...] = ()  # output keys this stage writes
     multi_rank: bool = False  # runs on every rank under torchrun (training stages); others run on rank 0 only
+    tasks: tuple[str, ...] | None = None  # the tasks it supports (None: every task)
 
     def load(self) -> StageFn:
         module, fn = self.target.split(":")
         return getattr(importlib.import_module(module), fn)
 
+
+SENTENCE_TASKS = ("embedding", "classification", "regression", "mlm")  # not yet token-classification / QA
 
 # Sections are the config keys whose values feed the stage's hash (plus its upstream hashes).
 STAGES: dict[str, StageSpec] = {
@@ -115,10 +118,10 @@ STAGES: dict[str, StageSpec] = {
                   "build a smaller student from the teacher and distill it", provides=("model",), multi_rank=True),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
                   "remove attention heads / FFN neurons for real, then recover", needs=("model",),
-                  provides=("model",), multi_rank=True),
+                  provides=("model",), multi_rank=True, tasks=SENTENCE_TASKS),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
-                  needs=("model",), provides=("model",)),
+                  needs=("model",), provides=("model",), tasks=SENTENCE_TASKS),
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
                   provides=("onnx", "tokenizer")),
@@ -128,7 +131,7 @@ STAGES: dict[str, StageSpec] = {
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section
                   "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
-                  needs=("model",), provides=("onnx", "tokenizer", "winner_model")),
+                  needs=("model",), provides=("onnx", "tokenizer", "winner_model"), tasks=SENTENCE_TASKS),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),
     ]
@@ -180,11 +183,23 @@ def stage_view(cfg: "RunConfig", spec: "StageSpec") -> "RunConfig":
 PROVIDERS_HINT = {"model": "distill (or prune)", "onnx": "export", "teacher": "finetune"}
 
 
+def check_task(task: str, spec: "StageSpec") -> None:
+    """Refuse, before any work, a stage that does not support ``task`` yet."""
+    if spec.tasks is not None and task not in spec.tasks:
+        from compress.errors import ConfigError
+
+        raise ConfigError(f"stage '{spec.name}' does not support task '{task}' yet (it supports "
+                          f"{', '.join(spec.tasks)}); remove it from `stages:`")
+
+
 def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None:
     """Refuse, before any work, a stage list where a stage needs an output no earlier stage provides."""
+    from compress.errors import ConfigError
+
     have: set[str] = set()
     for name in stages if stages is not None else cfg.stages:
         spec = get_stage(name)
+        check_task(cfg.task, spec)
         needs = set(spec.needs)
         if name == "search" and cfg.search.depths:
             needs.discard("model")  # it distils the listed depths itself

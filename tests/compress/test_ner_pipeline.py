@@ -99,3 +99,15 @@ def test_unknown_dev_tag_is_one_line_error(tmp_path, tiny_model_dir):
                                   "data": {"train": str(train), "eval": str(dev)}})
     with pytest.raises(DataError, match=r"tags \['B-SONG'\] do not occur in the training data"):
         load_splits(cfg.data, cfg.task, 0)
+
+
+@pytest.mark.parametrize("task", ["token-classification", "question-answering"])
+def test_stages_without_support_are_refused_before_any_work(task, tmp_path):
+    from compress.config import load_config
+    from compress.errors import ConfigError
+    from compress.stages import check_stage_order
+
+    cfg = load_config(None, base={"teacher": {"model": "x"}, "task": task, "data": {"train": "t.txt"},
+                                  "stages": ["finetune", "distill", "prune", "export"]})
+    with pytest.raises(ConfigError, match=f"stage 'prune' does not support task '{task}' yet"):
+        check_stage_order(cfg)
