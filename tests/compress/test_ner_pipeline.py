@@ -111,3 +111,51 @@ def test_stages_without_support_are_refused_before_any_work(task, tmp_path):
                                   "stages": ["finetune", "distill", "prune", "export"]})
     with pytest.raises(ConfigError, match=f"stage 'prune' does not support task '{task}' yet"):
         check_stage_order(cfg)
+
+
+def write_squad(path: Path, examples) -> Path:
+    """The SQuAD 2.0 JSON layout (one article per context) for ``examples``."""
+    by_context: dict[str, list] = {}
+    for e in examples:
+        by_context.setdefault(e.context, []).append(
+            {"id": e.id, "question": e.question, "answers": e.answers, "is_impossible": not e.answers})
+    data = [{"title": f"a{i}", "paragraphs": [{"context": c, "qas": qas}]} for i, (c, qas) in enumerate(by_context.items())]
+    path.write_text(json.dumps({"version": "v2.0", "data": data}))
+    return path
+
+
+def test_question_answering_through_every_stage(tmp_path, tiny_model_dir):
+    """SQuAD JSON -> finetune -> distill (span KL + span loss) -> export -> quantize -> bench -> final/: SQuAD F1
+    (official v2.0 logic) at every stage, and the bundle's reference.py answers from the INT8 file."""
+    import subprocess
+    import sys
+
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+    from tests.squad_tiny import EXAMPLES
+
+    train = write_squad(tmp_path / "train.json", EXAMPLES * 4)
+    test = write_squad(tmp_path / "test.json", EXAMPLES)
+    cfg = load_config(None, base={
+        "name": "qa", "output_dir": str(tmp_path / "runs"), "task": "question-answering",
+        "stages": ["finetune", "distill", "export", "quantize", "bench"],
+        "teacher": {"model": str(tiny_model_dir("bert", "mlm")), "max_length": 128},
+        "data": {"train": str(train), "eval": str(test), "test": str(test), "doc_stride": 32},
+        "finetune": {"max_steps": 6, "batch_size": 8}, "student": {"num_layers": 1},
+        "distill": {"max_steps": 6, "batch_size": 8, "eval_steps": 3, "loss": {"kl": 1.0, "hard": 1.0, "cos": 1.0}},
+        "quantize": {"guard": {"eval_samples": 8}},
+        "bench": {"min_runs": 3, "warmup": 1, "min_seconds": 0.0, "max_eval_samples": 8}})
+    outcomes = {o.name: o for o in run_pipeline(cfg)}
+    tuned = outcomes["finetune"].metrics
+    assert tuned["eval_metric"] == "f1" and "HasAns_f1" in tuned and "NoAns_f1" in tuned
+    assert outcomes["distill"].metrics["eval_metric_during_training"] == "f1"
+    assert [h["step"] for h in outcomes["distill"].metrics["eval_history"]] == [3, 6]
+    assert "f1" in outcomes["quantize"].metrics["methods"]["dynamic"]["attempts"][0]
+    report = json.loads((tmp_path / "runs" / "qa" / "report.json").read_text())
+    assert {e["quality"]["metric"] for e in report["models"] if e["status"] == "ok"} == {"f1"}
+    bundle = tmp_path / "runs" / "qa" / "final" / "bundle"
+    assert "no answer" in json.loads((bundle / "manifest.json").read_text())["postprocessing"]
+    out = subprocess.run([sys.executable, str(bundle / "reference.py"), EXAMPLES[0].question, "--context",
+                          EXAMPLES[0].context], capture_output=True, text=True, timeout=120, check=True)
+    answer = json.loads(out.stdout)
+    assert set(answer) >= {"answer", "score"}
