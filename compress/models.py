@@ -156,5 +156,12 @@ def base_model(model: "PreTrainedModel") -> "PreTrainedModel":
     return getattr(model, prefix, model) if prefix else model
 
 
+def model_input_names(model: "PreTrainedModel") -> set[str]:
+    """Names the model's forward accepts (a DistilBERT student takes no token_type_ids)."""
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
 def count_parameters(model: "torch.nn.Module") -> int:
     return sum(p.numel() for p in model.parameters())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from compress.distill import terms as T
-from compress.distill.evaluate import model_input_names
+from compress.models import model_input_names
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:

@@ -6,18 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from compress.models import model_input_names  # noqa: F401  (re-exported: callers import it from here too)
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from compress.data import TextData
     from compress.interface import ModelInterface
-
-
-def model_input_names(model: "PreTrainedModel") -> set[str]:
-    """Names the model's forward accepts (a DistilBERT student takes no token_type_ids)."""
-    import inspect
-
-    return set(inspect.signature(model.forward).parameters)
 
 
 def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts: list[str], task: str,

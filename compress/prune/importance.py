@@ -115,7 +115,7 @@ def calibration_batches(tokenizer: "PreTrainedTokenizerBase", texts: list[str], 
 
 
 def _inputs(model: "PreTrainedModel", batch: dict) -> dict:
-    from compress.distill.evaluate import model_input_names
+    from compress.models import model_input_names
 
     names = model_input_names(model)
     return {k: v for k, v in batch.items() if k in names and k != "labels"}

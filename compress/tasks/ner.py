@@ -231,7 +231,7 @@ def entity_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", sentences: 
     import torch
 
     from benchmarks.metrics import entity_scores
-    from compress.distill.evaluate import model_input_names
+    from compress.models import model_input_names
 
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     label2id = {v: k for k, v in id2label.items()}

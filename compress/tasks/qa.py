@@ -132,7 +132,7 @@ def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QADat
     import torch
 
     from benchmarks.metrics import squad_scores
-    from compress.distill.evaluate import model_input_names
+    from compress.models import model_input_names
 
     feats = eval_features(tokenizer, data.examples, max_length, data.doc_stride)
     max_answer_length = data.max_answer_length

@@ -66,8 +66,10 @@ def test_task_table_is_the_one_check_compatible_had():
     assert T.allowed_terms("mlm") == inner | {"kl", "mlm"}
     assert T.allowed_terms("classification") == inner | {"kl", "hard"}
     assert T.allowed_terms("regression") == inner | {"kl", "hard"}  # kl is refused for regression by its own message
+    assert T.allowed_terms("token-classification") == inner | {"kl", "hard"}  # per-token KL, token CE
+    assert T.allowed_terms("question-answering") == inner | {"kl", "hard"}  # start/end KL, span loss
     with pytest.raises(KeyError):
-        T.allowed_terms("token-classification")  # not added yet
+        T.allowed_terms("summarization")
 
 
 def test_active_terms_and_needs_follow_the_weights():
