@@ -291,10 +291,39 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 
 
+TASKS = ("embedding", "classification", "regression", "mlm", "token-classification", "question-answering")
+
+
+def tag_names_of(specs: list[Any]) -> list[str]:
+    """The tag of each class id from the first model folder whose config.json names them (token classification)."""
+    import json as _json
+
+    for spec in specs:
+        config = Path(spec.path) / "config.json"
+        if config.is_file():
+            id2label = _json.loads(config.read_text()).get("id2label") or {}
+            if id2label:
+                return [id2label[k] for k in sorted(id2label, key=int)]
+    raise EdgepressError("token-classification needs the tag names: pass a PyTorch model folder (e.g. --teacher DIR) "
+                         "whose config.json has id2label")
+
+
 def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str], label_column: Optional[str],
-              max_samples: int) -> Any:
-    """EvalSet from a data file; embedding + pairs + label column is STS (float scores)."""
+              max_samples: int, specs: list[Any] | None = None) -> Any:
+    """EvalSet from a data file; embedding + pairs + label column is STS (float scores); CoNLL/JSONL tagged
+    sentences for token-classification (tag names from a model folder); SQuAD JSON for question-answering."""
     from benchmarks.evalset import EvalSet
+
+    if task == "token-classification":
+        from compress.tasks.ner import read_tagged
+
+        eval_set = EvalSet.from_text_data(read_tagged(data).head(max_samples))
+        eval_set.label_names = tag_names_of(specs or [])
+        return eval_set
+    if task == "question-answering":
+        from compress.tasks.qa import read_qa
+
+        return EvalSet.from_text_data(read_qa(data).head(max_samples))
     from compress.data import load_text_data
 
     td = load_text_data(data, text_column, pair_column, label_column, task=task, limit=max_samples)
@@ -306,7 +335,9 @@ def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str]
 def run_cmd(
     ctx: typer.Context,
     models: list[str] = typer.Argument(..., help="model files or save_pretrained folders; NAME=PATH to name one"),
-    task: str = typer.Option("embedding", help="embedding | classification | regression | mlm (latency only)"),
+    task: str = typer.Option("embedding", help="embedding | classification | regression | mlm (latency only) | "
+                                               "token-classification (--data: CoNLL/JSONL) | question-answering "
+                                               "(--data: SQuAD JSON)"),
     teacher: Optional[str] = typer.Option(None, help="reference model (usually a PyTorch folder): retention = metric / its metric"),
     tokenizer: Optional[str] = typer.Option(None, help="tokenizer folder (default: each PyTorch folder's own)"),
     data: Optional[str] = typer.Option(None, help="eval file (.tsv/.csv/.jsonl/.txt) for quality and realistic lengths"),
@@ -314,6 +345,7 @@ def run_cmd(
     pair_column: Optional[str] = typer.Option(None, help="second-sentence column (STS / pair tasks)"),
     label_column: Optional[str] = typer.Option(None, help="label / gold-score column; without it quality is fidelity to --teacher"),
     max_length: int = typer.Option(128, help="tokenizer truncation length"),
+    doc_stride: int = typer.Option(128, min=1, help="question-answering: tokens shared by consecutive context windows"),
     out: Path = typer.Option(Path("bench-report"), help="folder for report.json, report.md, report.csv, pareto.png"),
     allow_partial: bool = typer.Option(False, "--allow-partial",
                                        help="exit 0 even when a model could not be measured (its row says why)"),
@@ -341,13 +373,16 @@ def run_cmd(
     from compress.console import capture_logs
     from compress.pipeline import ensure_output_dir
 
-    if task not in ("embedding", "classification", "regression", "mlm"):
-        raise EdgepressError(f"--task '{task}': expected embedding, classification, regression or mlm")
+    if task not in TASKS:
+        raise EdgepressError(f"--task '{task}': expected one of {', '.join(TASKS)}")
     specs = [parse_model_arg(m) for m in models]
     if teacher:
         specs.insert(0, parse_model_arg(teacher if "=" in teacher else f"teacher={teacher}", role="teacher"))
     bench = _realistic_only_with_data(ctx, bench, data is not None)
-    eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples) if data else None
+    eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples, specs) \
+        if data else None
+    if eval_set is not None and task == "question-answering":
+        eval_set.doc_stride = doc_stride
     if eval_set is not None and tokenizer is None and not any(s.path.is_dir() for s in specs):
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")
     _check_lengths(specs, [] if bench.realistic else bench.seq_lens, max_length, check_max_length=data is not None)

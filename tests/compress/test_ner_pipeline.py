@@ -159,3 +159,26 @@ def test_question_answering_through_every_stage(tmp_path, tiny_model_dir):
                           EXAMPLES[0].context], capture_output=True, text=True, timeout=120, check=True)
     answer = json.loads(out.stdout)
     assert set(answer) >= {"answer", "score"}
+
+
+def test_bench_run_cli_scores_ner_and_qa(tmp_path, tiny_model_dir):
+    """``edgepress bench run --task token-classification|question-answering`` with CoNLL / SQuAD files: F1 rows."""
+    from typer.testing import CliRunner
+
+    from benchmarks.cli import app
+    from tests.squad_tiny import EXAMPLES
+
+    runner = CliRunner()
+    quick = ["--threads", "1", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0"]
+    ner = tiny_model_dir("bert", "token-classification")
+    res = runner.invoke(app, ["run", str(ner), "--task", "token-classification", "--data",
+                              str(write_conll(tmp_path / "t.txt", 10, 0)), *quick, "--out", str(tmp_path / "n")])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "n" / "report.json").read_text())["models"][0]
+    assert entry["quality"]["metric"] == "f1" and "precision" in entry["quality"]["extra"]
+    qa = tiny_model_dir("bert", "question-answering")
+    res = runner.invoke(app, ["run", str(qa), "--task", "question-answering", "--max-length", "128", "--doc-stride", "32", "--data",
+                              str(write_squad(tmp_path / "q.json", EXAMPLES)), *quick, "--out", str(tmp_path / "q")])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "q" / "report.json").read_text())["models"][0]
+    assert entry["quality"]["metric"] == "f1" and "HasAns_f1" in entry["quality"]["extra"]
