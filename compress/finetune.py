@@ -129,7 +129,7 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
 
 
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
 
     from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
     from compress.console import use_stage_progress
@@ -159,18 +159,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     for ds in (train, dev):
         for row in ds.rows:
             row.pop("idx")
-    f = cfg.finetune
     metric = "spearman" if cfg.task == "regression" else "accuracy"
-    import torch
-
-    args = TrainingArguments(
-        output_dir=str(inputs.run_dir / ".checkpoints" / f"finetune-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'finetune'))}"),
-        per_device_train_batch_size=f.batch_size, per_device_eval_batch_size=64, num_train_epochs=f.epochs,
-        max_steps=f.max_steps, learning_rate=f.learning_rate, weight_decay=f.weight_decay, warmup_ratio=f.warmup_ratio,
-        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
-        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, logging_steps=20,
-        report_to=[], seed=cfg.seed, use_cpu=not torch.cuda.is_available(), save_safetensors=True,
-    )
+    args = _training_arguments(cfg, inputs, metric)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
                       data_collator=DataCollatorWithPadding(tok), compute_metrics=_metric_fn(cfg.task))
     use_stage_progress(trainer)  # one bar named after the stage; raw log dicts go to the run's log.txt
