@@ -435,19 +435,34 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
         d.label_names = names
         return d
 
+    splits = carve_splits(data_cfg, seed, plan, train, other)
+    if len(splits.train) == 0:
+        raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
+    _check_trainable(splits.train.head(data_cfg.max_train_samples), task, data_cfg.train)
+    return capped_splits(splits, data_cfg, plan, task)
+
+
+def carve_splits(data_cfg: Any, seed: int, plan: Any, train: Any, read: Any) -> Splits:
+    """Uncapped train/eval/test: eval is ``read(data.eval)`` or the train rows the run's data artifact (else the
+    seeded split) names; test is ``read(data.test)`` or eval. ``train`` is any split type with len/subset."""
     source_rows, eval_ids = len(train), None
     if data_cfg.eval:
-        ev = other(data_cfg.eval)
+        ev = read(data_cfg.eval)
     else:
         eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
         ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
-    test = other(data_cfg.test) if data_cfg.test else ev
-    if len(train) == 0:
-        raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
-    train = train.head(data_cfg.max_train_samples)
-    _check_trainable(train, task, data_cfg.train)
-    return _checked(Splits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples),
-                           source_rows, eval_ids), plan, task)
+    test = read(data_cfg.test) if data_cfg.test else ev
+    return Splits(train, ev, test, source_rows, eval_ids)
+
+
+def capped_splits(splits: Splits, data_cfg: Any, plan: Any, task: str) -> Splits:
+    """The splits cut to data.max_train_samples / data.max_eval_samples, checked against the run's data artifact."""
+    import dataclasses
+
+    capped = dataclasses.replace(splits, train=splits.train.head(data_cfg.max_train_samples),
+                                 eval=splits.eval.head(data_cfg.max_eval_samples),
+                                 test=splits.test.head(data_cfg.max_eval_samples))
+    return _checked(capped, plan, task)
 
 
 def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:

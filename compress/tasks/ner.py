@@ -176,30 +176,22 @@ def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
     JSONL fields: ``data.text_column`` (default ``tokens``) and ``data.label_column`` (default ``tags``). The eval
     split is carved out of train when ``data.eval`` is not given (the run's data artifact holds its row ids).
     """
-    from compress.data import Splits, _checked, _planned_eval_ids
+    from compress.data import capped_splits, carve_splits
 
     fields = (data_cfg.text_column if data_cfg.text_column != "sentence" else "tokens", data_cfg.label_column or "tags")
     train = read_tagged(data_cfg.train, *fields)
     names = label_names(train)
-    source_rows, eval_ids = len(train), None
-    if data_cfg.eval:
-        ev = read_tagged(data_cfg.eval, *fields)
-    else:
-        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
-        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
-    test = read_tagged(data_cfg.test, *fields) if data_cfg.test else ev
-    for split in (ev, test):
+    splits = carve_splits(data_cfg, seed, plan, train, lambda source: read_tagged(source, *fields))
+    for split in (splits.eval, splits.test):
         unknown = sorted({t for tags in split.tags for t in tags} - set(names))
         if unknown:
             raise DataError(f"'{split.source}': tags {unknown[:5]} do not occur in the training data "
                             f"'{data_cfg.train}' ({', '.join(names)})")
-    if len(train) == 0:
+    if len(splits.train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no sentences left after the eval split")
     if len(names) < 2:
         raise DataError(f"training data '{data_cfg.train}' has a single tag ({names[0]!r}): NER needs entity tags")
-    splits = Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
-                    test.head(data_cfg.max_eval_samples), source_rows, eval_ids)
-    return _checked(splits, plan, "token-classification")
+    return capped_splits(splits, data_cfg, plan, "token-classification")
 
 
 def tokenized_dataset(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentences, label2id: dict[str, int],

@@ -90,22 +90,14 @@ def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> 
 def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
     """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
     (the run's data artifact holds their ids)."""
-    from compress.data import Splits, _checked, _planned_eval_ids
+    from compress.data import capped_splits, carve_splits
 
     windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
-    train = read_qa(data_cfg.train, *windows)
-    source_rows, eval_ids = len(train), None
-    if data_cfg.eval:
-        ev = read_qa(data_cfg.eval, *windows)
-    else:
-        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
-        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
-    test = read_qa(data_cfg.test, *windows) if data_cfg.test else ev
-    if not any(e.answerable for e in train.examples):
+    splits = carve_splits(data_cfg, seed, plan, read_qa(data_cfg.train, *windows),
+                          lambda source: read_qa(source, *windows))
+    if not any(e.answerable for e in splits.train.examples):
         raise DataError(f"training data '{data_cfg.train}' has no answerable question: nothing to learn spans from")
-    splits = Splits(train.head(data_cfg.max_train_samples), ev.head(data_cfg.max_eval_samples),
-                    test.head(data_cfg.max_eval_samples), source_rows, eval_ids)
-    return _checked(splits, plan, "question-answering")
+    return capped_splits(splits, data_cfg, plan, "question-answering")
 
 
 def feature_dataset(features: dict[str, list]) -> Any:
