@@ -74,3 +74,20 @@ def make_tiny_model(folder: Path, arch: str = "bert", head: str = "mlm", num_lay
     model.eval()
     model.save_pretrained(folder)
     return folder
+
+
+def torch_tags(model_dir: Path, words: list[list[str]]) -> list[list[str]]:
+    """Each word's tag from a PyTorch token-classification model: argmax at its first sub-token (run_ner's alignment),
+    one row at a time — the reference the ONNX scorers are checked against."""
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    model = transformers.AutoModelForTokenClassification.from_pretrained(model_dir)
+    out = []
+    for row in words:
+        enc = tok(row, is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            best = model(**enc).logits[0].argmax(-1).tolist()
+        ids = enc.word_ids()
+        out.append([model.config.id2label[best[ids.index(w)]] for w in range(len(row))])
+    return out

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
 from benchmarks.metrics import entity_scores
 from benchmarks.report import validate_report
 from benchmarks.runners.base import Threads
 from tests.benchmarks.helpers import export_onnx
-from tests.tiny import NER_LABELS
+from tests.tiny import NER_LABELS, torch_tags
 
 FAST = dict(batch_sizes=[1], seq_lens=[16], warmup=1, min_runs=3, min_seconds=0.0, threads=Threads(1, 1),
             eval_batch_size=2)
@@ -20,24 +19,10 @@ WORDS = [["The", "function", "returns", "a", "list"], ["A", "module", "is", "a",
          ["Errors", "are", "raised", "by", "Zqx", "thread"]]
 
 
-def _torch_tags(model_dir) -> list[list[str]]:
-    """Each word's tag from the PyTorch model (argmax at its first sub-token), one row at a time."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForTokenClassification.from_pretrained(model_dir)
-    out = []
-    for row in WORDS:
-        enc = tok(row, is_split_into_words=True, return_tensors="pt")
-        with torch.no_grad():
-            best = model(**enc).logits[0].argmax(-1).tolist()
-        out.append([NAMES[best[enc.word_ids().index(w)]] for w in range(len(row))])
-    return out
-
-
 def test_benchmark_reports_entity_f1_for_onnx_and_pytorch(tiny_model_dir, tmp_path):
     m = tiny_model_dir("bert", "token-classification")
     onnx = export_onnx(m, "token-classification", tmp_path / "ner.onnx")
-    predicted = _torch_tags(m)
+    predicted = torch_tags(m, WORDS)
     gold = [row if i % 2 else ["O"] * len(row) for i, row in enumerate(predicted)]
     expected = entity_scores(gold, predicted)
     assert 0.0 < expected["f1"] < 1.0
@@ -62,7 +47,7 @@ def test_benchmark_without_tags_scores_word_agreement_with_the_teacher(tiny_mode
     onnx = export_onnx(m, "token-classification", tmp_path / "ner.onnx")
     other = make_tiny_model(tmp_path / "other", "bert", "token-classification", seed=1)
     other_onnx = export_onnx(other, "token-classification", tmp_path / "other.onnx")
-    ref, alt = _torch_tags(m), _torch_tags(other)
+    ref, alt = torch_tags(m, WORDS), torch_tags(other, WORDS)
     same = sum(a == b for ra, rb in zip(ref, alt) for a, b in zip(ra, rb)) / sum(len(r) for r in ref)
     rep = benchmark([ModelSpec("teacher", m, role="teacher"), ModelSpec("onnx", onnx), ModelSpec("other", other_onnx)],
                     "token-classification", BenchSettings(**FAST), tokenizer_path=str(m),
@@ -88,7 +73,7 @@ def test_optimum_baselines_of_a_token_classifier_score_entity_f1(tiny_model_dir,
     m = tiny_model_dir("bert", "token-classification")
     built = build_baselines(["optimum-onnx", "optimum-int8-dynamic"], m, "token-classification", tmp_path / "base")
     assert sorted(built) == ["optimum-int8-dynamic", "optimum-onnx"] and all(p.is_file() for p in built.values())
-    predicted = _torch_tags(m)
+    predicted = torch_tags(m, WORDS)
     ev = EvalSet([" ".join(w) for w in WORDS], labels=predicted, source="hand", label_names=NAMES)
     rep = benchmark([ModelSpec("teacher", m, role="teacher")] + [ModelSpec(n, p, role="baseline") for n, p in built.items()],
                     "token-classification", BenchSettings(**FAST), tokenizer_path=str(m), eval_set=ev)

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks.evalset import EvalSet
 from benchmarks.metrics import entity_scores
 from benchmarks.sessions import input_names, open_session
 from compress.quantize.evaluate import score, set_reference
 from tests.quantize.helpers import TEXTS, export_tiny
-from tests.tiny import NER_LABELS
+from tests.tiny import NER_LABELS, torch_tags
 
 NAMES = [NER_LABELS[i] for i in range(len(NER_LABELS))]
 WORDS = [t.rstrip(".").split(" ") for t in TEXTS]
-
-
-def _torch_tags(model_dir, words: list[list[str]]) -> list[list[str]]:
-    """Each word's tag from the PyTorch model: argmax at its first sub-token (run_ner's alignment)."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForTokenClassification.from_pretrained(model_dir)
-    out = []
-    for row in words:
-        enc = tok(row, is_split_into_words=True, return_tensors="pt")
-        with torch.no_grad():
-            best = model(**enc).logits[0].argmax(-1).tolist()
-        ids = enc.word_ids()
-        out.append([NAMES[best[ids.index(w)]] for w in range(len(row))])
-    return out
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def _batches(onnx, tok, tags, batch_size=3, max_length=128):
 
 def test_guard_scores_entity_f1_and_fp32_retains_itself(tiny_ner):
     model_dir, onnx, tok = tiny_ner
-    predicted = _torch_tags(model_dir, WORDS)
+    predicted = torch_tags(model_dir, WORDS)
     gold = [row if i % 2 else ["O"] * len(row) for i, row in enumerate(predicted)]  # half the rows' entities kept
     expected = entity_scores(gold, predicted)["f1"]
     assert 0.05 < expected < 1.0  # the check below measures something
@@ -80,8 +64,8 @@ def test_guard_word_agreement_sees_a_different_model(tiny_ner, tiny_model_dir, t
     ev = _batches(onnx, tok, None)
     set_reference(ev, onnx)
     got = score(other, ev)
-    ref_words = np.concatenate([np.array(r) for r in _torch_tags(tiny_ner[0], WORDS)])
-    other_words = np.concatenate([np.array(r) for r in _torch_tags(other_dir, WORDS)])
+    ref_words = np.concatenate([np.array(r) for r in torch_tags(tiny_ner[0], WORDS)])
+    other_words = np.concatenate([np.array(r) for r in torch_tags(other_dir, WORDS)])
     assert got["word_agreement"] == pytest.approx(float(np.mean(ref_words == other_words)), abs=1e-6)
     assert got["word_agreement"] < 1.0
 
@@ -92,7 +76,7 @@ def test_quantize_onnx_guards_a_token_classifier_on_entity_f1(tiny_ner, tmp_path
     from compress.quantize.config import QuantizeConfig
 
     model_dir, onnx, tok = tiny_ner
-    gold = _torch_tags(model_dir, WORDS)
+    gold = torch_tags(model_dir, WORDS)
     data = TextData([" ".join(w) for w in WORDS], labels=gold, source="hand", label_names=NAMES)
     cfg = QuantizeConfig.model_validate({"latency": {"runs": 3, "warmup": 1, "batch_size": 2, "seq_len": 16},
                                          "guard": {"eval_samples": 8}})
