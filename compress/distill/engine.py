@@ -336,11 +336,14 @@ def _pretokenized(train: Any) -> bool:
     return hasattr(train, "column_names") and "input_ids" in train.column_names
 
 
+CACHED_TASKS = ("embedding", "classification", "regression")  # one pooled vector / one logit row per sentence
+
+
 def can_cache(task: str, cfg: "DistillConfig") -> bool:
     """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed (the cache holds
     sentence-level logits: token classification runs the teacher every step)."""
     w = cfg.loss
-    return cfg.cache_teacher and task not in ("mlm", "token-classification", "question-answering") and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
+    return cfg.cache_teacher and task in CACHED_TASKS and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
 def _enclosing_cache(out_dir: Path) -> Path | None:
@@ -410,7 +413,6 @@ class EvalProbe:
         self.tokenizer, self.data, self.task, self.max_length = tokenizer, data, task, max_length
         self.reference, self.interface = reference, interface
         self.metric = quality_metric(task, data, reference is not None)
-        self.history: list[dict[str, float]] = []
 
     def __call__(self, model: "PreTrainedModel") -> float:
         from compress.distill.evaluate import task_quality
