@@ -105,7 +105,7 @@ class StageSpec:
         return getattr(importlib.import_module(module), fn)
 
 
-SENTENCE_TASKS = ("embedding", "classification", "regression", "mlm")  # not yet token-classification / QA
+SENTENCE_TASKS = ("embedding", "classification", "regression", "mlm")  # trim_vocab: not token-classification / QA yet
 
 # Sections are the config keys whose values feed the stage's hash (plus its upstream hashes).
 STAGES: dict[str, StageSpec] = {
@@ -118,7 +118,7 @@ STAGES: dict[str, StageSpec] = {
                   "build a smaller student from the teacher and distill it", provides=("model",), multi_rank=True),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
                   "remove attention heads / FFN neurons for real, then recover", needs=("model",),
-                  provides=("model",), multi_rank=True, tasks=SENTENCE_TASKS),
+                  provides=("model",), multi_rank=True),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
                   needs=("model",), provides=("model",), tasks=SENTENCE_TASKS),
@@ -131,7 +131,7 @@ STAGES: dict[str, StageSpec] = {
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section
                   "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
-                  needs=("model",), provides=("onnx", "tokenizer", "winner_model"), tasks=SENTENCE_TASKS),
+                  needs=("model",), provides=("onnx", "tokenizer", "winner_model")),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),
     ]

@@ -33,6 +33,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.distill.engine import distill_model, save_loss_curves
     from compress.distill.evaluate import encode, task_quality
     from compress.models import count_parameters, load_model, load_tokenizer
+    from compress.tasks import training_features
 
     if cfg.data.unlabeled and cfg.task == "regression":
         raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
@@ -58,15 +59,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         t_ref = encode(teacher, tok, splits.test.texts, cfg.task, ml, interface=iface)
     naive_test = task_quality(student, tok, splits.test, cfg.task, ml, t_ref, iface)["value"] if cfg.data.test else None
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
-    if cfg.task == "question-answering":  # question + context windows with start/end positions (run_qa's recipe)
-        from compress.tasks.qa import feature_dataset, train_features
-
-        train = feature_dataset(train_features(tok, splits.train.examples, ml, cfg.data.doc_stride))
-    elif cfg.task == "token-classification":  # words aligned with the teacher's tag ids (run_ner's recipe)
-        from compress.tasks.ner import tokenized_dataset
-
-        train = tokenized_dataset(tok, splits.train, {v: int(k) for k, v in teacher.config.id2label.items()}, ml)
-    else:
+    train = training_features(cfg.task, tok, teacher.config, splits.train, ml)
+    if train is None:
         train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,

@@ -87,7 +87,7 @@ def default_recovery_loss(task: str, has_labels: bool) -> "LossWeights":
         return LossWeights(kl=1.0, cos=1.0)
     if task == "regression":
         return LossWeights(cos=1.0, embed_mse=1.0, hard=1.0 if has_labels else 0.0)
-    if task == "mlm":
+    if task in ("mlm", "token-classification", "question-answering"):
         return LossWeights(kl=1.0, cos=1.0)
     return LossWeights(embed_mse=1.0, cos=1.0)
 
@@ -99,15 +99,17 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     """Distill the pruned ``student`` from the unpruned ``teacher`` with the distillation engine."""
     from compress.distill.config import DistillConfig
     from compress.distill.engine import distill_model
+    from compress.tasks import training_features
 
     train = train.head(rcfg.max_train_samples)
+    features = training_features(task, tokenizer, teacher.config, train, max_length)  # NER / QA rows
     loss = rcfg.loss or default_recovery_loss(task, train.labels is not None)
     dcfg = DistillConfig(epochs=rcfg.epochs, max_steps=rcfg.max_steps, batch_size=rcfg.batch_size,
                          learning_rate=rcfg.learning_rate, warmup_ratio=rcfg.warmup_ratio, loss=loss,
                          keep_best=False)  # recovery keeps its last step, as before
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = distill_model(teacher, student, tokenizer, train, eval, task, dcfg, max_length, work_dir, seed,
+        outcome = distill_model(teacher, student, tokenizer, train if features is None else features, eval, task, dcfg, max_length, work_dir, seed,
                                 checkpoint_dir=work_dir / "checkpoints", picked_layers=kept_layers,
                                 interface=interface)
     finally:
@@ -167,16 +169,17 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     reference = None
     if eval_data is not None and len(eval_data):
         from compress.distill.evaluate import encode
+        from compress.tasks import TOKEN_TASKS
 
-        reference = encode(model, tokenizer, eval_data.texts, task, cfg.max_length, interface=interface)
+        if task not in TOKEN_TASKS:  # the fidelity reference of sentence outputs (token tasks score F1 on labels)
+            reference = encode(model, tokenizer, eval_data.texts, task, cfg.max_length, interface=interface)
         quality["unpruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
 
     batches = None
     if cfg.needs_data:
-        batches = importance.calibration_batches(
-            tokenizer, calibration.texts, calibration.labels if task in ("classification", "regression") else None,
-            calibration.pairs if task in ("classification", "regression") else None,
-            cfg.calibration_batches, cfg.calibration_batch_size, cfg.max_length)
+        batches = importance.task_calibration_batches(
+            tokenizer, calibration, task, model.config, cfg.calibration_batches, cfg.calibration_batch_size,
+            cfg.max_length)
     l_scores = None
     if cfg.num_drop_layers:
         l_scores = importance.layer_scores(model, batches)

@@ -114,6 +114,28 @@ def calibration_batches(tokenizer: "PreTrainedTokenizerBase", texts: list[str], 
     return out
 
 
+def task_calibration_batches(tokenizer: "PreTrainedTokenizerBase", data: Any, task: str, model_config: Any,
+                             n_batches: int, batch_size: int, max_length: int) -> list[dict]:
+    """Calibration batches for ``task``: labelled rows for classification/regression, text otherwise, and for
+    NER / QA the training features (tags per token, start/end positions) padded as training pads them."""
+    from compress.tasks import TOKEN_TASKS, training_features
+
+    if task not in TOKEN_TASKS:
+        labelled = task in ("classification", "regression")
+        return calibration_batches(tokenizer, data.texts, data.labels if labelled else None,
+                                   data.pairs if labelled else None, n_batches, batch_size, max_length)
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+    rows = training_features(task, tokenizer, model_config, data.head(n_batches * batch_size), max_length)
+    collate = (DataCollatorForTokenClassification if task == "token-classification" else DataCollatorWithPadding)(
+        tokenizer, return_tensors="pt")
+    out = [dict(collate([rows[j] for j in range(lo, min(lo + batch_size, len(rows)))]))
+           for lo in range(0, min(len(rows), n_batches * batch_size), batch_size)]
+    if not out:
+        raise EdgepressError("no calibration rows: importance 'taylor'/'gradient' and num_drop_layers need data")
+    return out
+
+
 def _inputs(model: "PreTrainedModel", batch: dict) -> dict:
     from compress.models import model_input_names
 
@@ -127,13 +149,19 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
 
     embedding: unsupervised SimCSE (two dropout views, in-batch InfoNCE, temperature 0.05);
     classification: cross-entropy on labels (or the model's own argmax); regression: MSE on labels;
-    mlm: masked-token cross-entropy on 15 % of tokens.
+    mlm: masked-token cross-entropy on 15 % of tokens; token-classification / question-answering: the head's
+    cross-entropy on the gold tags / answer start and end (transformers computes it from the labels).
     """
     import torch
     import torch.nn.functional as F
 
     from compress.models import mean_pool
 
+    if task in ("token-classification", "question-answering"):  # the head's own loss on tags / answer spans
+        from compress.models import model_input_names
+
+        targets = ("labels", "start_positions", "end_positions")
+        return model(**{k: v for k, v in batch.items() if k in model_input_names(model) or k in targets}).loss
     inputs = _inputs(model, batch)
     if task == "embedding":
         z1 = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
 from compress.search.select import Candidate, choose
-from compress.stages import StageInputs, StageResult, Variant, teacher_labels
+from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -43,18 +43,20 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
             where[name] = b
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
     run_cfg = cfg.model_copy(update={"bench": bench})
+    tags = tag_names(cfg, inputs)  # token classification: logits map to the tag names
     from compress.interface import interface_of
 
     pooling = interface_of(specs[0].path, cfg.task)  # foreign files (token outputs only) pool as the teacher does
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None, pooling=pooling,
-                       eval_set=eval_set_for(run_cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir), targets=[t.device] if t.remote else [],
+                       eval_set=eval_set_for(run_cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
+                                             label_names=tags), targets=[t.device] if t.remote else [],
                        remote_options=remote_options(cfg.bench), progress=lambda m: log.info("search: %s", m))
     select_report = None
     if cfg.search.select_on == "eval" and cfg.data.test:  # without data.test the "test" rows are the eval rows
         quick = dataclasses.replace(settings, realistic=False, warmup=0, min_runs=1, min_seconds=0.0)
         select_report = benchmark(specs, cfg.task, quick, tokenizer_path=str(tok) if tok else None, pooling=pooling,
                                   eval_set=eval_set_for(run_cfg, split="eval", labels=teacher_labels(cfg, inputs),
-                                                         run_dir=inputs.run_dir),
+                                                         run_dir=inputs.run_dir, label_names=tags),
                                   progress=lambda m: log.info("search (eval split): %s", m))
     return report, where, select_report
 

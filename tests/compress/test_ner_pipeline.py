@@ -108,9 +108,68 @@ def test_stages_without_support_are_refused_before_any_work(task, tmp_path):
     from compress.stages import check_stage_order
 
     cfg = load_config(None, base={"teacher": {"model": "x"}, "task": task, "data": {"train": "t.txt"},
-                                  "stages": ["finetune", "distill", "prune", "export"]})
-    with pytest.raises(ConfigError, match=f"stage 'prune' does not support task '{task}' yet"):
+                                  "stages": ["finetune", "distill", "trim_vocab", "export"]})
+    with pytest.raises(ConfigError, match=f"stage 'trim_vocab' does not support task '{task}' yet"):
         check_stage_order(cfg)
+
+
+def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
+    """finetune -> distill -> prune (taylor on the tag loss, recovery on aligned tags) -> search (2 ratios x INT8):
+    heads and FFN neurons are cut for real, every quality is entity F1, the winner keeps the tag names."""
+    from transformers import AutoModelForTokenClassification
+
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+
+    train, dev = write_conll(tmp_path / "train.txt", 120, 0), write_conll(tmp_path / "dev.txt", 30, 1)
+    cfg = load_config(None, base={
+        "name": "nerp", "output_dir": str(tmp_path / "runs"), "task": "token-classification",
+        "stages": ["finetune", "distill", "prune", "search"],
+        "teacher": {"model": str(tiny_model_dir("bert", "mlm")), "max_length": 32},
+        "data": {"train": str(train), "eval": str(dev), "test": str(dev)},
+        "finetune": {"epochs": 3, "batch_size": 8, "learning_rate": 5e-3}, "student": {"num_layers": 2},
+        "distill": {"max_steps": 10, "batch_size": 8, "learning_rate": 5e-3},
+        "prune": {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4, "importance": "taylor", "max_length": 32,
+                  "calibration_batches": 2, "calibration_batch_size": 8,
+                  "recovery": {"enabled": True, "max_steps": 4, "batch_size": 8}},
+        "search": {"prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 30,
+                   "targets": {"retention_floor": 0.0}},
+        "quantize": {"guard": {"eval_samples": 30, "fallbacks": False}},
+        "bench": {"min_runs": 3, "warmup": 1, "min_seconds": 0.0, "threads": 1}})
+    outcomes = {o.name: o for o in run_pipeline(cfg)}
+    pruned = outcomes["prune"].metrics
+    assert pruned["heads_before"] == [4, 4] and pruned["heads_after"] == [2, 2]
+    assert {pruned["quality"][k]["metric"] for k in ("unpruned", "pruned", "recovered")} == {"f1"}
+    assert pruned["recovery"]["kept"] in ("recovered", "pruned (recovery lowered the eval metric)")
+    model = AutoModelForTokenClassification.from_pretrained(cfg.run_dir / "03-prune" / "model")
+    assert model.config.id2label[3] == "B-PER"
+    search = json.loads((cfg.run_dir / "04-search" / "candidates.json").read_text())
+    assert {c["name"].split("/")[0] for c in search["candidates"]} == {"d2-p00", "d2-p50"}
+    assert search["teacher"]["metric"] == "f1" and search["winner"] is not None
+    assert all(c["status"] == "ok" and c["value"] is not None for c in search["candidates"])
+
+
+def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
+    """prune on a QA model: gradient importance from the start/end loss, recovery on windows, SQuAD F1 before/after."""
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+    from tests.squad_tiny import EXAMPLES
+
+    train = write_squad(tmp_path / "train.json", EXAMPLES * 4)
+    cfg = load_config(None, base={
+        "name": "qap", "output_dir": str(tmp_path / "runs"), "task": "question-answering",
+        "stages": ["finetune", "distill", "prune"],
+        "teacher": {"model": str(tiny_model_dir("bert", "mlm")), "max_length": 128},
+        "data": {"train": str(train), "eval": str(write_squad(tmp_path / "dev.json", EXAMPLES)), "doc_stride": 32},
+        "finetune": {"max_steps": 4, "batch_size": 8}, "student": {"num_layers": 2},
+        "distill": {"max_steps": 2, "batch_size": 8, "keep_best": False},
+        "prune": {"head_ratio": 0.5, "ffn_ratio": 0.25, "round_to": 4, "importance": "gradient", "max_length": 128,
+                  "num_drop_layers": 1, "calibration_batches": 2, "calibration_batch_size": 4,
+                  "recovery": {"enabled": True, "max_steps": 2, "batch_size": 4}}})
+    pruned = {o.name: o for o in run_pipeline(cfg)}["prune"].metrics
+    assert len(pruned["dropped_layers"]) == 1 and pruned["heads_after"] == [2]
+    assert {pruned["quality"][k]["metric"] for k in ("unpruned", "pruned", "recovered")} == {"f1"}
+    assert 0.0 <= pruned["quality"]["pruned"]["value"] <= 100.0
 
 
 def write_squad(path: Path, examples) -> Path:
