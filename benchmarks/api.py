@@ -63,8 +63,14 @@ def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:
     from compress.models import resolve_model_path
 
     specs = [ModelSpec("teacher", Path(resolve_model_path(teacher_source(cfg, inputs))), "pytorch", "fp32", "teacher")]
-    for variant, path in inputs.variants():
-        specs.append(ModelSpec(variant.name, path, variant.format, variant.precision))
+    model_dir = None  # the PyTorch model each stage's variants come from: its config.json says their shape
+    for rec in inputs.upstream:
+        for key in ("model", "winner_model"):  # search's winner ships its PyTorch weights as winner_model
+            if key in rec.outputs:
+                model_dir = rec.path(key)
+        for variant in rec.variants:
+            specs.append(ModelSpec(variant.name, rec.dir / variant.path, variant.format, variant.precision,
+                                   shape_source=model_dir))
     return specs
 
 

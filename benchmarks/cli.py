@@ -451,7 +451,8 @@ def _print_table(report: dict[str, Any]) -> None:
         lat = [("–" if r[k] is None else f"{r[k]:.2f}") for k in ("p50_ms", "p90_ms")]
         reason = str(r["reason"] or "")
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {reason[:48]}{'…' if len(reason) > 48 else ''}"
-        table.add_row(r["device"], r["variant"], f"{r['format']}/{r['precision']}",
+        table.add_row(r["device"], f"{r['variant']} [{r['label']}]" if r["label"] else r["variant"],
+                      f"{r['format']}/{r['precision']}",
                       "–" if r["size_mb"] is None else f"{r['size_mb']:.1f}", val, ret, *lat, status)
     Console().print(table)
 
@@ -462,7 +463,9 @@ def compare_cmd(
     label: list[str] = typer.Option([], help="column label per report (default: its folder name)"),
     out: Optional[Path] = typer.Option(None, help="also write the table as Markdown to this file"),
 ) -> None:
-    """Put several runs' report.json side by side: metric, retention and p50 latency per variant and device."""
+    """Put several runs' report.json side by side: one row per model (matched by the hash of its weights, named by
+    depth-prune-vocabulary-precision), its metric, retention, p50 and size per run, failed models with their reason,
+    and the change against the first report. Settings that differ between the reports are printed first."""
     from rich.console import Console
     from rich.table import Table
 
@@ -486,12 +489,15 @@ def compare_cmd(
     loaded = [load_report(r) for r in reports]
     if label and len(label) != len(loaded):
         raise EdgepressError(f"--label given {len(label)} times for {len(loaded)} reports")
-    header, table_rows = compare(loaded, label or None)
+    notes, header, table_rows = compare(loaded, label or None)
+    console = Console()
+    for n in notes:
+        console.print(f"[yellow]warning:[/] {n}", highlight=False)
     table = Table(title="edgepress bench compare")
     for h in header:
         table.add_column(h)
     for r in table_rows:
         table.add_row(*r)
-    Console().print(table)
+    console.print(table)
     if out is not None:
-        out.write_text(compare_markdown(header, table_rows))
+        out.write_text(compare_markdown(header, table_rows, notes))

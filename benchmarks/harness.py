@@ -61,20 +61,14 @@ class ModelSpec:
     format: str | None = None
     precision: str = "fp32"
     role: str = "variant"  # teacher | variant
+    shape_source: Path | None = None  # the model folder whose config.json describes it (default: path's own)
 
 
 def file_size_mb(path: Path) -> float:
     """Bytes / 1e6 of the weights: the file (+ ONNX external data beside it) or a folder's weight files."""
-    path = Path(path)
-    if path.is_dir():
-        # the PyTorch weights only: a sentence-transformers folder may also hold onnx/ copies of the model
-        files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin")]
-        return sum(p.stat().st_size for p in files) / 1e6
-    total = path.stat().st_size
-    for extra in (path.with_name(path.name + ".data"), path.with_name(path.name + "_data"), path.with_suffix(".onnx_data")):
-        if extra.is_file():
-            total += extra.stat().st_size
-    return total / 1e6
+    from benchmarks.identity import weight_files
+
+    return sum(p.stat().st_size for p in weight_files(Path(path))) / 1e6
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -246,9 +240,14 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
 
 
 def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str) -> dict[str, Any]:
+    from benchmarks.identity import content_hash, model_shape
+
+    exists = Path(spec.path).exists()
     return {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
             "target": target, "device": settings.device, "status": "ok", "reason": None,
-            "size_mb": round(file_size_mb(spec.path), 6) if Path(spec.path).exists() else None,
+            "sha256": content_hash(spec.path) if exists else None,
+            "shape": model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None,
+            "size_mb": round(file_size_mb(spec.path), 6) if exists else None,
             "latency_ms": None, "throughput": None, "points": [], "cold_start_ms": None, "peak_rss_mb": None,
             "quality": None, "retention": None}
 
@@ -256,6 +255,7 @@ def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str)
 def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
                 eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None, pooling: Any = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
+    from benchmarks.identity import content_hash
     from benchmarks.runners import locate, runner_class, skip_reason
     from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
 
@@ -265,6 +265,7 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
     if model_path != Path(spec.path):
         entry["file"] = str(model_path)
         entry["size_mb"] = round(file_size_mb(model_path), 6)
+        entry["sha256"] = content_hash(model_path)
     reason = skip_reason(fmt, settings.device)
     if reason:
         entry.update(status="skipped", reason=reason)
@@ -399,7 +400,12 @@ def make_report(task: str, settings: BenchSettings, entries: list[dict[str, Any]
     """Assemble the report.json structure (schema: benchmarks/report.schema.json)."""
     import benchmarks
 
+    from benchmarks.identity import shape_label
+
     teacher = next((e["name"] for e in entries if e["role"] == "teacher"), None)
+    teacher_shape = next((e.get("shape") for e in entries if e["role"] == "teacher"), None)
+    for e in entries:
+        e["label"] = shape_label(e.get("shape"), teacher_shape, e.get("precision"))
     metric = next((e["quality"]["metric"] for e in entries if e.get("quality") and e["quality"].get("metric")), None)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -11,7 +11,7 @@ from typing import Any
 from compress.errors import EdgepressError
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
-COLUMNS = ["device", "variant", "role", "format", "precision", "size_mb", "metric", "value", "retention",
+COLUMNS = ["device", "variant", "label", "sha256", "role", "format", "precision", "size_mb", "metric", "value", "retention",
            "p50_ms", "p90_ms", "p99_ms", "throughput", "cold_start_ms", "peak_rss_mb", "status", "reason"]
 
 
@@ -56,7 +56,8 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         device = _device_label(report, e["target"])
         if e.get("device", "cpu") != "cpu":
             device += f" [{e['device']}]"
-        out.append({"device": device, "variant": e["name"], "role": e["role"], "format": e["format"],
+        out.append({"device": device, "variant": e["name"], "label": e.get("label"), "sha256": e.get("sha256"),
+                    "role": e["role"], "format": e["format"],
                     "precision": e.get("precision"), "size_mb": e.get("size_mb"), "metric": q.get("metric"),
                     "value": q.get("value"), "retention": e.get("retention"), "p50_ms": lat.get("p50"),
                     "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"), "throughput": e.get("throughput"),
@@ -102,7 +103,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     for e, r in zip(report["models"], rows(report)):
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
         ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
-        name = f"{r['variant']} (teacher)" if r["role"] == "teacher" else r["variant"]
+        name = f"{model_title(e)} (teacher)" if r["role"] == "teacher" else model_title(e)
         emu = " (emulated)" if is_emulated(report, e["target"]) else ""
         lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1)]
         lat = [v + emu if v != "–" else v for v in lat]
@@ -151,7 +152,7 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
                 continue
             p50 = e["latency_ms"]["p50"]
             ret = "–" if e.get("retention") is None else f"{100 * e['retention']:.1f} %"
-            cells = [target, e["name"], ret,
+            cells = [target, model_title(e), ret,
                      f"{teacher['latency_ms']['p50'] / p50:.2f}×" if teacher and target == "local" and p50 else "–",
                      f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
             if base is not None:
@@ -194,7 +195,12 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     if not entries:
         return None
     # a Figure with its own Agg canvas: pyplot's global backend (a notebook's inline one) is left alone
-    fig = Figure(figsize=(7, 4.5), dpi=120)
+    key_lines = [f"{i + 1}  {model_title(e)} {e['format']} ({e.get('size_mb') or 0:.1f} MB"
+                 f"{', ' + e['target'] if e['target'] != 'local' else ''})" for i, e in enumerate(entries)]
+    columns = 1 if len(key_lines) <= 8 else 2
+    key_rows = -(-len(key_lines) // columns)
+    key_height = 0.2 * key_rows + 0.3
+    fig = Figure(figsize=(8, 4.5 + key_height), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     targets = sorted({e["target"] for e in entries})
@@ -205,9 +211,9 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
         ys = [100 * e["retention"] for e in es]
         sizes = [30 + 600 * (e.get("size_mb") or 0) / max_size for e in es]
         ax.scatter(xs, ys, s=sizes, alpha=0.6, label=t, color=f"C{k}", edgecolors="black", linewidths=0.5)
-        for e, x, y in zip(es, xs, ys):
-            ax.annotate(f"{e['name']} ({e.get('size_mb') or 0:.1f} MB)", (x, y), fontsize=7, xytext=(4, 4),
-                        textcoords="offset points")
+        for e, x, y in zip(es, xs, ys):  # a number at the point, the name in the key below: names never overlap
+            number = entries.index(e) + 1
+            ax.annotate(str(number), (x, y), fontsize=8, fontweight="bold", xytext=(3, 3), textcoords="offset points")
         front = pareto_front(list(zip(xs, ys)))
         if len(front) > 1:
             ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color=f"C{k}", linewidth=1)
@@ -218,7 +224,10 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     legend = ax.legend(fontsize=8, title="device", title_fontsize=8, loc="lower right")
     for handle in legend.legend_handles:
         handle.set_sizes([30])
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, key_height / (4.5 + key_height), 1, 1))
+    for c in range(columns):
+        fig.text(0.02 + c * 0.5, (key_height - 0.15) / (4.5 + key_height),
+                 "\n".join(key_lines[c * key_rows:(c + 1) * key_rows]), fontsize=7, va="top", family="monospace")
     fig.savefig(path)
     return path
 
@@ -267,37 +276,106 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def compare(reports: list[dict[str, Any]], labels: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Side-by-side table: one row per (variant, format, precision, target), metric/retention/p50 per run."""
+def _identity(e: dict[str, Any]) -> tuple[str, str]:
+    """What makes two report rows one model: its weight bytes (sha256) and where it ran; the name, format and
+    precision for reports written before hashes were recorded."""
+    return (e.get("sha256") or f"{e['name']}|{e['format']}|{e.get('precision') or ''}", e["target"])
+
+
+def model_title(e: dict[str, Any]) -> str:
+    """A row's name and what the model is (``student [d3-p30-v31k-int8]``)."""
+    return f"{e['name']} [{e['label']}]" if e.get("label") else e["name"]
+
+
+def _facts(report: dict[str, Any]) -> dict[str, Any]:
+    s, d = report.get("settings") or {}, report.get("data") or {}
+    local = (report.get("devices") or {}).get("local") or {}
+    threads = s.get("threads") or {}
+    return {"task": report.get("task"), "metric": d.get("metric"),
+            "eval rows": f"{d.get('source')} ({d.get('rows')} rows)" if d else None,
+            "threads": f"{threads.get('intra_op') or 'default'}/{threads.get('inter_op') or 'default'}",
+            "batch": ",".join(map(str, s.get("batch_sizes") or [])),
+            "lengths": "realistic" if s.get("realistic") else ",".join(map(str, s.get("seq_lens") or [])),
+            "max_length": s.get("max_length"), "device": s.get("device"), "cpu": local.get("cpu"),
+            "isa": " ".join(local.get("isa") or []) or None}
+
+
+def settings_diff(reports: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    """One line per setting that differs between the reports (task, metric, eval rows, threads, batch, lengths,
+    device, CPU): numbers side by side under different settings are not a like-for-like comparison."""
+    facts = [_facts(r) for r in reports]
+    out = []
+    for key in facts[0]:
+        values = [f.get(key) for f in facts]
+        if len({str(v) for v in values}) > 1:
+            out.append(f"{key} differs: " + "; ".join(f"{lab}={v}" for lab, v in zip(labels, values)))
+    return out
+
+
+def _cells(e: dict[str, Any] | None) -> list[str]:
+    if e is None:
+        return ["–"] * 4
+    if e.get("status") != "ok":
+        reason = str(e.get("reason") or "")
+        failed = f"{e['status']}: {reason[:60]}{'…' if len(reason) > 60 else ''}"
+        return [failed, "–", "–", _fmt(e.get("size_mb"), 1)]
+    q, lat, ret = e.get("quality") or {}, e.get("latency_ms") or {}, e.get("retention")
+    return [f"{q['metric']}={q['value']:.4f}" if q.get("value") is not None else "–",
+            f"{100 * ret:.1f} %" if ret is not None else "–",
+            f"{lat['p50']:.2f}" if lat.get("p50") is not None else "–", _fmt(e.get("size_mb"), 1)]
+
+
+def _deltas(first: dict[str, Any] | None, e: dict[str, Any] | None) -> list[str]:
+    """Retention change (percentage points) and p50 ratio of ``e`` against the first report's same model."""
+    ok = [x for x in (first, e) if x is not None and x.get("status") == "ok"]
+    if len(ok) < 2:
+        return ["–", "–"]
+    r0, r1 = first.get("retention"), e.get("retention")
+    p0, p1 = (first.get("latency_ms") or {}).get("p50"), (e.get("latency_ms") or {}).get("p50")
+    return [f"{100 * (r1 - r0):+.1f} pp" if r0 is not None and r1 is not None else "–",
+            f"{p1 / p0:.2f}×" if p0 and p1 else "–"]
+
+
+def compare(reports: list[dict[str, Any]], labels: list[str] | None = None
+            ) -> tuple[list[str], list[str], list[list[str]]]:
+    """Side-by-side table of several reports: (notes, header, rows).
+
+    A row is one model (matched across reports by the hash of its weights) on one target; per report its
+    metric, retention, p50 and size, failed models with their reason, and for every report after the first the
+    change in retention and the p50 ratio against the first. ``notes`` names every setting that differs.
+    """
     labels = labels or [Path(r.get("_path", f"run{i}")).parent.name or f"run{i}" for i, r in enumerate(reports)]
-    keys: list[tuple[str, str, str, str]] = []
-    cells: dict[tuple[tuple[str, str, str, str], int], dict[str, Any]] = {}
+    keys: list[tuple[str, str]] = []
+    cells: dict[tuple[tuple[str, str], int], dict[str, Any]] = {}
     for i, rep in enumerate(reports):
         for e in rep["models"]:
-            key = (e["name"], e["format"], e.get("precision") or "", e["target"])
+            key = _identity(e)
             if key not in keys:
                 keys.append(key)
-            cells[(key, i)] = e
-    header = ["variant", "format", "target"]
-    for lab in labels:
-        header += [f"{lab} metric", f"{lab} retention", f"{lab} p50 ms"]
+            cells.setdefault((key, i), e)
+    header = ["model", "format", "target"]
+    for k, lab in enumerate(labels):
+        header += [f"{lab} metric", f"{lab} retention", f"{lab} p50 ms", f"{lab} size MB"]
+        if k:
+            header += [f"{lab} Δ retention", f"{lab} p50 vs {labels[0]}"]
     table = []
     for key in keys:
-        row = [key[0], f"{key[1]}/{key[2]}", key[3]]
+        seen = [cells[(key, i)] for i in range(len(reports)) if (key, i) in cells]
+        titles = list(dict.fromkeys(model_title(e) for e in seen))
+        sha = seen[0].get("sha256")
+        row = [" / ".join(titles) + (f" #{sha[:8]}" if sha else ""),
+               f"{seen[0]['format']}/{seen[0].get('precision') or ''}", key[1]]
         for i in range(len(reports)):
-            e = cells.get((key, i))
-            q = (e or {}).get("quality") or {}
-            lat = (e or {}).get("latency_ms") or {}
-            ret = (e or {}).get("retention")
-            row += [f"{q['metric']}={q['value']:.4f}" if q.get("value") is not None else "–",
-                    f"{100 * ret:.1f} %" if ret is not None else "–",
-                    f"{lat['p50']:.2f}" if lat.get("p50") is not None else "–"]
+            row += _cells(cells.get((key, i)))
+            if i:
+                row += _deltas(cells.get((key, 0)), cells.get((key, i)))
         table.append(row)
-    return header, table
+    return settings_diff(reports, labels), header, table
 
 
-def compare_markdown(header: list[str], table: list[list[str]]) -> str:
-    """The compare table as Markdown."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def compare_markdown(header: list[str], table: list[list[str]], notes: list[str] | None = None) -> str:
+    """The compare table as Markdown, under the settings that differ."""
+    lines = [f"> {n}" for n in notes or []] + ([""] if notes else [])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in table]
     return "\n".join(lines) + "\n"

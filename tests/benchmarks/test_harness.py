@@ -150,9 +150,52 @@ def test_report_files_schema_and_compare(tiny_model_dir, tmp_path):
     broken = dict(loaded, models=[dict(loaded["models"][0], latency_ms={"p50": 1.0})])
     with pytest.raises(Exception, match="latency_ms"):
         validate_report(broken)
-    header, table = compare([load_report(tmp_path / "out"), load_report(paths["json"])], ["a", "b"])
-    assert header[3:6] == ["a metric", "a retention", "a p50 ms"] and len(table) == 2
-    assert table[1][4] == "100.0 %" and table[1][4] == table[1][7]
+    notes, header, table = compare([load_report(tmp_path / "out"), load_report(paths["json"])], ["a", "b"])
+    assert notes == [] and len(table) == 2
+    assert header[3:7] == ["a metric", "a retention", "a p50 ms", "a size MB"]
+    assert header[7:13] == ["b metric", "b retention", "b p50 ms", "b size MB", "b Δ retention", "b p50 vs a"]
+    assert table[1][4] == "100.0 %" and table[1][4] == table[1][8] and table[1][11] == "+0.0 pp"
+    assert table[1][12] == "1.00×"
+
+
+def test_compare_matches_models_by_weights_and_names_what_they_are(tiny_model_dir, tmp_path):
+    """Two runs whose 'student' rows are different models get two rows (hash + shape label); one model under two
+    names is one row; a failed model shows its reason; differing settings are named above the table."""
+    from benchmarks.report import compare_markdown, plot_pareto
+    from compress.distill.student import student_from_teacher
+    from compress.models import load_model, load_tokenizer
+
+    m = tiny_model_dir("bert", "embedding")
+    small = tmp_path / "small"
+    student_from_teacher(load_model(str(m), "embedding"), [0])[0].save_pretrained(small)
+    load_tokenizer(str(m)).save_pretrained(small)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a_onnx = export_onnx(m, "embedding", tmp_path / "a" / "model.onnx")
+    b_onnx = export_onnx(small, "embedding", tmp_path / "b" / "model.onnx")
+    run = dict(tokenizer_path=str(m), eval_set=PAIRS)
+    rep_a = benchmark([ModelSpec("teacher", m, role="teacher"), ModelSpec("student", a_onnx, shape_source=m)],
+                      "embedding", BenchSettings(**FAST), **run)
+    rep_b = benchmark([ModelSpec("teacher", m, role="teacher"), ModelSpec("student", b_onnx, shape_source=small),
+                       ModelSpec("renamed", a_onnx), ModelSpec("broken", tmp_path / "missing.onnx")],
+                      "embedding", BenchSettings(**{**FAST, "threads": Threads(2, 1)}), **run)
+    for rep in (rep_a, rep_b):
+        validate_report(rep)
+    vocab = f"v{json.loads((m / 'config.json').read_text())['vocab_size'] / 1000:.1f}k"
+    assert rep_a["models"][1]["label"] == f"d2-p00-{vocab}-fp32"
+    assert rep_b["models"][1]["label"] == f"d1-p00-{vocab}-fp32"
+    assert rep_b["models"][2]["sha256"] == rep_a["models"][1]["sha256"] != rep_b["models"][1]["sha256"]
+    notes, header, table = compare([rep_a, rep_b], ["a", "b"])
+    assert notes == ["threads differs: a=1/1; b=2/1"]
+    by_model = {r[0].split(" #")[0]: r for r in table}
+    assert set(by_model) == {f"teacher [d2-p00-{vocab}-fp32]", f"student [d2-p00-{vocab}-fp32] / renamed",
+                             f"student [d1-p00-{vocab}-fp32]", "broken"}
+    same = by_model[f"student [d2-p00-{vocab}-fp32] / renamed"]
+    assert same[3] != "–" and same[7] != "–"  # measured in both runs: one row
+    assert by_model[f"student [d1-p00-{vocab}-fp32]"][3] == "–"  # only in run b
+    assert by_model["broken"][7].startswith("error:")
+    assert compare_markdown(header, table, notes).startswith("> threads differs")
+    png = plot_pareto(rep_b, tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pareto_front():

@@ -94,7 +94,7 @@ def test_cli_run_and_compare(tiny_model_dir, tmp_path):
     res = runner.invoke(app, ["compare", str(tmp_path / "r1"), str(tmp_path / "r1" / "report.json"),
                               "--out", str(tmp_path / "cmp.md")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cmp.md").read_text().count("| student |") == 1
+    assert (tmp_path / "cmp.md").read_text().count("| student #") == 1  # one model (same weights), named with its hash
     res = runner.invoke(app, ["run", str(tmp_path / "missing.onnx")])
     assert isinstance(res.exception, EdgepressError) and "does not exist" in str(res.exception)
     res = runner.invoke(app, ["run", str(onnx), "--batch", "x"])

@@ -1,0 +1,76 @@
+"""What a measured model is: a content hash (to match one model across reports) and its shape (depth, heads,
+FFN width, vocabulary), which names it by what it is, e.g. ``d3-p30-v16k-int8``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+HASH_CHARS = 16  # hex digits kept: enough to tell models apart in a report, short enough to read
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The files holding a model's weights: the file (+ ONNX external data beside it), or a folder's
+    .safetensors/.bin files (a sentence-transformers folder's onnx/ copies are not the PyTorch model)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin"))
+    extras = (path.with_name(path.name + ".data"), path.with_name(path.name + "_data"), path.with_suffix(".onnx_data"))
+    return [path, *(p for p in extras if p.is_file())]
+
+
+def content_hash(path: Path) -> str | None:
+    """SHA-256 (first HASH_CHARS hex digits) of the weight files' bytes; None when there are none."""
+    files = [p for p in weight_files(path) if p.is_file()]
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:HASH_CHARS]
+
+
+def _config_file(source: Path) -> Path | None:
+    source = Path(source)
+    for candidate in (source / "config.json", source.parent / "config.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def model_shape(source: Path) -> dict[str, int] | None:
+    """Layers, attention heads (all layers), FFN width, hidden size and vocabulary from the Hugging Face
+    config.json of a model folder (or beside a file); None when there is none. Pruned heads are subtracted."""
+    found = _config_file(source)
+    if found is None:
+        return None
+    try:
+        c = json.loads(found.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    layers = c.get("num_hidden_layers", c.get("n_layers"))
+    heads = c.get("num_attention_heads", c.get("n_heads"))
+    ffn = c.get("intermediate_size", c.get("hidden_dim"))
+    if not all(isinstance(v, int) for v in (layers, heads, ffn)):
+        return None
+    gone = sum(len(v) for v in (c.get("pruned_heads") or {}).values())
+    return {"layers": layers, "heads": layers * heads - gone, "ffn": ffn,
+            "hidden": c.get("hidden_size", c.get("dim")), "vocab": c.get("vocab_size")}
+
+
+def shape_label(shape: dict[str, Any] | None, teacher: dict[str, Any] | None, precision: str) -> str | None:
+    """``d<layers>-p<FFN share removed vs the teacher, %>-v<vocabulary, thousands (one decimal below 10k)>k-<precision>``, as search names
+    its branches; None without a shape."""
+    if not shape:
+        return None
+    parts = [f"d{shape['layers']}"]
+    if teacher and teacher.get("ffn"):
+        parts.append(f"p{round(100 * (1 - shape['ffn'] / teacher['ffn'])):02d}")
+    if shape.get("vocab"):
+        k = shape["vocab"] / 1000
+        parts.append(f"v{round(k)}k" if k >= 10 else f"v{k:.1f}k")
+    return "-".join(parts + [precision or "fp32"])
