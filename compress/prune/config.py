@@ -23,7 +23,8 @@ class RecoveryConfig(Section):
     revert_if_worse: bool = Field(True, description="keep the pruned weights when recovery lowers the eval metric "
                                                     "(needs an eval split; stage.json says which were kept)")
     loss: LossWeights | None = Field(None, description="loss mix (None: per task — embedding: embed_mse+cos, "
-                                                       "classification: kl+cos, regression/mlm: cos+embed_mse)")
+                                                       "classification/mlm/token-classification/question-answering: kl+cos, "
+                                                       "regression: cos+embed_mse(+hard))")
 
 
 class PruneConfig(Section):
