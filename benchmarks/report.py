@@ -195,7 +195,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     if not entries:
         return None
     # a Figure with its own Agg canvas: pyplot's global backend (a notebook's inline one) is left alone
-    key_lines = [f"{i + 1}  {model_title(e)} {e['format']} ({e.get('size_mb') or 0:.1f} MB"
+    key_lines = [f"{i + 1}  {model_title(e)} {e.get('format') or ''} ({e.get('size_mb') or 0:.1f} MB"
                  f"{', ' + e['target'] if e['target'] != 'local' else ''})" for i, e in enumerate(entries)]
     columns = 1 if len(key_lines) <= 8 else 2
     key_rows = -(-len(key_lines) // columns)
