@@ -239,33 +239,34 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
 # ------------------------------------------------------------------------------------------ one model
 
 
-def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str) -> dict[str, Any]:
+def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str,
+                model_path: Path | None = None) -> dict[str, Any]:
+    """A report entry before measuring; size and hash are of ``model_path``, the file located in ``spec.path``."""
     from benchmarks.identity import content_hash, model_shape
 
-    exists = Path(spec.path).exists()
-    return {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
-            "target": target, "device": settings.device, "status": "ok", "reason": None,
-            "sha256": content_hash(spec.path) if exists else None,
-            "shape": model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None,
-            "size_mb": round(file_size_mb(spec.path), 6) if exists else None,
-            "latency_ms": None, "throughput": None, "points": [], "cold_start_ms": None, "peak_rss_mb": None,
-            "quality": None, "retention": None}
+    weights = Path(model_path or spec.path)
+    exists = weights.exists()
+    entry = {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
+             "target": target, "device": settings.device, "status": "ok", "reason": None,
+             "sha256": content_hash(weights) if exists else None,
+             "shape": model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None,
+             "size_mb": round(file_size_mb(weights), 6) if exists else None,
+             "latency_ms": None, "throughput": None, "points": [], "cold_start_ms": None, "peak_rss_mb": None,
+             "quality": None, "retention": None}
+    if weights != Path(spec.path):
+        entry["file"] = str(weights)
+    return entry
 
 
 def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
                 eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None, pooling: Any = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
-    from benchmarks.identity import content_hash
     from benchmarks.runners import locate, runner_class, skip_reason
     from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
 
     found_fmt, model_path = locate(Path(spec.path))
     fmt = spec.format or found_fmt
-    entry = _base_entry(spec, fmt, settings, LOCAL)
-    if model_path != Path(spec.path):
-        entry["file"] = str(model_path)
-        entry["size_mb"] = round(file_size_mb(model_path), 6)
-        entry["sha256"] = content_hash(model_path)
+    entry = _base_entry(spec, fmt, settings, LOCAL, model_path)
     reason = skip_reason(fmt, settings.device)
     if reason:
         entry.update(status="skipped", reason=reason)
