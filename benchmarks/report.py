@@ -197,6 +197,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     # a Figure with its own Agg canvas: pyplot's global backend (a notebook's inline one) is left alone
     key_lines = [f"{i + 1}  {model_title(e)} {e.get('format') or ''} ({e.get('size_mb') or 0:.1f} MB"
                  f"{', ' + e['target'] if e['target'] != 'local' else ''})" for i, e in enumerate(entries)]
+    number = {id(e): i + 1 for i, e in enumerate(entries)}
     columns = 1 if len(key_lines) <= 8 else 2
     key_rows = -(-len(key_lines) // columns)
     key_height = 0.2 * key_rows + 0.3
@@ -212,8 +213,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
         sizes = [30 + 600 * (e.get("size_mb") or 0) / max_size for e in es]
         ax.scatter(xs, ys, s=sizes, alpha=0.6, label=t, color=f"C{k}", edgecolors="black", linewidths=0.5)
         for e, x, y in zip(es, xs, ys):  # a number at the point, the name in the key below: names never overlap
-            number = entries.index(e) + 1
-            ax.annotate(str(number), (x, y), fontsize=8, fontweight="bold", xytext=(3, 3), textcoords="offset points")
+            ax.annotate(str(number[id(e)]), (x, y), fontsize=8, fontweight="bold", xytext=(3, 3), textcoords="offset points")
         front = pareto_front(list(zip(xs, ys)))
         if len(front) > 1:
             ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color=f"C{k}", linewidth=1)
