@@ -87,7 +87,9 @@ def default_recovery_loss(task: str, has_labels: bool) -> "LossWeights":
         return LossWeights(kl=1.0, cos=1.0)
     if task == "regression":
         return LossWeights(cos=1.0, embed_mse=1.0, hard=1.0 if has_labels else 0.0)
-    if task in ("mlm", "token-classification", "question-answering"):
+    from compress.tasks import TOKEN_TASKS
+
+    if task == "mlm" or task in TOKEN_TASKS:
         return LossWeights(kl=1.0, cos=1.0)
     return LossWeights(embed_mse=1.0, cos=1.0)
 
@@ -109,8 +111,8 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
                          keep_best=False)  # recovery keeps its last step, as before
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = distill_model(teacher, student, tokenizer, train if features is None else features, eval, task, dcfg, max_length, work_dir, seed,
-                                checkpoint_dir=work_dir / "checkpoints", picked_layers=kept_layers,
+        outcome = distill_model(teacher, student, tokenizer, train if features is None else features, eval, task,
+                                dcfg, max_length, work_dir, seed, checkpoint_dir=work_dir / "checkpoints", picked_layers=kept_layers,
                                 interface=interface)
     finally:
         shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)  # resumable only within one run

@@ -157,12 +157,12 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
 
     from compress.models import mean_pool
 
-    if task in ("token-classification", "question-answering"):  # the head's own loss on tags / answer spans
-        from compress.models import model_input_names
+    from compress.tasks import TOKEN_TASKS
 
-        targets = ("labels", "start_positions", "end_positions")
-        return model(**{k: v for k, v in batch.items() if k in model_input_names(model) or k in targets}).loss
     inputs = _inputs(model, batch)
+    if task in TOKEN_TASKS:  # the head's own loss on tags / answer spans
+        targets = ("labels", "start_positions", "end_positions")
+        return model(**{**inputs, **{k: batch[k] for k in targets if k in batch}}).loss
     if task == "embedding":
         z1 = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])
         z2 = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])
