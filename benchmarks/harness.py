@@ -242,14 +242,17 @@ def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
 def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str,
                 model_path: Path | None = None) -> dict[str, Any]:
     """A report entry before measuring; size and hash are of ``model_path``, the file located in ``spec.path``."""
-    from benchmarks.identity import content_hash, model_shape
+    from benchmarks.identity import content_hash, embedding_table_bits, model_shape
 
     weights = Path(model_path or spec.path)
     exists = weights.exists()
+    shape = model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None
+    if shape is not None and exists and embedding_table_bits(weights):
+        shape["embedding_bits"] = embedding_table_bits(weights)
     entry = {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
              "target": target, "device": settings.device, "status": "ok", "reason": None,
              "sha256": content_hash(weights) if exists else None,
-             "shape": model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None,
+             "shape": shape,
              "size_mb": round(file_size_mb(weights), 6) if exists else None,
              "latency_ms": None, "throughput": None, "points": [], "cold_start_ms": None, "peak_rss_mb": None,
              "quality": None, "retention": None}

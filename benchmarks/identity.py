@@ -62,9 +62,27 @@ def model_shape(source: Path) -> dict[str, int] | None:
             "hidden": c.get("hidden_size", c.get("dim")), "vocab": c.get("vocab_size")}
 
 
+def embedding_table_bits(path: Path) -> int | None:
+    """4 when an ONNX file looks its word embeddings up in a 4-bit table (GatherBlockQuantized), else None."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        return None
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # not ONNX after all: the runner reports why
+        return None
+    for node in graph.node:
+        if node.op_type == "GatherBlockQuantized":
+            bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
+            return int(bits)
+    return None
+
+
 def shape_label(shape: dict[str, Any] | None, teacher: dict[str, Any] | None, precision: str) -> str | None:
-    """``d<layers>-p<FFN share removed vs the teacher, %>-v<vocabulary, thousands (one decimal below 10k)>k-<precision>``, as search names
-    its branches; None without a shape."""
+    """``d<layers>-p<FFN share removed vs the teacher, %>-v<vocabulary, thousands (one decimal below 10k)>k-<precision>``
+    (+ ``-e4`` for a 4-bit embedding table), as search names its branches; None without a shape."""
     if not shape:
         return None
     parts = [f"d{shape['layers']}"]
@@ -73,4 +91,7 @@ def shape_label(shape: dict[str, Any] | None, teacher: dict[str, Any] | None, pr
     if shape.get("vocab"):
         k = shape["vocab"] / 1000
         parts.append(f"v{round(k)}k" if k >= 10 else f"v{k:.1f}k")
-    return "-".join(parts + [precision or "fp32"])
+    parts.append(precision or "fp32")
+    if shape.get("embedding_bits"):
+        parts.append(f"e{shape['embedding_bits']}")
+    return "-".join(parts)

@@ -98,7 +98,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
         report["graph"] = {"optimized": cfg.optimize_graph}
         if cfg.optimize_graph:
             baseline = out_dir / "model.opt.onnx"
-            report["graph"]["fused_ops"] = optimize_bert(onnx_path, baseline)
+            report["graph"]["fused_ops"] = optimize_bert(onnx_path, baseline, embed_layer_norm=cfg.embedding.bits == 8)
         prepared = work / "prepared.onnx"
         report["graph"].update(prepare_for_quantization(baseline, prepared))
         plain = prepared
@@ -134,7 +134,8 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                         reduce_range=recipe.reduce_range if cfg.reduce_range is None else cfg.reduce_range,
                         weight_type=cfg.weight_type or recipe.weight_type,
                         activation_type=cfg.activation_type or recipe.activation_type,
-                        calibration=cfg.static.calibration_method, smooth_quant_alpha=cfg.nncf.smooth_quant_alpha)
+                        calibration=cfg.static.calibration_method, smooth_quant_alpha=cfg.nncf.smooth_quant_alpha,
+                        embedding_bits=cfg.embedding.bits)
         variants = []
         report["skipped"] = {}
         for method in sorted(cfg.methods, key=lambda m: m == "qat"):  # QAT last: it may only be PTQ's fallback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from compress.config_base import Section
 
@@ -49,6 +49,22 @@ class Int4Options(Section):
     block_size: int = Field(32, ge=16, description="weights per quantization block (power of two >= 16)")
     symmetric: bool = True
     accuracy_level: int | None = Field(4, ge=0, le=4, description="MatMulNBits compute type (4: int8 activations)")
+
+
+class EmbeddingOptions(Section):
+    """Precision of the word-embedding table in the quantized variants: most of a small encoder's file."""
+
+    bits: Literal[8, 4] = Field(8, description="8: the method's own INT8 table (or float, for int4); 4: ONNX Runtime's "
+                                              "GatherBlockQuantized, 4-bit blocks along the hidden axis")
+    block_size: int = Field(32, ge=16, description="values per 4-bit block (a power of two >= 16)")
+    symmetric: bool = Field(True, description="signed 4-bit values, no zero points")
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"block_size {v} must be a power of two (16, 32, 64, 128)")
+        return v
 
 
 class GuardOptions(Section):
@@ -97,5 +113,6 @@ class QuantizeConfig(Section):
     qat: QATOptions = Field(default_factory=QATOptions)
     fp16: FP16Options = Field(default_factory=FP16Options)
     int4: Int4Options = Field(default_factory=Int4Options)
+    embedding: EmbeddingOptions = Field(default_factory=EmbeddingOptions)
     guard: GuardOptions = Field(default_factory=GuardOptions)
     latency: LatencyOptions = Field(default_factory=LatencyOptions)

@@ -161,12 +161,26 @@ def name_nodes(path: Path) -> None:
         onnx.save(model, str(path))
 
 
+def word_embedding_gathers(model: "onnx.ModelProto") -> list[str]:
+    """Names of the Gather nodes that look ``input_ids`` up in a constant 2-D table: the word embeddings."""
+    tables = {t.name for t in model.graph.initializer if len(t.dims) == 2}
+    return [n.name for n in model.graph.node
+            if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == "input_ids" and n.input[0] in tables]
+
+
 @quiet("onnxruntime.transformers")
-def optimize_bert(src: Path, dst: Path) -> dict[str, int]:
-    """Fuse BERT attention/LayerNorm/GELU with onnxruntime.transformers.optimizer; returns fused-op counts."""
+def optimize_bert(src: Path, dst: Path, embed_layer_norm: bool = True) -> dict[str, int]:
+    """Fuse BERT attention/LayerNorm/GELU with onnxruntime.transformers.optimizer; returns fused-op counts.
+
+    ``embed_layer_norm=False`` keeps the embedding lookups as plain Gathers (a 4-bit table needs its own op).
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    model = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = embed_layer_norm
+    model = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=0,
+                           optimization_options=options)
     model.save_model_to_file(str(dst))
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
     if not stats.get("Attention") and not stats.get("MultiHeadAttention"):

@@ -8,8 +8,9 @@ are most of a small encoder) comes last:
 3. attention's activation x activation MatMuls kept in float (static: weight MatMuls only);
 4. the method's last knob: other calibration methods (static), SmoothQuant toggled (nncf),
    reduce_range toggled (dynamic);
-5. embeddings and task head (pooler/classifier/MLM head) kept in float;
-6. also the most sensitive encoder layer(s) kept in float (sensitivity measured: each layer kept in
+5. a 4-bit word-embedding table (``quantize.embedding.bits: 4``) back to the method's 8 bits;
+6. embeddings and task head (pooler/classifier/MLM head) kept in float;
+7. also the most sensitive encoder layer(s) kept in float (sensitivity measured: each layer kept in
    float on its own, the layers whose float copy recovers most retention first).
 QAT (itself PTQ's fallback) has no further fallbacks. When none passes, the best attempt is kept
 and the method is marked ``meets_floor: false``.
@@ -25,7 +26,7 @@ from typing import Any, Callable
 from benchmarks.evalset import EvalBatches
 from compress.quantize.config import GuardOptions
 from compress.quantize.evaluate import score
-from compress.quantize.methods import Settings
+from compress.quantize.methods import Settings, method_spec
 
 QuantizeFn = Callable[[Settings, Path, list[str]], "dict[str, Any] | None"]
 CALIBRATIONS = ("minmax", "entropy", "percentile")
@@ -116,6 +117,8 @@ class Guard:
         if self.method == "nncf":
             steps.append(("SmoothQuant toggled", lambda s: dataclasses.replace(
                 s, smooth_quant_alpha=None if s.smooth_quant_alpha is not None else 0.95)))
+        if base.embedding_bits == 4 and "embedding_bits" not in method_spec(self.method).unused:
+            steps.append(("8-bit embedding table", lambda s: dataclasses.replace(s, embedding_bits=8)))
         edge = [b for b in ("embeddings", "head") if b in self.blocks]
         if edge:
             steps.append(("float " + "+".join(edge),

@@ -41,6 +41,7 @@ class Settings:
     calibration: str = "minmax"
     smooth_quant_alpha: float | None = None
     weight_matmuls_only: bool = False
+    embedding_bits: int = 8
     float_blocks: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -141,6 +142,32 @@ def convert_fp16(src: Path, dst: Path, s: Settings, exclude: list[str], keep_io_
 
 
 @quiet("onnxruntime.quantization")
+def quantize_embedding_table(path: Path, gathers: list[str], block_size: int, symmetric: bool) -> None:
+    """Rewrite the Gathers named ``gathers`` of ``path`` in place as 4-bit GatherBlockQuantized (blocks along hidden).
+
+    ORT's MatMulNBitsQuantizer does the rewrite; every other Gather is excluded by name, since its
+    ``nodes_to_include`` adds to the op-type selection instead of narrowing it.
+    """
+    import warnings
+
+    import numpy as np
+    import onnx
+
+    require("onnx_ir", pip_name="onnx-ir")
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(path))
+    others = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name not in gathers]
+    quant = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=symmetric,
+                                 op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),),
+                                 nodes_to_exclude=others)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-zero rows (e.g. [PAD]) have scale 0; ORT maps them to 0
+        quant.process()
+    quant.model.save_model_to_file(str(path))
+
+
+@quiet("onnxruntime.quantization")
 def quantize_int4(src: Path, dst: Path, s: Settings, exclude: list[str], block_size: int, symmetric: bool,
                   accuracy_level: int | None) -> None:
     """Weight-only 4-bit MatMuls (MatMulNBits, QOperator) with blockwise scales."""
@@ -192,7 +219,34 @@ class MethodSpec:
 
     def quantizer(self, job: MethodInputs) -> Callable[[Settings, Path, list[str]], "dict[str, Any] | None"]:
         """The (settings, dst, exclude) function the accuracy guard calls, bound to ``job``."""
-        return lambda s, dst, exclude: self.run(job, s, dst, exclude)
+        if "embedding_bits" in self.unused:
+            return lambda s, dst, exclude: self.run(job, s, dst, exclude)
+        return lambda s, dst, exclude: _with_embedding_table(self.run, job, s, dst, exclude)
+
+
+def _with_embedding_table(run: MethodRun, job: MethodInputs, s: Settings, dst: Path,
+                          exclude: list[str]) -> "dict[str, Any] | None":
+    """``run`` with the word-embedding table left to a 4-bit pass afterwards when ``s.embedding_bits`` is 4.
+
+    A table the guard keeps in float (it is in ``exclude``) stays float.
+    """
+    if s.embedding_bits == 8:
+        return run(job, s, dst, exclude)
+    import onnx
+
+    from compress.quantize.graph import word_embedding_gathers
+
+    table = word_embedding_gathers(onnx.load(str(job.src)))
+    if not table:
+        raise EdgepressError(f"quantize.embedding.bits=4: no Gather in '{job.src}' looks input_ids up in a constant "
+                             "table (a fused EmbedLayerNormalization holds it?); set quantize.embedding.bits=8")
+    if set(table) & set(exclude):
+        return run(job, s, dst, exclude)
+    details = run(job, s, dst, [*exclude, *table]) or {}
+    opts = job.cfg.embedding
+    quantize_embedding_table(dst, table, opts.block_size, opts.symmetric)
+    return {**details, "embedding_table": {"bits": 4, "op": "GatherBlockQuantized", "nodes": table,
+                                           "block_size": opts.block_size, "symmetric": opts.symmetric}}
 
 
 def _run_dynamic(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:
@@ -229,16 +283,16 @@ def _run_int4(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> 
     quantize_int4(job.src, dst, s, exclude, opts.block_size, opts.symmetric, opts.accuracy_level)
 
 
-_FLOAT_UNUSED = ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type")
+_FLOAT_UNUSED = ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type", "embedding_bits")
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("dynamic", _run_dynamic, "int8", "int8-dynamic", unused=("calibration", "activation_type")),
     MethodSpec("static", _run_static, "int8", "int8-static", frozenset({CALIBRATION_FEEDS})),
     MethodSpec("nncf", _run_nncf, "int8", "int8-nncf", frozenset({CALIBRATION_FEEDS, PLAIN_GRAPH}),
                unused=("calibration",)),
     MethodSpec("qat", _run_qat, "int8", "int8-qat", frozenset({CALIBRATION_FEEDS, PYTORCH_STUDENT}),
-               unused=("calibration", "per_channel", "reduce_range", "weight_type")),
+               unused=("calibration", "per_channel", "reduce_range", "weight_type", "embedding_bits")),
     MethodSpec("fp16", _run_fp16, "fp16", "fp16", unused=_FLOAT_UNUSED),
-    MethodSpec("int4", _run_int4, "int4", "int4", unused=_FLOAT_UNUSED),
+    MethodSpec("int4", _run_int4, "int4", "int4", unused=_FLOAT_UNUSED[:-1]),  # a 4-bit table fits it too
 )}
 
 

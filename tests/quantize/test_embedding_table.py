@@ -1,0 +1,89 @@
+"""quantize.embedding.bits=4: the word-embedding table as ONNX Runtime's 4-bit GatherBlockQuantized, under the guard."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from benchmarks.identity import embedding_table_bits, shape_label
+from compress.errors import EdgepressError
+from compress.quantize.api import quantize_onnx
+from compress.quantize.graph import optimize_bert, word_embedding_gathers
+from tests.quantize.helpers import TEXTS, mean_cosine, run_onnx
+from tests.quantize.test_quantize import _cfg, _corpus, tiny_embedding  # noqa: F401  (fixture)
+
+
+def _table_nodes(path) -> list[onnx.NodeProto]:
+    return [n for n in onnx.load(str(path)).graph.node if n.op_type == "GatherBlockQuantized"]
+
+
+@pytest.mark.parametrize("method,fused", [("dynamic", False), ("dynamic", True), ("static", True), ("int4", False)])
+def test_four_bit_table_replaces_only_the_word_embeddings(tiny_embedding, tmp_path, method, fused):
+    onnx_path, tok = tiny_embedding
+    words = word_embedding_gathers(onnx.load(str(onnx_path)))
+    assert len(words) == 1
+    reports = {bits: quantize_onnx(onnx_path, tmp_path / f"e{bits}", [method], tok, calibration=_corpus(),
+                                   eval_data=_corpus(), config=_cfg(optimize_graph=fused, calibration_samples=8,
+                                                                    embedding={"bits": bits}))
+               for bits in (8, 4)}
+    rec = reports[4]["methods"][method]
+    out = tmp_path / "e4" / rec["path"]
+    (table,) = _table_nodes(out)
+    model = onnx.load(str(out))
+    weights = {t.name: t for t in model.graph.initializer}
+    data = weights[table.input[0]]
+    expected_type = onnx.TensorProto.INT4  # symmetric by default
+    assert data.data_type == expected_type and list(data.dims) == [tok.vocab_size, 32]
+    assert table.input[1] == "input_ids"
+    # position / token-type tables are the method's business, not the 4-bit pass's
+    assert not _table_nodes(tmp_path / "e8" / reports[8]["methods"][method]["path"])
+    assert rec["attempts"][0]["embedding_table"]["nodes"] == words
+    assert rec["attempts"][0]["settings"]["embedding_bits"] == 4
+    assert rec["size_mb"] < reports[8]["methods"][method]["size_mb"]
+    assert embedding_table_bits(out) == 4
+    assert embedding_table_bits(tmp_path / "e8" / reports[8]["methods"][method]["path"]) is None
+    ref = run_onnx(onnx_path, tok, TEXTS, "sentence_embedding")
+    assert mean_cosine(ref, run_onnx(out, tok, TEXTS, "sentence_embedding")) >= 0.99
+
+
+def test_guard_falls_back_to_the_eight_bit_table_before_float_embeddings(tiny_embedding, tmp_path):
+    onnx_path, tok = tiny_embedding
+    report = quantize_onnx(onnx_path, tmp_path / "out", ["dynamic"], tok, eval_data=_corpus(),
+                           config=_cfg(per_channel=True, embedding={"bits": 4},
+                                       guard={"retention_floor": 1.5, "sensitivity_samples": 16}))
+    attempts = report["methods"]["dynamic"]["attempts"]
+    labels = [a["label"] for a in attempts]
+    assert labels == ["base", "reduce_range toggled", "8-bit embedding table", "float embeddings+head",
+                      "float 1 most sensitive layer(s)"]
+    assert [("embedding_table" in a) for a in attempts] == [True, True, False, False, False]
+    assert [a["settings"]["embedding_bits"] for a in attempts] == [4, 4, 8, 8, 8]
+
+
+def test_float_methods_ignore_the_table_setting(tiny_embedding, tmp_path):
+    onnx_path, tok = tiny_embedding
+    report = quantize_onnx(onnx_path, tmp_path / "out", ["fp16"], tok, eval_data=_corpus(),
+                           config=_cfg(embedding={"bits": 4}))
+    rec = report["methods"]["fp16"]
+    assert "embedding_bits" not in rec["attempts"][0]["settings"]
+    assert not _table_nodes(tmp_path / "out" / rec["path"])
+
+
+def test_a_graph_without_a_word_embedding_gather_is_refused_in_one_line(tiny_embedding, tmp_path):
+    onnx_path, tok = tiny_embedding
+    fused = tmp_path / "fused.onnx"
+    optimize_bert(onnx_path, fused)  # EmbedLayerNormalization swallows the lookup
+    with pytest.raises(EdgepressError, match=r"quantize.embedding.bits=4: no Gather .* set quantize.embedding.bits=8"):
+        quantize_onnx(fused, tmp_path / "out", ["dynamic"], tok, eval_data=_corpus(),
+                      config=_cfg(embedding={"bits": 4}))
+
+
+def test_block_size_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        _cfg(embedding={"block_size": 48})
+
+
+def test_label_names_a_four_bit_table():
+    shape = {"layers": 3, "heads": 36, "ffn": 1536, "hidden": 384, "vocab": 30522}
+    teacher = {**shape, "layers": 6}
+    assert shape_label(shape, teacher, "int8") == "d3-p00-v31k-int8"
+    assert shape_label({**shape, "embedding_bits": 4}, teacher, "int8") == "d3-p00-v31k-int8-e4"
