@@ -1,5 +1,7 @@
-"""The baseline a user gets from Optimum alone: the teacher exported by optimum and quantized by
-``optimum-cli onnxruntime quantize`` (dynamic INT8, the CPU's profile, per-tensor as the CLI defaults).
+"""The baselines a user gets from Optimum alone: the teacher exported by optimum (``optimum-onnx``), fused by
+``optimum-cli onnxruntime optimize -O2`` (``optimum-onnx-fused``: ONNX Runtime fp32 at its best), and quantized
+by ``optimum-cli onnxruntime quantize`` (``optimum-int8-dynamic``: dynamic INT8, the CPU's profile, per-tensor
+as the CLI defaults).
 
 Measured in the same bench run as edgepress's variants, so the ratios compare like with like.
 """
@@ -14,7 +16,7 @@ from compress.quantize.graph import quiet
 OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
                 "regression": "text-classification", "mlm": "fill-mask", "token-classification": "token-classification",
                 "question-answering": "question-answering"}
-BASELINES = ("optimum-onnx", "optimum-int8-dynamic")
+BASELINES = ("optimum-onnx", "optimum-onnx-fused", "optimum-int8-dynamic")
 
 
 def optimum_profile() -> str:
@@ -61,6 +63,20 @@ def quantize_with_optimum(onnx_dir: Path, out_dir: Path) -> Path:
     return model
 
 
+def optimize_with_optimum(onnx_dir: Path, out_dir: Path) -> Path:
+    """``optimum-cli onnxruntime optimize --onnx_model DIR -O2 -o OUT`` as a call (ORT's fusions, fp32, CPU)."""
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    with quiet("optimum"):
+        ORTOptimizer.from_pretrained(str(onnx_dir), file_names=["model.onnx"]).optimize(
+            optimization_config=AutoOptimizationConfig.O2(), save_dir=str(out_dir))
+    model = out_dir / "model_optimized.onnx"
+    if not model.is_file():
+        raise EdgepressError(f"optimum's optimizer wrote no model_optimized.onnx into '{out_dir}'")
+    return model
+
+
 def build_baselines(names: list[str], teacher_dir: Path, task: str, out_dir: Path) -> dict[str, Path]:
     """Build each requested baseline under ``out_dir``; returns name -> ONNX file."""
     unknown = [n for n in names if n not in BASELINES]
@@ -70,6 +86,8 @@ def build_baselines(names: list[str], teacher_dir: Path, task: str, out_dir: Pat
         return {}
     onnx_dir = out_dir / "optimum-onnx"
     built = {"optimum-onnx": export_with_optimum(teacher_dir, task, onnx_dir)}
+    if "optimum-onnx-fused" in names:
+        built["optimum-onnx-fused"] = optimize_with_optimum(onnx_dir, out_dir / "optimum-onnx-fused")
     if "optimum-int8-dynamic" in names:
         built["optimum-int8-dynamic"] = quantize_with_optimum(onnx_dir, out_dir / "optimum-int8-dynamic")
     return {n: built[n] for n in names}

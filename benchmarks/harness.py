@@ -74,9 +74,9 @@ def file_size_mb(path: Path) -> float:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: int, max_length: int,
-                    seed: int = 0) -> list[dict[str, "np.ndarray"]]:
-    """Batches of real eval texts drawn with a seeded RNG, each padded to its own longest row."""
+def realistic_rows(eval_set: EvalSet, batch: int, n_batches: int,
+                   seed: int = 0) -> list[tuple[list[str], list[str] | None]]:
+    """Batches of real eval texts (and their second segments) drawn with a seeded RNG."""
     import random
 
     rnd = random.Random(seed)
@@ -85,8 +85,15 @@ def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: in
     for _ in range(n_batches):
         rows = [rnd.choice(idx) for _ in range(batch)]
         pairs = [eval_set.pairs[r] for r in rows] if eval_set.pairs is not None else None
-        out.append(tokenize_feeds(tokenizer, [eval_set.texts[r] for r in rows], pairs, max_length))
+        out.append(([eval_set.texts[r] for r in rows], pairs))
     return out
+
+
+def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: int, max_length: int,
+                    seed: int = 0) -> list[dict[str, "np.ndarray"]]:
+    """``realistic_rows`` tokenised, each batch padded to its own longest row."""
+    return [tokenize_feeds(tokenizer, texts, pairs, max_length)
+            for texts, pairs in realistic_rows(eval_set, batch, n_batches, seed)]
 
 
 # ------------------------------------------------------------------------------------------ latency
@@ -115,6 +122,22 @@ def latency_points(runner: Runner, settings: BenchSettings, vocab: int, tokenize
                             settings.min_seconds, clock=settings.clock)
             points.append({"batch": b, "seq": s, "latency_ms": summarize(times, b)})
     return points
+
+
+def end_to_end_latency(runner: Runner, settings: BenchSettings, tokenizer: Any, eval_set: EvalSet) -> dict[str, Any]:
+    """Latency of the call an app makes, raw text -> tokenizer -> runtime inputs -> model, at the headline batch
+    on the rows the model-only realistic point drew (same seed), timed by the one loop."""
+    from benchmarks.stats import measure, summarize
+
+    b = settings.batch_sizes[0]
+    rows = realistic_rows(eval_set, b, settings.realistic_batches, settings.seed)
+
+    def call(i: int) -> Any:
+        texts, pairs = rows[i % len(rows)]
+        return runner.run(runner.prepare(tokenize_feeds(tokenizer, texts, pairs, settings.max_length)))
+
+    times = measure(call, settings.warmup, settings.min_runs, settings.min_seconds, clock=settings.clock)
+    return {"batch": b, "latency_ms": summarize(times, b), "tokenizer": type(tokenizer).__name__}
 
 
 # ------------------------------------------------------------------------------------------ quality
@@ -290,6 +313,8 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
     entry["points"] = latency_points(runner, settings, vocab, tokenizer, eval_set)
     entry["latency_ms"] = entry["points"][0]["latency_ms"]
     entry["throughput"] = entry["latency_ms"]["throughput"]
+    if settings.realistic and tokenizer is not None and eval_set is not None and eval_set.texts:
+        entry["end_to_end"] = end_to_end_latency(runner, settings, tokenizer, eval_set)
     peak = peak_rss_mb()
     entry["peak_rss_mb"] = peak
     entry["rss_growth_mb"] = (peak - rss0) if peak is not None and rss0 is not None else None

@@ -12,7 +12,8 @@ from compress.errors import EdgepressError
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 COLUMNS = ["device", "variant", "label", "sha256", "role", "format", "precision", "size_mb", "metric", "value", "retention",
-           "p50_ms", "p90_ms", "p99_ms", "throughput", "cold_start_ms", "peak_rss_mb", "status", "reason"]
+           "p50_ms", "p90_ms", "p99_ms", "throughput", "e2e_p50_ms", "cold_start_ms", "peak_rss_mb", "session_mb", "status",
+           "reason"]
 
 
 def load_schema() -> dict[str, Any]:
@@ -61,8 +62,9 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "precision": e.get("precision"), "size_mb": e.get("size_mb"), "metric": q.get("metric"),
                     "value": q.get("value"), "retention": e.get("retention"), "p50_ms": lat.get("p50"),
                     "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"), "throughput": e.get("throughput"),
+                    "e2e_p50_ms": ((e.get("end_to_end") or {}).get("latency_ms") or {}).get("p50"),
                     "cold_start_ms": e.get("cold_start_ms"), "peak_rss_mb": e.get("peak_rss_mb"),
-                    "status": e["status"], "reason": e.get("reason")})
+                    "session_mb": e.get("rss_growth_mb"), "status": e["status"], "reason": e.get("reason")})
     return out
 
 
@@ -98,15 +100,16 @@ def to_markdown(report: dict[str, Any]) -> str:
                f"device time; compare variants only by their ratios on this device") if dev.get("emulated") else ""
         lines.append(f"- **{target}**: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores; ISA "
                      f"{', '.join(dev.get('isa') or []) or 'none listed'}){gpu_s}; {dev.get('platform')}{emu}")
-    head = ["Device", "Variant", "Format", "Size MB", "Metric", "Value", "Retention", "p50 ms", "p90 ms", "Items/s", "Status"]
+    head = ["Device", "Variant", "Format", "Size MB", "Metric", "Value", "Retention", "p50 ms", "p90 ms", "Items/s",
+            "from text p50 ms", "Session MB", "Status"]
     lines += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e, r in zip(report["models"], rows(report)):
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
         ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
         name = f"{model_title(e)} (teacher)" if r["role"] == "teacher" else model_title(e)
         emu = " (emulated)" if is_emulated(report, e["target"]) else ""
-        lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1)]
-        lat = [v + emu if v != "–" else v for v in lat]
+        lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), _fmt(r["e2e_p50_ms"])]
+        lat = [v + emu if v != "–" else v for v in lat] + [_fmt(r["session_mb"], 0)]
         lines.append("| " + " | ".join([r["device"], name, f"{r['format']}/{r['precision']}", _fmt(r["size_mb"], 1),
                                           _fmt(r["metric"]), _fmt(r["value"], 4), _fmt(ret), *lat,
                                           status.replace("|", "/")]) + " |")
@@ -123,7 +126,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def ratio_lines(report: dict[str, Any]) -> list[str]:
-    """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and the baseline, if any).
+    """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and each baseline, INT8 first).
 
     Speed-ups only ever divide two latencies measured on the same device: against the teacher on this
     machine; on a remote device (whose teacher is not measured there) against the first fp32 variant
@@ -136,11 +139,9 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
         teacher = next((e for e in ok if e["role"] == "teacher" and e["target"] == "local"), None)
         if target == "local" and teacher is None:
             continue
-        base = next((e for e in here if e["role"] == "baseline" and e["precision"] == "int8"), None) or \
-            next((e for e in here if e["role"] == "baseline"), None)
+        bases = sorted((e for e in here if e["role"] == "baseline"), key=lambda e: e["precision"] != "int8")
         head = ["Device", "Model", "Retention", "Speed-up vs teacher", "Teacher size / size"]
-        if base is not None:
-            head.append(f"Speed-up vs {base['name']}")
+        head += [f"Speed-up vs {b['name']}" for b in bases]
         ref = None
         if target != "local":
             ref = next((e for e in here if e["role"] != "teacher" and e.get("precision") == "fp32"), None)
@@ -155,8 +156,7 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
             cells = [target, model_title(e), ret,
                      f"{teacher['latency_ms']['p50'] / p50:.2f}×" if teacher and target == "local" and p50 else "–",
                      f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
-            if base is not None:
-                cells.append(f"{base['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
+            cells += [f"{b['latency_ms']['p50'] / p50:.2f}×" if p50 else "–" for b in bases]
             if ref is not None:
                 cells.append(f"{ref['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
             rows_.append("| " + " | ".join(cells) + " |")

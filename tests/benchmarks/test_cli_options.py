@@ -124,11 +124,19 @@ def test_help_lists_every_option_with_the_config_description():
 def test_baseline_measures_optimums_export_of_the_teacher(tiny_model_dir, tmp_path):
     import json
 
+    import onnx
+
     teacher = tiny_model_dir("bert", "embedding")
     out = tmp_path / "out"
-    res = _invoke(str(teacher), "--teacher", str(teacher), "--baseline", "optimum-onnx", "--seq", "8", "--warmup", "0",
-                  "--min-runs", "2", "--min-seconds", "0", "--threads", "1", "--out", str(out))
+    res = _invoke(str(teacher), "--teacher", str(teacher), "--baseline", "optimum-onnx", "--baseline", "optimum-onnx-fused",
+                  "--seq", "8", "--warmup", "0", "--min-runs", "2", "--min-seconds", "0", "--threads", "1",
+                  "--out", str(out))
     assert res.exit_code == 0, res.output
     entries = {m["name"]: m for m in json.loads((out / "report.json").read_text())["models"]}
     assert entries["optimum-onnx"]["role"] == "baseline" and entries["optimum-onnx"]["status"] == "ok"
     assert (out / "baselines" / "optimum-onnx" / "model.onnx").is_file()
+    fused = out / "baselines" / "optimum-onnx-fused" / "model_optimized.onnx"
+    ops = {n.op_type for n in onnx.load(str(fused)).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops  # optimum-cli onnxruntime optimize -O2's fusions
+    assert entries["optimum-onnx-fused"]["status"] == "ok" and entries["optimum-onnx-fused"]["role"] == "baseline"
+    assert entries["optimum-onnx-fused"]["sha256"] != entries["optimum-onnx"]["sha256"]

@@ -201,3 +201,40 @@ def test_compare_matches_models_by_weights_and_names_what_they_are(tiny_model_di
 def test_pareto_front():
     pts = [(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 80.0), (2.0, 96.0)]
     assert pareto_front(pts) == [3, 0, 4]
+
+
+def test_end_to_end_latency_tokenizes_inside_every_timed_call(tiny_model_dir, tmp_path, monkeypatch):
+    import benchmarks.harness as harness
+
+    m = tiny_model_dir("bert", "embedding")
+    onnx = export_onnx(m, "embedding", tmp_path / "student.onnx")
+    calls = []
+    real = harness.tokenize_feeds
+    monkeypatch.setattr(harness, "tokenize_feeds", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    settings = BenchSettings(**{**FAST, "realistic": True, "realistic_batches": 4, "min_runs": 5})
+    e = harness.end_to_end_latency(_loaded_runner(onnx), settings, _tokenizer(m), PAIRS)
+    assert len(calls) == settings.warmup + settings.min_runs  # one tokenisation per call, timed with it
+    assert all(len(texts) == 1 and texts[0] in PAIRS.texts for texts in calls)
+    assert e["batch"] == 1 and e["latency_ms"]["p50"] > 0 and e["tokenizer"]
+
+    monkeypatch.setattr(harness, "tokenize_feeds", real)
+    rep = benchmark([ModelSpec("onnx", onnx)], "embedding", BenchSettings(**{**FAST, "realistic": True}),
+                    tokenizer_path=str(m), eval_set=PAIRS)
+    validate_report(rep)
+    assert rep["models"][0]["end_to_end"]["latency_ms"]["p50"] > 0
+    fixed = benchmark([ModelSpec("onnx", onnx)], "embedding", BenchSettings(**FAST), tokenizer_path=str(m), eval_set=PAIRS)
+    assert "end_to_end" not in fixed["models"][0]  # synthetic fixed-length feeds have no text to tokenise
+
+
+def _tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def _loaded_runner(onnx):
+    from benchmarks.runners import runner_class
+
+    runner = runner_class("onnx", "cpu")(onnx, "embedding", Threads(1, 1))
+    runner.load()
+    return runner
