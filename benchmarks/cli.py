@@ -432,7 +432,8 @@ def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path) 
     if teacher is None or not teacher.path.is_dir():
         raise UsageError("--baseline exports the teacher with Optimum: give --teacher as a PyTorch folder")
     built = build_baselines(list(bench.baselines), teacher.path, task, out / "baselines")
-    return [ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline")
+    return [ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline",
+                      tokenizer=teacher.path)
             for name, path in built.items()]
 
 

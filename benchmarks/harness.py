@@ -62,6 +62,7 @@ class ModelSpec:
     precision: str = "fp32"
     role: str = "variant"  # teacher | variant
     shape_source: Path | None = None  # the model folder whose config.json describes it (default: path's own)
+    tokenizer: Path | None = None  # its tokenizer folder, when neither its own folder nor the run's default holds it
 
 
 def file_size_mb(path: Path) -> float:
@@ -376,7 +377,7 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
               pooling: Any = None) -> dict[str, Any]:
     """Measure every model locally (teacher first, for fidelity) and on each remote target; return report.json data.
 
-    Tokenizer per model: a PyTorch folder's own, else ``tokenizer_path``.
+    Tokenizer per model: ``spec.tokenizer``, else a folder's own, else ``tokenizer_path``.
     """
     from benchmarks.device import local_device_info
     from compress.models import load_tokenizer
@@ -397,7 +398,10 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
     for spec in ordered:
         if progress:
             progress(f"measuring {spec.name} ({spec.path})")
-        tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
+        if spec.tokenizer is not None:
+            tok = tokenizer_for(str(spec.tokenizer))
+        else:
+            tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
         entry, outs = safe_bench_local(spec, task, settings, tokenizer=tok, eval_set=eval_set, teacher_outs=teacher_outs,
                                        pooling=pooling)
         if spec.role == "teacher" and outs is not None:

@@ -25,7 +25,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
 
         built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines")
         for name, path in built.items():
-            specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline"))
+            specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline",
+                                   tokenizer=Path(specs[0].path)))  # the teacher's vocabulary, not a trimmed one
     eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
                             label_names=tag_names(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)

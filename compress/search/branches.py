@@ -1,7 +1,9 @@
-"""Candidate branches: each (depth, prune ratio) pair is a small pipeline run under runs/<name>/search/.
+"""Candidate branches: each (depth, prune ratio, vocabulary) is a small pipeline run under runs/<name>/search/.
 
 A branch is seeded with the parent run's finished stages (fine-tuned teacher, distilled student), so it
-only runs what differs: prune (+ recovery), export and quantize. A depth other than the upstream student's
+only runs what differs: prune (+ recovery), trim_vocab, export and quantize. A trimmed branch is also seeded
+with its untrimmed sibling's prune stage when that ran, so a prune ratio is pruned (and recovered) once;
+trimming comes after pruning because recovery distils from the teacher, whose token ids are the untrimmed ones. A depth other than the upstream student's
 is distilled once, in its own sub-run ``d<depth>-distill``, and seeds every branch of that depth. Branches live
 outside the search stage's temporary folder, so an interrupted search keeps every finished branch and
 a rerun skips them by config hash like any other stage.
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Branch:
-    """One (depth, prune ratio) branch and what it produced."""
+    """One (depth, prune ratio, vocabulary) branch and what it produced."""
 
     depth: int
     prune_ratio: float
@@ -30,10 +32,16 @@ class Branch:
     variants: list[tuple[Variant, Path]]
     tokenizer: Path | None = None
     model_dir: Path | None = None  # the branch's PyTorch model (pruned, or the depth's distilled student)
+    vocab_size: int | None = None  # trim_vocab's vocab.max_size; None: untrimmed
 
 
-def branch_name(depth: int, ratio: float) -> str:
-    return f"d{depth}-p{round(ratio * 100):02d}"
+def branch_name(depth: int, ratio: float, vocab: int | None = None) -> str:
+    """``d3-p30`` (untrimmed) or ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens)."""
+    name = f"d{depth}-p{round(ratio * 100):02d}"
+    if vocab is not None:
+        k = vocab / 1000
+        name += f"-v{round(k)}k" if k >= 10 else f"-v{k:.1f}k"
+    return name
 
 
 def model_depth(model_dir: Path) -> int:
@@ -66,16 +74,22 @@ def depth_config(cfg: "RunConfig", depth: int) -> "RunConfig":
     return RunConfig.model_validate(data)
 
 
-def branch_config(cfg: "RunConfig", depth: int, ratio: float) -> "RunConfig":
-    """The parent config narrowed to one branch: its stages, prune ratio and quantize methods."""
+def branch_config(cfg: "RunConfig", depth: int, ratio: float, vocab: int | None = None,
+                  pruned: bool = False) -> "RunConfig":
+    """The parent config narrowed to one branch: its stages, prune ratio, vocabulary size and quantize methods.
+
+    ``pruned``: the seed already holds this ratio's prune stage (an untrimmed sibling ran it).
+    """
     from compress.config import RunConfig
 
     s = cfg.search
-    stages = (["prune"] if ratio > 0 else []) + ["export"]
+    stages = (["prune"] if ratio > 0 and not pruned else []) + (["trim_vocab"] if vocab is not None else []) + ["export"]
     if s.quantize:
         stages.append("quantize")
-    data = _narrowed(cfg, branch_name(depth, ratio), stages)
+    data = _narrowed(cfg, branch_name(depth, ratio, vocab), stages)
     data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": ratio, "ffn_ratio": ratio}
+    if vocab is not None:
+        data["vocab"] = {**data["vocab"], "max_size": vocab, "coverage": None}
     # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
     data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
                       "bundle": False, "include_teacher": False}
@@ -94,8 +108,9 @@ def upstream_hash(inputs: StageInputs) -> str:
     return str(found[1].get("config_hash", "")) if found else ""
 
 
-def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, float, bool]]:
-    """(depth, ratio, needs its own distill) for every branch, the upstream student's depth first."""
+def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, float, int | None, bool]]:
+    """(depth, ratio, vocabulary size, needs its own distill) for every branch, the upstream student's depth
+    first, and for each (depth, ratio) the untrimmed branch before the trimmed ones."""
     student = inputs.latest("model")
     have = model_depth(student) if student is not None else None
     depths = list(cfg.search.depths) or ([have] if have is not None else [])
@@ -103,7 +118,8 @@ def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, floa
         raise EdgepressError("search needs a student: put 'distill' before 'search' in `stages:`, "
                              "or list the depths to distill in search.depths")
     depths.sort(key=lambda d: d != have)
-    return [(d, r, d != have) for d in depths for r in cfg.search.prune_ratios]
+    vocabs = sorted(cfg.search.vocab_sizes, key=lambda v: v is not None)
+    return [(d, r, v, d != have) for d in depths for r in cfg.search.prune_ratios for v in vocabs]
 
 
 FUSED_FP32 = ("student-onnx-optimized", "student-fp32-opt")  # export's / quantize's fused fp32 file
@@ -125,8 +141,9 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
 
     upstream = (list(inputs.upstream), upstream_hash(inputs))
     seeds: dict[int, tuple[list[StageRecord], str]] = {}
+    pruned: dict[tuple[int, float], tuple[list[StageRecord], str]] = {}  # an untrimmed branch's prune, for its siblings
     branches = []
-    for depth, ratio, needs_distill in plan_branches(cfg, inputs):
+    for depth, ratio, vocab, needs_distill in plan_branches(cfg, inputs):
         if depth not in seeds:
             seeds[depth] = upstream
             if needs_distill:
@@ -137,12 +154,18 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
                 if found is None:
                     raise EdgepressError(f"search: the {depth}-layer distillation in '{dcfg.run_dir}' left no stage.json")
                 seeds[depth] = ([*upstream[0], found[0]], str(found[1].get("config_hash", "")))
-        bcfg = branch_config(cfg, depth, ratio)
+        seed = pruned.get((depth, ratio)) if vocab is not None else None
+        bcfg = branch_config(cfg, depth, ratio, vocab, pruned=seed is not None)
+        seed = seed or seeds[depth]
         if progress:
             progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
-        outcomes = run_pipeline(bcfg, seed=seeds[depth])
-        records = [found[0] for o in outcomes if (found := read_record(o.dir)) is not None]
+        outcomes = run_pipeline(bcfg, seed=seed)
+        found_records = [read_record(o.dir) for o in outcomes]
+        records = [f[0] for f in found_records if f is not None]
+        prune = next((f for f in found_records if f is not None and f[0].name == "prune"), None)
+        if vocab is None and prune is not None:
+            pruned[(depth, ratio)] = ([*seed[0], prune[0]], str(prune[1].get("config_hash", "")))
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
-        model_dir = next((r.path("model") for r in reversed([*seeds[depth][0], *records]) if "model" in r.outputs), None)
-        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok, model_dir))
+        model_dir = next((r.path("model") for r in reversed([*seed[0], *records]) if "model" in r.outputs), None)
+        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok, model_dir, vocab))
     return branches

@@ -34,7 +34,7 @@ class SearchTargets(Section):
 
 
 class SearchConfig(Section):
-    """Candidates = depths x prune_ratios x (fp32 + each quantize method); each branch is a small sub-run."""
+    """Candidates = depths x prune_ratios x vocab_sizes x (fp32 + each quantize method); each branch is a small sub-run."""
 
     targets: SearchTargets = Field(default_factory=SearchTargets)
     depths: list[int] = Field(default_factory=list,
@@ -43,6 +43,10 @@ class SearchConfig(Section):
     prune_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.3, 0.5],
                                       description="fraction of attention heads and FFN neurons removed "
                                                   "(prune section's importance and recovery apply)")
+    vocab_sizes: list[int | None] = Field(default_factory=lambda: [None],
+                                          description="vocabulary sizes tried on every (depth, ratio) branch: trim_vocab "
+                                                      "with vocab.max_size after pruning (the vocab section's other "
+                                                      "settings apply); null = the upstream vocabulary, untrimmed")
     quantize: list[Method] = Field(default_factory=lambda: ["dynamic"],
                                    description="quantize methods tried on every branch (fp32 is always a candidate)")
     optimize_graph: bool = Field(True, description="fuse BERT ops (ONNX Runtime) in candidates before quantizing")
@@ -65,6 +69,15 @@ class SearchConfig(Section):
             raise ValueError("give at least one prune ratio (0.0 = no pruning)")
         if any(not 0 <= v < 1 for v in values) or len(set(values)) != len(values):
             raise ValueError(f"prune ratios must be distinct fractions in [0, 1) (got {values})")
+        return values
+
+    @field_validator("vocab_sizes")
+    @classmethod
+    def _vocab_sizes(cls, values: list[int | None]) -> list[int | None]:
+        if not values:
+            raise ValueError("give at least one vocabulary size (null = untrimmed)")
+        if any(v is not None and v < 8 for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"vocab_sizes must be distinct token counts >= 8 or null (got {values})")
         return values
 
     @model_validator(mode="after")

@@ -39,7 +39,7 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
     for b in branches:
         for v, path in b.variants:
             name = f"{b.name}/{v.name}"
-            specs.append(ModelSpec(name, path, v.format, v.precision, shape_source=b.model_dir))
+            specs.append(ModelSpec(name, path, v.format, v.precision, shape_source=b.model_dir, tokenizer=b.tokenizer))
             where[name] = b
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
     run_cfg = cfg.model_copy(update={"bench": bench})

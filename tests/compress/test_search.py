@@ -134,3 +134,44 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     out = run_pipeline(cfg, force={"search"})
     assert [o.status for o in out][:3] == ["skipped", "ran", "ran"]
     assert (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns == stamp
+
+
+def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared_data, tmp_path):
+    """vocab_sizes [null, 100]: every (depth, ratio) also gets a trimmed branch, seeded with its untrimmed
+    sibling's prune stage (pruned and recovered once), trimmed after pruning; its ONNX file has 100 rows."""
+    import onnx
+
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    teacher = tiny_model_dir("bert", "embedding")
+    cfg = RunConfig.model_validate({
+        "name": "v", "output_dir": str(tmp_path / "runs"), "task": "embedding", "stages": ["distill", "search"],
+        "teacher": {"model": str(teacher), "max_length": 32},
+        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
+                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
+                 "max_train_samples": 64, "max_eval_samples": 16},
+        "student": {"num_layers": 1},
+        "distill": {"max_steps": 2, "batch_size": 16},
+        "prune": {"round_to": 4},
+        "search": {"prune_ratios": [0.0, 0.5], "vocab_sizes": [100, None], "quantize": ["dynamic"],
+                   "max_eval_samples": 24, "targets": {"retention_floor": 0.5}},
+        "quantize": {"guard": {"eval_samples": 8}, "latency": {"runs": 3, "warmup": 0}},
+    })
+    run_pipeline(cfg)
+    search = cfg.run_dir / "search"
+    assert sorted(p.name for p in search.iterdir() if p.is_dir()) == ["d1-p00", "d1-p00-v0.1k", "d1-p50", "d1-p50-v0.1k"]
+    assert sorted(p.name for p in (search / "d1-p50-v0.1k").iterdir() if p.name[:2].isdigit()) == [
+        "01-trim_vocab", "02-export", "03-quantize"]  # no second prune
+    pruned = json.loads((search / "d1-p50" / "01-prune" / "model" / "config.json").read_text())
+    trimmed = json.loads((search / "d1-p50-v0.1k" / "01-trim_vocab" / "model" / "config.json").read_text())
+    assert trimmed["intermediate_size"] == pruned["intermediate_size"] < 4 * pruned["hidden_size"]
+    assert trimmed["vocab_size"] == 100 and pruned["vocab_size"] > 100
+    data = json.loads((cfg.run_dir / "02-search" / "candidates.json").read_text())
+    names = {c["name"]: c for c in data["candidates"]}
+    assert {"d1-p50-v0.1k/student-int8-dynamic", "d1-p00-v0.1k/student-fp32-opt"} <= set(names)
+    assert names["d1-p50-v0.1k/student-int8-dynamic"]["size_mb"] < names["d1-p50/student-int8-dynamic"]["size_mb"]
+    assert all(c["retention"] is not None for c in data["candidates"])
+    fp32 = onnx.load(str(search / "d1-p50-v0.1k" / "03-quantize" / "model.opt.onnx"))
+    tables = {tuple(t.dims) for t in fp32.graph.initializer if len(t.dims) == 2}
+    assert (100, pruned["hidden_size"]) in tables and (pruned["vocab_size"], pruned["hidden_size"]) not in tables
