@@ -55,14 +55,14 @@ def test_registry_keeps_precision_file_tag_and_needs():
 
 
 @pytest.mark.parametrize("method,kept", [
-    ("dynamic", {"method", "per_channel", "reduce_range", "weight_type", "float_blocks"}),
+    ("dynamic", {"method", "per_channel", "reduce_range", "weight_type", "embedding_bits", "float_blocks"}),
     ("static", {"method", "per_channel", "reduce_range", "weight_type", "activation_type", "calibration",
-                "weight_matmuls_only", "float_blocks"}),
+                "weight_matmuls_only", "embedding_bits", "float_blocks"}),
     ("nncf", {"method", "per_channel", "reduce_range", "weight_type", "activation_type", "smooth_quant_alpha",
-              "float_blocks"}),
-    ("qat", {"method", "activation_type", "float_blocks"}),
+              "embedding_bits", "float_blocks"}),
+    ("qat", {"method", "activation_type", "float_blocks"}),  # exported from PyTorch: no word-embedding pass
     ("fp16", {"method", "float_blocks"}),
-    ("int4", {"method", "float_blocks"}),
+    ("int4", {"method", "embedding_bits", "float_blocks"}),
 ])
 def test_describe_keeps_only_the_settings_each_method_reads(method, kept):
     assert set(M.Settings(method=method).describe()) == kept
