@@ -83,11 +83,32 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
         tok = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise _hub_error(spec, exc) from None
+    except ValueError as exc:  # e.g. transformers 5's "TokenizersBackend", unknown to this transformers
+        tok = _generic_fast_tokenizer(Path(path), spec, exc)
     if (Path(path) / "config.json").is_file():  # edgepress checks: the vocabulary fits the embedding
         from compress.checks import check_tokenizer_fits, read_model_config
 
         check_tokenizer_fits(tok, read_model_config(Path(path)), spec)
     return tok
+
+
+def _generic_fast_tokenizer(folder: Path, spec: str, exc: ValueError) -> "PreTrainedTokenizerBase":
+    """The folder's tokenizer.json as a PreTrainedTokenizerFast (special tokens from tokenizer_config.json), for
+    tokenizer classes this transformers does not know; without a tokenizer.json the error in one line."""
+    import json
+
+    from transformers import PreTrainedTokenizerFast
+
+    file = folder / "tokenizer.json"
+    if not file.is_file():
+        raise ModelLoadError(f"cannot load the tokenizer of '{spec}': {str(exc).splitlines()[0]}") from None
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text()) if (folder / "tokenizer_config.json").is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = {}
+    specials = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
+    return PreTrainedTokenizerFast(tokenizer_file=str(file), model_max_length=config.get("model_max_length", 512),
+                                   **specials)
 
 
 def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:
