@@ -3,8 +3,9 @@
 A branch is seeded with the parent run's finished stages (fine-tuned teacher, distilled student), so it
 only runs what differs: prune (+ recovery), trim_vocab, export and quantize. A trimmed branch is also seeded
 with its untrimmed sibling's prune stage when that ran, so a prune ratio is pruned (and recovered) once;
-trimming comes after pruning because recovery distils from the teacher, whose token ids are the untrimmed ones. A depth other than the upstream student's
-is distilled once, in its own sub-run ``d<depth>-distill``, and seeds every branch of that depth. Branches live
+trimming comes after pruning because recovery distils from the teacher, whose token ids are the untrimmed
+ones. A depth other than the upstream student's is distilled once, in its own sub-run ``d<depth>-distill``,
+and seeds every branch of that depth. Branches live
 outside the search stage's temporary folder, so an interrupted search keeps every finished branch and
 a rerun skips them by config hash like any other stage.
 """
