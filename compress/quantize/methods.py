@@ -157,6 +157,7 @@ def quantize_embedding_table(path: Path, gathers: list[str], block_size: int, sy
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     others = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name not in gathers]
     quant = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=symmetric,
                                  op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),),
@@ -164,6 +165,11 @@ def quantize_embedding_table(path: Path, gathers: list[str], block_size: int, sy
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-zero rows (e.g. [PAD]) have scale 0; ORT maps them to 0
         quant.process()
+    # ORT raises the default-domain opset to 21 for the int4 type, which would re-define the graph's own ops
+    # (ReduceL2 lost its axes attribute in opset 18); the int4 tensors only need IR version 10, which stays.
+    for o in quant.model.model.opset_import:
+        if o.domain in ("", "ai.onnx") and opset is not None:
+            o.version = opset
     quant.model.save_model_to_file(str(path))
 
 

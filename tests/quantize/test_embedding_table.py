@@ -87,3 +87,31 @@ def test_label_names_a_four_bit_table():
     teacher = {**shape, "layers": 6}
     assert shape_label(shape, teacher, "int8") == "d3-p00-v31k-int8"
     assert shape_label({**shape, "embedding_bits": 4}, teacher, "int8") == "d3-p00-v31k-int8-e4"
+
+
+def test_the_graphs_own_opset_is_kept(tmp_path):
+    """ORT's quantizer bumps the opset to 21 for int4; a Normalize layer's ReduceL2(axes=...) of opset 17 would
+    then be invalid (found on the sentence-transformers MiniLM export), so the original opset is restored."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compress.quantize.methods import quantize_embedding_table
+
+    table = np.random.default_rng(0).normal(size=(100, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["W", "input_ids"], ["h"], name="words"),
+         helper.make_node("ReduceL2", ["h"], ["norm"], axes=[-1], keepdims=1, name="l2")], "t",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])],
+        [helper.make_tensor_value_info("norm", TensorProto.FLOAT, ["b", "s", 1])], [numpy_helper.from_array(table, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    quantize_embedding_table(path, ["words"], 32, True)
+    out = onnx.load(str(path))
+    assert next(o.version for o in out.opset_import if o.domain == "") == 17
+    assert [n.op_type for n in out.graph.node] == ["GatherBlockQuantized", "ReduceL2"]
+    ids = np.array([[1, 2, 99]])
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
+    np.testing.assert_allclose(got[0, :, 0], np.linalg.norm(table[ids[0]], axis=-1), rtol=0.05)
