@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ INPUT_MEANING = {"input_ids": "token ids from the tokenizer, [CLS] ... [SEP] inc
                  "attention_mask": "1 for real tokens, 0 for padding",
                  "token_type_ids": "segment ids: 0 for the first sentence, 1 for the second (all 0 for one sentence)"}
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul",
-             "DynamicQuantizeMatMul", "QAttention", "MatMulIntegerToFloat")
+             "DynamicQuantizeMatMul", "QAttention", "MatMulIntegerToFloat", "GatherBlockQuantized")
 
 
 
@@ -124,6 +125,7 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
     """
     import onnx
 
+    from benchmarks.identity import embedding_table_bits
     from export.parity import onnx_runner
 
     if not src.is_file():
@@ -146,7 +148,14 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
     entries = [{"file": dst.name, "format": "onnx", "precision": "int8", "runtime": RUNTIMES["onnx"],
                 "parity": {"max_abs_diff": parity["max_abs_diff"], "min_cosine": parity["min_cosine"], "enforced": False},
                 "note": note}]
-    if with_ort:
+    quant = {"file": dst.name, "precision": "int8", "quantized_ops": counts}
+    if with_ort and embedding_table_bits(dst):
+        import onnxruntime
+
+        quant["ort_skipped"] = (f"the ORT format of onnxruntime {onnxruntime.__version__} cannot hold int4 tensors "
+                                f"(the 4-bit embedding table of {dst.name}): apps load {dst.name}")
+        logging.getLogger("edgepress.export").warning("bundle: no model.int8.ort: %s", quant["ort_skipped"])
+    elif with_ort:
         from export.onnx_export import convert_to_ort
 
         res = convert_to_ort(prep, dst, bundle_dir, name="model.int8.ort", enforce=False)
@@ -154,7 +163,6 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
                         "parity": {"max_abs_diff": res["parity"]["max_abs_diff"],
                                    "min_cosine": res["parity"]["min_cosine"], "enforced": False},
                         "note": f"converted from {dst.name}; " + note})
-    quant = {"file": dst.name, "precision": "int8", "quantized_ops": counts}
     if details:
         quant.update({k: v for k, v in details.items() if k not in quant})
     return entries, quant

@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,29 @@ def test_schema_rejects_a_broken_manifest(tiny_model_dir, tmp_path):
     missing = {k: v for k, v in manifest.items() if k != "files"}
     with pytest.raises(ExportError, match="'files' is a required property"):
         validate_manifest(missing)
+
+
+def test_a_four_bit_embedding_table_ships_as_onnx_and_says_why_there_is_no_ort(tiny_model_dir, tmp_path):
+    """The ORT format (onnxruntime 1.32) has no int4 tensor type: the bundle keeps the .onnx, names the reason."""
+    from compress.quantize.api import quantize_onnx
+    from compress.quantize.config import QuantizeConfig
+    from export.api import export_model
+    from export.bundle import _add_quantized
+    from export.core import prepare
+    from tests.quantize.helpers import TEXTS
+
+    model_dir = tiny_model_dir("bert", "classification")
+    fp32 = export_model(model_dir, tmp_path / "plain", "classification", ["onnx"])
+    from compress.data import TextData
+
+    cfg = QuantizeConfig.model_validate({"embedding": {"bits": 4}, "latency": {"runs": 3, "warmup": 0},
+                                         "guard": {"eval_samples": 8, "fallbacks": False}})
+    rep = quantize_onnx(Path(fp32["files"]["onnx"]), tmp_path / "q", ["dynamic"], str(model_dir),
+                        eval_data=TextData(TEXTS, source="t"), task="classification", config=cfg)
+    src = tmp_path / "q" / rep["methods"]["dynamic"]["path"]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    entries, quant = _add_quantized(prepare(model_dir, "classification"), src, bundle, with_ort=True)
+    assert [e["format"] for e in entries] == ["onnx"] and not (bundle / "model.int8.ort").exists()
+    assert "int4" in quant["ort_skipped"] and quant["quantized_ops"]["GatherBlockQuantized"] == 1
+    assert entries[0]["parity"]["min_cosine"] > 0.9
