@@ -271,8 +271,9 @@ def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str,
     weights = Path(model_path or spec.path)
     exists = weights.exists()
     shape = model_shape(spec.shape_source or spec.path) if exists or spec.shape_source else None
-    if shape is not None and exists and embedding_table_bits(weights):
-        shape["embedding_bits"] = embedding_table_bits(weights)
+    table_bits = embedding_table_bits(weights) if shape is not None and exists else None
+    if table_bits:
+        shape["embedding_bits"] = table_bits
     entry = {"name": spec.name, "role": spec.role, "format": fmt, "precision": spec.precision, "path": str(spec.path),
              "target": target, "device": settings.device, "status": "ok", "reason": None,
              "sha256": content_hash(weights) if exists else None,

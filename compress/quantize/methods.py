@@ -289,7 +289,8 @@ def _run_int4(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> 
     quantize_int4(job.src, dst, s, exclude, opts.block_size, opts.symmetric, opts.accuracy_level)
 
 
-_FLOAT_UNUSED = ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type", "embedding_bits")
+_INT4_UNUSED = ("calibration", "per_channel", "reduce_range", "weight_type", "activation_type")  # a 4-bit table fits
+_FLOAT_UNUSED = (*_INT4_UNUSED, "embedding_bits")
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("dynamic", _run_dynamic, "int8", "int8-dynamic", unused=("calibration", "activation_type")),
     MethodSpec("static", _run_static, "int8", "int8-static", frozenset({CALIBRATION_FEEDS})),
@@ -298,7 +299,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("qat", _run_qat, "int8", "int8-qat", frozenset({CALIBRATION_FEEDS, PYTORCH_STUDENT}),
                unused=("calibration", "per_channel", "reduce_range", "weight_type", "embedding_bits")),
     MethodSpec("fp16", _run_fp16, "fp16", "fp16", unused=_FLOAT_UNUSED),
-    MethodSpec("int4", _run_int4, "int4", "int4", unused=_FLOAT_UNUSED[:-1]),  # a 4-bit table fits it too
+    MethodSpec("int4", _run_int4, "int4", "int4", unused=_INT4_UNUSED),
 )}
 
 
