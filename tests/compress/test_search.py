@@ -75,28 +75,33 @@ def test_search_config_rejects_bad_grid():
         load_config(None, [*base, "search.depths=[2, 2]"])
 
 
-def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared_data, tmp_path):
-    """distill -> search (2 prune ratios x fp32/int8) -> bench with the Optimum baseline; rerun reuses all."""
-    from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
-
-    teacher = tiny_model_dir("bert", "embedding")
-    cfg = RunConfig.model_validate({
-        "name": "s", "output_dir": str(tmp_path / "runs"), "task": "embedding",
-        "stages": ["distill", "search", "bench"],
-        "teacher": {"model": str(teacher), "max_length": 32},
+def _tiny_search_run(tiny_model_dir, shared_data, tmp_path, **sections) -> dict:
+    """A search run on a tiny embedding teacher distilled to 1 layer on 64 STS-B rows; ``sections`` add the rest."""
+    return {
+        "output_dir": str(tmp_path / "runs"), "task": "embedding",
+        "teacher": {"model": str(tiny_model_dir("bert", "embedding")), "max_length": 32},
         "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
                  "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
                  "max_train_samples": 64, "max_eval_samples": 16},
         "student": {"num_layers": 1},
         "distill": {"max_steps": 2, "batch_size": 16},
         "prune": {"round_to": 4},
-        "search": {"depths": [1, 2], "prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 24,
-                   "targets": {"retention_floor": 0.5}},
-        "quantize": {"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
-        "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 24,
-                  "baselines": ["optimum-int8-dynamic"]},
-    })
+        **sections,
+    }
+
+
+def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared_data, tmp_path):
+    """distill -> search (2 prune ratios x fp32/int8) -> bench with the Optimum baseline; rerun reuses all."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    cfg = RunConfig.model_validate(_tiny_search_run(
+        tiny_model_dir, shared_data, tmp_path, name="s", stages=["distill", "search", "bench"],
+        search={"depths": [1, 2], "prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 24,
+                "targets": {"retention_floor": 0.5}},
+        quantize={"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
+        bench={"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 24,
+               "baselines": ["optimum-int8-dynamic"]}))
     out = run_pipeline(cfg)
     # the run ends by packaging the search winner into final/
     assert [o.status for o in out] == ["ran", "ran", "ran", "ran"] and out[-1].name == "package"
@@ -144,20 +149,11 @@ def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared
     from compress.config import RunConfig
     from compress.pipeline import run_pipeline
 
-    teacher = tiny_model_dir("bert", "embedding")
-    cfg = RunConfig.model_validate({
-        "name": "v", "output_dir": str(tmp_path / "runs"), "task": "embedding", "stages": ["distill", "search"],
-        "teacher": {"model": str(teacher), "max_length": 32},
-        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
-                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
-                 "max_train_samples": 64, "max_eval_samples": 16},
-        "student": {"num_layers": 1},
-        "distill": {"max_steps": 2, "batch_size": 16},
-        "prune": {"round_to": 4},
-        "search": {"prune_ratios": [0.0, 0.5], "vocab_sizes": [100, None], "quantize": ["dynamic"],
-                   "max_eval_samples": 24, "targets": {"retention_floor": 0.5}},
-        "quantize": {"guard": {"eval_samples": 8}, "latency": {"runs": 3, "warmup": 0}},
-    })
+    cfg = RunConfig.model_validate(_tiny_search_run(
+        tiny_model_dir, shared_data, tmp_path, name="v", stages=["distill", "search"],
+        search={"prune_ratios": [0.0, 0.5], "vocab_sizes": [100, None], "quantize": ["dynamic"],
+                "max_eval_samples": 24, "targets": {"retention_floor": 0.5}},
+        quantize={"guard": {"eval_samples": 8}, "latency": {"runs": 3, "warmup": 0}}))
     run_pipeline(cfg)
     search = cfg.run_dir / "search"
     assert sorted(p.name for p in search.iterdir() if p.is_dir()) == ["d1-p00", "d1-p00-v0.1k", "d1-p50", "d1-p50-v0.1k"]
