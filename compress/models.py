@@ -102,8 +102,9 @@ def _generic_fast_tokenizer(folder: Path, spec: str, exc: ValueError) -> "PreTra
     file = folder / "tokenizer.json"
     if not file.is_file():
         raise ModelLoadError(f"cannot load the tokenizer of '{spec}': {str(exc).splitlines()[0]}") from None
+    config_file = folder / "tokenizer_config.json"
     try:
-        config = json.loads((folder / "tokenizer_config.json").read_text()) if (folder / "tokenizer_config.json").is_file() else {}
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         config = {}
     specials = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
