@@ -63,7 +63,7 @@ class EmbeddingOptions(Section):
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v & (v - 1):
-            raise ValueError(f"block_size {v} must be a power of two (16, 32, 64, 128)")
+            raise ValueError("block_size must be a power of two (16, 32, 64, 128)")
         return v
 
 

@@ -77,7 +77,7 @@ class SearchConfig(Section):
         if not values:
             raise ValueError("give at least one vocabulary size (null = untrimmed)")
         if any(v is not None and v < 8 for v in values) or len(set(values)) != len(values):
-            raise ValueError(f"vocab_sizes must be distinct token counts >= 8 or null (got {values})")
+            raise ValueError("vocab_sizes must be distinct token counts >= 8 or null (null: untrimmed)")
         return values
 
     @model_validator(mode="after")
