@@ -27,7 +27,7 @@ def settings_from_config(bench: "BenchConfig", max_length: int, seed: int) -> Be
     return BenchSettings(batch_sizes=batches, seq_lens=list(bench.seq_lens), realistic=bench.realistic,
                          warmup=bench.warmup, min_runs=bench.min_runs, min_seconds=bench.min_seconds,
                          threads=Threads(bench.threads or available_cores(), bench.inter_threads), device=bench.device,
-                         max_length=max_length, seed=seed)
+                         max_length=max_length, seed=seed, session_memory=bench.session_memory)
 
 
 def remote_options(bench: "BenchConfig") -> Any:

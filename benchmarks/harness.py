@@ -44,12 +44,14 @@ class BenchSettings:
     max_length: int = 128
     eval_batch_size: int = 32
     seed: int = 0
+    session_memory: bool = False  # ONNX files: also measure the session's peak RSS in a fresh process
     clock: Callable[[], float] = time.perf_counter
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch_sizes": self.batch_sizes, "seq_lens": self.seq_lens, "realistic": self.realistic,
                 "warmup": self.warmup, "min_runs": self.min_runs, "min_seconds": self.min_seconds,
-                "threads": self.threads.to_dict(), "device": self.device, "max_length": self.max_length}
+                "threads": self.threads.to_dict(), "device": self.device, "max_length": self.max_length,
+                "session_memory": self.session_memory}
 
 
 @dataclass
@@ -320,12 +322,25 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
     peak = peak_rss_mb()
     entry["peak_rss_mb"] = peak
     entry["rss_growth_mb"] = (peak - rss0) if peak is not None and rss0 is not None else None
+    if settings.session_memory and fmt in ("onnx", "ort") and settings.device == "cpu":
+        entry["session_memory"] = probe_session_memory(model_path, settings, vocab, tokenizer, eval_set)
     outs = None
     if eval_set is not None and tokenizer is not None and task != "mlm":
         outs = model_outputs(runner, tokenizer, eval_set, task, settings)
         entry["quality"] = quality_metrics(task, eval_set, outs, teacher_outs if spec.role != "teacher" else outs)
         entry["quality"]["rows"] = len(eval_set.texts)
     return entry, outs
+
+
+def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, tokenizer: Any,
+                         eval_set: EvalSet | None) -> dict[str, Any]:
+    """The session's peak memory in a fresh process, at the bench's batch sizes and (realistic) lengths."""
+    from benchmarks.memory import session_memory
+
+    lengths = None
+    if settings.realistic and tokenizer is not None and eval_set is not None and eval_set.texts:
+        lengths = token_lengths(tokenizer, eval_set.texts, settings.max_length, eval_set.pairs)
+    return session_memory(model_path, settings, vocab, lengths)
 
 
 def safe_bench_local(spec: ModelSpec, task: str, settings: BenchSettings, **kw: Any) -> tuple[dict[str, Any], Any]:

@@ -188,6 +188,15 @@ def adb_run(target: Target, opts: RemoteOptions, uploads: list[tuple[Path, str]]
 # ------------------------------------------------------------------------------------------ run
 
 
+def runner_result(stdout: str) -> dict[str, Any] | None:
+    """The runner's JSON object: the last line of its stdout that is one (None if there is none)."""
+    last = next((ln for ln in reversed(stdout.strip().splitlines()) if ln.startswith("{")), "")
+    try:
+        return json.loads(last) if last else None
+    except json.JSONDecodeError:
+        return None
+
+
 def _run_runner(target: Target, uploads: list[tuple[Path, str]], remote_args: list[str],
                 opts: RemoteOptions) -> dict[str, Any]:
     """Upload the runner plus ``uploads``, run it with ``remote_args``; its JSON result (RemoteError on failure)."""
@@ -195,11 +204,7 @@ def _run_runner(target: Target, uploads: list[tuple[Path, str]], remote_args: li
     command = " ".join(shlex.quote(x) for x in [opts.python, remote_runner, *remote_args])
     transport = ssh_run if target.scheme == "ssh" else adb_run
     rc, out, err = transport(target, opts, [(RUNNER_FILE, remote_runner), *uploads], command)
-    last = next((ln for ln in reversed(out.strip().splitlines()) if ln.startswith("{")), "")
-    try:
-        result = json.loads(last) if last else None
-    except json.JSONDecodeError:
-        result = None
+    result = runner_result(out)
     if rc == 2 and result and result.get("kind") == "load":
         raise RemoteModelError(f"{target}: {result['error']}")
     if rc != 0 or result is None or "error" in result:

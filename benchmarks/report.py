@@ -64,7 +64,7 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"), "throughput": e.get("throughput"),
                     "e2e_p50_ms": ((e.get("end_to_end") or {}).get("latency_ms") or {}).get("p50"),
                     "cold_start_ms": e.get("cold_start_ms"), "peak_rss_mb": e.get("peak_rss_mb"),
-                    "session_mb": e.get("rss_growth_mb"), "status": e["status"], "reason": e.get("reason")})
+                    "session_mb": _session_mb(e), "status": e["status"], "reason": e.get("reason")})
     return out
 
 
@@ -125,6 +125,11 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _session_mb(entry: dict[str, Any]) -> float | None:
+    """The fresh-process session memory of an entry (benchmarks.memory), None when not measured."""
+    return (entry.get("session_memory") or {}).get("session_mb")
+
+
 def ratio_lines(report: dict[str, Any]) -> list[str]:
     """'## Ratios': each model's p50 speed-up and size reduction against the teacher (and each baseline, INT8 first).
 
@@ -142,6 +147,9 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
         bases = sorted((e for e in here if e["role"] == "baseline"), key=lambda e: e["precision"] != "int8")
         head = ["Device", "Model", "Retention", "Speed-up vs teacher", "Teacher size / size"]
         head += [f"Speed-up vs {b['name']}" for b in bases]
+        mem_ref = next((b for b in bases if b["precision"] == "fp32" and _session_mb(b)), None)
+        if mem_ref is not None:
+            head.append(f"{mem_ref['name']} session MB / session MB")
         ref = None
         if target != "local":
             ref = next((e for e in here if e["role"] != "teacher" and e.get("precision") == "fp32"), None)
@@ -157,6 +165,8 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
                      f"{teacher['latency_ms']['p50'] / p50:.2f}×" if teacher and target == "local" and p50 else "–",
                      f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
             cells += [f"{b['latency_ms']['p50'] / p50:.2f}×" if p50 else "–" for b in bases]
+            if mem_ref is not None:
+                cells.append(f"{_session_mb(mem_ref) / _session_mb(e):.2f}×" if _session_mb(e) else "–")
             if ref is not None:
                 cells.append(f"{ref['latency_ms']['p50'] / p50:.2f}×" if p50 else "–")
             rows_.append("| " + " | ".join(cells) + " |")

@@ -1,0 +1,48 @@
+"""Peak memory of one ONNX Runtime session, measured in a fresh Python process per model.
+
+Measured inside the bench process, a model's RSS growth depends on what the allocators kept from the models
+measured before it (the same file read 0 MB after the teacher and 80 MB first). A child process that imports
+onnxruntime, opens the one file and runs the bench's own batch sizes and lengths gives the session's own cost:
+its peak RSS (VmHWM) minus its RSS after the imports. The child is ``remote_runner.py``, the script devices run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+RUNS_PER_BATCH = 64  # the runner draws 64 realistic batches per batch size: run each once
+TIMEOUT_S = 900.0
+
+
+def memory_settings(settings: Any) -> Any:
+    """The bench settings for a memory probe: every drawn batch once, no warm-up, no time floor."""
+    return replace(settings, warmup=0, min_runs=RUNS_PER_BATCH, min_seconds=0.0)
+
+
+def session_memory(model: Path, settings: Any, vocab: int, lengths: list[int] | None) -> dict[str, Any]:
+    """Peak RSS a fresh process adds by opening ``model`` and running the bench's batches on it (MiB).
+
+    Returns ``session_mb``, ``peak_rss_mb``, ``before_load_mb`` and ``batches``; on failure ``session_mb`` is
+    None and ``reason`` says why (the latency numbers of the entry stand either way).
+    """
+    from benchmarks.remote import RUNNER_FILE, runner_args, runner_result
+
+    cmd = [sys.executable, str(RUNNER_FILE), "--model", str(model),
+           *runner_args(memory_settings(settings), vocab, lengths)]
+    out: dict[str, Any] = {"session_mb": None, "batches": list(settings.batch_sizes), "process": "fresh"}
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {**out, "reason": f"the memory probe ran past {TIMEOUT_S:.0f} s"}
+    result = runner_result(res.stdout)
+    if res.returncode != 0 or result is None or "error" in result:
+        detail = (result or {}).get("error") or (res.stderr.strip() or res.stdout.strip())[-300:]
+        return {**out, "reason": f"memory probe failed (exit {res.returncode}): {detail}"}
+    peak, before = result.get("peak_rss_mb"), result.get("rss_before_load_mb")
+    if peak is None or before is None:
+        return {**out, "reason": "this platform reports no resident-set size (/proc/self/status)"}
+    return {**out, "session_mb": peak - before, "peak_rss_mb": peak, "before_load_mb": before}

@@ -1,0 +1,71 @@
+"""Session memory in a fresh process: it sees a file's own weights, not what earlier models left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
+from benchmarks.memory import session_memory
+from benchmarks.report import to_markdown, validate_report
+from benchmarks.runners.base import Threads
+
+FAST = dict(batch_sizes=[1], seq_lens=[8], warmup=1, min_runs=3, min_seconds=0.0, threads=Threads(1, 1))
+
+
+def lookup_model(path: Path, rows: int, width: int = 128) -> Path:
+    """An ONNX file that gathers input_ids from a rows x width float table: its weights are rows*width*4 bytes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["last_hidden_state"])], "lookup",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", width])],
+        initializer=[table])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_fresh_process_sees_the_weights_of_the_file_and_only_those(tmp_path):
+    big = lookup_model(tmp_path / "big.onnx", rows=120_000)      # 61 MB of weights
+    small = lookup_model(tmp_path / "small.onnx", rows=1_000)    # 0.5 MB
+    settings = BenchSettings(**FAST)
+    before = session_memory(small, settings, vocab=1_000, lengths=None)
+    heavy = session_memory(big, settings, vocab=1_000, lengths=None)
+    after = session_memory(small, settings, vocab=1_000, lengths=None)
+    assert heavy["process"] == "fresh" and heavy["batches"] == [1]
+    assert heavy["session_mb"] >= 55, heavy
+    assert before["session_mb"] < heavy["session_mb"] - 40
+    assert after["session_mb"] == pytest.approx(before["session_mb"], abs=10)  # nothing carried over from big
+
+
+def test_a_file_runtime_refuses_gives_a_reason_not_a_number(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a protobuf")
+    out = session_memory(bad, BenchSettings(**FAST), vocab=100, lengths=[3, 5])
+    assert out["session_mb"] is None and "memory probe failed" in out["reason"] and "onnxruntime" in out["reason"]
+
+
+def test_bench_reports_session_memory_for_onnx_rows_and_the_ratio_to_the_fp32_baseline(tmp_path):
+    big = lookup_model(tmp_path / "big.onnx", rows=60_000)       # 31 MB
+    small = lookup_model(tmp_path / "small.onnx", rows=1_000)
+    models = [ModelSpec("teacher", small, role="teacher"), ModelSpec("fp32-base", big, role="baseline"),
+              ModelSpec("small", small)]
+    rep = benchmark(models, "embedding", BenchSettings(**FAST, session_memory=True),
+                    eval_set=EvalSet(["a b", "c d e"], source="hand"))
+    validate_report(rep)
+    by = {e["name"]: e for e in rep["models"]}
+    base_mb, small_mb = (by[n]["session_memory"]["session_mb"] for n in ("fp32-base", "small"))
+    assert base_mb > small_mb + 20
+    assert rep["settings"]["session_memory"] is True
+    md = to_markdown(rep)
+    assert "fp32-base session MB / session MB" in md
+    ratio_row = next(line for line in md.splitlines() if line.startswith("| local | small"))
+    assert f"{base_mb / small_mb:.2f}×" in ratio_row
+    off = benchmark([ModelSpec("small", small)], "embedding", BenchSettings(**FAST),
+                    eval_set=EvalSet(["a b"], source="hand"))
+    assert "session_memory" not in off["models"][0]
