@@ -94,6 +94,19 @@ def default_recovery_loss(task: str, has_labels: bool) -> "LossWeights":
     return LossWeights(embed_mse=1.0, cos=1.0)
 
 
+def _first_rows(train: "TextData | Any", n: int | None) -> "TextData | Any":
+    """The first ``n`` rows of a TextData or a ``datasets.Dataset`` (the distill stage's text), all if None."""
+    if hasattr(train, "head"):
+        return train.head(n)
+    return train if n is None or n >= len(train) else train.select(range(n))
+
+
+def _has_labels(train: "TextData | Any") -> bool:
+    """Whether the recovery rows carry gold labels (TextData.labels, or a Dataset's "labels" column)."""
+    cols = getattr(train, "column_names", None)
+    return "labels" in cols if cols is not None else train.labels is not None
+
+
 def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
             train: "TextData", eval: "TextData | None", task: str, rcfg: RecoveryConfig, max_length: int,
             work_dir: Path, seed: int, kept_layers: list[int],
@@ -103,9 +116,9 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     from compress.distill.engine import distill_model
     from compress.tasks import training_features
 
-    train = train.head(rcfg.max_train_samples)
+    train = _first_rows(train, rcfg.max_train_samples)
     features = training_features(task, tokenizer, teacher.config, train, max_length)  # NER / QA rows
-    loss = rcfg.loss or default_recovery_loss(task, train.labels is not None)
+    loss = rcfg.loss or default_recovery_loss(task, _has_labels(train))
     dcfg = DistillConfig(epochs=rcfg.epochs, max_steps=rcfg.max_steps, batch_size=rcfg.batch_size,
                          learning_rate=rcfg.learning_rate, warmup_ratio=rcfg.warmup_ratio, loss=loss,
                          keep_best=False)  # recovery keeps its last step, as before

@@ -20,6 +20,8 @@ class RecoveryConfig(Section):
     learning_rate: float = Field(5e-5, gt=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     max_train_samples: int | None = Field(None, ge=1, description="cap on recovery examples (None: all of data.train)")
+    unlabeled: bool = Field(False, description="recover on the distill stage's text: data.train plus data.unlabeled "
+                                               "(embedding, mlm, classification)")
     revert_if_worse: bool = Field(True, description="keep the pruned weights when recovery lowers the eval metric "
                                                     "(needs an eval split; stage.json says which were kept)")
     loss: LossWeights | None = Field(None, description="loss mix (None: per task — embedding: embed_mse+cos, "

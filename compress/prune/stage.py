@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from compress.stages import StageInputs, StageResult, Variant
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+
+
+def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
+    """With prune.recovery.unlabeled, the distill stage's text (data.train + data.unlabeled) as a
+    memory-mapped dataset; else None (recovery runs on data.train)."""
+    from compress.data import distillation_dataset
+    from compress.errors import ConfigError
+
+    rcfg = cfg.prune.recovery
+    if not (rcfg.enabled and rcfg.unlabeled):
+        return None
+    if cfg.task not in ("embedding", "mlm", "classification"):
+        raise ConfigError(f"prune.recovery.unlabeled is for embedding, mlm and classification (the tasks that distill "
+                          f"on unlabelled text), not {cfg.task}: set it to false")
+    return distillation_dataset(cfg.data, cfg.task, splits.train, Path(run_dir) / ".cache" / "data")
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -28,7 +43,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     # calibration, recovery and quality before/after
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **label_mapping(iface), plan=read_plan(inputs.run_dir))
     model, report = prune_model(
-        model, tokenizer, pcfg, splits.train, cfg.task,
+        model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)
     dest = out_dir / "model"
     save_model(model, tokenizer, iface, dest)

@@ -280,3 +280,48 @@ def test_recovery_that_lowers_the_eval_metric_is_reverted(tiny_model_dir, tmp_pa
                               eval_data=TextData(TEXTS[:16]), work_dir=tmp_path / "b")
     assert rep2.recovery["kept"] == "recovered"
     assert rep2.quality["recovered"]["value"] < rep2.quality["pruned"]["value"]
+
+
+def _pairs_run(tmp_path, src, unlabeled: bool, task: str = "embedding"):
+    """A prune-stage config on 32 STS-style pairs (+ 40 unlabelled sentences), recovery at batch 8."""
+    from compress.config import RunConfig
+
+    words = builtin_pydoc_sentences()
+    rows = ["sentence1\tsentence2\tscore"] + [f"{words[i]} a{i}\t{words[i + 1]} b{i}\t{i % 5}" for i in range(32)]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[:9]) + "\n")
+    (tmp_path / "more.tsv").write_text("sentence\n" + "\n".join(f"{w} u{i}" for i, w in enumerate(words[:40])) + "\n")
+    return RunConfig.model_validate({
+        "task": task, "stages": ["prune"], "teacher": {"model": str(src)},
+        "data": {"train": str(tmp_path / "train.tsv"), "eval": str(tmp_path / "dev.tsv"), "text_column": "sentence1",
+                 "text_pair_column": "sentence2", "label_column": "score",
+                 "unlabeled": [{"source": str(tmp_path / "more.tsv"), "text_column": "sentence", "limit": 40}]},
+        "prune": {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4, "calibration_batches": 2,
+                  "calibration_batch_size": 8,
+                  "recovery": {"enabled": True, "epochs": 1, "batch_size": 8, "unlabeled": unlabeled}},
+    })
+
+
+@pytest.mark.parametrize("unlabeled,steps", [(False, 8), (True, 13)])
+def test_recovery_on_the_distill_text_sees_each_sentence_and_the_unlabeled_rows(tiny_model_dir, tmp_path, unlabeled,
+                                                                               steps):
+    """32 pairs (64 sentences) recover in 8 steps of 8; with the 40 unlabelled sentences too, in 13."""
+    from compress.prune.stage import run_stage
+    from compress.stages import StageInputs, StageRecord
+
+    src = tiny_model_dir("bert", "embedding")
+    cfg = _pairs_run(tmp_path, src, unlabeled)
+    out = tmp_path / "01-prune"
+    out.mkdir()
+    res = run_stage(cfg, StageInputs(tmp_path, [StageRecord("distill", src.parent, {"model": src.name}, {}, [])]), out)
+    assert res.metrics["recovery"]["steps"] == steps
+    assert res.metrics["heads_after"] == [2, 2]
+
+
+def test_recovery_on_unlabeled_text_is_refused_for_regression(tiny_model_dir, tmp_path):
+    from compress.errors import ConfigError
+    from compress.prune.stage import recovery_text
+
+    cfg = _pairs_run(tmp_path, tiny_model_dir("bert", "embedding"), True, task="regression")
+    with pytest.raises(ConfigError, match="prune.recovery.unlabeled is for embedding, mlm and classification"):
+        recovery_text(cfg, None, tmp_path)
