@@ -389,7 +389,7 @@ def run_cmd(
     ensure_output_dir(out, "--out")
     console = Console(stderr=True)
     with capture_logs(out / "log.txt"):  # runtime warnings and INFO lines go to the log, not the console
-        specs += _baseline_specs(bench, specs, task, out)
+        specs += _baseline_specs(bench, specs, task, out, eval_set, max_length)
         tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)
         report = benchmark(specs, task, settings_from_config(bench, max_length, seed=0), tokenizer_path=tok,
                            eval_set=eval_set, targets=list(bench.targets), remote_options=remote_options(bench),
@@ -421,17 +421,27 @@ def _realistic_only_with_data(ctx: typer.Context, bench: BenchConfig, has_data: 
     return bench
 
 
-def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path) -> list[Any]:
-    """The Optimum baselines of --baseline, built from the --teacher folder into OUT/baselines."""
+def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path,
+                    eval_set: Any = None, max_length: int = 128) -> list[Any]:
+    """The Optimum baselines of --baseline, built from the --teacher folder into OUT/baselines (the static one
+    calibrates on the --data rows: this command has no training split)."""
     if not bench.baselines:
         return []
     from benchmarks.baseline import build_baselines
     from benchmarks.harness import ModelSpec
+    from compress.console import note
 
     teacher = next((s for s in specs if s.role == "teacher"), None)
     if teacher is None or not teacher.path.is_dir():
         raise UsageError("--baseline exports the teacher with Optimum: give --teacher as a PyTorch folder")
-    built = build_baselines(list(bench.baselines), teacher.path, task, out / "baselines")
+    calibration = None
+    if "optimum-int8-static" in bench.baselines:
+        if eval_set is None or not eval_set.texts:
+            raise UsageError("--baseline optimum-int8-static calibrates on text: give --data")
+        note("optimum-int8-static calibrates on --data rows (no training split here): its quality is optimistic")
+        calibration = (list(eval_set.texts), None if eval_set.pairs is None else list(eval_set.pairs))
+    built = build_baselines(list(bench.baselines), teacher.path, task, out / "baselines", calibration=calibration,
+                            max_length=max_length)
     return [ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline",
                       tokenizer=teacher.path)
             for name, path in built.items()]

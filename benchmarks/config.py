@@ -32,10 +32,12 @@ class BenchConfig(Section):
     ssh_identity: str | None = Field(None, description="private key file for ssh targets")
     remote_python: str = Field("python3", description="python on the target (needs onnxruntime and numpy)")
     remote_dir: str = Field("/tmp/edgepress-bench", description="working folder on the target")
-    baselines: list[Literal["optimum-onnx", "optimum-onnx-fused", "optimum-int8-dynamic"]] = Field(
+    baselines: list[Literal["optimum-onnx", "optimum-onnx-fused", "optimum-int8-dynamic", "optimum-int8-static"]] = Field(
         default_factory=list, description="also build and measure what Optimum alone gives for the teacher: "
                                           "optimum-onnx (exported fp32), optimum-onnx-fused (+ optimum-cli onnxruntime "
-                                          "optimize -O2), optimum-int8-dynamic (+ optimum-cli onnxruntime quantize)")
+                                          "optimize -O2), optimum-int8-dynamic (+ optimum-cli onnxruntime quantize), "
+                                          "optimum-int8-static (ORTQuantizer.fit on 100 training rows + quantize; "
+                                          "sentence tasks)")
 
     @field_validator("seq_lens", "sweep_batch_sizes")
     @classmethod

@@ -23,7 +23,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     if cfg.bench.baselines:
         from benchmarks.baseline import build_baselines
 
-        built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines")
+        built = build_baselines(list(cfg.bench.baselines), specs[0].path, cfg.task, out_dir / "baselines",
+                                calibration=calibration_text(cfg, inputs), max_length=cfg.teacher.max_length)
         for name, path in built.items():
             specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline",
                                    tokenizer=Path(specs[0].path)))  # the teacher's vocabulary, not a trimmed one
@@ -40,6 +41,20 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)
     return StageResult(outputs={k: p.name for k, p in paths.items()}, metrics=summary_metrics(report))
+
+
+def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], list[str] | None] | None:
+    """The training split's sentences (and pairs) for the static Optimum baseline; None when it is not asked for."""
+    if "optimum-int8-static" not in cfg.bench.baselines:
+        return None
+    from benchmarks.baseline import STATIC_TASKS
+    from compress.data import load_splits
+    from compress.splits import read_plan
+
+    if cfg.task not in STATIC_TASKS:
+        return None  # build_baselines names the tasks
+    train = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir)).train
+    return list(train.texts), None if train.pairs is None else list(train.pairs)
 
 
 def summary_metrics(report: dict[str, Any]) -> dict[str, Any]:

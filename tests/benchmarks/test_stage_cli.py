@@ -101,3 +101,37 @@ def test_cli_run_and_compare(tiny_model_dir, tmp_path):
     assert isinstance(res.exception, EdgepressError) and "--batch" in str(res.exception)
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0 and "compare" in res.output and "run" in res.output
+
+
+def test_stage_builds_optimums_static_int8_calibrated_on_the_training_split(tiny_model_dir, shared_data, tmp_path):
+    import onnx
+
+    from benchmarks.baseline import CALIBRATION_ROWS
+    from benchmarks.stage import calibration_text, run_stage
+    from compress.data import load_splits
+
+    teacher = tiny_model_dir("bert", "embedding")
+    cfg = _config(teacher, shared_data, tmp_path, baselines=["optimum-int8-static"])
+    inputs = StageInputs(cfg.run_dir, [])
+    texts, pairs = calibration_text(cfg, inputs)
+    train = load_splits(cfg.data, "embedding", cfg.seed).train
+    assert texts == train.texts and pairs == train.pairs and len(texts) > CALIBRATION_ROWS
+    out = tmp_path / "runs" / "t" / "01-bench"
+    out.mkdir(parents=True)
+    run_stage(cfg, inputs, out)
+    entry = {m["name"]: m for m in json.loads((out / "report.json").read_text())["models"]}["optimum-int8-static"]
+    assert entry["status"] == "ok" and entry["role"] == "baseline" and entry["precision"] == "int8"
+    assert entry["quality"]["metric"] == "spearman"
+    ops = {n.op_type for n in onnx.load(entry["path"]).graph.node}
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # activations at calibrated scales
+    assert not (out / "baselines" / "optimum-int8-static" / "augmented_model.onnx").exists()
+
+
+def test_static_baseline_refuses_tasks_and_runs_without_calibration_text(tiny_model_dir, tmp_path):
+    from benchmarks.baseline import build_baselines
+
+    with pytest.raises(EdgepressError, match="optimum-int8-static calibrates on sentences .* not question-answering"):
+        build_baselines(["optimum-int8-static"], tiny_model_dir("bert", "question-answering"), "question-answering",
+                        tmp_path / "a", calibration=(["a"], None))
+    with pytest.raises(EdgepressError, match="needs calibration text"):
+        build_baselines(["optimum-int8-static"], tiny_model_dir("bert", "embedding"), "embedding", tmp_path / "b")
