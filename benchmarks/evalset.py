@@ -37,13 +37,14 @@ class EvalSet:
     examples: list[Any] | None = None  # question answering: QAExample per row (id, question, context, answers)
     doc_stride: int = DOC_STRIDE  # question answering: tokens shared by consecutive windows of a context
     max_answer_length: int = MAX_ANSWER_LENGTH  # question answering: longest answer span, in tokens
+    null_threshold: float = 0.0  # question answering: the model's no-answer threshold (run_qa's default: 0)
 
     @classmethod
     def from_text_data(cls, data: Any) -> "EvalSet":
         """The rows of a split (TextData, TaggedSentences, QAData); attributes it lacks keep their defaults."""
         return cls(list(data.texts), data.pairs, data.labels, data.source, getattr(data, "label_names", None),
                    getattr(data, "examples", None), getattr(data, "doc_stride", DOC_STRIDE),
-                   getattr(data, "max_answer_length", MAX_ANSWER_LENGTH))
+                   getattr(data, "max_answer_length", MAX_ANSWER_LENGTH), getattr(data, "null_threshold", None) or 0.0)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -53,7 +54,7 @@ class EvalSet:
         return EvalSet(self.texts[:rows], None if self.pairs is None else self.pairs[:rows],
                        None if self.labels is None else self.labels[:rows], self.source, self.label_names,
                        None if self.examples is None else self.examples[:rows], self.doc_stride,
-                       self.max_answer_length)
+                       self.max_answer_length, self.null_threshold)
 
     def kind(self, task: str) -> str:
         """labels (task metric), tags (entity F1), spans (SQuAD F1), sts (embedding pairs with scores), or fidelity
@@ -151,7 +152,7 @@ class EvalSet:
         answers = None if self.labels is None else [[str(a) for a in row] for row in self.labels]
         return EvalBatches("question-answering", "question-answering", batches, None, None, len(self), self.source,
                            examples=examples, windows=windows, answers=answers,
-                           max_answer_length=self.max_answer_length)
+                           max_answer_length=self.max_answer_length, null_threshold=self.null_threshold)
 
 
 @dataclass
@@ -173,6 +174,7 @@ class EvalBatches:
     windows: dict[str, list] | None = None  # question answering: each window's example_index and offset_mapping
     answers: list[list[str]] | None = None  # question answering: gold answer texts per question (None: no gold)
     max_answer_length: int = MAX_ANSWER_LENGTH  # question answering: longest answer span read back, in tokens
+    null_threshold: float = 0.0  # question answering: the model's no-answer threshold
 
     def head(self, rows: int) -> "EvalBatches":
         """The first whole batches covering ``rows`` rows (question answering: the first ``rows`` questions and
@@ -202,4 +204,4 @@ class EvalBatches:
         return EvalBatches(self.task, self.kind, batches, None, None, rows, self.source,
                            examples=self.examples[:rows], windows=windows,
                            answers=None if self.answers is None else self.answers[:rows],
-                           max_answer_length=self.max_answer_length)
+                           max_answer_length=self.max_answer_length, null_threshold=self.null_threshold)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -198,7 +199,7 @@ def predict_answers(runner: Runner, tokenizer: Any, eval_set: EvalSet, settings:
         starts.append(start)
         ends.append(end)
     texts = predicted_answers(examples, windows, np.concatenate(starts), np.concatenate(ends),
-                              eval_set.max_answer_length)
+                              eval_set.max_answer_length, eval_set.null_threshold)
     return np.asarray(texts, dtype=object)
 
 
@@ -326,10 +327,30 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
         entry["session_memory"] = probe_session_memory(model_path, settings, vocab, tokenizer, eval_set)
     outs = None
     if eval_set is not None and tokenizer is not None and task != "mlm":
+        if task == "question-answering":
+            eval_set = with_null_threshold(eval_set, spec)
+            entry["null_threshold"] = eval_set.null_threshold
         outs = model_outputs(runner, tokenizer, eval_set, task, settings)
         entry["quality"] = quality_metrics(task, eval_set, outs, teacher_outs if spec.role != "teacher" else outs)
         entry["quality"]["rows"] = len(eval_set.texts)
     return entry, outs
+
+
+def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
+    """The eval set read at a QA model's own no-answer threshold: the one saved in the edgepress interface of
+    the folder it came from (its source model, its own folder, or its tokenizer's: the teacher's for the Optimum
+    baselines), else the eval set's (run_qa's default, 0)."""
+    from dataclasses import replace
+
+    from compress.interface import INTERFACE_FILE, ModelInterface
+
+    for folder in (spec.shape_source, spec.path, spec.tokenizer):
+        saved = None if folder is None else Path(folder) / INTERFACE_FILE
+        if saved is not None and saved.is_file():
+            threshold = ModelInterface.from_dict(json.loads(saved.read_text())).null_threshold
+            if threshold is not None:
+                return replace(eval_set, null_threshold=threshold)
+    return eval_set
 
 
 def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, tokenizer: Any,

@@ -146,6 +146,23 @@ def squad_scores(examples: Sequence[Any], predictions: dict[str, str]) -> dict[s
     return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and not k.startswith("best")}
 
 
+def best_null_threshold(examples: Sequence[Any], spans: dict[str, str], null_margins: dict[str, float]) -> dict[str, float]:
+    """SQuAD 2.0's tuned no-answer threshold: answer a question with its best span unless its null margin (null
+    score - best span score) exceeds the threshold. The official evaluation's search (transformers' port,
+    ``best_f1_thresh``) over ``spans`` (id -> best non-null span text) and their margins; returns the threshold
+    and the F1 it gives on these questions."""
+    from types import SimpleNamespace
+
+    from transformers.data.metrics.squad_metrics import squad_evaluate
+
+    if not examples:
+        raise ValueError("best_null_threshold needs at least one example")
+    wrapped = [SimpleNamespace(qas_id=e.id, answers=list(e.answers)) for e in examples]
+    out = squad_evaluate(wrapped, {e.qas_id: spans[e.qas_id] for e in wrapped},
+                         no_answer_probs={e.qas_id: float(null_margins[e.qas_id]) for e in wrapped})
+    return {"threshold": float(out["best_f1_thresh"]), "f1": float(out["best_f1"])}
+
+
 def word_agreement(variant_ids: Sequence["np.ndarray"], reference_ids: Sequence["np.ndarray"]) -> float:
     """Fraction of words whose argmax class equals the reference's; words either side lost to truncation (-1) skipped."""
     import numpy as np

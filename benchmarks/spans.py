@@ -42,11 +42,12 @@ def rows_as_examples(texts: Sequence[str], pairs: Sequence[str] | None,
 
 
 def predicted_answers(examples: Sequence["QAExample"], windows: dict[str, list], start_logits: "np.ndarray",
-                      end_logits: "np.ndarray", max_answer_length: int = 30) -> list[str]:
-    """Each question's answer text ('' = no answer), in example order, from its windows' logits."""
+                      end_logits: "np.ndarray", max_answer_length: int = 30, null_threshold: float = 0.0) -> list[str]:
+    """Each question's answer text ('' = no answer), in example order, from its windows' logits, at the model's
+    no-answer threshold."""
     from compress.tasks.qa import QAData, answer_texts
 
-    texts = answer_texts(QAData(list(examples)), windows, start_logits, end_logits, max_answer_length)
+    texts = answer_texts(QAData(list(examples)), windows, start_logits, end_logits, max_answer_length, null_threshold)
     return [texts[e.id] for e in examples]
 
 

@@ -113,9 +113,12 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
                             data_collator=default_data_collator)
     use_stage_progress(trainer)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(Path(args.output_dir)))
-    from compress.tasks.qa import answer_quality
+    from compress.tasks.qa import answer_quality, tuned_null_threshold
 
-    final = {f"eval_{k}": v for k, v in answer_quality(trainer.model, tok, splits.eval, ml).items()}
+    untuned_f1 = answer_quality(trainer.model, tok, splits.eval, ml)["f1"]
+    iface.null_threshold = tuned_null_threshold(trainer.model, tok, splits.eval, ml)["threshold"]  # run_qa's knob, on dev
+    final = {f"eval_{k}": v for k, v in answer_quality(trainer.model, tok, splits.eval, ml,
+                                                        null_threshold=iface.null_threshold).items()}
     outputs = {"teacher": "model"}
     if is_main_process():
         iface.source = str(out_dir / "model")
@@ -123,7 +126,8 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
         outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
     metrics = {"base_model": cfg.teacher.model, "eval_metric": "f1", "teacher_eval": final.get("eval_f1"),
                "teacher_eval_exact": final.get("eval_exact"), "train_windows": len(train),
-               "train_questions": len(splits.train)}
+               "train_questions": len(splits.train), "null_threshold": iface.null_threshold,
+               "teacher_eval_untuned": untuned_f1}
     metrics.update({k[5:]: v for k, v in final.items() if k.startswith(("eval_HasAns", "eval_NoAns"))})
     return StageResult(outputs=outputs, metrics=metrics)
 

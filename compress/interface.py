@@ -37,6 +37,7 @@ class ModelInterface:
     sentence_transformers: bool = False  # the teacher is a sentence-transformers folder
     do_lower_case: bool = False  # sentence-transformers' own lowercasing (on top of the tokenizer's)
     source: str = ""  # where it was read from
+    null_threshold: float | None = None  # QA (SQuAD 2.0): answer '' when null score - best span score exceeds it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,7 +69,8 @@ class ModelInterface:
             return (f"{'+'.join(self.pooling_modes)} pooling, {'L2-normalised' if self.normalize else 'not normalised'}, "
                     f"max {self.max_seq_length} tokens")
         labels = f", labels {list(self.id2label.values())}" if self.id2label else ""
-        return f"{self.task} head, max {self.max_seq_length} tokens{labels}"
+        null = f", no-answer threshold {self.null_threshold:.3f}" if self.null_threshold is not None else ""
+        return f"{self.task} head, max {self.max_seq_length} tokens{labels}{null}"
 
 
 def label_mapping(iface: ModelInterface) -> dict[str, dict[str, int]]:

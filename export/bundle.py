@@ -38,8 +38,9 @@ POSTPROCESSING = {
                             "E-/S- close it), merged into spans with character offsets — reference.py does this",
     "question-answering": "feed question + context as a pair; score spans start<=end within the context tokens by "
                           "start_logits[start] + end_logits[end], at most max_answer_length tokens; when "
-                          "start_logits[0] + end_logits[0] ([CLS]) beats the best span the question has no answer "
-                          "(SQuAD 2.0); the span's character offsets give the text — reference.py does this",
+                          "start_logits[0] + end_logits[0] ([CLS]) beats the best span by more than "
+                          "no_answer_threshold the question has no answer (SQuAD 2.0); the span's character offsets "
+                          "give the text — reference.py does this",
 }
 
 def sha256(path: Path) -> str:
@@ -167,6 +168,12 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
     return entries, quant
 
 
+def _null_threshold(prep: Prepared) -> float:
+    """The QA model's no-answer threshold (its interface's, tuned on dev), 0 (run_qa's default) without one."""
+    threshold = None if prep.interface is None else prep.interface.null_threshold
+    return float(threshold) if threshold is not None else 0.0
+
+
 def _pooling_section(prep: Prepared) -> dict[str, Any] | None:
     if prep.head.task != "embedding":
         return None
@@ -258,6 +265,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "pooling": _pooling_section(prep),
         "labels": labels,
         "postprocessing": POSTPROCESSING.get(prep.head.task),
+        **({"no_answer_threshold": _null_threshold(prep)} if prep.head.task == "question-answering" else {}),
         "quantization": quant_info,
         "versions": _versions([m["format"] for m in models]),
     }

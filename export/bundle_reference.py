@@ -89,18 +89,20 @@ def entities(manifest: dict, text: str, logits: np.ndarray) -> list:
 
 
 def answer(manifest: dict, question: str, context: str, outputs: dict, max_answer_tokens: int = 30) -> dict:
-    """The best context span by start + end logit ('' when the [CLS] null answer scores higher)."""
+    """The best context span by start + end logit ('' when the [CLS] null answer beats it by more than the
+    manifest's no_answer_threshold)."""
     enc = tokenize(manifest, question, context)
     start, end = outputs["start_logits"][0], outputs["end_logits"][0]
     ctx = [k for k, s in enumerate(enc.sequence_ids) if s == 1]
-    best = (float(start[0] + end[0]), None, None)  # the null answer at [CLS]
+    null = float(start[0] + end[0])  # the null answer at [CLS]
+    best = (float("-inf"), None, None)
     for a in ctx:
         for b in ctx:
             if a <= b < a + max_answer_tokens and start[a] + end[b] > best[0]:
                 best = (float(start[a] + end[b]), a, b)
     score, a, b = best
-    if a is None:
-        return {"answer": "", "score": score, "start": None, "end": None}
+    if a is None or null - score > float(manifest.get("no_answer_threshold") or 0.0):
+        return {"answer": "", "score": null, "start": None, "end": None}
     s_char, e_char = enc.offsets[a][0], enc.offsets[b][1]
     return {"answer": context[s_char:e_char], "score": score, "start": s_char, "end": e_char}
 

@@ -67,7 +67,9 @@ def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
     if metric == "f1" and task == "question-answering":
         from compress.tasks.qa import answer_quality
 
-        return {"metric": "f1", "value": answer_quality(model, tokenizer, data, max_length)["f1"]}
+        threshold = interface.null_threshold if interface is not None else None
+        return {"metric": "f1", "value": answer_quality(model, tokenizer, data, max_length,
+                                                        null_threshold=threshold)["f1"]}
     if metric == "f1":
         from compress.tasks.ner import entity_quality
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from compress.config import RunConfig
 from compress.data import distillation_dataset, load_distill_splits
@@ -10,6 +11,9 @@ from compress.errors import ConfigError
 from compress.splits import read_plan
 from compress.distributed import is_main_process
 from compress.stages import StageInputs, StageResult, Variant, teacher_source
+
+if TYPE_CHECKING:
+    from compress.interface import ModelInterface
 
 
 def build_student(cfg: RunConfig, teacher, teacher_tok):
@@ -27,6 +31,18 @@ def build_student(cfg: RunConfig, teacher, teacher_tok):
 def distill_cache_root(cfg: RunConfig, run_dir: Path) -> Path:
     """Where distillation keeps its disk caches: ``distill.cache_dir``, else ``<run folder>/.cache``."""
     return Path(cfg.distill.cache_dir).expanduser().resolve() if cfg.distill.cache_dir else Path(run_dir) / ".cache"
+
+
+def student_interface(teacher_iface: "ModelInterface", student: Any, tokenizer: Any, dev: Any, task: str,
+                      max_length: int) -> "ModelInterface":
+    """The teacher's interface for the student; a QA student gets its own no-answer threshold, tuned on dev."""
+    if task != "question-answering":
+        return teacher_iface
+    from dataclasses import replace
+
+    from compress.tasks.qa import tuned_null_threshold
+
+    return replace(teacher_iface, null_threshold=tuned_null_threshold(student, tokenizer, dev, max_length)["threshold"])
 
 
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -65,22 +81,23 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
                             cache_dir=cache_root, eval_reference=reference)
-    after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, iface)
+    s_iface = student_interface(iface, outcome.model, tok, splits.eval, cfg.task, ml)
+    after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, s_iface)
     if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
         test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref, iface)["value"],
                        "student_test_before": naive_test,
-                       "student_test": task_quality(outcome.model, tok, splits.test, cfg.task, ml, t_ref, iface)["value"]}
+                       "student_test": task_quality(outcome.model, tok, splits.test, cfg.task, ml, t_ref, s_iface)["value"]}
         test_scores["retention_test"] = test_scores["student_test"] / test_scores["teacher_test"]
     else:
         test_scores = {}
     metrics = {
-        "teacher": spec, "interface": iface.to_dict(), "student_layers": picked, "teacher_params": count_parameters(teacher),
+        "teacher": spec, "interface": s_iface.to_dict(), "student_layers": picked, "teacher_params": count_parameters(teacher),
         "student_params": count_parameters(outcome.model), "eval_metric": after["metric"],
         "teacher_eval": teacher_q["value"], "student_eval_before": before["value"], "student_eval": after["value"],
         **test_scores, **outcome.metrics,
     }
     outputs = {"model": "model"}
     if is_main_process():
-        save_model(outcome.model, tok, iface, out_dir / "model")
+        save_model(outcome.model, tok, s_iface, out_dir / "model")
         outputs.update(save_loss_curves(outcome.history, out_dir))
     return StageResult(outputs=outputs, metrics=metrics, variants=[Variant("student", "pytorch", "model")])

@@ -67,7 +67,7 @@ def _answers(starts: list["np.ndarray"], ends: list["np.ndarray"], ev: EvalBatch
     from benchmarks.spans import predicted_answers
 
     texts = predicted_answers(ev.examples or [], ev.windows or {"example_index": [], "offset_mapping": []},
-                              np.concatenate(starts), np.concatenate(ends), ev.max_answer_length)
+                              np.concatenate(starts), np.concatenate(ends), ev.max_answer_length, ev.null_threshold)
     return np.asarray(texts, dtype=object)
 
 

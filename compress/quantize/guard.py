@@ -123,7 +123,7 @@ class Guard:
         if edge:
             steps.append(("float " + "+".join(edge),
                           lambda s: dataclasses.replace(s, float_blocks=sorted(set(s.float_blocks) | set(edge)))))
-        if any(b.startswith("layer.") for b in self.blocks):
+        if sum(b.startswith("layer.") for b in self.blocks) > self.opts.sensitive_layers:  # some layer stays INT8
             def keep_sensitive(s: Settings) -> Settings:
                 top = self.rank_layers(s)[: self.opts.sensitive_layers]
                 return dataclasses.replace(s, float_blocks=sorted(set(s.float_blocks) | set(top)))

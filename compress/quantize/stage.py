@@ -37,6 +37,14 @@ def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
                      cfg.distill, cfg.seed)
 
 
+def null_threshold(cfg: "RunConfig", inputs: StageInputs) -> float | None:
+    """The no-answer threshold of the upstream QA model (its edgepress interface), None when it has none."""
+    from compress.interface import interface_of
+
+    model = inputs.latest("model")
+    return None if model is None else interface_of(model, cfg.task).null_threshold
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
     from compress.data import load_splits
@@ -50,6 +58,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
     if cfg.task == "token-classification":
         splits.eval.label_names = tag_names(cfg, inputs)  # logits -> tags for the guard's entity F1
+    if cfg.task == "question-answering":
+        splits.eval.null_threshold = null_threshold(cfg, inputs)  # answers read as the exported model reads them
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,

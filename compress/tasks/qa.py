@@ -41,6 +41,7 @@ class QAData:
     source: str = ""
     doc_stride: int = 128  # windowing of long contexts (data.doc_stride), kept with the rows every scorer reads
     max_answer_length: int = 30
+    null_threshold: float | None = None  # the scored model's no-answer threshold, set by a stage that knows the model
     label_names = None
 
     def __len__(self) -> int:
@@ -109,25 +110,23 @@ def feature_dataset(features: dict[str, list]) -> Any:
 
 
 def answer_texts(data: QAData, features: dict[str, list], start_logits: "np.ndarray", end_logits: "np.ndarray",
-                 max_answer_length: int = 30) -> dict[str, str]:
-    """Question id -> predicted answer text ('' = no answer), by run_qa's post-processing."""
+                 max_answer_length: int = 30, null_threshold: float = 0.0) -> dict[str, str]:
+    """Question id -> predicted answer text ('' = no answer), by run_qa's post-processing (its
+    ``null_score_diff_threshold``: the model's tuned no-answer threshold)."""
     best = predictions(data.examples, features, start_logits, end_logits, max_answer_length=max_answer_length,
-                       version_2=True)
+                       version_2=True, null_threshold=null_threshold)
     return {qid: p["text"] for qid, p in best.items()}
 
 
-def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
-                   batch_size: int = 32) -> dict[str, float]:
-    """SQuAD EM/F1 (official v2.0 logic via benchmarks.metrics.squad_scores) of a PyTorch QA model on ``data``,
-    windowed with the data's ``doc_stride``."""
+def window_logits(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                  batch_size: int = 32) -> tuple[dict[str, list], "np.ndarray", "np.ndarray"]:
+    """A PyTorch QA model's start/end logits on every window of ``data`` (its ``doc_stride``), with the windows."""
     import numpy as np
     import torch
 
-    from benchmarks.metrics import squad_scores
     from compress.models import model_input_names
 
     feats = eval_features(tokenizer, data.examples, max_length, data.doc_stride)
-    max_answer_length = data.max_answer_length
     accepted = model_input_names(model)
     device = next(model.parameters()).device
     starts, ends = [], []
@@ -139,8 +138,29 @@ def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QADat
             out = model(**batch)
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
-    texts = answer_texts(data, feats, np.concatenate(starts), np.concatenate(ends), max_answer_length)
-    return squad_scores(data.examples, texts)
+    return feats, np.concatenate(starts), np.concatenate(ends)
+
+
+def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                   batch_size: int = 32, null_threshold: float | None = None) -> dict[str, float]:
+    """SQuAD EM/F1 (official v2.0 logic via benchmarks.metrics.squad_scores) of a PyTorch QA model on ``data``,
+    windowed with the data's ``doc_stride``, at the model's no-answer threshold (None: 0, run_qa's default)."""
+    from benchmarks.metrics import squad_scores
+
+    feats, starts, ends = window_logits(model, tokenizer, data, max_length, batch_size)
+    return squad_scores(data.examples, answer_texts(data, feats, starts, ends, data.max_answer_length,
+                                                    null_threshold or 0.0))
+
+
+def tuned_null_threshold(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                         batch_size: int = 32) -> dict[str, float]:
+    """The no-answer threshold that maximises SQuAD F1 on ``data`` (the dev split), and that F1."""
+    from benchmarks.metrics import best_null_threshold
+
+    feats, starts, ends = window_logits(model, tokenizer, data, max_length, batch_size)
+    spans = predictions(data.examples, feats, starts, ends, max_answer_length=data.max_answer_length, version_2=False)
+    return best_null_threshold(data.examples, {k: v["text"] for k, v in spans.items()},
+                               {k: v["null_margin"] for k, v in spans.items()})
 
 
 def read_squad(path: str | Path) -> list[QAExample]:
@@ -281,4 +301,5 @@ def predictions(examples: list[QAExample], features: dict[str, list], start_logi
             out[ex.id] = {"text": "", "score": null if null is not None else 0.0, "start": None, "end": None}
         else:
             out[ex.id] = best
+        out[ex.id]["null_margin"] = (null - best["score"]) if best is not None and null is not None else float("inf")
     return out

@@ -95,3 +95,15 @@ def test_answer_agreement_compares_answer_texts_exactly():
     assert answer_agreement([""], ["x"]) == 0.0
     with pytest.raises(ValueError):
         answer_agreement([], [])
+
+
+def test_best_null_threshold_is_the_official_search_over_null_margins():
+    """Answer below the threshold, '' above it: margins -1 (right), 0.5 (wrong span), 2 (unanswerable) -> answer
+    only the first: F1 (100 + 0 + 100) / 3 at threshold -1 (all null scores 1/3; all answered 1/3)."""
+    from types import SimpleNamespace as Q
+
+    examples = [Q(id="a", answers=[{"text": "Paris"}]), Q(id="b", answers=[{"text": "Rome"}]), Q(id="c", answers=[])]
+    out = M.best_null_threshold(examples, {"a": "Paris", "b": "Milan", "c": "x"}, {"a": -1.0, "b": 0.5, "c": 2.0})
+    assert out == pytest.approx({"threshold": -1.0, "f1": 200 / 3})
+    applied = {"a": "Paris", "b": "", "c": ""}
+    assert M.squad_scores(examples, applied)["f1"] == pytest.approx(out["f1"])

@@ -185,7 +185,8 @@ def write_squad(path: Path, examples) -> Path:
 
 def test_question_answering_through_every_stage(tmp_path, tiny_model_dir):
     """SQuAD JSON -> finetune -> distill (span KL + span loss) -> export -> quantize -> bench -> final/: SQuAD F1
-    (official v2.0 logic) at every stage, and the bundle's reference.py answers from the INT8 file."""
+    (official v2.0 logic) at every stage, each model read at its own no-answer threshold (tuned on dev), and the
+    bundle's reference.py answers from the bundled model with the student's threshold."""
     import subprocess
     import sys
 
@@ -208,12 +209,20 @@ def test_question_answering_through_every_stage(tmp_path, tiny_model_dir):
     tuned = outcomes["finetune"].metrics
     assert tuned["eval_metric"] == "f1" and "HasAns_f1" in tuned and "NoAns_f1" in tuned
     assert outcomes["distill"].metrics["eval_metric_during_training"] == "f1"
+    teacher_t = tuned["null_threshold"]
+    student_t = outcomes["distill"].metrics["interface"]["null_threshold"]
+    assert isinstance(teacher_t, float) and isinstance(student_t, float)
+    assert tuned["teacher_eval"] >= tuned["teacher_eval_untuned"]  # tuned on these dev questions: never worse
     assert [h["step"] for h in outcomes["distill"].metrics["eval_history"]] == [3, 6]
     assert "f1" in outcomes["quantize"].metrics["methods"]["dynamic"]["attempts"][0]
     report = json.loads((tmp_path / "runs" / "qa" / "report.json").read_text())
     assert {e["quality"]["metric"] for e in report["models"] if e["status"] == "ok"} == {"f1"}
+    thresholds = {e["name"]: e["null_threshold"] for e in report["models"] if e["status"] == "ok"}
+    assert thresholds.pop("teacher") == pytest.approx(teacher_t)
+    assert thresholds and all(t == pytest.approx(student_t) for t in thresholds.values())
     bundle = tmp_path / "runs" / "qa" / "final" / "bundle"
-    assert "no answer" in json.loads((bundle / "manifest.json").read_text())["postprocessing"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "no answer" in manifest["postprocessing"] and manifest["no_answer_threshold"] == pytest.approx(student_t)
     out = subprocess.run([sys.executable, str(bundle / "reference.py"), EXAMPLES[0].question, "--context",
                           EXAMPLES[0].context], capture_output=True, text=True, timeout=120, check=True)
     answer = json.loads(out.stdout)

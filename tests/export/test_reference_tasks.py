@@ -64,6 +64,11 @@ def test_answer_is_the_best_context_span_or_the_null_answer(tiny_model_dir, tmp_
     assert got["answer"] == "module of the standard" and context[got["start"]:got["end"]] == got["answer"]
     start[0, 0], end[0, 0] = 20.0, 20.0
     assert ref.answer(manifest, question, context, {"start_logits": start, "end_logits": end})["answer"] == ""
+    assert manifest["no_answer_threshold"] == 0.0  # a head without a tuned threshold: run_qa's default
+    # null 40 vs span 16: a margin of 24, so a threshold of 25 answers with the span and 23 does not
+    for threshold, expected in ((25.0, "module of the standard"), (23.0, "")):
+        tuned = dict(manifest, no_answer_threshold=threshold)
+        assert ref.answer(tuned, question, context, {"start_logits": start, "end_logits": end})["answer"] == expected
     out = subprocess.run([sys.executable, str(bundle / "reference.py"), question, "--context", context],
                          capture_output=True, text=True, timeout=120, check=True)
     pred = json.loads(out.stdout)

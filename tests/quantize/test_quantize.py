@@ -300,3 +300,14 @@ def test_qat_without_the_pytorch_student_is_refused(tiny_embedding, tmp_path):
     onnx_path, tok = tiny_embedding
     with pytest.raises(EdgepressError, match="--student"):
         quantize_onnx(onnx_path, tmp_path / "out", ["qat"], tok, calibration=_corpus(16), config=_cfg())
+
+
+def test_the_ladder_never_keeps_every_layer_in_float(tiny_embedding, tmp_path):
+    """Floating all encoder layers (and embeddings + head) leaves no INT8 op: that is the fp32 model relabelled,
+    so with sensitive_layers = the layer count the ladder ends before it, and fp32 is recommended."""
+    onnx_path, tok = tiny_embedding
+    report = quantize_onnx(onnx_path, tmp_path / "out", ["dynamic"], tok, eval_data=_corpus(),
+                           config=_cfg(guard={"retention_floor": 1.5, "sensitive_layers": 2, "sensitivity_samples": 16}))
+    labels = [a["label"] for a in report["methods"]["dynamic"]["attempts"]]
+    assert labels[-1] == "float embeddings+head" and not any("sensitive" in label for label in labels)
+    assert report["recommended"]["variant"] == "fp32"
