@@ -225,7 +225,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         if eval_data is not None and len(eval_data):
             quality["recovered"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
             worse = quality["recovered"]["value"] < quality["pruned"]["value"]
-            rec["kept"] = "recovered"
+            rec["kept"], rec["recovered_eval"] = "recovered", quality["recovered"]["value"]  # kept even if reverted
             if worse and cfg.recovery.revert_if_worse:
                 model.load_state_dict(pruned_state)  # recovery lowered the eval metric: keep the pruned weights
                 rec["kept"] = "pruned (recovery lowered the eval metric)"

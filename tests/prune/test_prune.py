@@ -273,6 +273,7 @@ def test_recovery_that_lowers_the_eval_metric_is_reverted(tiny_model_dir, tmp_pa
                              eval_data=TextData(TEXTS[:16]), work_dir=tmp_path / "a")
     q = rep.quality
     assert rep.recovery["kept"].startswith("pruned") and q["recovered"]["value"] == q["pruned"]["value"]
+    assert rep.recovery["recovered_eval"] < q["pruned"]["value"]  # what recovery reached, kept for the report
     again, _ = _load(tiny_model_dir("bert", "embedding"), "embedding")
     cfg_d["recovery"]["revert_if_worse"] = False
     torch.manual_seed(0)
