@@ -416,10 +416,16 @@ class EvalProbe:
 
     def __call__(self, model: "PreTrainedModel") -> float:
         from compress.distill.evaluate import task_quality
+        from compress.tasks.qa import tuned_null_threshold
 
         was_training = model.training
-        value = task_quality(model, self.tokenizer, self.data, self.task, self.max_length, self.reference,
-                             self.interface)["value"]
+        if self.task == "question-answering" and self.metric == "f1":
+            # SQuAD 2.0 checkpoints are compared at their own tuned no-answer threshold (the official best_f1),
+            # the one they ship with: at threshold 0 an early all-"no answer" checkpoint can outscore later ones
+            value = tuned_null_threshold(model, self.tokenizer, self.data, self.max_length)["f1"]
+        else:
+            value = task_quality(model, self.tokenizer, self.data, self.task, self.max_length, self.reference,
+                                 self.interface)["value"]
         model.train(was_training)
         return float(value)
 

@@ -66,3 +66,22 @@ def test_checkpoints_must_fall_on_evaluated_steps():
     assert checkpoint_schedule(DistillConfig(), 100, None, True)["eval_strategy"] == "no"
     no_ckpt = checkpoint_schedule(DistillConfig(), 100, Probe(), False)  # QAT: no checkpoints, nothing to reload
     assert no_ckpt["save_strategy"] == "no" and not no_ckpt["load_best_model_at_end"]
+
+
+def test_qa_probe_scores_a_checkpoint_at_its_tuned_no_answer_threshold(tiny_model_dir):
+    """Checkpoints of a SQuAD 2.0 model are compared at their own tuned threshold (official best_f1), which is
+    never below the F1 at threshold 0 (an all-"no answer" early checkpoint would otherwise win)."""
+    from compress.distill.engine import EvalProbe
+    from compress.interface import ModelInterface
+    from compress.models import load_model, load_tokenizer
+    from compress.tasks.qa import QAData, answer_quality, tuned_null_threshold
+    from tests.squad_tiny import EXAMPLES
+
+    m = tiny_model_dir("bert", "question-answering")
+    model, tok = load_model(str(m), "question-answering"), load_tokenizer(str(m))
+    data = QAData(list(EXAMPLES), doc_stride=32)
+    probe = EvalProbe(tok, data, "question-answering", 128, None, ModelInterface("question-answering"))
+    assert probe.metric == "f1"
+    value = probe(model)
+    assert value == pytest.approx(tuned_null_threshold(model, tok, data, 128)["f1"])
+    assert value >= answer_quality(model, tok, data, 128)["f1"]
