@@ -113,12 +113,12 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
                             data_collator=default_data_collator)
     use_stage_progress(trainer)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(Path(args.output_dir)))
-    from compress.tasks.qa import answer_quality, tuned_null_threshold
+    from compress.tasks.qa import tuned_answer_quality
 
-    untuned_f1 = answer_quality(trainer.model, tok, splits.eval, ml)["f1"]
-    iface.null_threshold = tuned_null_threshold(trainer.model, tok, splits.eval, ml)["threshold"]  # run_qa's knob, on dev
-    final = {f"eval_{k}": v for k, v in answer_quality(trainer.model, tok, splits.eval, ml,
-                                                        null_threshold=iface.null_threshold).items()}
+    scored = tuned_answer_quality(trainer.model, tok, splits.eval, ml)
+    iface.null_threshold = scored["threshold"]  # run_qa's null_score_diff_threshold, tuned on dev
+    untuned_f1 = scored["untuned"]["f1"]
+    final = {f"eval_{k}": v for k, v in scored["tuned"].items()}
     outputs = {"teacher": "model"}
     if is_main_process():
         iface.source = str(out_dir / "model")

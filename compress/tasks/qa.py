@@ -152,15 +152,31 @@ def answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QADat
                                                     null_threshold or 0.0))
 
 
-def tuned_null_threshold(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
-                         batch_size: int = 32) -> dict[str, float]:
-    """The no-answer threshold that maximises SQuAD F1 on ``data`` (the dev split), and that F1."""
+def _best_threshold(data: QAData, feats: dict[str, list], starts: "np.ndarray", ends: "np.ndarray") -> dict[str, float]:
+    """The F1-maximising no-answer threshold for these windows' logits (official best_f1_thresh), and that F1."""
     from benchmarks.metrics import best_null_threshold
 
-    feats, starts, ends = window_logits(model, tokenizer, data, max_length, batch_size)
     spans = predictions(data.examples, feats, starts, ends, max_answer_length=data.max_answer_length, version_2=False)
     return best_null_threshold(data.examples, {k: v["text"] for k, v in spans.items()},
                                {k: v["null_margin"] for k, v in spans.items()})
+
+
+def tuned_null_threshold(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                         batch_size: int = 32) -> dict[str, float]:
+    """The no-answer threshold that maximises SQuAD F1 on ``data`` (the dev split), and that F1."""
+    return _best_threshold(data, *window_logits(model, tokenizer, data, max_length, batch_size))
+
+
+def tuned_answer_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                         batch_size: int = 32) -> dict[str, Any]:
+    """One pass over ``data`` (dev): the tuned no-answer threshold, and SQuAD scores at 0 and at that threshold."""
+    from benchmarks.metrics import squad_scores
+
+    feats, starts, ends = window_logits(model, tokenizer, data, max_length, batch_size)
+    threshold = _best_threshold(data, feats, starts, ends)["threshold"]
+    at = {t: squad_scores(data.examples, answer_texts(data, feats, starts, ends, data.max_answer_length, t))
+          for t in (0.0, threshold)}
+    return {"threshold": threshold, "untuned": at[0.0], "tuned": at[threshold]}
 
 
 def read_squad(path: str | Path) -> list[QAExample]:
