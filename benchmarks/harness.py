@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -342,14 +341,12 @@ def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
     baselines), else the eval set's (run_qa's default, 0)."""
     from dataclasses import replace
 
-    from compress.interface import INTERFACE_FILE, ModelInterface
+    from compress.interface import saved_interface
 
     for folder in (spec.shape_source, spec.path, spec.tokenizer):
-        saved = None if folder is None else Path(folder) / INTERFACE_FILE
-        if saved is not None and saved.is_file():
-            threshold = ModelInterface.from_dict(json.loads(saved.read_text())).null_threshold
-            if threshold is not None:
-                return replace(eval_set, null_threshold=threshold)
+        iface = None if folder is None else saved_interface(folder)
+        if iface is not None and iface.null_threshold is not None:
+            return replace(eval_set, null_threshold=iface.null_threshold)
     return eval_set
 
 

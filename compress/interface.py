@@ -230,13 +230,17 @@ def _write_labels(folder: Path, id2label: dict[int, str]) -> None:
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
+def saved_interface(folder: str | Path) -> ModelInterface | None:
+    """The interface edgepress saved in ``folder`` (edgepress_interface.json), None when there is none."""
+    saved = Path(folder) / INTERFACE_FILE
+    return ModelInterface.from_dict(json.loads(saved.read_text())) if saved.is_file() else None
+
+
 def interface_of(folder: str | Path, task: str) -> ModelInterface:
     """The interface saved beside a model edgepress wrote, else read from the folder (or hub name) itself."""
     from compress.models import resolve_model_path
 
-    saved = Path(resolve_model_path(str(folder))) / INTERFACE_FILE
-    if saved.is_file():
-        iface = ModelInterface.from_dict(json.loads(saved.read_text()))
-        if iface.task == task:
-            return iface
+    iface = saved_interface(resolve_model_path(str(folder)))
+    if iface is not None and iface.task == task:
+        return iface
     return read_interface(str(folder), task)
