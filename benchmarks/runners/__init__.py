@@ -36,15 +36,19 @@ def locate(path: Path) -> tuple[str, Path]:
 
     A save_pretrained folder with weights is ``pytorch`` (a sentence-transformers folder too); an optimum
     export folder (config.json + model.onnx) or a sentence-transformers ONNX layout (onnx/model.onnx) is its
-    ONNX file; a file is judged by its suffix.
+    ONNX file (a folder holding several, such as optimum's model.onnx + model_quantized.onnx, is refused
+    rather than guessed); a file is judged by its suffix.
     """
     path = Path(path)
     if path.is_dir():
         if (path / "config.json").is_file() and any((path / w).is_file() for w in WEIGHT_FILES):
             return "pytorch", path
-        found = next((path / f for f in ONNX_IN_FOLDER if (path / f).is_file()), None)
-        if found is not None:
-            return "onnx", found
+        found = [path / f for f in ONNX_IN_FOLDER if (path / f).is_file()]
+        if len(found) > 1:
+            names = " and ".join(str(f.relative_to(path)) for f in found)
+            raise EdgepressError(f"'{path}' holds {names}: pass the file to measure, e.g. '{found[-1]}'")
+        if found:
+            return "onnx", found[0]
         raise EdgepressError(f"'{path}' is a folder with neither model weights (config.json + model.safetensors) nor "
                              f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}); pass a save_pretrained folder, an optimum "
                              "export folder or a model file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -260,16 +261,24 @@ def test_readme_load_example_runs_on_a_packaged_run(st_run):
     assert np.asarray(namespace["token_vectors"]).shape[-1] == 32
 
 
-def test_bench_run_takes_the_optimum_and_sentence_transformers_folders(st_run, tmp_path):
+def test_bench_run_takes_the_optimum_and_sentence_transformers_folders(st_run, tmp_path, capsys):
     from compress.cli import main
 
     final, _, _ = st_run
+    assert (final / "onnx" / "model_quantized.onnx").is_file()
+    with pytest.raises(SystemExit):  # optimum's folder holds fp32 and INT8: which one is measured is not guessed
+        main(["bench", "run", f"optimum={final / 'onnx'}", "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err.strip()
+    assert "model.onnx and model_quantized.onnx" in err and len(err.splitlines()) == 1
+    optimum_only = tmp_path / "optimum-fp32"
+    shutil.copytree(final / "onnx", optimum_only, ignore=shutil.ignore_patterns("model_quantized.onnx"))
     out = tmp_path / "bench"
-    main(["bench", "run", f"optimum={final / 'onnx'}", f"pytorch={final / 'model'}", "--warmup", "1", "--min-runs", "2",
-          "--min-seconds", "0", "--out", str(out)])
+    main(["bench", "run", f"optimum={optimum_only}", f"int8={final / 'onnx' / 'model_quantized.onnx'}",
+          f"pytorch={final / 'model'}", "--warmup", "1", "--min-runs", "2", "--min-seconds", "0", "--out", str(out)])
     report = json.loads((out / "report.json").read_text())
     rows = {e["name"]: e for e in report["models"]}
     assert rows["optimum"]["format"] == "onnx" and rows["optimum"]["file"].endswith("model.onnx")
+    assert rows["int8"]["status"] == "ok" and rows["int8"]["precision"] == "int8"
     assert rows["pytorch"]["format"] == "pytorch" and rows["pytorch"]["status"] == "ok"
     assert rows["pytorch"]["runtime"]["sentence_transformers"] is True
 
