@@ -230,6 +230,18 @@ def _write_labels(folder: Path, id2label: dict[int, str]) -> None:
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
+
+def derived_interface(source: ModelInterface, model: Any, tokenizer: Any, dev: Any, max_length: int) -> ModelInterface:
+    """``source``'s interface for a model made from it (distilled, pruned): same pooling, labels and length;
+    a QA model gets its own no-answer threshold, tuned on ``dev``, since a smaller model's null scores shift."""
+    if source.task != "question-answering" or dev is None or not len(dev):
+        return source
+    from dataclasses import replace
+
+    from compress.tasks.qa import tuned_null_threshold
+
+    return replace(source, null_threshold=tuned_null_threshold(model, tokenizer, dev, max_length)["threshold"])
+
 def saved_interface(folder: str | Path) -> ModelInterface | None:
     """The interface edgepress saved in ``folder`` (edgepress_interface.json), None when there is none."""
     saved = Path(folder) / INTERFACE_FILE

@@ -33,18 +33,6 @@ def distill_cache_root(cfg: RunConfig, run_dir: Path) -> Path:
     return Path(cfg.distill.cache_dir).expanduser().resolve() if cfg.distill.cache_dir else Path(run_dir) / ".cache"
 
 
-def student_interface(teacher_iface: "ModelInterface", student: Any, tokenizer: Any, dev: Any, task: str,
-                      max_length: int) -> "ModelInterface":
-    """The teacher's interface for the student; a QA student gets its own no-answer threshold, tuned on dev."""
-    if task != "question-answering":
-        return teacher_iface
-    from dataclasses import replace
-
-    from compress.tasks.qa import tuned_null_threshold
-
-    return replace(teacher_iface, null_threshold=tuned_null_threshold(student, tokenizer, dev, max_length)["threshold"])
-
-
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from compress.distill.engine import distill_model, save_loss_curves
     from compress.distill.evaluate import encode, task_quality
@@ -54,7 +42,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     if cfg.data.unlabeled and cfg.task == "regression":
         raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
                           "regression needs a score for every row: remove data.unlabeled")
-    from compress.interface import interface_of, label_mapping, save_model
+    from compress.interface import derived_interface, interface_of, label_mapping, save_model
 
     spec = teacher_source(cfg, inputs)
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
@@ -81,7 +69,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
                             cache_dir=cache_root, eval_reference=reference)
-    s_iface = student_interface(iface, outcome.model, tok, splits.eval, cfg.task, ml)
+    s_iface = derived_interface(iface, outcome.model, tok, splits.eval, ml)
     after = task_quality(outcome.model, tok, splits.eval, cfg.task, ml, reference, s_iface)
     if cfg.data.test:  # the report split, measured for teacher, naive student and distilled student
         test_scores = {"teacher_test": task_quality(teacher, tok, splits.test, cfg.task, ml, t_ref, iface)["value"],

@@ -31,7 +31,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
     from compress.data import load_splits
     from compress.splits import read_plan
-    from compress.interface import interface_of, label_mapping, save_model
+    from compress.interface import derived_interface, interface_of, label_mapping, save_model
     from compress.models import load_model, load_tokenizer
     from compress.prune.api import prune_model
 
@@ -46,8 +46,11 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)
     dest = out_dir / "model"
-    save_model(model, tokenizer, iface, dest)
+    pruned_iface = derived_interface(iface, model, tokenizer, splits.eval, pcfg.max_length)
+    save_model(model, tokenizer, pruned_iface, dest)
     metrics = report.to_dict()
+    if pruned_iface.null_threshold is not None:
+        metrics["null_threshold"] = pruned_iface.null_threshold
     (out_dir / "prune_report.json").write_text(json.dumps(metrics, indent=2, default=float))
     if (out_dir / "recovery").is_dir() and not any((out_dir / "recovery").iterdir()):
         (out_dir / "recovery").rmdir()

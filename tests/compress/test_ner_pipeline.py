@@ -166,10 +166,21 @@ def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
         "prune": {"head_ratio": 0.5, "ffn_ratio": 0.25, "round_to": 4, "importance": "gradient", "max_length": 128,
                   "num_drop_layers": 1, "calibration_batches": 2, "calibration_batch_size": 4,
                   "recovery": {"enabled": True, "max_steps": 2, "batch_size": 4}}})
-    pruned = {o.name: o for o in run_pipeline(cfg)}["prune"].metrics
+    outcomes = {o.name: o for o in run_pipeline(cfg)}
+    pruned = outcomes["prune"].metrics
     assert len(pruned["dropped_layers"]) == 1 and pruned["heads_after"] == [2]
     assert {pruned["quality"][k]["metric"] for k in ("unpruned", "pruned", "recovered")} == {"f1"}
     assert 0.0 <= pruned["quality"]["pruned"]["value"] <= 100.0
+    # the pruned model's no-answer threshold is its own, tuned on dev, not the distilled student's
+    from compress.data import load_splits
+    from compress.interface import saved_interface
+    from compress.models import load_model, load_tokenizer
+    from compress.tasks.qa import tuned_null_threshold
+
+    folder = tmp_path / "runs" / "qap" / "03-prune" / "model"
+    dev = load_splits(cfg.data, cfg.task, cfg.seed).eval
+    own = tuned_null_threshold(load_model(str(folder), cfg.task), load_tokenizer(str(folder)), dev, 128)["threshold"]
+    assert saved_interface(folder).null_threshold == pytest.approx(own) == pytest.approx(pruned["null_threshold"])
 
 
 def write_squad(path: Path, examples) -> Path:
