@@ -365,8 +365,11 @@ def safe_bench_local(spec: ModelSpec, task: str, settings: BenchSettings, **kw: 
     """bench_local, but a model that fails to load or run becomes an entry with status 'error' and the reason."""
     from benchmarks.runners import detect_format
 
+    from benchmarks.runners.torch_runner import torch_threads_restored
+
     try:
-        return bench_local(spec, task, settings, **kw)
+        with torch_threads_restored():
+            return bench_local(spec, task, settings, **kw)
     except EdgepressError as exc:
         fmt = spec.format or "unknown"
         try:

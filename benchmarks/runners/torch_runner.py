@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from benchmarks.runners.base import STANDARD_INPUTS, Runner
 from compress.errors import ModelLoadError
@@ -20,6 +21,19 @@ def set_torch_threads(intra: int | None, inter: int | None) -> dict[str, int]:
         except RuntimeError:  # already set, or parallel work already started in this process
             pass
     return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+@contextmanager
+def torch_threads_restored() -> Iterator[None]:
+    """Give torch's intra-op pool back as it was: a runner sets the bench's thread count, the process keeps its
+    own (the inter-op pool can be set once per process, so it stays as the first runner left it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _to_numpy_outputs(out: Any) -> dict[str, Any]:

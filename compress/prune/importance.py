@@ -212,6 +212,8 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
     model.zero_grad(set_to_none=True)
     model.train(task == "embedding")  # SimCSE's two views differ only by dropout
     gen = torch.Generator().manual_seed(seed)
+    rng = torch.random.fork_rng(devices=[])  # dropout draws from the global generator: seed it, then give it back
+    rng.__enter__()
     torch.manual_seed(seed)
     try:
         for batch in batches:
@@ -232,6 +234,7 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
         model.train(was_training)
+        rng.__exit__(None, None, None)
     return scores
 
 

@@ -38,8 +38,14 @@ def test_sts_quality_matches_hand_computation_across_backends(tiny_model_dir, tm
     m = tiny_model_dir("bert", "embedding")
     onnx = export_onnx(m, "embedding", tmp_path / "student.onnx")
     ts = export_torchscript(m, "embedding", tmp_path / "student.pt")
-    rep = benchmark([ModelSpec("teacher", m, role="teacher"), ModelSpec("onnx", onnx), ModelSpec("ts", ts)],
-                    "embedding", BenchSettings(**FAST), tokenizer_path=str(m), eval_set=PAIRS)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rep = benchmark([ModelSpec("teacher", m, role="teacher"), ModelSpec("onnx", onnx), ModelSpec("ts", ts)],
+                        "embedding", BenchSettings(**FAST), tokenizer_path=str(m), eval_set=PAIRS)
+        assert torch.get_num_threads() == 2  # the runners ran on 1 thread and gave the process its pool back
+    finally:
+        torch.set_num_threads(threads_before)
     a, b = _torch_embed(m, PAIRS.texts), _torch_embed(m, PAIRS.pairs)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     expected = spearmanr(cos, PAIRS.labels).statistic

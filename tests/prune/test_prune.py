@@ -119,7 +119,10 @@ def test_data_driven_importance(tiny_model_dir, tmp_path, importance, arch_name,
     labels = [i % 2 for i in range(len(TEXTS))] if task == "classification" else None
     cfg = PruneConfig(head_ratio=0.5, ffn_ratio=0.25, importance=importance, round_to=4, calibration_batches=2,
                       calibration_batch_size=8)
+    torch.manual_seed(123)
+    rng_before = torch.random.get_rng_state()
     model, rep = prune_model(model, tok, cfg, TextData(TEXTS, labels=labels), task=task)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # seeded its own draws, gave the generator back
     assert rep.heads_after == [2, 2] and rep.ffn_after == [48, 48]
     assert all(p.grad is None for p in model.parameters())  # calibration gradients are cleared
     enc = _enc(tok, model)
