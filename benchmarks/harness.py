@@ -364,7 +364,6 @@ def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, 
 def safe_bench_local(spec: ModelSpec, task: str, settings: BenchSettings, **kw: Any) -> tuple[dict[str, Any], Any]:
     """bench_local, but a model that fails to load or run becomes an entry with status 'error' and the reason."""
     from benchmarks.runners import detect_format
-
     from benchmarks.runners.torch_runner import torch_threads_restored
 
     try:

@@ -230,7 +230,6 @@ def _write_labels(folder: Path, id2label: dict[int, str]) -> None:
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
-
 def derived_interface(source: ModelInterface, model: Any, tokenizer: Any, dev: Any, max_length: int) -> ModelInterface:
     """``source``'s interface for a model made from it (distilled, pruned): same pooling, labels and length;
     a QA model gets its own no-answer threshold, tuned on ``dev``, since a smaller model's null scores shift."""
