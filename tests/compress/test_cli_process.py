@@ -26,9 +26,15 @@ def edgepress(*args: str, cwd: Path, timeout: int = 300) -> subprocess.Completed
                           timeout=timeout, env=_env())
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A test run launched in the background (nohup, `cmd &` in a
+    script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "compress.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+                            stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_interruptible)
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
