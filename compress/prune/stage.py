@@ -46,7 +46,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)
     dest = out_dir / "model"
-    pruned_iface = derived_interface(iface, model, tokenizer, splits.eval, pcfg.max_length)
+    pruned_iface = derived_interface(iface, model, tokenizer, splits.eval, iface.max_seq_length)  # its windows downstream
     save_model(model, tokenizer, pruned_iface, dest)
     metrics = report.to_dict()
     if pruned_iface.null_threshold is not None:
