@@ -241,6 +241,7 @@ def derived_interface(source: ModelInterface, model: Any, tokenizer: Any, dev: A
 
     return replace(source, null_threshold=tuned_null_threshold(model, tokenizer, dev, max_length)["threshold"])
 
+
 def saved_interface(folder: str | Path) -> ModelInterface | None:
     """The interface edgepress saved in ``folder`` (edgepress_interface.json), None when there is none."""
     saved = Path(folder) / INTERFACE_FILE

@@ -212,29 +212,27 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
     model.zero_grad(set_to_none=True)
     model.train(task == "embedding")  # SimCSE's two views differ only by dropout
     gen = torch.Generator().manual_seed(seed)
-    rng = torch.random.fork_rng(devices=[])  # dropout draws from the global generator: seed it, then give it back
-    rng.__enter__()
-    torch.manual_seed(seed)
-    try:
-        for batch in batches:
-            loss = task_loss(model, batch, task, tokenizer, gen)
-            loss.backward()
-            for g, acc in zip(gates, head_acc):
-                if g.grad is not None:
-                    acc += g.grad.abs()
-                    g.grad = None
-        taylor = tp.importance.GroupTaylorImportance(normalizer=None)
-        scores = _group_scores(dg, model, taylor, heads=method == "taylor")
-        if method == "gradient":
-            scores.heads = [acc / acc.norm().clamp(min=1e-12) for acc in head_acc]
-    finally:
-        for h in hooks:
-            h.remove()
-        model.zero_grad(set_to_none=True)
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-        model.train(was_training)
-        rng.__exit__(None, None, None)
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then give it back
+        torch.manual_seed(seed)
+        try:
+            for batch in batches:
+                loss = task_loss(model, batch, task, tokenizer, gen)
+                loss.backward()
+                for g, acc in zip(gates, head_acc):
+                    if g.grad is not None:
+                        acc += g.grad.abs()
+                        g.grad = None
+            taylor = tp.importance.GroupTaylorImportance(normalizer=None)
+            scores = _group_scores(dg, model, taylor, heads=method == "taylor")
+            if method == "gradient":
+                scores.heads = [acc / acc.norm().clamp(min=1e-12) for acc in head_acc]
+        finally:
+            for h in hooks:
+                h.remove()
+            model.zero_grad(set_to_none=True)
+            for p, f in zip(model.parameters(), flags):
+                p.requires_grad_(f)
+            model.train(was_training)
     return scores
 
 
