@@ -53,9 +53,10 @@ def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int = 128
     """Tokenise pre-split words (``is_split_into_words``, truncated, padded to the longest row) into int64 feeds,
     with each word's first sub-token position per row (-1: cut off by truncation)."""
     from benchmarks.tags import first_subtokens
+    from compress.models import words_tokenizer
 
-    enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
-                    return_tensors="np")
+    enc = words_tokenizer(tokenizer)(words, is_split_into_words=True, truncation=True, max_length=max_length,
+                                     padding=True, return_tensors="np")
     if not getattr(enc, "is_fast", False):
         raise EdgepressError("token classification needs a fast tokenizer (tokenizer.json): word positions come "
                              "from its word_ids")

@@ -59,14 +59,14 @@ def _run_token_classification(cfg: RunConfig, inputs: StageInputs, out_dir: Path
     from compress.console import use_stage_progress
     from compress.distill.engine import save_loss_curves
     from compress.interface import ModelInterface, read_interface, save_model
-    from compress.models import load_model, load_tokenizer
+    from compress.models import load_model, load_tokenizer, words_tokenizer
     from compress.tasks.ner import label_names, tokenized_dataset
 
     names = label_names(splits.train)
     id2label = dict(enumerate(names))
     label2id = {n: i for i, n in id2label.items()}
     model = load_model(cfg.teacher.model, cfg.task, allow_new_head=True, id2label=id2label)
-    tok = load_tokenizer(cfg.teacher.model)
+    tok = words_tokenizer(load_tokenizer(cfg.teacher.model))  # saved with the teacher: its folder takes words
     ml = cfg.teacher.max_length
     train = tokenized_dataset(tok, splits.train, label2id, ml)
     dev = tokenized_dataset(tok, splits.eval, label2id, ml)

@@ -6,6 +6,7 @@ regression -> AutoModelForSequenceClassification, mlm -> AutoModelForMaskedLM.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +91,25 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 
         check_tokenizer_fits(tok, read_model_config(Path(path)), spec)
     return tok
+
+
+def words_tokenizer(tok: "PreTrainedTokenizerBase") -> "PreTrainedTokenizerBase":
+    """A tokenizer that takes pre-split words (NER): a byte-level BPE one (RoBERTa, GPT-2) loaded without
+    ``add_prefix_space`` refuses them, so it is reloaded with it, as transformers' run_ner example does."""
+    if getattr(tok, "add_prefix_space", None) is not False or not getattr(tok, "is_fast", False):
+        return tok
+    return _prefix_space_twin(tok.name_or_path)
+
+
+@functools.lru_cache(maxsize=8)
+def _prefix_space_twin(name_or_path: str) -> "PreTrainedTokenizerBase":
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot reload the tokenizer of '{name_or_path}' with add_prefix_space=True, which "
+                             f"pre-split words need: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _generic_fast_tokenizer(folder: Path, spec: str, exc: ValueError) -> "PreTrainedTokenizerBase":

@@ -91,3 +91,25 @@ def torch_tags(model_dir: Path, words: list[list[str]]) -> list[list[str]]:
         ids = enc.word_ids()
         out.append([model.config.id2label[best[ids.index(w)]] for w in range(len(row))])
     return out
+
+
+def make_tiny_roberta(folder: Path, head: str = "token-classification", seed: int = 0) -> Path:
+    """A tiny random RoBERTa model (``head``) with a byte-level BPE tokenizer trained here: such a
+    tokenizer, loaded as saved (no ``add_prefix_space``), refuses pre-split words."""
+    import transformers
+    from tokenizers import ByteLevelBPETokenizer
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(builtin_pydoc_sentences(), vocab_size=400, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tok = transformers.RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    tok.save_pretrained(folder)
+    config = transformers.RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=64, max_position_embeddings=130, pad_token_id=1,
+                                        bos_token_id=0, eos_token_id=2, id2label=NER_LABELS,
+                                        label2id={v: k for k, v in NER_LABELS.items()})
+    getattr(transformers, HEAD_CLASSES[head]).from_config(config).eval().save_pretrained(folder)
+    return folder

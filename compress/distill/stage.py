@@ -36,7 +36,7 @@ def distill_cache_root(cfg: RunConfig, run_dir: Path) -> Path:
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from compress.distill.engine import distill_model, save_loss_curves
     from compress.distill.evaluate import encode, task_quality
-    from compress.models import count_parameters, load_model, load_tokenizer
+    from compress.models import count_parameters, load_model, load_tokenizer, words_tokenizer
     from compress.tasks import training_features
 
     if cfg.data.unlabeled and cfg.task == "regression":
@@ -51,6 +51,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **label_mapping(iface),
                                  plan=read_plan(inputs.run_dir))
     tok = load_tokenizer(spec)
+    if cfg.task == "token-classification":
+        tok = words_tokenizer(tok)  # saved with the student: its folder (and bundle) take pre-split words
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length
     reference = None

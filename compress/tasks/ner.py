@@ -128,7 +128,10 @@ def align_labels(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentence
     if unknown:
         raise DataError(f"'{sentences.source}': tags {unknown[:5]} are not among the model's labels "
                         f"({', '.join(label2id)})")
-    enc = tokenizer(sentences.tokens, is_split_into_words=True, truncation=True, max_length=max_length)
+    from compress.models import words_tokenizer
+
+    enc = words_tokenizer(tokenizer)(sentences.tokens, is_split_into_words=True, truncation=True,
+                                     max_length=max_length)
     all_labels = []
     for i, tags in enumerate(sentences.tags):
         previous = None

@@ -261,3 +261,46 @@ def test_bench_run_cli_scores_ner_and_qa(tmp_path, tiny_model_dir):
     assert res.exit_code == 0, res.output
     entry = json.loads((tmp_path / "q" / "report.json").read_text())["models"][0]
     assert entry["quality"]["metric"] == "f1" and "HasAns_f1" in entry["quality"]["extra"]
+
+
+def test_a_byte_level_bpe_tokenizer_takes_pre_split_words(tmp_path):
+    """RoBERTa's tokenizer, loaded as saved, asserts on is_split_into_words; label alignment and the bench's word
+    feeds reload it with add_prefix_space (run_ner's fix), and each word's first sub-token carries its tag."""
+    from benchmarks.feeds import tokenize_words
+    from compress.models import load_tokenizer
+    from compress.tasks.ner import IGNORE, TaggedSentences, align_labels
+    from tests.tiny import make_tiny_roberta
+
+    tok = load_tokenizer(str(make_tiny_roberta(tmp_path / "rob")))
+    words = [["Anna", "visited", "Berlin"]]
+    with pytest.raises(AssertionError, match="add_prefix_space"):
+        tok(words, is_split_into_words=True)
+    out = align_labels(tok, TaggedSentences(words, [["B-PER", "O", "B-LOC"]]), {"O": 0, "B-PER": 1, "B-LOC": 2}, 32)
+    pieces = [p for p, label in zip(out["input_ids"][0], out["labels"][0]) if label != IGNORE]
+    assert [label for label in out["labels"][0] if label != IGNORE] == [1, 0, 2]
+    assert tok.convert_ids_to_tokens(pieces)[0].startswith("Ġ")  # the first word is encoded as a later one
+    feeds, positions = tokenize_words(tok, words, 32)
+    assert feeds["input_ids"].shape[0] == 1 and positions[0][0] == 1
+
+
+def test_roberta_ner_teacher_and_student_folders_take_words(tmp_path):
+    """finetune -> distill on a RoBERTa backbone: both saved tokenizers take pre-split words as they are loaded."""
+    from transformers import AutoTokenizer
+
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+    from tests.tiny import make_tiny_roberta
+
+    train, dev = write_conll(tmp_path / "train.txt", 40, 0), write_conll(tmp_path / "dev.txt", 10, 1)
+    cfg = load_config(None, base={
+        "name": "rner", "output_dir": str(tmp_path / "runs"), "task": "token-classification",
+        "stages": ["finetune", "distill"],
+        "teacher": {"model": str(make_tiny_roberta(tmp_path / "rob", "mlm")), "max_length": 32},
+        "data": {"train": str(train), "eval": str(dev)},
+        "finetune": {"epochs": 1, "batch_size": 8}, "student": {"num_layers": 1},
+        "distill": {"max_steps": 4, "batch_size": 8}})
+    run_pipeline(cfg)
+    for folder in (cfg.run_dir / "01-finetune" / "model", cfg.run_dir / "02-distill" / "model"):
+        tok = AutoTokenizer.from_pretrained(folder)
+        assert tok.add_prefix_space is True
+        assert tok([["Anna", "visited", "Berlin"]], is_split_into_words=True).word_ids(0)[1] == 0
