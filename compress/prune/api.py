@@ -46,6 +46,7 @@ class PruneReport:
     quality: dict[str, Any] = field(default_factory=dict)
     recovery: dict[str, Any] = field(default_factory=dict)
     prune_seconds: float = 0.0
+    max_length: int | None = None
 
     @property
     def encoder_params_removed(self) -> float:
@@ -134,6 +135,13 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     return dict(outcome.metrics, loss={k: v for k, v in loss.model_dump().items() if v})
 
 
+def prune_max_length(cfg: PruneConfig, interface: "ModelInterface | None") -> int:
+    """prune.max_length, else the model's own max length (a QA model's windows), else 128."""
+    if cfg.max_length is not None:
+        return cfg.max_length
+    return interface.max_seq_length if interface is not None and interface.max_seq_length else 128
+
+
 def _quality(model, tokenizer, data, task, max_length, reference, interface=None) -> dict[str, Any]:
     from compress.distill.evaluate import task_quality
 
@@ -175,6 +183,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     planning.make_plan(shapes, cfg, placeholder)  # raises on impossible targets
     importance.check_groups(core.build_graph(model), model)  # raises when the graph couples unexpected layers
 
+    max_length = prune_max_length(cfg, interface)
     teacher = copy.deepcopy(model).eval() if cfg.recovery.enabled else None
     model.eval()
     params_before, enc_before = sum(p.numel() for p in model.parameters()), encoder_params(model)
@@ -187,14 +196,14 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         from compress.tasks import TOKEN_TASKS
 
         if task not in TOKEN_TASKS:  # the fidelity reference of sentence outputs (token tasks score F1 on labels)
-            reference = encode(model, tokenizer, eval_data.texts, task, cfg.max_length, interface=interface)
-        quality["unpruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
+            reference = encode(model, tokenizer, eval_data.texts, task, max_length, interface=interface)
+        quality["unpruned"] = _quality(model, tokenizer, eval_data, task, max_length, reference, interface)
 
     batches = None
     if cfg.needs_data:
         batches = importance.task_calibration_batches(
             tokenizer, calibration, task, model.config, cfg.calibration_batches, cfg.calibration_batch_size,
-            cfg.max_length)
+            max_length)
     l_scores = None
     if cfg.num_drop_layers:
         l_scores = importance.layer_scores(model, batches)
@@ -211,7 +220,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         model(**core.example_inputs(model))  # the cut model must still run
     prune_seconds = time.perf_counter() - t0
     if eval_data is not None and len(eval_data):
-        quality["pruned"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
+        quality["pruned"] = _quality(model, tokenizer, eval_data, task, max_length, reference, interface)
 
     rec: dict[str, Any] = {}
     if cfg.recovery.enabled:
@@ -219,11 +228,11 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
 
         wd = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="edgepress-recover-"))
         pruned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        rec = recover(teacher, model, tokenizer, recovery_train, eval_data, task, cfg.recovery, cfg.max_length,
+        rec = recover(teacher, model, tokenizer, recovery_train, eval_data, task, cfg.recovery, max_length,
                       wd / "recovery", seed, kept, interface)
         model.eval()
         if eval_data is not None and len(eval_data):
-            quality["recovered"] = _quality(model, tokenizer, eval_data, task, cfg.max_length, reference, interface)
+            quality["recovered"] = _quality(model, tokenizer, eval_data, task, max_length, reference, interface)
             worse = quality["recovered"]["value"] < quality["pruned"]["value"]
             rec["kept"], rec["recovered_eval"] = "recovered", quality["recovered"]["value"]  # kept even if reverted
             if worse and cfg.recovery.revert_if_worse:
@@ -243,6 +252,6 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
         macs_before=macs_before, macs_after=macs_after, heads_before=heads_before,
         heads_after=arch.heads_per_layer(model), ffn_before=ffn_before, ffn_after=arch.ffn_per_layer(model),
         dropped_layers=dropped, layer_scores=l_scores, quality=quality, recovery=rec,
-        prune_seconds=round(prune_seconds, 3),
+        prune_seconds=round(prune_seconds, 3), max_length=max_length,
     )
     return model, report

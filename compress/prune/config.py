@@ -51,7 +51,8 @@ class PruneConfig(Section):
                                                      "the output least on calibration batches")
     calibration_batches: int = Field(8, ge=1, description="batches for taylor/gradient importance and layer scores")
     calibration_batch_size: int = Field(16, ge=2)
-    max_length: int = Field(128, ge=8, description="tokenizer truncation for calibration and recovery")
+    max_length: int | None = Field(None, ge=8, description="tokenizer truncation for calibration, recovery and the "
+                                   "quality scores; default: the model's own max length (a QA model's windows)")
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
 
     @model_validator(mode="after")

@@ -163,7 +163,7 @@ def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
         "data": {"train": str(train), "eval": str(write_squad(tmp_path / "dev.json", EXAMPLES)), "doc_stride": 32},
         "finetune": {"max_steps": 4, "batch_size": 8}, "student": {"num_layers": 2},
         "distill": {"max_steps": 2, "batch_size": 8, "keep_best": False},
-        "prune": {"head_ratio": 0.5, "ffn_ratio": 0.25, "round_to": 4, "importance": "gradient", "max_length": 128,
+        "prune": {"head_ratio": 0.5, "ffn_ratio": 0.25, "round_to": 4, "importance": "gradient",
                   "num_drop_layers": 1, "calibration_batches": 2, "calibration_batch_size": 4,
                   "recovery": {"enabled": True, "max_steps": 2, "batch_size": 4}}})
     outcomes = {o.name: o for o in run_pipeline(cfg)}
@@ -178,6 +178,8 @@ def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
     from compress.tasks.qa import tuned_null_threshold
 
     folder = tmp_path / "runs" / "qap" / "03-prune" / "model"
+    # unset prune.max_length: calibration, recovery and scores use the windows the model serves at
+    assert pruned["max_length"] == saved_interface(tmp_path / "runs" / "qap" / "02-distill" / "model").max_seq_length
     dev = load_splits(cfg.data, cfg.task, cfg.seed).eval
     own = tuned_null_threshold(load_model(str(folder), cfg.task), load_tokenizer(str(folder)), dev, 128)["threshold"]
     assert saved_interface(folder).null_threshold == pytest.approx(own) == pytest.approx(pruned["null_threshold"])
