@@ -105,8 +105,6 @@ class StageSpec:
         return getattr(importlib.import_module(module), fn)
 
 
-SENTENCE_TASKS = ("embedding", "classification", "regression", "mlm")  # trim_vocab: not token-classification / QA yet
-
 # Sections are the config keys whose values feed the stage's hash (plus its upstream hashes).
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
@@ -121,7 +119,7 @@ STAGES: dict[str, StageSpec] = {
                   provides=("model",), multi_rank=True),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
-                  needs=("model",), provides=("model",), tasks=SENTENCE_TASKS),
+                  needs=("model",), provides=("model",)),
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
                   provides=("onnx", "tokenizer")),

@@ -102,15 +102,49 @@ def test_unknown_dev_tag_is_one_line_error(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.parametrize("task", ["token-classification", "question-answering"])
-def test_stages_without_support_are_refused_before_any_work(task, tmp_path):
-    from compress.config import load_config
-    from compress.errors import ConfigError
-    from compress.stages import check_stage_order
+def test_trim_vocab_keeps_tags_answers_and_outputs_on_kept_text(task, tmp_path, tiny_model_dir):
+    """finetune -> distill -> trim_vocab -> export: the trimmed model keeps its labels (or QA head and no-answer
+    threshold), loads with from_pretrained, and on training text (every token kept) gives bit-identical logits."""
+    from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 
-    cfg = load_config(None, base={"teacher": {"model": "x"}, "task": task, "data": {"train": "t.txt"},
-                                  "stages": ["finetune", "distill", "trim_vocab", "export"]})
-    with pytest.raises(ConfigError, match=f"stage 'trim_vocab' does not support task '{task}' yet"):
-        check_stage_order(cfg)
+    from compress.config import load_config
+    from compress.interface import saved_interface
+    from compress.pipeline import run_pipeline
+    from tests.squad_tiny import EXAMPLES
+
+    if task == "token-classification":
+        train, dev = write_conll(tmp_path / "train.txt", 60, 0), write_conll(tmp_path / "dev.txt", 20, 1)
+        question, text = None, "Anna visited the office in Berlin"
+    else:
+        train, dev = write_squad(tmp_path / "train.json", EXAMPLES * 2), write_squad(tmp_path / "dev.json", EXAMPLES)
+        question, text = EXAMPLES[0].question, EXAMPLES[0].context
+    cfg = load_config(None, base={
+        "name": "tv", "output_dir": str(tmp_path / "runs"), "task": task,
+        "stages": ["finetune", "distill", "trim_vocab", "export"],
+        "teacher": {"model": str(tiny_model_dir("bert", "mlm")), "max_length": 64},
+        "data": {"train": str(train), "eval": str(dev), "doc_stride": 16},
+        "finetune": {"max_steps": 4, "batch_size": 8}, "student": {"num_layers": 1},
+        "distill": {"max_steps": 2, "batch_size": 8}, "vocab": {"max_size": 250}})
+    outcomes = {o.name: o for o in run_pipeline(cfg)}
+    vocab = outcomes["trim_vocab"].metrics
+    assert vocab["vocab_after"] <= 250 < vocab["vocab_before"]  # the domain uses fewer tokens than the cap
+    assert vocab["coverage_test"]["share_kept"] == 1.0  # the eval text's words all occur in training
+    run = tmp_path / "runs" / "tv"
+    cls = AutoModelForTokenClassification if task == "token-classification" else AutoModelForQuestionAnswering
+    before, after = cls.from_pretrained(run / "02-distill" / "model"), cls.from_pretrained(run / "final" / "model")
+    tok_before, tok_after = AutoTokenizer.from_pretrained(run / "02-distill" / "model"), \
+        AutoTokenizer.from_pretrained(run / "final" / "model")
+    assert len(tok_after) == after.config.vocab_size == vocab["vocab_after"]
+    assert after.config.id2label == before.config.id2label
+    assert saved_interface(run / "final" / "model") == saved_interface(run / "02-distill" / "model")
+    args = (question, text) if question else (text,)
+    ids_before, ids_after = tok_before(*args, return_tensors="pt"), tok_after(*args, return_tensors="pt")
+    assert tok_before.convert_ids_to_tokens(ids_before["input_ids"][0]) == \
+        tok_after.convert_ids_to_tokens(ids_after["input_ids"][0])
+    with torch.inference_mode():
+        out_before, out_after = before(**ids_before), after(**ids_after)
+    for name in ("logits",) if task == "token-classification" else ("start_logits", "end_logits"):
+        assert torch.equal(out_before[name], out_after[name])
 
 
 def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
