@@ -96,9 +96,22 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 def words_tokenizer(tok: "PreTrainedTokenizerBase") -> "PreTrainedTokenizerBase":
     """A tokenizer that takes pre-split words (NER): a byte-level BPE one (RoBERTa, GPT-2) loaded without
     ``add_prefix_space`` refuses them, so it is reloaded with it, as transformers' run_ner example does."""
-    if getattr(tok, "add_prefix_space", None) is not False or not getattr(tok, "is_fast", False):
+    if getattr(tok, "add_prefix_space", None) is not False or not _byte_level(tok):
         return tok
     return _prefix_space_twin(tok.name_or_path)
+
+
+def _byte_level(tok: "PreTrainedTokenizerBase") -> bool:
+    """Whether a fast tokenizer pre-tokenizes byte-level (GPT-2 / RoBERTa style), where a word's leading space
+    is part of its token."""
+    import json
+
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    pre = json.loads(backend.to_str()).get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(p.get("type") == "ByteLevel" for p in parts)
 
 
 @functools.lru_cache(maxsize=8)
