@@ -106,10 +106,10 @@ def _byte_level(tok: "PreTrainedTokenizerBase") -> bool:
     is part of its token."""
     import json
 
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is None:
+    pre_tokenizer = getattr(getattr(tok, "backend_tokenizer", None), "pre_tokenizer", None)
+    if pre_tokenizer is None:
         return False
-    pre = json.loads(backend.to_str()).get("pre_tokenizer") or {}
+    pre = json.loads(pre_tokenizer.__getstate__())  # this component's JSON only, not the whole vocabulary
     parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     return any(p.get("type") == "ByteLevel" for p in parts)
 
