@@ -2,7 +2,7 @@
 
 Measured inside the bench process, a model's RSS growth depends on what the allocators kept from the models
 measured before it (the same file read 0 MB after the teacher and 80 MB first). A child process that imports
-onnxruntime, opens the one file and runs the bench's own batch sizes and lengths gives the session's own cost:
+onnxruntime, opens the one file and runs the bench's lengths at one batch size gives the session's own cost at that size:
 its peak RSS (VmHWM) minus its RSS after the imports. The child is ``remote_runner.py``, the script devices run.
 """
 
@@ -24,25 +24,41 @@ def memory_settings(settings: Any) -> Any:
 
 
 def session_memory(model: Path, settings: Any, vocab: int, lengths: list[int] | None) -> dict[str, Any]:
-    """Peak RSS a fresh process adds by opening ``model`` and running the bench's batches on it (MiB).
+    """Peak RSS a fresh process adds by opening ``model`` and running batches of one size on it (MiB), per size.
 
-    Returns ``session_mb``, ``peak_rss_mb``, ``before_load_mb`` and ``batches``; on failure ``session_mb`` is
-    None and ``reason`` says why (the latency numbers of the entry stand either way).
+    Each of the bench's batch sizes gets its own process, so the batch-1 number is the session an app serving
+    one request at a time holds, not one inflated by the batch-32 activations. ``session_mb`` is the first
+    (headline) batch size's, ``by_batch`` lists every size's; on failure ``session_mb`` is None and ``reason``
+    says why (the latency numbers of the entry stand either way).
     """
+    out: dict[str, Any] = {"session_mb": None, "batches": list(settings.batch_sizes), "process": "fresh",
+                           "by_batch": []}
+    for batch in settings.batch_sizes:
+        probe = probe_batch(model, replace(settings, batch_sizes=[batch]), vocab, lengths)
+        if probe.get("session_mb") is None:
+            return {**out, "reason": f"batch {batch}: {probe['reason']}"}
+        out["by_batch"].append({"batch": batch, **probe})
+    first = out["by_batch"][0]
+    return {**out, "session_mb": first["session_mb"], "peak_rss_mb": first["peak_rss_mb"],
+            "before_load_mb": first["before_load_mb"]}
+
+
+def probe_batch(model: Path, settings: Any, vocab: int, lengths: list[int] | None) -> dict[str, Any]:
+    """One fresh ``remote_runner.py`` process on ``model`` at ``settings``' batch sizes: its VmHWM minus its RSS
+    after the imports (``session_mb``), or ``session_mb`` None and a ``reason``."""
     from benchmarks.remote import RUNNER_FILE, runner_args, runner_result
 
     cmd = [sys.executable, str(RUNNER_FILE), "--model", str(model),
            *runner_args(memory_settings(settings), vocab, lengths)]
-    out: dict[str, Any] = {"session_mb": None, "batches": list(settings.batch_sizes), "process": "fresh"}
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return {**out, "reason": f"the memory probe ran past {TIMEOUT_S:.0f} s"}
+        return {"session_mb": None, "reason": f"the memory probe ran past {TIMEOUT_S:.0f} s"}
     result = runner_result(res.stdout)
     if res.returncode != 0 or result is None or "error" in result:
         detail = (result or {}).get("error") or (res.stderr.strip() or res.stdout.strip())[-300:]
-        return {**out, "reason": f"memory probe failed (exit {res.returncode}): {detail}"}
+        return {"session_mb": None, "reason": f"memory probe failed (exit {res.returncode}): {detail}"}
     peak, before = result.get("peak_rss_mb"), result.get("rss_before_load_mb")
     if peak is None or before is None:
-        return {**out, "reason": "this platform reports no resident-set size (/proc/self/status)"}
-    return {**out, "session_mb": peak - before, "peak_rss_mb": peak, "before_load_mb": before}
+        return {"session_mb": None, "reason": "this platform reports no resident-set size (/proc/self/status)"}
+    return {"session_mb": peak - before, "peak_rss_mb": peak, "before_load_mb": before}

@@ -92,6 +92,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append(f"Latency: batch {', '.join(map(str, s['batch_sizes']))}, {shape}; {s['warmup']} warm-up runs, then "
                  f"≥{s['min_runs']} runs and ≥{s['min_seconds']} s; threads intra-op {s['threads']['intra_op'] or 'default'}, "
                  f"inter-op {s['threads']['inter_op'] or 'default'}. Sizes in MB (10^6 bytes).")
+    if s.get("session_memory"):
+        lines.append(f"Session MB: the peak resident memory (MiB) a fresh process adds by opening the file and "
+                     f"running it at batch {s['batch_sizes'][0]}; every batch size's in the sweep.")
     lines += ["", "## Devices", ""]
     for target, dev in report["devices"].items():
         gpu = dev.get("gpu")
@@ -116,18 +119,26 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ratio_lines(report)
     sweeps = [(e, p) for e in report["models"] for p in e.get("points") or []]
     if any(len(e.get("points") or []) > 1 for e in report["models"]):
-        lines += ["", "## Sweep", "", "| Device | Variant | Batch | Seq | p50 ms | p90 ms | p99 ms | Items/s |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "## Sweep", "", "| Device | Variant | Batch | Seq | p50 ms | p90 ms | p99 ms | Items/s | Session MB |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for e, p in sweeps:
             lat = p["latency_ms"]
             emu = " (emulated)" if is_emulated(report, e["target"]) else ""
             lines.append(f"| {e['target']}{emu} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | "
-                         f"{lat['p90']:.2f} | {lat['p99']:.2f} | {lat['throughput']:.1f} |")
+                         f"{lat['p90']:.2f} | {lat['p99']:.2f} | {lat['throughput']:.1f} | "
+                         f"{_fmt(session_mb_at(e, p['batch']), 0)} |")
     return "\n".join(lines) + "\n"
 
 
 def _session_mb(entry: dict[str, Any]) -> float | None:
-    """The fresh-process session memory of an entry (benchmarks.memory), None when not measured."""
+    """The fresh-process session memory of an entry at the headline batch (benchmarks.memory), None when not measured."""
     return (entry.get("session_memory") or {}).get("session_mb")
+
+
+def session_mb_at(entry: dict[str, Any], batch: int) -> float | None:
+    """The fresh-process session memory of an entry at one batch size, None when not measured there."""
+    by_batch = (entry.get("session_memory") or {}).get("by_batch") or []
+    return next((b["session_mb"] for b in by_batch if b["batch"] == batch), None)
 
 
 def ratio_lines(report: dict[str, Any]) -> list[str]:
@@ -149,7 +160,7 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
         head += [f"Speed-up vs {b['name']}" for b in bases]
         mem_ref = next((b for b in bases if b["precision"] == "fp32" and _session_mb(b)), None)
         if mem_ref is not None:
-            head.append(f"{mem_ref['name']} session MB / session MB")
+            head.append(f"{mem_ref['name']} session MB / session MB (batch {report['settings']['batch_sizes'][0]})")
         ref = None
         if target != "local":
             ref = next((e for e in here if e["role"] != "teacher" and e.get("precision") == "fp32"), None)

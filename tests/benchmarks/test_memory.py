@@ -37,10 +37,19 @@ def test_fresh_process_sees_the_weights_of_the_file_and_only_those(tmp_path):
     before = session_memory(small, settings, vocab=1_000, lengths=None)
     heavy = session_memory(big, settings, vocab=1_000, lengths=None)
     after = session_memory(small, settings, vocab=1_000, lengths=None)
-    assert heavy["process"] == "fresh" and heavy["batches"] == [1]
+    assert heavy["process"] == "fresh" and heavy["batches"] == [1] and [b["batch"] for b in heavy["by_batch"]] == [1]
     assert heavy["session_mb"] >= 55, heavy
     assert before["session_mb"] < heavy["session_mb"] - 40
     assert after["session_mb"] == pytest.approx(before["session_mb"], abs=10)  # nothing carried over from big
+
+
+def test_each_batch_size_is_measured_in_its_own_process_and_the_first_is_the_headline(tmp_path):
+    wide = lookup_model(tmp_path / "wide.onnx", rows=1_000, width=2048)  # 8 MB table; batch 64 x 128 output: 67 MB
+    settings = BenchSettings(**{**FAST, "batch_sizes": [1, 64], "seq_lens": [128]})
+    out = session_memory(wide, settings, vocab=1_000, lengths=None)
+    by = {b["batch"]: b["session_mb"] for b in out["by_batch"]}
+    assert sorted(by) == [1, 64] and out["session_mb"] == by[1]
+    assert by[64] >= by[1] + 40, by  # batch 1 is not charged the batch-64 activations
 
 
 def test_a_file_runtime_refuses_gives_a_reason_not_a_number(tmp_path):
@@ -55,7 +64,7 @@ def test_bench_reports_session_memory_for_onnx_rows_and_the_ratio_to_the_fp32_ba
     small = lookup_model(tmp_path / "small.onnx", rows=1_000)
     models = [ModelSpec("teacher", small, role="teacher"), ModelSpec("fp32-base", big, role="baseline"),
               ModelSpec("small", small)]
-    rep = benchmark(models, "embedding", BenchSettings(**FAST, session_memory=True),
+    rep = benchmark(models, "embedding", BenchSettings(**{**FAST, "batch_sizes": [1, 2]}, session_memory=True),
                     eval_set=EvalSet(["a b", "c d e"], source="hand"))
     validate_report(rep)
     by = {e["name"]: e for e in rep["models"]}
@@ -63,9 +72,11 @@ def test_bench_reports_session_memory_for_onnx_rows_and_the_ratio_to_the_fp32_ba
     assert base_mb > small_mb + 20
     assert rep["settings"]["session_memory"] is True
     md = to_markdown(rep)
-    assert "fp32-base session MB / session MB" in md
+    assert "fp32-base session MB / session MB (batch 1)" in md
     ratio_row = next(line for line in md.splitlines() if line.startswith("| local | small"))
     assert f"{base_mb / small_mb:.2f}×" in ratio_row
+    sweep_b2 = next(line for line in md.splitlines() if line.startswith("| local | fp32-base | 2 |"))
+    assert sweep_b2.endswith(f"| {by['fp32-base']['session_memory']['by_batch'][1]['session_mb']:.0f} |")
     off = benchmark([ModelSpec("small", small)], "embedding", BenchSettings(**FAST),
                     eval_set=EvalSet(["a b"], source="hand"))
     assert "session_memory" not in off["models"][0]
