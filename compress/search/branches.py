@@ -37,11 +37,11 @@ class Branch:
 
 
 def branch_name(depth: int, ratio: float, vocab: int | None = None) -> str:
-    """``d3-p30`` (untrimmed) or ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens)."""
+    """``d3-p30`` (untrimmed), ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens) or ``d3-p30-v16500``: the
+    token count is exact, so two vocabulary sizes never share a branch folder."""
     name = f"d{depth}-p{round(ratio * 100):02d}"
     if vocab is not None:
-        k = vocab / 1000
-        name += f"-v{round(k)}k" if k >= 10 else f"-v{k:.1f}k"
+        name += f"-v{vocab // 1000}k" if vocab % 1000 == 0 else f"-v{vocab}"
     return name
 
 

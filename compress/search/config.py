@@ -67,8 +67,9 @@ class SearchConfig(Section):
     def _ratios(cls, values: list[float]) -> list[float]:
         if not values:
             raise ValueError("give at least one prune ratio (0.0 = no pruning)")
-        if any(not 0 <= v < 1 for v in values) or len(set(values)) != len(values):
-            raise ValueError(f"prune ratios must be distinct fractions in [0, 1) (got {values})")
+        if any(not 0 <= v < 1 for v in values) or len({round(v * 100) for v in values}) != len(values):
+            raise ValueError(f"prune ratios must be fractions in [0, 1) that differ by at least 0.01 (got {values}): "
+                             "each names a search branch by its percentage")
         return values
 
     @field_validator("vocab_sizes")

@@ -166,9 +166,9 @@ def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
         "prune": {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4, "importance": "taylor", "max_length": 32,
                   "calibration_batches": 2, "calibration_batch_size": 8,
                   "recovery": {"enabled": True, "max_steps": 4, "batch_size": 8}},
-        "search": {"prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 30,
-                   "targets": {"retention_floor": 0.0}},
-        "quantize": {"guard": {"eval_samples": 30, "fallbacks": False}},
+        "search": {"prune_ratios": [0.0, 0.5], "vocab_sizes": [None, 150], "quantize": ["dynamic"],
+                   "max_eval_samples": 30, "targets": {"retention_floor": 0.0}},
+        "quantize": {"guard": {"eval_samples": 30, "fallbacks": False}, "embedding": {"bits": 4, "block_size": 16}},
         "bench": {"min_runs": 3, "warmup": 1, "min_seconds": 0.0, "threads": 1}})
     outcomes = {o.name: o for o in run_pipeline(cfg)}
     pruned = outcomes["prune"].metrics
@@ -178,9 +178,16 @@ def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
     model = AutoModelForTokenClassification.from_pretrained(cfg.run_dir / "03-prune" / "model")
     assert model.config.id2label[3] == "B-PER"
     search = json.loads((cfg.run_dir / "04-search" / "candidates.json").read_text())
-    assert {c["name"].split("/")[0] for c in search["candidates"]} == {"d2-p00", "d2-p50"}
+    assert {c["name"].split("/")[0] for c in search["candidates"]} == {"d2-p00", "d2-p50", "d2-p00-v150",
+                                                                        "d2-p50-v150"}
     assert search["teacher"]["metric"] == "f1" and search["winner"] is not None
     assert all(c["status"] == "ok" and c["value"] is not None for c in search["candidates"])
+    trimmed = cfg.run_dir / "search" / "d2-p50-v150"
+    config = json.loads((trimmed / "01-trim_vocab" / "model" / "config.json").read_text())
+    assert config["vocab_size"] <= 150 and config["id2label"]["3"] == "B-PER"
+    import onnx
+    int8 = onnx.load(str(trimmed / "03-quantize" / "model.int8-dynamic.onnx"))
+    assert "GatherBlockQuantized" in {n.op_type for n in int8.graph.node}  # the 4-bit table of 150 rows
 
 
 def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):

@@ -69,10 +69,22 @@ def test_search_config_rejects_bad_grid():
     base = ["teacher.model=x", "data.train=y"]
     with pytest.raises(ConfigError, match="search.prune_ratios"):
         load_config(None, [*base, "search.prune_ratios=[0.0, 1.0]"])
+    with pytest.raises(ConfigError, match="differ by at least 0.01"):  # both would be branch d3-p50
+        load_config(None, [*base, "search.prune_ratios=[0.5, 0.503]"])
+    with pytest.raises(ConfigError, match="search.vocab_sizes"):
+        load_config(None, [*base, "search.vocab_sizes=[16000, 16000]"])
     with pytest.raises(ConfigError, match="search.targets.device"):
         load_config(None, [*base, "search.targets.device=tpu"])
     with pytest.raises(ConfigError, match="search.depths"):
         load_config(None, [*base, "search.depths=[2, 2]"])
+
+
+def test_branch_names_keep_vocabulary_sizes_apart():
+    from compress.search.branches import branch_name
+
+    assert branch_name(3, 0.5, 16000) == "d3-p50-v16k" and branch_name(3, 0.5) == "d3-p50"
+    names = {branch_name(3, 0.5, v) for v in (100, 150, 16000, 16400, 16)}
+    assert len(names) == 5, names  # 100 and 150 were both v0.1k, 16000 and 16400 both v16k
 
 
 def _tiny_search_run(tiny_model_dir, shared_data, tmp_path, **sections) -> dict:
@@ -156,18 +168,18 @@ def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared
         quantize={"guard": {"eval_samples": 8}, "latency": {"runs": 3, "warmup": 0}}))
     run_pipeline(cfg)
     search = cfg.run_dir / "search"
-    assert sorted(p.name for p in search.iterdir() if p.is_dir()) == ["d1-p00", "d1-p00-v0.1k", "d1-p50", "d1-p50-v0.1k"]
-    assert sorted(p.name for p in (search / "d1-p50-v0.1k").iterdir() if p.name[:2].isdigit()) == [
+    assert sorted(p.name for p in search.iterdir() if p.is_dir()) == ["d1-p00", "d1-p00-v100", "d1-p50", "d1-p50-v100"]
+    assert sorted(p.name for p in (search / "d1-p50-v100").iterdir() if p.name[:2].isdigit()) == [
         "01-trim_vocab", "02-export", "03-quantize"]  # no second prune
     pruned = json.loads((search / "d1-p50" / "01-prune" / "model" / "config.json").read_text())
-    trimmed = json.loads((search / "d1-p50-v0.1k" / "01-trim_vocab" / "model" / "config.json").read_text())
+    trimmed = json.loads((search / "d1-p50-v100" / "01-trim_vocab" / "model" / "config.json").read_text())
     assert trimmed["intermediate_size"] == pruned["intermediate_size"] < 4 * pruned["hidden_size"]
     assert trimmed["vocab_size"] == 100 and pruned["vocab_size"] > 100
     data = json.loads((cfg.run_dir / "02-search" / "candidates.json").read_text())
     names = {c["name"]: c for c in data["candidates"]}
-    assert {"d1-p50-v0.1k/student-int8-dynamic", "d1-p00-v0.1k/student-fp32-opt"} <= set(names)
-    assert names["d1-p50-v0.1k/student-int8-dynamic"]["size_mb"] < names["d1-p50/student-int8-dynamic"]["size_mb"]
+    assert {"d1-p50-v100/student-int8-dynamic", "d1-p00-v100/student-fp32-opt"} <= set(names)
+    assert names["d1-p50-v100/student-int8-dynamic"]["size_mb"] < names["d1-p50/student-int8-dynamic"]["size_mb"]
     assert all(c["retention"] is not None for c in data["candidates"])
-    fp32 = onnx.load(str(search / "d1-p50-v0.1k" / "03-quantize" / "model.opt.onnx"))
+    fp32 = onnx.load(str(search / "d1-p50-v100" / "03-quantize" / "model.opt.onnx"))
     tables = {tuple(t.dims) for t in fp32.graph.initializer if len(t.dims) == 2}
     assert (100, pruned["hidden_size"]) in tables and (pruned["vocab_size"], pruned["hidden_size"]) not in tables
