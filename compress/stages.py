@@ -98,7 +98,6 @@ class StageSpec:
     needs: tuple[str, ...] = ()  # output keys an earlier stage must provide (checked before any work)
     provides: tuple[str, ...] = ()  # output keys this stage writes
     multi_rank: bool = False  # runs on every rank under torchrun (training stages); others run on rank 0 only
-    tasks: tuple[str, ...] | None = None  # the tasks it supports (None: every task)
 
     def load(self) -> StageFn:
         module, fn = self.target.split(":")
@@ -181,15 +180,6 @@ def stage_view(cfg: "RunConfig", spec: "StageSpec") -> "RunConfig":
 PROVIDERS_HINT = {"model": "distill (or prune)", "onnx": "export", "teacher": "finetune"}
 
 
-def check_task(task: str, spec: "StageSpec") -> None:
-    """Refuse, before any work, a stage that does not support ``task`` yet."""
-    if spec.tasks is not None and task not in spec.tasks:
-        from compress.errors import ConfigError
-
-        raise ConfigError(f"stage '{spec.name}' does not support task '{task}' yet (it supports "
-                          f"{', '.join(spec.tasks)}); remove it from `stages:`")
-
-
 def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None:
     """Refuse, before any work, a stage list where a stage needs an output no earlier stage provides."""
     from compress.errors import ConfigError
@@ -197,7 +187,6 @@ def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None
     have: set[str] = set()
     for name in stages if stages is not None else cfg.stages:
         spec = get_stage(name)
-        check_task(cfg.task, spec)
         needs = set(spec.needs)
         if name == "search" and cfg.search.depths:
             needs.discard("model")  # it distils the listed depths itself
