@@ -80,17 +80,21 @@ def embedding_table_bits(path: Path) -> int | None:
     return None
 
 
+def vocab_tag(size: int) -> str:
+    """``v16k`` for 16,000 tokens, ``v16400`` / ``v30522`` otherwise: exact, so two sizes never share a name."""
+    return f"v{size // 1000}k" if size % 1000 == 0 else f"v{size}"
+
+
 def shape_label(shape: dict[str, Any] | None, teacher: dict[str, Any] | None, precision: str) -> str | None:
-    """``d<layers>-p<FFN share removed vs the teacher, %>-v<vocabulary, thousands (one decimal below 10k)>k-<precision>``
-    (+ ``-e4`` for a 4-bit embedding table), as search names its branches; None without a shape."""
+    """``d<layers>-p<FFN share removed vs the teacher, %>-<vocab_tag>-<precision>`` (+ ``-e4`` for a 4-bit
+    embedding table), as search names its branches; None without a shape."""
     if not shape:
         return None
     parts = [f"d{shape['layers']}"]
     if teacher and teacher.get("ffn"):
         parts.append(f"p{round(100 * (1 - shape['ffn'] / teacher['ffn'])):02d}")
     if shape.get("vocab"):
-        k = shape["vocab"] / 1000
-        parts.append(f"v{round(k)}k" if k >= 10 else f"v{k:.1f}k")
+        parts.append(vocab_tag(int(shape["vocab"])))
     parts.append(precision or "fp32")
     if shape.get("embedding_bits"):
         parts.append(f"e{shape['embedding_bits']}")

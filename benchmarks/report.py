@@ -304,7 +304,7 @@ def _identity(e: dict[str, Any]) -> tuple[str, str]:
 
 
 def model_title(e: dict[str, Any]) -> str:
-    """A row's name and what the model is (``student [d3-p30-v31k-int8]``)."""
+    """A row's name and what the model is (``student [d3-p30-v30522-int8]``)."""
     return f"{e['name']} [{e['label']}]" if e.get("label") else e["name"]
 
 

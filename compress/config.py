@@ -232,7 +232,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             lines.append(f"  - '{path}' is required")
         else:
             got = err.get("input")
-            got_s = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+            shown = isinstance(got, dict) or got is None or "(got " in err["msg"]  # a validator may name it itself
+            got_s = "" if shown else f" (got {got!r})"
             lines.append(f"  - '{path}': {err['msg']}{got_s}")
     return "\n".join(lines)
 

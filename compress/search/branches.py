@@ -39,10 +39,10 @@ class Branch:
 def branch_name(depth: int, ratio: float, vocab: int | None = None) -> str:
     """``d3-p30`` (untrimmed), ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens) or ``d3-p30-v16500``: the
     token count is exact, so two vocabulary sizes never share a branch folder."""
+    from benchmarks.identity import vocab_tag
+
     name = f"d{depth}-p{round(ratio * 100):02d}"
-    if vocab is not None:
-        name += f"-v{vocab // 1000}k" if vocab % 1000 == 0 else f"-v{vocab}"
-    return name
+    return name if vocab is None else f"{name}-{vocab_tag(vocab)}"
 
 
 def model_depth(model_dir: Path) -> int:

@@ -51,6 +51,10 @@ class SearchConfig(Section):
                                    description="quantize methods tried on every branch (fp32 is always a candidate)")
     optimize_graph: bool = Field(True, description="fuse BERT ops (ONNX Runtime) in candidates before quantizing")
     max_eval_samples: int = Field(5000, ge=2, description="rows of each split every candidate is scored on")
+    tie_margin: float = Field(
+        0.05, ge=0, lt=1, description="candidates meeting the targets whose p50 is within this fraction of the "
+                                     "fastest one's count as equally fast; the most accurate of them (on the "
+                                     "select_on split) wins, then the smaller file. 0 = strictly the fastest")
     select_on: Literal["eval", "test"] = Field(
         "eval", description="split whose retention picks the winner; eval keeps the test split out of the choice "
                             "(test retention is reported beside it)")

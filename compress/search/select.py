@@ -56,9 +56,12 @@ def mark_front(cands: list[Candidate]) -> list[Candidate]:
 
 
 def choose(cands: list[Candidate], floor: float, budget_ms: float | None = None,
-           max_size_mb: float | None = None) -> Choice:
+           max_size_mb: float | None = None, tie_margin: float = 0.0) -> Choice:
     """Fastest candidate with retention >= floor (or, with a latency budget, the most accurate that fits it).
 
+    ``tie_margin``: qualifying candidates whose p50 is within this fraction of the fastest one's count as
+    equally fast (single latency runs move by a few percent), and the most accurate of them wins, then the
+    smaller file; without it, candidates a few percent apart swap places between runs.
     Every candidate gets a ``verdict`` saying why it won or lost. When none qualifies, the most accurate
     measured candidate is returned with ``meets_targets`` False, so the run still has a model to report.
     """
@@ -81,12 +84,18 @@ def choose(cands: list[Candidate], floor: float, budget_ms: float | None = None,
         ok.sort(key=lambda c: (c.p50_ms, -c.retention))
         target = f"retention >= {floor:g}" + (f", file <= {max_size_mb:g} MB" if max_size_mb else "")
         if ok:
-            win = ok[0]
-            for c in ok[1:]:
-                c.verdict = f"meets the floor but slower ({c.p50_ms:.2f} ms vs {win.p50_ms:.2f} ms)"
-            runner_up = f"; next fastest qualifying: {ok[1].name} at {ok[1].p50_ms:.2f} ms" if len(ok) > 1 else ""
-            win.verdict = "winner: fastest candidate meeting the targets"
-            return Choice(win, True, f"{win.name}: fastest of {len(ok)} candidates with {target} "
+            tied = [c for c in ok if c.p50_ms <= ok[0].p50_ms * (1 + tie_margin)]
+            win = max(tied, key=lambda c: (c.retention, -c.size_mb, -c.p50_ms))
+            rest = [c for c in ok if c is not win]
+            for c in rest:
+                c.verdict = (f"as fast within {tie_margin:.0%} ({c.p50_ms:.2f} vs {win.p50_ms:.2f} ms) but less "
+                             f"accurate ({c.retention:.3f} vs {win.retention:.3f}) or larger" if c in tied else
+                             f"meets the floor but slower ({c.p50_ms:.2f} ms vs {win.p50_ms:.2f} ms)")
+            runner_up = f"; next qualifying: {rest[0].name} at {rest[0].p50_ms:.2f} ms" if rest else ""
+            how = (f"most accurate of the {len(tied)} within {tie_margin:.0%} of the fastest p50" if len(tied) > 1
+                   else "fastest")
+            win.verdict = f"winner: {how} meeting the targets"
+            return Choice(win, True, f"{win.name}: {how} of {len(ok)} candidates with {target} "
                                      f"(p50 {win.p50_ms:.2f} ms, retention {win.retention:.3f}){runner_up}")
     else:
         ok = [c for c in fits_size if c.p50_ms <= budget_ms]

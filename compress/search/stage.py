@@ -20,11 +20,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgepress")
 
 
-def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tuple[dict[str, Any], dict, dict | None]:
-    """Teacher + every candidate through the benchmark harness, at the target's batch and device.
+def distinct_files(branches: list[Branch]) -> tuple[dict[str, tuple[Branch, Any, Path]], dict[str, str]]:
+    """Candidates by name (``branch/variant``) whose files differ, and for each byte-identical repeat the name
+    of the first candidate with that file: two branches can produce one model (a vocabulary size above the
+    number of tokens the text uses trims nothing more), which is measured once, not twice."""
+    from benchmarks.identity import content_hash
 
-    Returns the test-split report (latency and quality), the candidate -> branch map and, when the choice
-    is made on the eval split, a quality-only report on that split (one timed run per model).
+    distinct: dict[str, tuple[Branch, Any, Path]] = {}
+    first_of: dict[str, str] = {}
+    same_as: dict[str, str] = {}
+    for b in branches:
+        for v, path in b.variants:
+            name = f"{b.name}/{v.name}"
+            digest = content_hash(path)
+            if digest is not None and digest in first_of:
+                same_as[name] = first_of[digest]
+                continue
+            if digest is not None:
+                first_of[digest] = name
+            distinct[name] = (b, v, path)
+    return distinct, same_as
+
+
+def measure(cfg: "RunConfig", inputs: StageInputs,
+            branches: list[Branch]) -> tuple[dict[str, Any], dict, dict | None, dict[str, str]]:
+    """Teacher + every distinct candidate file through the benchmark harness, at the target's batch and device.
+
+    Returns the test-split report (latency and quality), the candidate -> branch map, when the choice
+    is made on the eval split a quality-only report on that split (one timed run per model), and the
+    candidates left out as byte-identical repeats (name -> the measured candidate with the same file).
     """
     from benchmarks.harness import ModelSpec, benchmark
     from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
@@ -35,12 +59,13 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
                                          "device": "cpu" if t.remote else t.device, "targets": []})
     settings = settings_from_config(bench, cfg.teacher.max_length, cfg.seed)
     specs = [model_specs(cfg, inputs)[0]]  # the teacher, PyTorch fp32 (the fine-tuned one if upstream)
+    distinct, same_as = distinct_files(branches)
     where: dict[str, Branch] = {}
-    for b in branches:
-        for v, path in b.variants:
-            name = f"{b.name}/{v.name}"
-            specs.append(ModelSpec(name, path, v.format, v.precision, shape_source=b.model_dir, tokenizer=b.tokenizer))
-            where[name] = b
+    for name, (b, v, path) in distinct.items():
+        specs.append(ModelSpec(name, path, v.format, v.precision, shape_source=b.model_dir, tokenizer=b.tokenizer))
+        where[name] = b
+    for name, first in same_as.items():
+        log.info("search: %s is the same file as %s; measured once", name, first)
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
     run_cfg = cfg.model_copy(update={"bench": bench})
     tags = tag_names(cfg, inputs)  # token classification: logits map to the tag names
@@ -58,12 +83,14 @@ def measure(cfg: "RunConfig", inputs: StageInputs, branches: list[Branch]) -> tu
                                   eval_set=eval_set_for(run_cfg, split="eval", labels=teacher_labels(cfg, inputs),
                                                          run_dir=inputs.run_dir, label_names=tags),
                                   progress=lambda m: log.info("search (eval split): %s", m))
-    return report, where, select_report
+    return report, where, select_report, same_as
 
 
 def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: str,
-                    select_report: dict[str, Any] | None = None) -> list[Candidate]:
-    """Candidate rows: latency from the target's entry, quality from the selection split and the test split."""
+                    select_report: dict[str, Any] | None = None, same_as: dict[str, str] | None = None,
+                    branches: list[Branch] | None = None) -> list[Candidate]:
+    """Candidate rows: latency from the target's entry, quality from the selection split and the test split;
+    a byte-identical repeat (``same_as``) is a row of its own, not measured, naming the candidate it repeats."""
     local = {e["name"]: e for e in report["models"] if e["target"] == "local"}
     chosen_on = {e["name"]: e for e in select_report["models"]} if select_report else local
     at_target = {e["name"]: e for e in report["models"] if e["target"] == target} if target != "local" else local
@@ -77,6 +104,12 @@ def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: st
                              p50_ms=lat_ms.get("p50"), p90_ms=lat_ms.get("p90"), retention=sel.get("retention"),
                              value=(sel.get("quality") or {}).get("value"), test_retention=q.get("retention"),
                              test_value=(q.get("quality") or {}).get("value"), status=status))
+    by_name = {b.name: b for b in branches or []}
+    for name, first in (same_as or {}).items():
+        b, q = by_name[name.split("/")[0]], local.get(first, {})
+        out.append(Candidate(name=name, path=q.get("path", ""), depth=b.depth, prune_ratio=b.prune_ratio,
+                             precision=q.get("precision", "fp32"), size_mb=q.get("size_mb") or 0.0, p50_ms=None,
+                             retention=None, status=f"same file as {first}"))
     return out
 
 
@@ -127,10 +160,10 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     recipe_for, recipe_source = recipe_cpu(cfg.quantize, detect_cpu)
     recipe = {"cpu": recipe_for.to_dict(), "source": recipe_source, **recommend_int8(recipe_for).to_dict()}
     branches = run_branches(cfg, inputs, progress=lambda m: log.info("search: %s", m))
-    report, where, select_report = measure(cfg, inputs, branches)
+    report, where, select_report, same_as = measure(cfg, inputs, branches)
     target = t.device if t.remote else "local"
-    cands = candidates_from(report, where, target, select_report)
-    choice = choose(cands, t.retention_floor, t.latency_budget_ms, t.max_size_mb)
+    cands = candidates_from(report, where, target, select_report, same_as, branches)
+    choice = choose(cands, t.retention_floor, t.latency_budget_ms, t.max_size_mb, cfg.search.tie_margin)
     teacher = teacher_summary(report, select_report)
     if t.remote:  # the teacher (PyTorch) runs here only: its ms and the target's never make a ratio
         teacher = {**teacher, "p50_ms_local": teacher.get("p50_ms"), "p50_ms": None}

@@ -24,6 +24,15 @@ def test_wrong_type_names_the_field():
         load_config(None, BASE + ["distill.batch_size=many"])
 
 
+def test_offending_value_is_named_once():
+    with pytest.raises(ConfigError) as exc:  # the validator's message names the value itself
+        load_config(None, BASE + ["search.prune_ratios=[0.5, 0.503]"])
+    assert str(exc.value).count("[0.5, 0.503]") == 1
+    with pytest.raises(ConfigError) as exc:  # a type error's message does not: the loader adds it
+        load_config(None, BASE + ["distill.batch_size=many"])
+    assert "(got 'many')" in str(exc.value)
+
+
 def test_unknown_stage_suggests_nearest():
     with pytest.raises(ConfigError, match="did you mean 'distill'"):
         load_config(None, BASE + ["stages=[distil]"])

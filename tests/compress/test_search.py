@@ -28,7 +28,23 @@ def test_fastest_above_floor_wins_and_every_candidate_has_a_verdict():
     verdicts = {c.name: c.verdict for c in cands}
     assert "under the floor" in verdicts["fast-bad"] and "over the 20 MB budget" in verdicts["big"]
     assert "slower (3.00 ms vs 2.00 ms)" in verdicts["slow"] and verdicts["mid"].startswith("winner")
-    assert "next fastest qualifying: slow" in choice.reason
+    assert "next qualifying: slow" in choice.reason
+
+
+def test_tie_margin_prefers_the_more_accurate_of_near_equal_speeds():
+    def grid():
+        return [_c("p60", 1.00, 0.975, size=9.2), _c("p50", 1.04, 0.990, size=9.7), _c("p50-v16k", 1.04, 0.990, size=5.9),
+                _c("p00", 1.30, 1.000)]
+
+    strict = choose(grid(), floor=0.97)
+    assert strict.winner.name == "p60" and "fastest of 4" in strict.reason
+    cands = grid()
+    tied = choose(cands, floor=0.97, tie_margin=0.05)  # 1.04 ms is within 5 % of 1.00 ms; 1.30 is not
+    assert tied.winner.name == "p50-v16k"  # most accurate of the tied, then the smaller file
+    verdicts = {c.name: c.verdict for c in cands}
+    assert "within 5%" in verdicts["p60"] and "less accurate (0.975 vs 0.990)" in verdicts["p60"]
+    assert "within 5%" in verdicts["p50"] and "slower (1.30 ms vs 1.04 ms)" in verdicts["p00"]
+    assert "most accurate of the 3 within 5% of the fastest p50" in tied.reason
 
 
 def test_latency_budget_picks_most_accurate_that_fits():
@@ -183,3 +199,32 @@ def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared
     fp32 = onnx.load(str(search / "d1-p50-v100" / "03-quantize" / "model.opt.onnx"))
     tables = {tuple(t.dims) for t in fp32.graph.initializer if len(t.dims) == 2}
     assert (100, pruned["hidden_size"]) in tables and (pruned["vocab_size"], pruned["hidden_size"]) not in tables
+
+
+def test_byte_identical_branch_files_are_measured_once_and_named(tmp_path):
+    """Two vocabulary sizes above what the text uses trim to one model: its file is measured once, and the
+    repeat is a row that says which candidate it repeats (and is never the winner)."""
+    from compress.search.branches import Branch
+    from compress.search.stage import candidates_from, distinct_files
+    from compress.stages import Variant
+
+    files = {}
+    for name, content in [("v24k", b"same model"), ("v16k", b"same model"), ("full", b"other model")]:
+        files[name] = tmp_path / f"{name}.onnx"
+        files[name].write_bytes(content)
+    branches = [Branch(3, 0.0, f"d3-p00-{n}", [(Variant("student-int8-dynamic", "onnx", "m.onnx", "int8"), files[n])])
+                for n in ("v24k", "v16k", "full")]
+    distinct, same_as = distinct_files(branches)
+    assert list(distinct) == ["d3-p00-v24k/student-int8-dynamic", "d3-p00-full/student-int8-dynamic"]
+    assert same_as == {"d3-p00-v16k/student-int8-dynamic": "d3-p00-v24k/student-int8-dynamic"}
+    report = {"models": [{"name": n, "target": "local", "status": "ok", "path": str(p), "precision": "int8",
+                          "size_mb": 5.0 + i, "latency_ms": {"p50": 1.0 + i}, "retention": 0.99,
+                          "quality": {"value": 0.8}} for i, (n, (_, _, p)) in enumerate(distinct.items())]}
+    where = {n: b for n, (b, _, _) in distinct.items()}
+    cands = candidates_from(report, where, "local", None, same_as, branches)
+    repeat = next(c for c in cands if c.name == "d3-p00-v16k/student-int8-dynamic")
+    assert repeat.status == "same file as d3-p00-v24k/student-int8-dynamic" and not repeat.measured
+    assert repeat.size_mb == 5.0
+    choice = choose(cands, floor=0.97)
+    assert choice.winner.name == "d3-p00-v24k/student-int8-dynamic"
+    assert repeat.verdict == "not measured (same file as d3-p00-v24k/student-int8-dynamic)"

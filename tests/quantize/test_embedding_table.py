@@ -85,8 +85,11 @@ def test_block_size_must_be_a_power_of_two():
 def test_label_names_a_four_bit_table():
     shape = {"layers": 3, "heads": 36, "ffn": 1536, "hidden": 384, "vocab": 30522}
     teacher = {**shape, "layers": 6}
-    assert shape_label(shape, teacher, "int8") == "d3-p00-v31k-int8"
-    assert shape_label({**shape, "embedding_bits": 4}, teacher, "int8") == "d3-p00-v31k-int8-e4"
+    assert shape_label(shape, teacher, "int8") == "d3-p00-v30522-int8"
+    assert shape_label({**shape, "embedding_bits": 4}, teacher, "int8") == "d3-p00-v30522-int8-e4"
+    # exact vocabulary sizes, as the search's branch names: 16,000 and 16,400 were both v16k
+    assert shape_label({**shape, "vocab": 16000}, teacher, "int8") == "d3-p00-v16k-int8"
+    assert shape_label({**shape, "vocab": 16400}, teacher, "int8") == "d3-p00-v16400-int8"
 
 
 def test_the_graphs_own_opset_is_kept(tmp_path):
