@@ -26,6 +26,7 @@ def settings_from_config(bench: "BenchConfig", max_length: int, seed: int) -> Be
     batches = [bench.batch_size] + [b for b in bench.sweep_batch_sizes if b != bench.batch_size]
     return BenchSettings(batch_sizes=batches, seq_lens=list(bench.seq_lens), realistic=bench.realistic,
                          warmup=bench.warmup, min_runs=bench.min_runs, min_seconds=bench.min_seconds,
+                         rounds=bench.rounds,
                          threads=Threads(bench.threads or available_cores(), bench.inter_threads), device=bench.device,
                          max_length=max_length, seed=seed, session_memory=bench.session_memory)
 

@@ -16,6 +16,10 @@ class BenchConfig(Section):
     warmup: int = Field(10, ge=0, description="untimed runs before measuring")
     min_runs: int = Field(50, ge=1, description="timed runs per point: at least this many ...")
     min_seconds: float = Field(2.0, ge=0, description="... and at least this many seconds")
+    rounds: int = Field(5, ge=1, description="time each point in this many blocks (each 1/rounds of the runs and "
+                                             "seconds, warm-up repeated), alternating between the models, so drift "
+                                             "in the machine's speed hits every model alike; 1 = one model after "
+                                             "another")
     threads: int | None = Field(None, ge=1, description="intra-op threads on torch and ORT alike (unset: every core this process may use)")
     max_eval_samples: int = Field(500, ge=2, description="eval rows used for quality")
     inter_threads: int = Field(1, ge=1, description="inter-op threads (set explicitly on ORT and torch)")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from benchmarks.evalset import EvalSet
 from benchmarks.feeds import fixed_feeds, token_lengths, tokenize_feeds
 from benchmarks.runners.base import Runner, Threads
+from benchmarks.runners.torch_runner import torch_threads_restored
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class BenchSettings:
     warmup: int = 10
     min_runs: int = 50
     min_seconds: float = 2.0
+    rounds: int = 5  # each timed point is measured in this many blocks, alternating between the models
     threads: Threads = field(default_factory=Threads)
     device: str = "cpu"
     max_length: int = 128
@@ -50,7 +52,7 @@ class BenchSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"batch_sizes": self.batch_sizes, "seq_lens": self.seq_lens, "realistic": self.realistic,
                 "warmup": self.warmup, "min_runs": self.min_runs, "min_seconds": self.min_seconds,
-                "threads": self.threads.to_dict(), "device": self.device, "max_length": self.max_length,
+                "rounds": self.rounds, "threads": self.threads.to_dict(), "device": self.device, "max_length": self.max_length,
                 "session_memory": self.session_memory}
 
 
@@ -102,36 +104,39 @@ def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: in
 # ------------------------------------------------------------------------------------------ latency
 
 
-def latency_points(runner: Runner, settings: BenchSettings, vocab: int, tokenizer: Any = None,
-                   eval_set: EvalSet | None = None) -> list[dict[str, Any]]:
-    """Latency per (batch, seq) of the sweep, or per batch in realistic mode."""
-    from benchmarks.stats import measure, summarize
+@dataclass
+class Timing:
+    """One latency measurement a model owes: the step to time (``step(i)`` runs call i) and the record
+    (a point, or the end-to-end entry) its summary is written into as ``latency_ms``."""
 
-    points = []
+    step: Callable[[int], Any]
+    batch: int
+    record: dict[str, Any]
+
+
+def latency_timings(runner: Runner, settings: BenchSettings, vocab: int, tokenizer: Any = None,
+                    eval_set: EvalSet | None = None) -> list[Timing]:
+    """The points of the sweep, per (batch, seq), or per batch in realistic mode, ready to be timed."""
+    timings = []
     for b in settings.batch_sizes:
         if settings.realistic:
             if tokenizer is None or eval_set is None or not eval_set.texts:
                 raise EdgepressError("realistic mode draws sequence lengths from eval texts: give a tokenizer and data")
             batches = realistic_feeds(tokenizer, eval_set, b, settings.realistic_batches, settings.max_length, settings.seed)
             prepared = [runner.prepare(f) for f in batches]
-            times = measure(lambda i: runner.run(prepared[i % len(prepared)]), settings.warmup, settings.min_runs,
-                            settings.min_seconds, clock=settings.clock)
             mean_seq = sum(f["attention_mask"].shape[1] for f in batches) / len(batches)
-            points.append({"batch": b, "seq": "realistic", "mean_padded_seq": mean_seq, "latency_ms": summarize(times, b)})
+            timings.append(Timing(lambda i, p=prepared: runner.run(p[i % len(p)]), b,
+                                  {"batch": b, "seq": "realistic", "mean_padded_seq": mean_seq}))
             continue
         for s in settings.seq_lens:
-            prepared_one = runner.prepare(fixed_feeds(runner.input_names, b, s, vocab, settings.seed))
-            times = measure(lambda i: runner.run(prepared_one), settings.warmup, settings.min_runs,
-                            settings.min_seconds, clock=settings.clock)
-            points.append({"batch": b, "seq": s, "latency_ms": summarize(times, b)})
-    return points
+            one = runner.prepare(fixed_feeds(runner.input_names, b, s, vocab, settings.seed))
+            timings.append(Timing(lambda i, p=one: runner.run(p), b, {"batch": b, "seq": s}))
+    return timings
 
 
-def end_to_end_latency(runner: Runner, settings: BenchSettings, tokenizer: Any, eval_set: EvalSet) -> dict[str, Any]:
-    """Latency of the call an app makes, raw text -> tokenizer -> runtime inputs -> model, at the headline batch
-    on the rows the model-only realistic point drew (same seed), timed by the one loop."""
-    from benchmarks.stats import measure, summarize
-
+def end_to_end_timing(runner: Runner, settings: BenchSettings, tokenizer: Any, eval_set: EvalSet) -> Timing:
+    """The call an app makes, raw text -> tokenizer -> runtime inputs -> model, at the headline batch on the rows
+    the model-only realistic point draws (same seed)."""
     b = settings.batch_sizes[0]
     rows = realistic_rows(eval_set, b, settings.realistic_batches, settings.seed)
 
@@ -139,8 +144,38 @@ def end_to_end_latency(runner: Runner, settings: BenchSettings, tokenizer: Any, 
         texts, pairs = rows[i % len(rows)]
         return runner.run(runner.prepare(tokenize_feeds(tokenizer, texts, pairs, settings.max_length)))
 
-    times = measure(call, settings.warmup, settings.min_runs, settings.min_seconds, clock=settings.clock)
-    return {"batch": b, "latency_ms": summarize(times, b), "tokenizer": type(tokenizer).__name__}
+    return Timing(call, b, {"batch": b, "tokenizer": type(tokenizer).__name__})
+
+
+def time_all(timings: list[Timing], settings: BenchSettings) -> dict[int, EdgepressError]:
+    """Time every timing in ``settings.rounds`` alternating blocks (``stats.measure_rounds``) and write each
+    summary into its record; returns the timings that failed, by index, with their errors."""
+    from benchmarks.stats import measure_rounds, summarize
+
+    times, failed = measure_rounds([t.step for t in timings], settings.rounds, settings.warmup, settings.min_runs,
+                                   settings.min_seconds, clock=settings.clock, failures=(EdgepressError,))
+    for i, (t, durations) in enumerate(zip(timings, times)):
+        if i not in failed:
+            t.record["latency_ms"] = summarize(durations, t.batch)
+    return failed  # type: ignore[return-value]
+
+
+def _timed(timings: list[Timing], settings: BenchSettings) -> list[dict[str, Any]]:
+    failed = time_all(timings, settings)
+    if failed:
+        raise next(iter(failed.values()))
+    return [t.record for t in timings]
+
+
+def latency_points(runner: Runner, settings: BenchSettings, vocab: int, tokenizer: Any = None,
+                   eval_set: EvalSet | None = None) -> list[dict[str, Any]]:
+    """Latency per (batch, seq) of the sweep, or per batch in realistic mode, of one model."""
+    return _timed(latency_timings(runner, settings, vocab, tokenizer, eval_set), settings)
+
+
+def end_to_end_latency(runner: Runner, settings: BenchSettings, tokenizer: Any, eval_set: EvalSet) -> dict[str, Any]:
+    """``end_to_end_timing`` of one model, timed by the one loop."""
+    return _timed([end_to_end_timing(runner, settings, tokenizer, eval_set)], settings)[0]
 
 
 # ------------------------------------------------------------------------------------------ quality
@@ -288,9 +323,32 @@ def _base_entry(spec: ModelSpec, fmt: str, settings: BenchSettings, target: str,
     return entry
 
 
-def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
-                eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None, pooling: Any = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
+@dataclass
+class OpenModel:
+    """A model loaded for measuring: its report entry so far, its runner and the latency it still owes."""
+
+    spec: ModelSpec
+    entry: dict[str, Any]
+    runner: Runner | None = None  # None: skipped, failed, or finished
+    tokenizer: Any = None
+    vocab: int = 100
+    model_path: Path | None = None
+    points: list[Timing] = field(default_factory=list)
+    end_to_end: Timing | None = None
+
+    @property
+    def timings(self) -> list[Timing]:
+        return [*self.points, *([self.end_to_end] if self.end_to_end else [])]
+
+    def fail(self, reason: str) -> None:
+        """Record the error and let go of the runner (its session's memory with it)."""
+        self.entry.update(status="error", reason=reason)
+        self.runner = None
+
+
+def open_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
+               eval_set: EvalSet | None = None, pooling: Any = None) -> OpenModel:
+    """Load one model on this machine: cold start, runtime, the memory its load took, its timings prepared."""
     from benchmarks.runners import locate, runner_class, skip_reason
     from benchmarks.stats import peak_rss_mb, reset_peak_rss, rss_mb
 
@@ -300,7 +358,7 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
     reason = skip_reason(fmt, settings.device)
     if reason:
         entry.update(status="skipped", reason=reason)
-        return entry, None
+        return OpenModel(spec, entry)
     runner: Runner = runner_class(fmt, settings.device)(model_path, task, settings.threads)
     runner.pooling = pooling  # how token outputs become sentence vectors (files without sentence_embedding)
     rss0 = rss_mb()
@@ -314,25 +372,62 @@ def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: 
     entry["cold_start_ms"] = (settings.clock() - t0) * 1000.0
     entry["runtime"] = runner.describe()
     entry["inputs"] = list(runner.input_names)
-    entry["points"] = latency_points(runner, settings, vocab, tokenizer, eval_set)
-    entry["latency_ms"] = entry["points"][0]["latency_ms"]
-    entry["throughput"] = entry["latency_ms"]["throughput"]
+    opened = OpenModel(spec, entry, runner, tokenizer, vocab, Path(model_path),
+                       latency_timings(runner, settings, vocab, tokenizer, eval_set))
     if settings.realistic and tokenizer is not None and eval_set is not None and eval_set.texts:
-        entry["end_to_end"] = end_to_end_latency(runner, settings, tokenizer, eval_set)
+        opened.end_to_end = end_to_end_timing(runner, settings, tokenizer, eval_set)
     peak = peak_rss_mb()
     entry["peak_rss_mb"] = peak
     entry["rss_growth_mb"] = (peak - rss0) if peak is not None and rss0 is not None else None
-    if settings.session_memory and fmt in ("onnx", "ort") and settings.device == "cpu":
-        entry["session_memory"] = probe_session_memory(model_path, settings, vocab, tokenizer, eval_set)
+    return opened
+
+
+def time_models(models: list[OpenModel], settings: BenchSettings) -> None:
+    """Every open model's latency, the models' blocks alternating (``time_all``); a model whose run fails is
+    marked failed with the reason and leaves the later rounds."""
+    owners = [(m, t) for m in models if m.runner is not None for t in m.timings]
+    failed = time_all([t for _, t in owners], settings)
+    for i, exc in failed.items():
+        owners[i][0].fail(str(exc))
+
+
+def finish_local(opened: OpenModel, task: str, settings: BenchSettings, eval_set: EvalSet | None = None,
+                 teacher_outs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The timed model's entry completed: latency from its timings, session memory (a fresh process), quality;
+    its runner is let go. Returns (report entry, raw outputs for fidelity)."""
+    entry, runner, spec = opened.entry, opened.runner, opened.spec
+    if runner is None:
+        return entry, None
+    entry["points"] = [t.record for t in opened.points]
+    entry["latency_ms"] = entry["points"][0]["latency_ms"]
+    entry["throughput"] = entry["latency_ms"]["throughput"]
+    if opened.end_to_end is not None:
+        entry["end_to_end"] = opened.end_to_end.record
+    if settings.session_memory and entry["format"] in ("onnx", "ort") and settings.device == "cpu":
+        entry["session_memory"] = probe_session_memory(opened.model_path, settings, opened.vocab, opened.tokenizer,
+                                                       eval_set)
     outs = None
-    if eval_set is not None and tokenizer is not None and task != "mlm":
+    if eval_set is not None and opened.tokenizer is not None and task != "mlm":
         if task == "question-answering":
             eval_set = with_null_threshold(eval_set, spec)
             entry["null_threshold"] = eval_set.null_threshold
-        outs = model_outputs(runner, tokenizer, eval_set, task, settings)
+        outs = model_outputs(runner, opened.tokenizer, eval_set, task, settings)
         entry["quality"] = quality_metrics(task, eval_set, outs, teacher_outs if spec.role != "teacher" else outs)
         entry["quality"]["rows"] = len(eval_set.texts)
+    opened.runner = None
     return entry, outs
+
+
+def bench_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: Any = None,
+                eval_set: EvalSet | None = None, teacher_outs: dict[str, Any] | None = None,
+                pooling: Any = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Measure one model on this machine. Returns (report entry, raw outputs for fidelity)."""
+    opened = open_local(spec, task, settings, tokenizer, eval_set, pooling)
+    if opened.runner is not None:
+        failed = time_all(opened.timings, settings)
+        if failed:
+            raise next(iter(failed.values()))
+    return finish_local(opened, task, settings, eval_set, teacher_outs)
 
 
 def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
@@ -361,23 +456,35 @@ def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, 
     return session_memory(model_path, settings, vocab, lengths)
 
 
-def safe_bench_local(spec: ModelSpec, task: str, settings: BenchSettings, **kw: Any) -> tuple[dict[str, Any], Any]:
-    """bench_local, but a model that fails to load or run becomes an entry with status 'error' and the reason."""
+def _error_entry(spec: ModelSpec, settings: BenchSettings, exc: EdgepressError) -> dict[str, Any]:
+    """The entry of a model that failed to load or run: status 'error' and the reason."""
     from benchmarks.runners import detect_format
-    from benchmarks.runners.torch_runner import torch_threads_restored
 
+    fmt = spec.format or "unknown"
     try:
-        with torch_threads_restored():
-            return bench_local(spec, task, settings, **kw)
+        fmt = spec.format or detect_format(Path(spec.path))
+    except EdgepressError:
+        pass
+    entry = _base_entry(spec, fmt, settings, LOCAL)
+    entry.update(status="error", reason=str(exc))
+    return entry
+
+
+def safe_open(spec: ModelSpec, task: str, settings: BenchSettings, **kw: Any) -> OpenModel:
+    """open_local, but a model that fails to load becomes an entry with status 'error' and the reason."""
+    try:
+        return open_local(spec, task, settings, **kw)
     except EdgepressError as exc:
-        fmt = spec.format or "unknown"
-        try:
-            fmt = spec.format or detect_format(Path(spec.path))
-        except EdgepressError:
-            pass
-        entry = _base_entry(spec, fmt, settings, LOCAL)
-        entry.update(status="error", reason=str(exc))
-        return entry, None
+        return OpenModel(spec, _error_entry(spec, settings, exc))
+
+
+def safe_finish(opened: OpenModel, task: str, settings: BenchSettings, **kw: Any) -> tuple[dict[str, Any], Any]:
+    """finish_local, but a model whose quality pass fails becomes an entry with status 'error' and the reason."""
+    try:
+        return finish_local(opened, task, settings, **kw)
+    except EdgepressError as exc:
+        opened.runner = None
+        return _error_entry(opened.spec, settings, exc), None
 
 
 def add_retention(entries: list[dict[str, Any]]) -> None:
@@ -431,18 +538,27 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
     ordered = sorted(models, key=lambda m: m.role != "teacher")
     entries: list[dict[str, Any]] = []
     teacher_outs = None
-    for spec in ordered:
-        if progress:
-            progress(f"measuring {spec.name} ({spec.path})")
-        if spec.tokenizer is not None:
-            tok = tokenizer_for(str(spec.tokenizer))
-        else:
-            tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
-        entry, outs = safe_bench_local(spec, task, settings, tokenizer=tok, eval_set=eval_set, teacher_outs=teacher_outs,
-                                       pooling=pooling)
-        if spec.role == "teacher" and outs is not None:
-            teacher_outs = outs
-        entries.append(entry)
+    with torch_threads_restored():
+        opened = []
+        for spec in ordered:
+            if progress:
+                progress(f"loading {spec.name} ({spec.path})")
+            if spec.tokenizer is not None:
+                tok = tokenizer_for(str(spec.tokenizer))
+            else:
+                tok = tokenizer_for(str(spec.path)) if has_tokenizer(Path(spec.path)) else default_tok
+            opened.append(safe_open(spec, task, settings, tokenizer=tok, eval_set=eval_set, pooling=pooling))
+        live = [m for m in opened if m.runner is not None]
+        if progress and live:
+            progress(f"timing {len(live)} model(s) in {settings.rounds} alternating round(s)")
+        time_models(live, settings)
+        for m in opened:
+            if progress and m.runner is not None:
+                progress(f"scoring {m.spec.name}")
+            entry, outs = safe_finish(m, task, settings, eval_set=eval_set, teacher_outs=teacher_outs)
+            if m.spec.role == "teacher" and outs is not None:
+                teacher_outs = outs
+            entries.append(entry)
     add_retention(entries)
     devices = {LOCAL: local_device_info()}
     for target in targets or []:

@@ -186,7 +186,7 @@ def test_compare_matches_models_by_weights_and_names_what_they_are(tiny_model_di
                       "embedding", BenchSettings(**{**FAST, "threads": Threads(2, 1)}), **run)
     for rep in (rep_a, rep_b):
         validate_report(rep)
-    vocab = f"v{json.loads((m / 'config.json').read_text())['vocab_size'] / 1000:.1f}k"
+    vocab = f"v{json.loads((m / 'config.json').read_text())['vocab_size']}"  # exact: 684 tokens is v684
     assert rep_a["models"][1]["label"] == f"d2-p00-{vocab}-fp32"
     assert rep_b["models"][1]["label"] == f"d1-p00-{vocab}-fp32"
     assert rep_b["models"][2]["sha256"] == rep_a["models"][1]["sha256"] != rep_b["models"][1]["sha256"]
@@ -219,7 +219,8 @@ def test_end_to_end_latency_tokenizes_inside_every_timed_call(tiny_model_dir, tm
     monkeypatch.setattr(harness, "tokenize_feeds", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     settings = BenchSettings(**{**FAST, "realistic": True, "realistic_batches": 4, "min_runs": 5})
     e = harness.end_to_end_latency(_loaded_runner(onnx), settings, _tokenizer(m), PAIRS)
-    assert len(calls) == settings.warmup + settings.min_runs  # one tokenisation per call, timed with it
+    blocks = settings.rounds * (settings.warmup + -(-settings.min_runs // settings.rounds))
+    assert len(calls) == blocks  # one tokenisation per call (warm-up included), timed with it
     assert all(len(texts) == 1 and texts[0] in PAIRS.texts for texts in calls)
     assert e["batch"] == 1 and e["latency_ms"]["p50"] > 0 and e["tokenizer"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.harness import BenchSettings, EvalSet, latency_points
 from benchmarks.runners.base import Runner, Threads
-from benchmarks.stats import measure, percentile, summarize
+from benchmarks.stats import measure, measure_rounds, percentile, summarize
 
 
 class FakeClock:
@@ -35,6 +35,50 @@ def test_measure_warmup_then_until_both_runs_and_seconds():
     assert sum(times) == pytest.approx(1.0)
     times = measure(step, warmup=0, min_runs=20, min_seconds=0.5, clock=clock)
     assert len(times) == 20  # the run count dominates here
+
+
+def test_rounds_alternate_blocks_rotate_the_order_and_split_the_floors():
+    clock = FakeClock()
+    log: list[tuple[str, int]] = []
+
+    def step(name: str, ms: float):
+        def run(i: int) -> None:
+            log.append((name, i))
+            clock.now += ms / 1000
+        return run
+
+    times, failed = measure_rounds([step("a", 10), step("b", 20), step("c", 40)], rounds=3, warmup=1, min_runs=6,
+                                   min_seconds=0.0, clock=clock)
+    assert not failed and [len(t) for t in times] == [6, 6, 6]  # 3 blocks of ceil(6 / 3) = 2 runs each
+    blocks = [name for k, (name, _) in enumerate(log) if k % 3 == 0]  # a block: 1 warm-up + 2 timed runs
+    assert blocks == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # every round rotates the order
+    assert [i for name, i in log if name == "a"] == list(range(9))  # call numbers run on across blocks
+    assert times[1] == pytest.approx([0.02] * 6)
+
+    # the seconds floor is split too: 0.3 s over 3 rounds = 0.1 s a block = 10 runs of 10 ms
+    times, _ = measure_rounds([step("a", 10)], rounds=3, warmup=0, min_runs=1, min_seconds=0.3, clock=clock)
+    assert len(times[0]) == 30
+
+
+def test_a_failing_step_leaves_the_later_rounds_and_the_others_go_on():
+    clock = FakeClock()
+    calls = {"ok": 0, "bad": 0}
+
+    def ok(i: int) -> None:
+        calls["ok"] += 1
+        clock.now += 0.001
+
+    def bad(i: int) -> None:
+        calls["bad"] += 1
+        raise RuntimeError("session died")
+
+    times, failed = measure_rounds([bad, ok], rounds=4, warmup=0, min_runs=4, min_seconds=0.0, clock=clock,
+                                   failures=(RuntimeError,))
+    assert list(failed) == [0] and str(failed[0]) == "session died"
+    assert calls["bad"] == 1 and times[0] == [] and len(times[1]) == 4
+    with pytest.raises(ValueError):  # an error not named in failures propagates
+        measure_rounds([lambda i: (_ for _ in ()).throw(ValueError("x"))], rounds=2, warmup=0, min_runs=1,
+                       min_seconds=0.0, clock=clock, failures=(RuntimeError,))
 
 
 def test_summarize_matches_hand_and_numpy():
@@ -81,7 +125,8 @@ class ShapeRunner(Runner):
 def test_sweep_shapes_and_latency_scale_on_fake_clock():
     clock = FakeClock()
     runner = ShapeRunner(clock)
-    settings = BenchSettings(batch_sizes=[1, 4], seq_lens=[16, 64], warmup=2, min_runs=3, min_seconds=0.0, clock=clock)
+    settings = BenchSettings(batch_sizes=[1, 4], seq_lens=[16, 64], warmup=2, min_runs=3, min_seconds=0.0, rounds=1,
+                             clock=clock)
     points = latency_points(runner, settings, vocab=500)
     assert [(p["batch"], p["seq"]) for p in points] == [(1, 16), (1, 64), (4, 16), (4, 64)]
     assert sorted(set(runner.shapes)) == [(1, 16), (1, 64), (4, 16), (4, 64)]
@@ -108,3 +153,38 @@ def test_realistic_mode_pads_each_batch_to_its_longest(tiny_model_dir):
     assert {s for _, s in runner.shapes} <= set(lengths)  # padded to the longest row drawn, never to max_length
     assert len({s for _, s in runner.shapes}) >= 2
     assert min(lengths) <= points[0]["mean_padded_seq"] <= max(lengths)
+
+
+class FailingRunner(ShapeRunner):
+    """A ShapeRunner whose runtime fails after a few calls (a session that dies mid-measurement)."""
+
+    def run(self, prepared):
+        from compress.errors import EdgepressError
+
+        if len(self.shapes) >= 2:  # the warm-up and one timed run go through
+            raise EdgepressError("onnxruntime failed on 'bad.onnx': out of memory")
+        return super().run(prepared)
+
+
+def test_models_are_timed_in_alternating_rounds_and_a_failure_stays_with_its_model():
+    from benchmarks.harness import ModelSpec, OpenModel, latency_timings, time_models
+
+    clock = FakeClock()
+    order: list[str] = []
+    settings = BenchSettings(batch_sizes=[1], seq_lens=[16], warmup=1, min_runs=4, min_seconds=0.0, rounds=2,
+                             clock=clock)
+    models = []
+    for name, cls in (("teacher", ShapeRunner), ("bad", FailingRunner), ("student", ShapeRunner)):
+        runner = cls(clock)
+        real_run = runner.run
+        runner.run = lambda p, n=name, r=real_run: order.append(n) or r(p)
+        models.append(OpenModel(ModelSpec(name, f"{name}.onnx"), {"status": "ok"}, runner,
+                                points=latency_timings(runner, settings, 500)))
+    time_models(models, settings)
+    # blocks of 1 warm-up + 2 timed calls; round 1: teacher, bad (fails on its third call), student;
+    # round 2 starts one further on (bad, student, teacher) and leaves bad out
+    assert order == ["teacher"] * 3 + ["bad"] * 3 + ["student"] * 3 + ["student"] * 3 + ["teacher"] * 3
+    assert models[1].entry == {"status": "error", "reason": "onnxruntime failed on 'bad.onnx': out of memory"}
+    assert models[1].runner is None
+    for m in (models[0], models[2]):
+        assert m.points[0].record["latency_ms"]["runs"] == 4 and m.runner is not None
