@@ -173,7 +173,9 @@ def _stage_command(stage: str, model: Path, out: Path, config: Optional[Path], s
     _finish(rec, out)
 
 
-TaskOpt = typer.Option(None, "--task", help="embedding | classification | regression | mlm (default: from config)")
+TASK_HELP = ("embedding | classification | regression | mlm | token-classification | question-answering "
+             "(default: from config)")  # compress.config.Task, spelled out: importing the schema slows --help
+TaskOpt = typer.Option(None, "--task", help=TASK_HELP)
 DataOpt = typer.Option(None, "--data", help="Training/calibration data: .tsv/.csv/.jsonl/.txt, hub:NAME, builtin:pydoc")
 ConfigOpt = typer.Option(None, "--config", help="Take defaults from this pipeline YAML.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace a non-empty output directory.")

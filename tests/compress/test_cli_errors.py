@@ -72,3 +72,12 @@ def test_help_everywhere(cmd):
                          cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "Usage" in res.stdout and len(res.stdout) > 200
+
+
+def test_task_help_names_every_task_the_schema_takes():
+    import typing
+
+    from compress.cli import TASK_HELP
+    from compress.config import Task
+
+    assert [t.strip() for t in TASK_HELP.split("(")[0].split("|")] == list(typing.get_args(Task))
