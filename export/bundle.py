@@ -118,6 +118,13 @@ def _output_specs(prep: Prepared) -> list[dict[str, Any]]:
              "shape": [d if d in ("batch", "sequence") else int(sizes[d]) for d in o.shape]} for o in prep.head.outputs]
 
 
+def _int4_tensors(graph: Any) -> list[str]:
+    """Initializers of type INT4/UINT4 (a foreign file's 4-bit table; edgepress writes uint8 nibble pairs)."""
+    from onnx import TensorProto
+
+    return [t.name for t in graph.initializer if t.data_type in (TensorProto.INT4, TensorProto.UINT4)]
+
+
 def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool = False,
                    details: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Copy a quantized ONNX into the bundle (and its .ort conversion), check its interface, measure parity.
@@ -149,11 +156,11 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
                 "parity": {"max_abs_diff": parity["max_abs_diff"], "min_cosine": parity["min_cosine"], "enforced": False},
                 "note": note}]
     quant = {"file": dst.name, "precision": "int8", "quantized_ops": counts}
-    if with_ort and counts.get("GatherBlockQuantized"):  # a 4-bit table: ORT's format has no int4 tensors
+    if with_ort and _int4_tensors(graph):  # ORT's format has no int4 type (edgepress packs its tables as uint8)
         import onnxruntime
 
         quant["ort_skipped"] = (f"the ORT format of onnxruntime {onnxruntime.__version__} cannot hold int4 tensors "
-                                f"(the 4-bit embedding table of {dst.name}): apps load {dst.name}")
+                                f"(the 4-bit tables of {dst.name}): apps load {dst.name}")
         logging.getLogger("edgepress.export").warning("bundle: no model.int8.ort: %s", quant["ort_skipped"])
     elif with_ort:
         from export.onnx_export import convert_to_ort

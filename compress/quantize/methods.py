@@ -19,6 +19,9 @@ from compress.errors import EdgepressError, require
 from compress.quantize.graph import quiet
 
 if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
     from compress.quantize.calibration import TextCalibrationFeeds
     from compress.quantize.config import QuantizeConfig
     from compress.quantize.qat import QATSource
@@ -170,7 +173,53 @@ def quantize_embedding_table(path: Path, gathers: list[str], block_size: int, sy
     for o in quant.model.model.opset_import:
         if o.domain in ("", "ai.onnx") and opset is not None:
             o.version = opset
+    pack_tables_as_uint8(quant.model.model)
     quant.model.save_model_to_file(str(path))
+
+
+def _nibble_pairs(values: "np.ndarray") -> "np.ndarray":
+    """0..15 values packed two to a byte along the last axis, the first in the low nibble (MatMulNBits' layout)."""
+    import numpy as np
+
+    if values.shape[-1] % 2:
+        values = np.concatenate([values, np.zeros((*values.shape[:-1], 1), values.dtype)], axis=-1)
+    return (values[..., 0::2] | (values[..., 1::2] << 4)).astype(np.uint8)
+
+
+def pack_tables_as_uint8(model: "onnx.ModelProto") -> int:
+    """Store every GatherBlockQuantized table (and its zero points) as uint8 nibble pairs with ``bits=4`` instead of
+    an INT4/UINT4 tensor; returns how many tables were rewritten.
+
+    The values are the same (uint8 data takes MatMulNBits' convention: an unsigned nibble and a default zero point
+    of 8, so a signed value v is stored as v + 8), but ONNX Runtime 1.32 looks a uint8 table up 4-6x faster (14 vs
+    78 us for 24 tokens of MiniLM's 30,522 x 384 table, ~8 % of a pruned 3-layer model's batch-1 latency), its
+    CUDA kernel takes only uint8, and the ORT mobile format can hold uint8 tensors but not int4 ones.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    packed = 0
+    for node in model.graph.node:
+        if node.op_type != "GatherBlockQuantized" or node.input[0] not in inits:
+            continue
+        data = inits[node.input[0]]
+        if data.data_type not in (TensorProto.INT4, TensorProto.UINT4):
+            continue
+        values = numpy_helper.to_array(data).astype(np.int16)
+        if data.data_type == TensorProto.INT4:
+            if len(node.input) > 3 and node.input[3]:
+                raise EdgepressError(f"{node.name}: a signed 4-bit table with zero points; quantize it symmetric")
+            values = values + 8  # the uint8 convention's default zero point
+        data.CopyFrom(numpy_helper.from_array(_nibble_pairs(values), data.name))
+        if len(node.input) > 3 and node.input[3] in inits:  # asymmetric: UINT4 zero points, one per block
+            zp = inits[node.input[3]]
+            zp.CopyFrom(numpy_helper.from_array(_nibble_pairs(numpy_helper.to_array(zp).astype(np.int16)), zp.name))
+        for a in [a for a in node.attribute if a.name == "bits"]:
+            node.attribute.remove(a)
+        node.attribute.append(helper.make_attribute("bits", 4))
+        packed += 1
+    return packed
 
 
 @quiet("onnxruntime.quantization")

@@ -97,10 +97,16 @@ def test_schema_rejects_a_broken_manifest(tiny_model_dir, tmp_path):
         validate_manifest(missing)
 
 
-def test_a_four_bit_embedding_table_ships_as_onnx_and_says_why_there_is_no_ort(tiny_model_dir, tmp_path):
-    """The ORT format (onnxruntime 1.32) has no int4 tensor type: the bundle keeps the .onnx, names the reason."""
+@pytest.mark.parametrize("table", ["uint8", "int4"])
+def test_a_four_bit_embedding_table_ships_as_ort_too_unless_it_is_an_int4_tensor(tiny_model_dir, tmp_path, table):
+    """edgepress stores 4-bit tables as uint8 nibble pairs, which the ORT format holds: the bundle gets its .ort.
+    A file whose table is an INT4 tensor (ORT's quantizer as it writes it) keeps only the .onnx, and says why."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
     from compress.quantize.api import quantize_onnx
     from compress.quantize.config import QuantizeConfig
+    from compress.quantize.graph import word_embedding_gathers
     from export.api import export_model
     from export.bundle import _add_quantized
     from export.core import prepare
@@ -110,14 +116,30 @@ def test_a_four_bit_embedding_table_ships_as_onnx_and_says_why_there_is_no_ort(t
     fp32 = export_model(model_dir, tmp_path / "plain", "classification", ["onnx"])
     from compress.data import TextData
 
-    cfg = QuantizeConfig.model_validate({"embedding": {"bits": 4}, "latency": {"runs": 3, "warmup": 0},
-                                         "guard": {"eval_samples": 8, "fallbacks": False}})
-    rep = quantize_onnx(Path(fp32["files"]["onnx"]), tmp_path / "q", ["dynamic"], str(model_dir),
-                        eval_data=TextData(TEXTS, source="t"), task="classification", config=cfg)
-    src = tmp_path / "q" / rep["methods"]["dynamic"]["path"]
+    if table == "uint8":
+        cfg = QuantizeConfig.model_validate({"embedding": {"bits": 4}, "latency": {"runs": 3, "warmup": 0},
+                                             "guard": {"eval_samples": 8, "fallbacks": False}})
+        rep = quantize_onnx(Path(fp32["files"]["onnx"]), tmp_path / "q", ["dynamic"], str(model_dir),
+                            eval_data=TextData(TEXTS, source="t"), task="classification", config=cfg)
+        src = tmp_path / "q" / rep["methods"]["dynamic"]["path"]
+    else:
+        model = onnx.load(fp32["files"]["onnx"])
+        words = word_embedding_gathers(model)
+        quant = MatMulNBitsQuantizer(model, bits=4, block_size=16, op_types_to_quantize=("Gather",),
+                                     quant_axes=(("Gather", 1),),
+                                     nodes_to_exclude=[n.name for n in model.graph.node
+                                                       if n.op_type == "Gather" and n.name not in words])
+        quant.process()
+        src = tmp_path / "int4.onnx"
+        quant.model.save_model_to_file(str(src))
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     entries, quant = _add_quantized(prepare(model_dir, "classification"), src, bundle, with_ort=True)
-    assert [e["format"] for e in entries] == ["onnx"] and not (bundle / "model.int8.ort").exists()
-    assert "int4" in quant["ort_skipped"] and quant["quantized_ops"]["GatherBlockQuantized"] == 1
+    assert quant["quantized_ops"]["GatherBlockQuantized"] == 1
+    if table == "uint8":
+        assert [e["format"] for e in entries] == ["onnx", "ort"] and (bundle / "model.int8.ort").is_file()
+        assert "ort_skipped" not in quant and entries[1]["parity"]["min_cosine"] > 0.9
+    else:
+        assert [e["format"] for e in entries] == ["onnx"] and not (bundle / "model.int8.ort").exists()
+        assert "int4" in quant["ort_skipped"]
     assert entries[0]["parity"]["min_cosine"] > 0.9

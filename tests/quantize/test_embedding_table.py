@@ -32,8 +32,9 @@ def test_four_bit_table_replaces_only_the_word_embeddings(tiny_embedding, tmp_pa
     model = onnx.load(str(out))
     weights = {t.name: t for t in model.graph.initializer}
     data = weights[table.input[0]]
-    expected_type = onnx.TensorProto.INT4  # symmetric by default
-    assert data.data_type == expected_type and list(data.dims) == [tok.vocab_size, 32]
+    # uint8 nibble pairs (the table's 32 values per row in 16 bytes), not an INT4 tensor: the fast kernel
+    assert data.data_type == onnx.TensorProto.UINT8 and list(data.dims) == [tok.vocab_size, 16]
+    assert onnx.helper.get_attribute_value(next(a for a in table.attribute if a.name == "bits")) == 4
     assert table.input[1] == "input_ids"
     # position / token-type tables are the method's business, not the 4-bit pass's
     assert not _table_nodes(tmp_path / "e8" / reports[8]["methods"][method]["path"])
@@ -118,3 +119,38 @@ def test_the_graphs_own_opset_is_kept(tmp_path):
     ids = np.array([[1, 2, 99]])
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
     np.testing.assert_allclose(got[0, :, 0], np.linalg.norm(table[ids[0]], axis=-1), rtol=0.05)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_uint8_packed_table_gives_the_int4_tables_outputs_bit_for_bit(tiny_embedding, tmp_path, symmetric):
+    """ORT's quantizer writes an INT4 (or UINT4 + zero points) table; repacked as uint8 nibble pairs with bits=4
+    the model computes exactly the same embeddings."""
+    import numpy as np
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    from compress.quantize.methods import pack_tables_as_uint8
+
+    onnx_path, tok = tiny_embedding
+    model = onnx.load(str(onnx_path))
+    words = word_embedding_gathers(model)
+    others = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name not in words]
+    quant = MatMulNBitsQuantizer(model, bits=4, block_size=16, is_symmetric=symmetric, op_types_to_quantize=("Gather",),
+                                 quant_axes=(("Gather", 1),), nodes_to_exclude=others)
+    quant.process()
+    int4 = quant.model.model
+    (table,) = [n for n in int4.graph.node if n.op_type == "GatherBlockQuantized"]
+    kinds = {t.name: t.data_type for t in int4.graph.initializer}
+    assert kinds[table.input[0]] == (onnx.TensorProto.INT4 if symmetric else onnx.TensorProto.UINT4)
+    assert (len(table.input) > 3) != symmetric  # zero points only when asymmetric
+    onnx.save(int4, str(tmp_path / "int4.onnx"))
+    packed = onnx.load(str(tmp_path / "int4.onnx"))
+    assert pack_tables_as_uint8(packed) == 1 and pack_tables_as_uint8(packed) == 0  # a second pass finds none
+    onnx.save(packed, str(tmp_path / "uint8.onnx"))
+    kinds = {t.name: t.data_type for t in packed.graph.initializer}
+    assert kinds[table.input[0]] == onnx.TensorProto.UINT8
+    if not symmetric:
+        assert kinds[table.input[3]] == onnx.TensorProto.UINT8
+    texts = [*TEXTS, "a word the tiny vocabulary spells in pieces: tokenization"]
+    a = run_onnx(tmp_path / "int4.onnx", tok, texts, "sentence_embedding")
+    b = run_onnx(tmp_path / "uint8.onnx", tok, texts, "sentence_embedding")
+    assert np.array_equal(a, b)
