@@ -122,7 +122,7 @@ def recover(teacher: "PreTrainedModel", student: "PreTrainedModel", tokenizer: "
     loss = rcfg.loss or default_recovery_loss(task, _has_labels(train))
     dcfg = DistillConfig(epochs=rcfg.epochs, max_steps=rcfg.max_steps, batch_size=rcfg.batch_size,
                          learning_rate=rcfg.learning_rate, warmup_ratio=rcfg.warmup_ratio, loss=loss,
-                         keep_best=False)  # recovery keeps its last step, as before
+                         keep_best=rcfg.keep_best and eval is not None and len(eval) > 0)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = distill_model(teacher, student, tokenizer, train if features is None else features, eval, task,

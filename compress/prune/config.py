@@ -22,6 +22,8 @@ class RecoveryConfig(Section):
     max_train_samples: int | None = Field(None, ge=1, description="cap on recovery examples (None: all of data.train)")
     unlabeled: bool = Field(False, description="recover on the distill stage's text: data.train plus data.unlabeled "
                                                "(embedding, mlm, classification)")
+    keep_best: bool = Field(True, description="the recovered model is the recovery checkpoint with the best eval-split "
+                                              "metric (scored 4 times across the run), not its last step")
     revert_if_worse: bool = Field(True, description="keep the pruned weights when recovery lowers the eval metric "
                                                     "(needs an eval split; stage.json says which were kept)")
     loss: LossWeights | None = Field(None, description="loss mix (None: per task — embedding: embed_mse+cos, "

@@ -286,6 +286,25 @@ def test_recovery_that_lowers_the_eval_metric_is_reverted(tiny_model_dir, tmp_pa
     assert rep2.quality["recovered"]["value"] < rep2.quality["pruned"]["value"]
 
 
+def test_recovery_keeps_its_best_scoring_checkpoint(tiny_model_dir, tmp_path):
+    """recovery.keep_best: the recovered model is the checkpoint with the best eval metric, not the last step."""
+    cfg_d = {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4,
+             "recovery": {"enabled": True, "max_steps": 20, "batch_size": 8, "learning_rate": 1e-3}}
+    model, tok = _load(tiny_model_dir("bert", "embedding"), "embedding")
+    model, rep = prune_model(model, tok, PruneConfig.model_validate(cfg_d), TextData(TEXTS), task="embedding",
+                             eval_data=TextData(TEXTS[:16]), work_dir=tmp_path)
+    metric = rep.recovery["eval_metric_during_training"]
+    history = rep.recovery["eval_history"]
+    assert [h["step"] for h in history] == [10, 20]  # scored at each checkpoint (every max(10, steps / 4) steps)
+    best = max(history, key=lambda h: h[metric])
+    assert rep.recovery["best_step"] == best["step"] and rep.recovery["best_eval"] == best[metric]
+    cfg_d["recovery"]["keep_best"] = False
+    model, tok = _load(tiny_model_dir("bert", "embedding"), "embedding")
+    _, last = prune_model(model, tok, PruneConfig.model_validate(cfg_d), TextData(TEXTS), task="embedding",
+                          eval_data=TextData(TEXTS[:16]), work_dir=tmp_path / "last")
+    assert "eval_history" not in last.recovery  # the last step, never scored during the run
+
+
 def _pairs_run(tmp_path, src, unlabeled: bool, task: str = "embedding"):
     """A prune-stage config on 32 STS-style pairs (+ 40 unlabelled sentences), recovery at batch 8."""
     from compress.config import RunConfig
