@@ -51,7 +51,8 @@ class PruneConfig(Section):
     drop_layers: list[int] | None = Field(None, description="explicit encoder layer indices to remove")
     num_drop_layers: int = Field(0, ge=0, description="remove this many layers, the ones whose removal changes "
                                                      "the output least on calibration batches")
-    calibration_batches: int = Field(8, ge=1, description="batches for taylor/gradient importance and layer scores")
+    calibration_batches: int = Field(64, ge=1, description="batches for taylor/gradient importance and layer scores "
+                                                          "(the first rows of data.train; 8 gave noisy scores: BENCHMARKS)")
     calibration_batch_size: int = Field(16, ge=2)
     max_length: int | None = Field(None, ge=8, description="tokenizer truncation for calibration, recovery and the "
                                    "quality scores; default: the model's own max length (a QA model's windows)")
