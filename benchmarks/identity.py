@@ -86,13 +86,20 @@ def vocab_tag(size: int) -> str:
 
 
 def shape_label(shape: dict[str, Any] | None, teacher: dict[str, Any] | None, precision: str) -> str | None:
-    """``d<layers>-p<FFN share removed vs the teacher, %>-<vocab_tag>-<precision>`` (+ ``-e4`` for a 4-bit
-    embedding table), as search names its branches; None without a shape."""
+    """``d<layers>-p<share of FFN neurons removed vs the teacher, %>-<vocab_tag>-<precision>`` (+ ``-e4`` for a
+    4-bit embedding table), or ``…-h<heads %>-f<FFN %>-…`` when the share of heads removed differs from the FFN
+    share by more than one head's worth (heads come in whole units: 30 % of 12 is 4), as search names its
+    branches; None without a shape."""
     if not shape:
         return None
     parts = [f"d{shape['layers']}"]
     if teacher and teacher.get("ffn"):
-        parts.append(f"p{round(100 * (1 - shape['ffn'] / teacher['ffn'])):02d}")
+        ffn = round(100 * (1 - shape["ffn"] / teacher["ffn"]))
+        heads, one_head = ffn, 100.0
+        if teacher.get("heads") and teacher.get("layers") and shape.get("heads") is not None:
+            per_layer, teacher_per_layer = shape["heads"] / shape["layers"], teacher["heads"] / teacher["layers"]
+            heads, one_head = round(100 * (1 - per_layer / teacher_per_layer)), 100 / teacher_per_layer
+        parts.append(f"p{ffn:02d}" if abs(heads - ffn) < one_head else f"h{heads:02d}-f{ffn:02d}")
     if shape.get("vocab"):
         parts.append(vocab_tag(int(shape["vocab"])))
     parts.append(precision or "fp32")

@@ -21,27 +21,31 @@ from compress.stages import StageInputs, StageRecord, Variant
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.search.config import PrunePoint
 
 
 @dataclass
 class Branch:
-    """One (depth, prune ratio, vocabulary) branch and what it produced."""
+    """One (depth, prune amount, vocabulary) branch and what it produced."""
 
     depth: int
-    prune_ratio: float
+    prune_ratio: float  # share of FFN neurons removed
     name: str
     variants: list[tuple[Variant, Path]]
     tokenizer: Path | None = None
     model_dir: Path | None = None  # the branch's PyTorch model (pruned, or the depth's distilled student)
     vocab_size: int | None = None  # trim_vocab's vocab.max_size; None: untrimmed
+    head_ratio: float | None = None  # share of attention heads removed; None: prune_ratio
 
 
-def branch_name(depth: int, ratio: float, vocab: int | None = None) -> str:
-    """``d3-p30`` (untrimmed), ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens) or ``d3-p30-v16500``: the
-    token count is exact, so two vocabulary sizes never share a branch folder."""
+def branch_name(depth: int, ratio: "float | PrunePoint", vocab: int | None = None) -> str:
+    """``d3-p30`` (30 % of heads and FFN neurons), ``d3-h20-f70`` (20 % of heads, 70 % of FFN neurons),
+    ``d3-p30-v16k`` (vocabulary trimmed to 16,000 tokens) or ``d3-p30-v16500``: percentages and token counts are
+    exact, so two grid points never share a branch folder."""
     from benchmarks.identity import vocab_tag
+    from compress.search.config import PrunePoint
 
-    name = f"d{depth}-p{round(ratio * 100):02d}"
+    name = f"d{depth}-{PrunePoint.of(ratio).name}"
     return name if vocab is None else f"{name}-{vocab_tag(vocab)}"
 
 
@@ -75,20 +79,24 @@ def depth_config(cfg: "RunConfig", depth: int) -> "RunConfig":
     return RunConfig.model_validate(data)
 
 
-def branch_config(cfg: "RunConfig", depth: int, ratio: float, vocab: int | None = None,
+def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", vocab: int | None = None,
                   pruned: bool = False) -> "RunConfig":
-    """The parent config narrowed to one branch: its stages, prune ratio, vocabulary size and quantize methods.
+    """The parent config narrowed to one branch: its stages, prune amount, vocabulary size and quantize methods.
 
-    ``pruned``: the seed already holds this ratio's prune stage (an untrimmed sibling ran it).
+    ``pruned``: the seed already holds this amount's prune stage (an untrimmed sibling ran it).
     """
     from compress.config import RunConfig
+    from compress.search.config import PrunePoint
 
     s = cfg.search
-    stages = (["prune"] if ratio > 0 and not pruned else []) + (["trim_vocab"] if vocab is not None else []) + ["export"]
+    point = PrunePoint.of(ratio)
+    stages = ((["prune"] if point.removes_anything and not pruned else []) + (["trim_vocab"] if vocab is not None else [])
+              + ["export"])
     if s.quantize:
         stages.append("quantize")
-    data = _narrowed(cfg, branch_name(depth, ratio, vocab), stages)
-    data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": ratio, "ffn_ratio": ratio}
+    data = _narrowed(cfg, branch_name(depth, point, vocab), stages)
+    data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": point.heads,
+                     "ffn_ratio": point.ffn}
     if vocab is not None:
         data["vocab"] = {**data["vocab"], "max_size": vocab, "coverage": None}
     # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
@@ -109,9 +117,9 @@ def upstream_hash(inputs: StageInputs) -> str:
     return str(found[1].get("config_hash", "")) if found else ""
 
 
-def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, float, int | None, bool]]:
-    """(depth, ratio, vocabulary size, needs its own distill) for every branch, the upstream student's depth
-    first, and for each (depth, ratio) the untrimmed branch before the trimmed ones."""
+def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, "PrunePoint", int | None, bool]]:
+    """(depth, prune point, vocabulary size, needs its own distill) for every branch, the upstream student's depth
+    first, and for each (depth, point) the untrimmed branch before the trimmed ones."""
     student = inputs.latest("model")
     have = model_depth(student) if student is not None else None
     depths = list(cfg.search.depths) or ([have] if have is not None else [])
@@ -120,7 +128,7 @@ def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, floa
                              "or list the depths to distill in search.depths")
     depths.sort(key=lambda d: d != have)
     vocabs = sorted(cfg.search.vocab_sizes, key=lambda v: v is not None)
-    return [(d, r, v, d != have) for d in depths for r in cfg.search.prune_ratios for v in vocabs]
+    return [(d, p, v, d != have) for d in depths for p in cfg.search.prune_points() for v in vocabs]
 
 
 FUSED_FP32 = ("student-onnx-optimized", "student-fp32-opt")  # export's / quantize's fused fp32 file
@@ -142,9 +150,9 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
 
     upstream = (list(inputs.upstream), upstream_hash(inputs))
     seeds: dict[int, tuple[list[StageRecord], str]] = {}
-    pruned: dict[tuple[int, float], tuple[list[StageRecord], str]] = {}  # an untrimmed branch's prune, for its siblings
+    pruned: dict[tuple[int, str], tuple[list[StageRecord], str]] = {}  # an untrimmed branch's prune, for its siblings
     branches = []
-    for depth, ratio, vocab, needs_distill in plan_branches(cfg, inputs):
+    for depth, point, vocab, needs_distill in plan_branches(cfg, inputs):
         if depth not in seeds:
             seeds[depth] = upstream
             if needs_distill:
@@ -155,8 +163,8 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
                 if found is None:
                     raise EdgepressError(f"search: the {depth}-layer distillation in '{dcfg.run_dir}' left no stage.json")
                 seeds[depth] = ([*upstream[0], found[0]], str(found[1].get("config_hash", "")))
-        seed = pruned.get((depth, ratio)) if vocab is not None else None
-        bcfg = branch_config(cfg, depth, ratio, vocab, pruned=seed is not None)
+        seed = pruned.get((depth, point.name)) if vocab is not None else None
+        bcfg = branch_config(cfg, depth, point, vocab, pruned=seed is not None)
         seed = seed or seeds[depth]
         if progress:
             progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
@@ -165,8 +173,9 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         records = [f[0] for f in found_records if f is not None]
         prune = next((f for f in found_records if f is not None and f[0].name == "prune"), None)
         if vocab is None and prune is not None:
-            pruned[(depth, ratio)] = ([*seed[0], prune[0]], str(prune[1].get("config_hash", "")))
+            pruned[(depth, point.name)] = ([*seed[0], prune[0]], str(prune[1].get("config_hash", "")))
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
         model_dir = next((r.path("model") for r in reversed([*seed[0], *records]) if "model" in r.outputs), None)
-        branches.append(Branch(depth, ratio, bcfg.name, _candidate_variants(records), tok, model_dir, vocab))
+        branches.append(Branch(depth, point.ffn, bcfg.name, _candidate_variants(records), tok, model_dir, vocab,
+                               point.heads))
     return branches

@@ -33,6 +33,32 @@ class SearchTargets(Section):
         return self.device.startswith(("ssh://", "adb://"))
 
 
+class PrunePoint(Section):
+    """One pruning amount of the grid: the share of attention heads and of FFN neurons removed.
+
+    Heads and FFN neurons need not go together: on the distilled STS-B student, removing 20 % of the heads and
+    70 % of the FFN neurons (52 % of the encoder's MACs) kept more dev Spearman than 40 % of each (41 %).
+    """
+
+    heads: float = Field(ge=0, lt=1, description="fraction of attention heads removed")
+    ffn: float = Field(ge=0, lt=1, description="fraction of FFN intermediate neurons removed")
+
+    @property
+    def name(self) -> str:
+        """``p30`` when both shares are 30 %, ``h20-f70`` otherwise: the branch's name part."""
+        h, f = round(self.heads * 100), round(self.ffn * 100)
+        return f"p{f:02d}" if h == f else f"h{h:02d}-f{f:02d}"
+
+    @property
+    def removes_anything(self) -> bool:
+        return self.heads > 0 or self.ffn > 0
+
+    @classmethod
+    def of(cls, value: "float | PrunePoint") -> "PrunePoint":
+        """A grid entry as a point: a plain ratio removes that share of heads and of FFN neurons."""
+        return value if isinstance(value, PrunePoint) else cls(heads=value, ffn=value)
+
+
 class SearchConfig(Section):
     """Candidates = depths x prune_ratios x vocab_sizes x (fp32 + each quantize method); each branch is a small sub-run."""
 
@@ -40,9 +66,10 @@ class SearchConfig(Section):
     depths: list[int] = Field(default_factory=list,
                               description="student depths (layers); [] = only the upstream student's depth; "
                                           "other depths are distilled with the distill section's settings")
-    prune_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.3, 0.5],
-                                      description="fraction of attention heads and FFN neurons removed "
-                                                  "(prune section's importance and recovery apply)")
+    prune_ratios: list[float | PrunePoint] = Field(
+        default_factory=lambda: [0.0, 0.3, 0.5],
+        description="fraction of attention heads and FFN neurons removed, or {heads: h, ffn: f} to remove different "
+                    "shares of each (prune section's importance and recovery apply)")
     vocab_sizes: list[int | None] = Field(default_factory=lambda: [None],
                                           description="vocabulary sizes tried on every (depth, ratio) branch: trim_vocab "
                                                       "with vocab.max_size after pruning (the vocab section's other "
@@ -68,13 +95,19 @@ class SearchConfig(Section):
 
     @field_validator("prune_ratios")
     @classmethod
-    def _ratios(cls, values: list[float]) -> list[float]:
+    def _ratios(cls, values: list[float | PrunePoint]) -> list[float | PrunePoint]:
         if not values:
             raise ValueError("give at least one prune ratio (0.0 = no pruning)")
-        if any(not 0 <= v < 1 for v in values) or len({round(v * 100) for v in values}) != len(values):
-            raise ValueError(f"prune ratios must be fractions in [0, 1) that differ by at least 0.01 (got {values}): "
-                             "each names a search branch by its percentage")
+        plain = [v for v in values if not isinstance(v, PrunePoint)]
+        if any(not 0 <= v < 1 for v in plain) or len({PrunePoint.of(v).name for v in values}) != len(values):
+            shown = [v.model_dump() if isinstance(v, PrunePoint) else v for v in values]
+            raise ValueError(f"prune ratios must be fractions in [0, 1) that differ by at least 0.01 (got {shown}): "
+                             "each names a search branch by its percentages")
         return values
+
+    def prune_points(self) -> list[PrunePoint]:
+        """``prune_ratios`` as (heads, FFN) points."""
+        return [PrunePoint.of(v) for v in self.prune_ratios]
 
     @field_validator("vocab_sizes")
     @classmethod

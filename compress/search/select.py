@@ -26,6 +26,14 @@ class Candidate:
     on_front: bool = False
     verdict: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    head_ratio: float | None = None  # share of attention heads removed; None: prune_ratio (FFN) applies to both
+
+    @property
+    def pruned(self) -> str:
+        """``30%`` (heads and FFN alike) or ``heads 20%, FFN 70%``."""
+        if self.head_ratio is None or round(self.head_ratio * 100) == round(self.prune_ratio * 100):
+            return f"{self.prune_ratio:.0%}"
+        return f"heads {self.head_ratio:.0%}, FFN {self.prune_ratio:.0%}"
 
     @property
     def measured(self) -> bool:

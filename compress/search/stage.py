@@ -103,13 +103,14 @@ def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: st
                              precision=q.get("precision", "fp32"), size_mb=q.get("size_mb") or 0.0,
                              p50_ms=lat_ms.get("p50"), p90_ms=lat_ms.get("p90"), retention=sel.get("retention"),
                              value=(sel.get("quality") or {}).get("value"), test_retention=q.get("retention"),
-                             test_value=(q.get("quality") or {}).get("value"), status=status))
+                             test_value=(q.get("quality") or {}).get("value"), status=status,
+                             head_ratio=b.head_ratio))
     by_name = {b.name: b for b in branches or []}
     for name, first in (same_as or {}).items():
         b, q = by_name[name.split("/")[0]], local.get(first, {})
         out.append(Candidate(name=name, path=q.get("path", ""), depth=b.depth, prune_ratio=b.prune_ratio,
                              precision=q.get("precision", "fp32"), size_mb=q.get("size_mb") or 0.0, p50_ms=None,
-                             retention=None, status=f"same file as {first}"))
+                             retention=None, status=f"same file as {first}", head_ratio=b.head_ratio))
     return out
 
 

@@ -97,10 +97,34 @@ def test_search_config_rejects_bad_grid():
 
 def test_branch_names_keep_vocabulary_sizes_apart():
     from compress.search.branches import branch_name
+    from compress.search.config import PrunePoint
 
     assert branch_name(3, 0.5, 16000) == "d3-p50-v16k" and branch_name(3, 0.5) == "d3-p50"
     names = {branch_name(3, 0.5, v) for v in (100, 150, 16000, 16400, 16)}
     assert len(names) == 5, names  # 100 and 150 were both v0.1k, 16000 and 16400 both v16k
+    assert branch_name(3, PrunePoint(heads=0.2, ffn=0.7)) == "d3-h20-f70"
+    assert branch_name(3, PrunePoint(heads=0.3, ffn=0.3), 16000) == "d3-p30-v16k"  # same as the plain ratio
+
+
+def test_prune_points_take_separate_head_and_ffn_shares():
+    from compress.config import load_config
+    from compress.errors import ConfigError
+    from compress.search.config import PrunePoint
+
+    base = ["teacher.model=x", "data.train=y"]
+    cfg = load_config(None, [*base, "search.prune_ratios=[0.0, 0.4, {heads: 0.2, ffn: 0.7}]"])
+    assert cfg.search.prune_points() == [PrunePoint(heads=0.0, ffn=0.0), PrunePoint(heads=0.4, ffn=0.4),
+                                         PrunePoint(heads=0.2, ffn=0.7)]
+    assert load_config(None, [*base, f"search.prune_ratios={json.dumps(cfg.search.model_dump()['prune_ratios'])}"]) \
+        .search.prune_points() == cfg.search.prune_points()  # round trip through JSON
+    with pytest.raises(ConfigError, match="differ by at least 0.01"):  # both would be branch d3-p40
+        load_config(None, [*base, "search.prune_ratios=[0.4, {heads: 0.4, ffn: 0.4}]"])
+    with pytest.raises(ConfigError, match="search.prune_ratios"):
+        load_config(None, [*base, "search.prune_ratios=[{heads: 0.2, ffn: 1.0}]"])
+    with pytest.raises(ConfigError, match="search.prune_ratios"):
+        load_config(None, [*base, "search.prune_ratios=[{heads: 0.2}]"])
+    c = Candidate("x", "x.onnx", 3, 0.7, "int8", 5.0, 1.0, 0.98, head_ratio=0.2)
+    assert c.pruned == "heads 20%, FFN 70%" and _c("y", 1.0, 0.98).pruned == "0%"
 
 
 def _tiny_search_run(tiny_model_dir, shared_data, tmp_path, **sections) -> dict:
@@ -167,6 +191,27 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
     out = run_pipeline(cfg, force={"search"})
     assert [o.status for o in out][:3] == ["skipped", "ran", "ran"]
     assert (cfg.run_dir / "search" / "d1-p50" / "01-prune" / "stage.json").stat().st_mtime_ns == stamp
+
+
+def test_search_prunes_heads_and_ffn_by_their_own_shares(tiny_model_dir, shared_data, tmp_path):
+    """{heads: 0.5, ffn: 0.25}: the branch cuts 2 of 4 heads and 16 of 64 FFN neurons, and says so."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    cfg = RunConfig.model_validate(_tiny_search_run(
+        tiny_model_dir, shared_data, tmp_path, name="hf", stages=["distill", "search"],
+        search={"prune_ratios": [{"heads": 0.5, "ffn": 0.25}], "quantize": [], "max_eval_samples": 16,
+                "targets": {"retention_floor": 0.0}},
+        bench={"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1}))
+    run_pipeline(cfg)
+    pruned = json.loads((cfg.run_dir / "search" / "d1-h50-f25" / "01-prune" / "model" / "config.json").read_text())
+    assert pruned["intermediate_size"] == 48 and sum(map(len, pruned["pruned_heads"].values())) == 2
+    data = json.loads((cfg.run_dir / "02-search" / "candidates.json").read_text())
+    (cand,) = data["candidates"]
+    assert cand["name"] == "d1-h50-f25/student-onnx-optimized" and cand["head_ratio"] == 0.5
+    assert cand["prune_ratio"] == 0.25
+    assert "| d1-h50-f25/student-onnx-optimized | 1 | heads 50%, FFN 25% |" in (
+        cfg.run_dir / "02-search" / "search.md").read_text()
 
 
 def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared_data, tmp_path):

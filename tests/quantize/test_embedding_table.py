@@ -85,12 +85,15 @@ def test_block_size_must_be_a_power_of_two():
 
 def test_label_names_a_four_bit_table():
     shape = {"layers": 3, "heads": 36, "ffn": 1536, "hidden": 384, "vocab": 30522}
-    teacher = {**shape, "layers": 6}
+    teacher = {**shape, "layers": 6, "heads": 72}  # 12 heads a layer, as the student
     assert shape_label(shape, teacher, "int8") == "d3-p00-v30522-int8"
     assert shape_label({**shape, "embedding_bits": 4}, teacher, "int8") == "d3-p00-v30522-int8-e4"
     # exact vocabulary sizes, as the search's branch names: 16,000 and 16,400 were both v16k
     assert shape_label({**shape, "vocab": 16000}, teacher, "int8") == "d3-p00-v16k-int8"
     assert shape_label({**shape, "vocab": 16400}, teacher, "int8") == "d3-p00-v16400-int8"
+    # heads and FFN pruned by their own shares; a share of heads within one head of the FFN share reads as one
+    assert shape_label({**shape, "heads": 30, "ffn": 464}, teacher, "int8") == "d3-h17-f70-v30522-int8"
+    assert shape_label({**shape, "heads": 24, "ffn": 1072}, teacher, "int8") == "d3-p30-v30522-int8"
 
 
 def test_the_graphs_own_opset_is_kept(tmp_path):
