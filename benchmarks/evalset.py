@@ -49,6 +49,14 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def call_rows(self, task: str) -> tuple[list[str], list[str] | None]:
+        """The texts (and second segments) a model of ``task`` is called with, one call per row: an embedding
+        model encodes each sentence of a pair on its own (a pair is two calls, compared by cosine), every other
+        task reads the row as it stands (a cross-encoder, a question on its context)."""
+        if task == "embedding" and self.pairs is not None:
+            return self.texts + self.pairs, None
+        return self.texts, self.pairs
+
     def head(self, rows: int) -> "EvalSet":
         """The first ``rows`` rows."""
         return EvalSet(self.texts[:rows], None if self.pairs is None else self.pairs[:rows],

@@ -79,26 +79,33 @@ def file_size_mb(path: Path) -> float:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def realistic_rows(eval_set: EvalSet, batch: int, n_batches: int,
-                   seed: int = 0) -> list[tuple[list[str], list[str] | None]]:
-    """Batches of real eval texts (and their second segments) drawn with a seeded RNG."""
+def realistic_rows(eval_set: EvalSet, batch: int, n_batches: int, seed: int = 0,
+                   task: str = "") -> list[tuple[list[str], list[str] | None]]:
+    """Batches of real eval texts (and their second segments) drawn with a seeded RNG, as a model of ``task`` is
+    called with them (``EvalSet.call_rows``: an embedding model sees each sentence of a pair alone)."""
     import random
 
+    texts, pairs = eval_set.call_rows(task)
     rnd = random.Random(seed)
-    idx = list(range(len(eval_set.texts)))
+    idx = list(range(len(texts)))
     out = []
     for _ in range(n_batches):
         rows = [rnd.choice(idx) for _ in range(batch)]
-        pairs = [eval_set.pairs[r] for r in rows] if eval_set.pairs is not None else None
-        out.append(([eval_set.texts[r] for r in rows], pairs))
+        out.append(([texts[r] for r in rows], [pairs[r] for r in rows] if pairs is not None else None))
     return out
 
 
 def realistic_feeds(tokenizer: Any, eval_set: EvalSet, batch: int, n_batches: int, max_length: int,
-                    seed: int = 0) -> list[dict[str, "np.ndarray"]]:
+                    seed: int = 0, task: str = "") -> list[dict[str, "np.ndarray"]]:
     """``realistic_rows`` tokenised, each batch padded to its own longest row."""
     return [tokenize_feeds(tokenizer, texts, pairs, max_length)
-            for texts, pairs in realistic_rows(eval_set, batch, n_batches, seed)]
+            for texts, pairs in realistic_rows(eval_set, batch, n_batches, seed, task)]
+
+
+def call_lengths(tokenizer: Any, eval_set: EvalSet, max_length: int, task: str) -> list[int]:
+    """Token lengths of the calls a model of ``task`` gets from ``eval_set`` (for memory probes and devices)."""
+    texts, pairs = eval_set.call_rows(task)
+    return token_lengths(tokenizer, texts, max_length, pairs)
 
 
 # ------------------------------------------------------------------------------------------ latency
@@ -122,7 +129,8 @@ def latency_timings(runner: Runner, settings: BenchSettings, vocab: int, tokeniz
         if settings.realistic:
             if tokenizer is None or eval_set is None or not eval_set.texts:
                 raise EdgepressError("realistic mode draws sequence lengths from eval texts: give a tokenizer and data")
-            batches = realistic_feeds(tokenizer, eval_set, b, settings.realistic_batches, settings.max_length, settings.seed)
+            batches = realistic_feeds(tokenizer, eval_set, b, settings.realistic_batches, settings.max_length, settings.seed,
+                                      runner.task)
             prepared = [runner.prepare(f) for f in batches]
             mean_seq = sum(f["attention_mask"].shape[1] for f in batches) / len(batches)
             timings.append(Timing(lambda i, p=prepared: runner.run(p[i % len(p)]), b,
@@ -138,7 +146,7 @@ def end_to_end_timing(runner: Runner, settings: BenchSettings, tokenizer: Any, e
     """The call an app makes, raw text -> tokenizer -> runtime inputs -> model, at the headline batch on the rows
     the model-only realistic point draws (same seed)."""
     b = settings.batch_sizes[0]
-    rows = realistic_rows(eval_set, b, settings.realistic_batches, settings.seed)
+    rows = realistic_rows(eval_set, b, settings.realistic_batches, settings.seed, runner.task)
 
     def call(i: int) -> Any:
         texts, pairs = rows[i % len(rows)]
@@ -405,7 +413,7 @@ def finish_local(opened: OpenModel, task: str, settings: BenchSettings, eval_set
         entry["end_to_end"] = opened.end_to_end.record
     if settings.session_memory and entry["format"] in ("onnx", "ort") and settings.device == "cpu":
         entry["session_memory"] = probe_session_memory(opened.model_path, settings, opened.vocab, opened.tokenizer,
-                                                       eval_set)
+                                                       eval_set, task)
     outs = None
     if eval_set is not None and opened.tokenizer is not None and task != "mlm":
         if task == "question-answering":
@@ -446,13 +454,13 @@ def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
 
 
 def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, tokenizer: Any,
-                         eval_set: EvalSet | None) -> dict[str, Any]:
+                         eval_set: EvalSet | None, task: str = "") -> dict[str, Any]:
     """The session's peak memory in a fresh process, at the bench's batch sizes and (realistic) lengths."""
     from benchmarks.memory import session_memory
 
     lengths = None
     if settings.realistic and tokenizer is not None and eval_set is not None and eval_set.texts:
-        lengths = token_lengths(tokenizer, eval_set.texts, settings.max_length, eval_set.pairs)
+        lengths = call_lengths(tokenizer, eval_set, settings.max_length, task)
     return session_memory(model_path, settings, vocab, lengths)
 
 
@@ -566,7 +574,7 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
 
         lengths = None
         if settings.realistic and default_tok is not None and eval_set is not None:
-            lengths = token_lengths(default_tok, eval_set.texts, settings.max_length, eval_set.pairs)
+            lengths = call_lengths(default_tok, eval_set, settings.max_length, task)
         vocab = getattr(default_tok, "vocab_size", None) or 100
         for local in list(entries):
             if local["target"] != LOCAL or local["role"] == "teacher":

@@ -188,3 +188,21 @@ def test_models_are_timed_in_alternating_rounds_and_a_failure_stays_with_its_mod
     assert models[1].runner is None
     for m in (models[0], models[2]):
         assert m.points[0].record["latency_ms"]["runs"] == 4 and m.runner is not None
+
+
+def test_an_embedding_model_is_timed_on_single_sentences_a_cross_encoder_on_pairs(tiny_model_dir):
+    """STS pairs: a sentence-embedding model encodes each sentence alone (a pair is two calls), so its latency
+    batches hold single sentences from both columns; a classifier of pairs reads them joined."""
+    from benchmarks.harness import call_lengths, realistic_rows
+    from compress.models import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir("bert", "embedding")))
+    ev = EvalSet(["first sentence one", "first sentence two"], ["second column a", "second column b"], [1.0, 4.0])
+    rows = realistic_rows(ev, 4, 8, seed=0, task="embedding")
+    drawn = {t for texts, pairs in rows for t in texts}
+    assert all(pairs is None for _, pairs in rows) and drawn == set(ev.texts + ev.pairs)
+    joined = realistic_rows(ev, 4, 8, seed=0, task="regression")
+    assert all(pairs is not None and len(pairs) == len(texts) for texts, pairs in joined)
+    single = call_lengths(tok, ev, 64, "embedding")
+    pair = call_lengths(tok, ev, 64, "regression")
+    assert len(single) == 4 and len(pair) == 2 and max(single) < min(pair)
