@@ -128,6 +128,10 @@ STAGES: dict[str, StageSpec] = {
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section
                   "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
+                  # the bench fields the search sets itself (batch, device, rows) or never reads: changing them
+                  # (a baseline, a sweep size) re-runs the bench stage, not every candidate's measurement
+                  unused=("bench.batch_size", "bench.sweep_batch_sizes", "bench.max_eval_samples", "bench.device",
+                          "bench.targets", "bench.baselines", "bench.session_memory"),
                   needs=("model",), provides=("onnx", "tokenizer", "winner_model")),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png"),

@@ -56,7 +56,8 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
     t = cfg.search.targets
     bench = cfg.bench.model_copy(update={"batch_size": t.batch, "sweep_batch_sizes": [],
                                          "max_eval_samples": cfg.search.max_eval_samples,
-                                         "device": "cpu" if t.remote else t.device, "targets": []})
+                                         "device": "cpu" if t.remote else t.device, "targets": [],
+                                         "session_memory": False})  # the choice reads latency and quality only
     settings = settings_from_config(bench, cfg.teacher.max_length, cfg.seed)
     specs = [model_specs(cfg, inputs)[0]]  # the teacher, PyTorch fp32 (the fine-tuned one if upstream)
     distinct, same_as = distinct_files(branches)

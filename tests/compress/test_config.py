@@ -70,6 +70,20 @@ def test_section_hash_changes_only_with_its_sections():
     assert a.section_hash(sections) != c.section_hash(sections)
 
 
+def test_search_hash_ignores_the_bench_fields_it_sets_itself():
+    """Adding a baseline or a sweep size re-runs bench, not the search's measurement of every candidate; the
+    timing settings the search does read still count."""
+    from compress.pipeline import stage_hash
+
+    base = load_config(None, BASE)
+    same = [load_config(None, BASE + [o]) for o in ("bench.baselines=[optimum-int8-dynamic]", "bench.sweep_batch_sizes=[32]",
+                                                    "bench.batch_size=8", "bench.max_eval_samples=99",
+                                                    "bench.session_memory=false")]
+    assert {stage_hash(c, "search", "up") for c in same} == {stage_hash(base, "search", "up")}
+    assert stage_hash(load_config(None, BASE + ["bench.min_runs=7"]), "search", "up") != stage_hash(base, "search", "up")
+    assert stage_hash(same[0], "bench", "up") != stage_hash(base, "bench", "up")
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     cfg = load_config(path)

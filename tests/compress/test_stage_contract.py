@@ -25,10 +25,13 @@ def _cfg(**over: Any) -> RunConfig:
     return load_config(None, base={**BASE, **over})
 
 
-def _mutated_section(section: BaseModel) -> dict[str, Any] | None:
-    """The section's fields with one scalar field changed to another valid value (None if none can be)."""
+def _mutated_section(section: BaseModel, skip: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The section's fields with one scalar field (not in ``skip``) changed to another valid value (None if none can
+    be)."""
     data = section.model_dump(mode="json")
     for name, value in data.items():
+        if name in skip:
+            continue
         candidates: list[Any] = []
         if isinstance(value, bool):
             candidates = [not value]
@@ -47,14 +50,18 @@ def _mutated_section(section: BaseModel) -> dict[str, Any] | None:
 
 
 MUTATIONS: dict[str, Any] = {"task": "classification", "seed": 7}
+UNUSED_MUTATIONS: dict[str, Any] = {  # another valid value for every key a stage declares unused
+    "data.unlabeled": [{"source": "builtin:pydoc"}], "bench.batch_size": 8, "bench.sweep_batch_sizes": [32],
+    "bench.max_eval_samples": 99, "bench.device": "cuda", "bench.targets": ["ssh://pi@device"],
+    "bench.baselines": ["optimum-int8-dynamic"], "bench.session_memory": False}
 
 
-def _mutation(field: str, cfg: RunConfig) -> Any:
+def _mutation(field: str, cfg: RunConfig, skip: tuple[str, ...] = ()) -> Any:
     if field in MUTATIONS:
         return MUTATIONS[field]
     value = getattr(cfg, field)
     assert isinstance(value, BaseModel), field
-    mutated = _mutated_section(value)
+    mutated = _mutated_section(value, skip)
     assert mutated is not None, f"no valid mutation found for section '{field}'"
     return mutated
 
@@ -68,7 +75,8 @@ def test_undeclared_fields_change_neither_hash_nor_view(stage):
     base = _cfg()
     for field in CONTENT_FIELDS:
         dumped = base.model_dump(mode="json")
-        dumped[field] = _mutation(field, base)
+        unused = tuple(d.split(".", 1)[1] for d in spec.unused if d.split(".", 1)[0] == field)
+        dumped[field] = _mutation(field, base, unused)
         other = RunConfig.model_validate(dumped)
         same_hash = stage_hash(base, stage, "up") == stage_hash(other, stage, "up")
         if field in spec.sections:
@@ -86,8 +94,10 @@ def test_unused_keys_read_at_their_default(stage):
     spec = STAGES[stage]
     for dotted in spec.unused:
         section, key = dotted.split(".", 1)
-        changed = _cfg(data={**BASE["data"], "unlabeled": [{"source": "builtin:pydoc"}]}) \
-            if dotted == "data.unlabeled" else None
+        changed = None
+        value = UNUSED_MUTATIONS.get(dotted)
+        if value is not None:
+            changed = _cfg(**{section: {**BASE.get(section, {}), key: value}})
         assert changed is not None, f"add a mutation for {dotted}"
         assert stage_hash(changed, stage, "up") == stage_hash(_cfg(), stage, "up")
         assert getattr(getattr(stage_view(changed, spec), section), key) == getattr(getattr(_cfg(), section), key)
