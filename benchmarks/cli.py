@@ -280,6 +280,7 @@ def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check
 def parse_model_arg(arg: str, role: str = "variant") -> Any:
     """``PATH`` or ``NAME=PATH`` -> ModelSpec (name defaults to the file stem / folder name)."""
     from benchmarks.harness import ModelSpec
+    from benchmarks.identity import onnx_precision
     from benchmarks.runners import locate
 
     name, sep, path = arg.partition("=")
@@ -289,7 +290,7 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     if not p.exists():
         raise EdgepressError(f"model '{path}' does not exist (give a model file or a save_pretrained folder)")
     locate(p)  # a folder with no model, or with several ONNX files, is a usage error: say so before measuring
-    precision = "int8" if any(t in p.name.lower() for t in ("int8", "qint", "quant")) else "fp32"
+    precision = onnx_precision(p) or ("int8" if any(t in p.name.lower() for t in ("int8", "qint", "quant")) else "fp32")
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks.remote_runner import cpu_info
 
-EXTRA_PACKAGES = ("asyncssh", "adbutils", "tensorrt")
+EXTRA_PACKAGES = ("asyncssh", "adbutils", "tensorrt", "onnxruntime-gpu")
 
 
 def gpu_info() -> dict[str, Any] | None:

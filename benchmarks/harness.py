@@ -368,6 +368,8 @@ def open_local(spec: ModelSpec, task: str, settings: BenchSettings, tokenizer: A
         entry.update(status="skipped", reason=reason)
         return OpenModel(spec, entry)
     runner: Runner = runner_class(fmt, settings.device)(model_path, task, settings.threads)
+    if getattr(runner, "dtype", None) == "float16":  # torch on CUDA computes in fp16 whatever the file holds
+        entry["precision"] = "fp16"
     runner.pooling = pooling  # how token outputs become sentence vectors (files without sentence_embedding)
     rss0 = rss_mb()
     reset_peak_rss()

@@ -80,6 +80,30 @@ def embedding_table_bits(path: Path) -> int | None:
     return None
 
 
+QUANTIZED_OPS = {"MatMulInteger": "int8", "DynamicQuantizeLinear": "int8", "QLinearMatMul": "int8",
+                 "QuantizeLinear": "int8", "DequantizeLinear": "int8", "QAttention": "int8", "MatMulNBits": "int4"}
+
+
+def onnx_precision(path: Path) -> str | None:
+    """What an ONNX file computes in, read from the file (not its name): int4 / int8 when it holds quantized
+    MatMuls, fp16 when most of its float weights are float16, else fp32; None when it is not a readable ONNX file."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        return None
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # not ONNX after all: the runner reports why
+        return None
+    ops = {QUANTIZED_OPS[n.op_type] for n in graph.node if n.op_type in QUANTIZED_OPS}
+    if ops:
+        return "int4" if ops == {"int4"} else "int8"
+    half = sum(len(t.raw_data) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
+    single = sum(len(t.raw_data) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    return "fp16" if half > single else "fp32"
+
+
 def vocab_tag(size: int) -> str:
     """``v16k`` for 16,000 tokens, ``v16400`` / ``v30522`` otherwise: exact, so two sizes never share a name."""
     return f"v{size // 1000}k" if size % 1000 == 0 else f"v{size}"
