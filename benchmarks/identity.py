@@ -62,16 +62,23 @@ def model_shape(source: Path) -> dict[str, int] | None:
             "hidden": c.get("hidden_size", c.get("dim")), "vocab": c.get("vocab_size")}
 
 
-def embedding_table_bits(path: Path) -> int | None:
-    """4 when an ONNX file looks its word embeddings up in a 4-bit table (GatherBlockQuantized), else None."""
+def onnx_graph(path: Path) -> Any | None:
+    """The graph of an ``.onnx`` file (weights stored outside it not loaded), or None when it is not one."""
     path = Path(path)
     if path.suffix != ".onnx" or not path.is_file():
         return None
     import onnx
 
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        return onnx.load(str(path), load_external_data=False).graph
     except Exception:  # not ONNX after all: the runner reports why
+        return None
+
+
+def embedding_table_bits(path: Path) -> int | None:
+    """4 when an ONNX file looks its word embeddings up in a 4-bit table (GatherBlockQuantized), else None."""
+    graph = onnx_graph(path)
+    if graph is None:
         return None
     for node in graph.node:
         if node.op_type == "GatherBlockQuantized":
@@ -87,14 +94,10 @@ QUANTIZED_OPS = {"MatMulInteger": "int8", "DynamicQuantizeLinear": "int8", "QLin
 def onnx_precision(path: Path) -> str | None:
     """What an ONNX file computes in, read from the file (not its name): int4 / int8 when it holds quantized
     MatMuls, fp16 when most of its float weights are float16, else fp32; None when it is not a readable ONNX file."""
-    path = Path(path)
-    if path.suffix != ".onnx" or not path.is_file():
-        return None
     import onnx
 
-    try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception:  # not ONNX after all: the runner reports why
+    graph = onnx_graph(path)
+    if graph is None:
         return None
     ops = {QUANTIZED_OPS[n.op_type] for n in graph.node if n.op_type in QUANTIZED_OPS}
     if ops:
