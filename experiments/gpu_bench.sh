@@ -2,7 +2,7 @@
 # The GPU bench stage of issue 17, as run on the workplace's lent CUDA machine (BENCHMARKS.md "GPU").
 #
 # That machine has its own Python 3.12, torch (CUDA) and transformers 5, no network and no onnxruntime-gpu, and a
-# call carries at most 64 MiB. experiments/gpu_payload.sh therefore packs, on this machine, the pinned wheels
+# call carries at most 64 MiB. experiments/gpu_payload.py therefore packs, on this machine, the pinned wheels
 # edgepress needs (transformers 4.57, datasets, pydantic, optimum, an edgepress wheel) and one xz stream of
 # onnxruntime-gpu + the SST-2 run's models + the eval file, split into parts carried as .gpu1/, .gpu2/, ... (one
 # per call; git-ignored through .git/info/exclude).
@@ -24,7 +24,7 @@ nvidia_libs() {
     find "$sp/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:
 }
 export LD_LIBRARY_PATH="$(nvidia_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-edgepress() { python3 -c 'import sys; from compress.cli import main; sys.argv[0] = "edgepress"; main()' "$@"; }
+edgepress() { python3 -m compress.cli "$@"; }  # the carried edgepress wheel, under that machine's python3
 
 for step in "$@"; do
     echo "== $step ($(date +%T))"
@@ -60,7 +60,7 @@ EOF
             --out /tmp/smoke --allow-partial || exit 1 ;;
     bench)
         mkdir -p "${OUT:-/tmp/out}"
-        timeout 480 python3 -c 'import sys; from compress.cli import main; sys.argv[0] = "edgepress"; main()' bench run \
+        timeout 480 python3 -m compress.cli bench run \
             winner-pytorch="$PL"/models/student winner-int8="$PL"/models/onnx/model_quantized.onnx \
             winner-fp16="$PL"/models/onnx/model.fp16.onnx --teacher "$PL"/models/teacher \
             --task classification --data "$PL"/data/sst2-test.tsv --text-column sentence --label-column label \

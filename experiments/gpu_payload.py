@@ -23,7 +23,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 LIMIT = 64 * 2**20
