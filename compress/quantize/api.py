@@ -99,7 +99,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
         if cfg.optimize_graph:
             baseline = out_dir / "model.opt.onnx"
             report["graph"]["fused_ops"] = optimize_bert(onnx_path, baseline, embed_layer_norm=cfg.embedding.bits == 8,
-                                                             slow_cpu_fusions=cfg.slow_cpu_fusions)
+                                                             slow_cpu_fusions=bool(cfg.slow_cpu_fusions))
         prepared = work / "prepared.onnx"
         report["graph"].update(prepare_for_quantization(baseline, prepared))
         plain = prepared

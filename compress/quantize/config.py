@@ -107,10 +107,10 @@ class QuantizeConfig(Section):
         None, description="choose weight/activation types and reduce_range for this CPU instead of this machine's "
                           "(search.targets.device ssh://... fills it by probing the device)")
     optimize_graph: bool = Field(False, description="fuse BERT ops (onnxruntime.transformers.optimizer) before quantizing")
-    slow_cpu_fusions: bool = Field(
-        False, description="with optimize_graph, also fuse SkipLayerNormalization and BiasGelu: ONNX Runtime's CPU "
-                           "kernels for them are slower than the ops they replace (BENCHMARKS.md); set true for a "
-                           "GPU target")
+    slow_cpu_fusions: bool | None = Field(
+        None, description="with optimize_graph, also fuse SkipLayerNormalization and BiasGelu: ONNX Runtime's CPU "
+                          "kernels for them are slower than the ops they replace (BENCHMARKS.md); None: only for a "
+                          "search whose target device is cuda")
     calibration_samples: int = Field(128, ge=1, description="train rows fed to static/NNCF calibration (batch 1)")
     static: StaticOptions = Field(default_factory=StaticOptions)
     nncf: NNCFOptions = Field(default_factory=NNCFOptions)

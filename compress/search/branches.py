@@ -104,7 +104,9 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", voc
                       "bundle": False, "include_teacher": False}
     # the search's floor (against the teacher) is the accuracy guard here: the guard's fallbacks keep blocks
     # in float, which would hide the plain INT8 candidate and inflate its file
+    slow_fusions = data["quantize"].get("slow_cpu_fusions")
     data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph,
+                        "slow_cpu_fusions": s.targets.device == "cuda" if slow_fusions is None else slow_fusions,
                         "guard": {**data["quantize"]["guard"], "fallbacks": False}}
     return RunConfig.model_validate(data)
 

@@ -106,6 +106,19 @@ def test_branch_names_keep_vocabulary_sizes_apart():
     assert branch_name(3, PrunePoint(heads=0.3, ffn=0.3), 16000) == "d3-p30-v16k"  # same as the plain ratio
 
 
+def test_branches_fuse_for_the_target_device():
+    from compress.config import load_config
+    from compress.search.branches import branch_config
+
+    base = ["teacher.model=x", "data.train=y", "stages=[distill, search]"]
+    fusions = {(device, given): branch_config(load_config(None, [*base, f"search.targets.device={device}", *given]),
+                                              3, 0.3).quantize.slow_cpu_fusions
+               for device in ("cpu", "cuda") for given in ((), ("quantize.slow_cpu_fusions=false",))}
+    assert fusions == {("cpu", ()): False, ("cuda", ()): True,  # ORT's CUDA kernels for the fused ops are the fast ones
+                       ("cpu", ("quantize.slow_cpu_fusions=false",)): False,
+                       ("cuda", ("quantize.slow_cpu_fusions=false",)): False}
+
+
 def test_prune_points_take_separate_head_and_ffn_shares():
     from compress.config import load_config
     from compress.errors import ConfigError
