@@ -4,13 +4,14 @@ Without --model: three one-node-pair graphs on the same input, each loaded with 
 optimisations: ``SkipLayerNormalization`` (the fused op), ``Add`` + ``LayerNormalization`` (which ORT fuses into
 the former when it loads the graph) and ``Sum`` + ``LayerNormalization`` (what edgepress writes).
 
-With --model (an exported fp32 ONNX student): the search's INT8 path (BERT fusions, dynamic INT8 per-channel,
-4-bit word-embedding table) run twice, with and without the slow CPU fusions, and both files timed in alternating
-rounds beside any --baseline files, at batch 1 and 32 on random token ids.
+With --model (an exported fp32 ONNX student folder's model.onnx): the search's INT8 path (BERT fusions, dynamic
+INT8 per-channel, 4-bit word-embedding table) run twice, with and without the slow CPU fusions, into --out; then
+`edgepress bench run` times both files beside any --baseline files (24 and 40 tokens at batch 1 and 32, random
+token ids of the student's tokenizer; its report lands in --out/bench).
 Re-run it when onnxruntime is upgraded: if the fused kernels are no longer slower, the default can flip.
 
     python experiments/cpu_layer_norm.py [--batch 32] [--seq 40] [--hidden 384] [--threads 2]
-    python experiments/cpu_layer_norm.py --model runs/X/search/d2-p00/02-export/model.onnx [--baseline B.onnx]
+    python experiments/cpu_layer_norm.py --model runs/X/search/d2-p00/01-export/model.onnx [--baseline B.onnx] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -60,32 +61,14 @@ def int8_student(src: Path, dst: Path, slow_cpu_fusions: bool) -> None:
     quantize_embedding_table(dst, table, block_size=64, symmetric=True)
 
 
-def time_models(files: dict[str, Path], shapes: list[tuple[int, int]], threads: int, rounds: int) -> None:
-    """p50 ms of each file at each (batch, seq) shape on random token ids, in alternating rounds."""
-    rng = np.random.default_rng(0)
-    sessions = {}
-    for name, path in files.items():
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        sessions[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    times: dict[tuple[str, tuple[int, int]], list[float]] = {}
-    for _ in range(rounds):
-        for name, sess in sessions.items():
-            for batch, seq in shapes:
-                feed = {i.name: (rng.integers(1000, 2000, (batch, seq)) if i.name == "input_ids" else
-                                 np.ones((batch, seq)) if i.name == "attention_mask" else np.zeros((batch, seq)))
-                        .astype(np.int64) for i in sess.get_inputs()}
-                sess.run(None, feed)
-                for _ in range(max(10, 4000 // (batch * seq))):
-                    t = time.perf_counter()
-                    sess.run(None, feed)
-                    times.setdefault((name, (batch, seq)), []).append(time.perf_counter() - t)
-    print(f"onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, {threads} threads, "
-          f"p50 ms over {rounds} alternating rounds")
-    print("| model | " + " | ".join(f"{b} x {s}" for b, s in shapes) + " |")
-    print("| --- |" + " ---: |" * len(shapes))
-    for name in files:
-        print(f"| {name} | " + " | ".join(f"{statistics.median(times[(name, sh)]) * 1e3:.3f}" for sh in shapes) + " |")
+def bench_files(files: dict[str, Path], tokenizer: Path, task: str, threads: int, out: Path) -> None:
+    """Time ``files`` with the project's harness: ``edgepress bench run`` at 24 and 40 tokens, batch 1 and 32."""
+    models = [f"{name}={path}" for name, path in files.items()]
+    cmd = [sys.executable, "-m", "compress.cli", "bench", "run", *models, "--task", task, "--tokenizer", str(tokenizer),
+           "--no-realistic", "--seq", "24,40", "--batch", "1,32", "--threads", str(threads),
+           "--min-runs", "200", "--min-seconds", "2", "--no-session-memory", "--out", str(out / "bench")]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 def main() -> None:
@@ -98,16 +81,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", type=Path, help="an fp32 ONNX student: compare its INT8 file with and without the fusions")
     ap.add_argument("--baseline", type=Path, action="append", default=[], help="another ONNX file timed beside them")
+    ap.add_argument("--task", default="embedding", help="the student's task, as `edgepress bench run --task` takes it")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/cpu-layer-norm"), help="folder for the INT8 files and the report")
     args = ap.parse_args()
 
     if args.model is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            files = {}
-            for slow in (True, False):
-                files[f"slow_cpu_fusions={str(slow).lower()}"] = dst = Path(tmp) / f"slow{int(slow)}.onnx"
-                int8_student(args.model, dst, slow)
-            files.update({b.name if b.parent.name == "" else f"{b.parent.name}/{b.name}": b for b in args.baseline})
-            time_models(files, [(1, 12), (1, 24), (1, 48), (32, 40)], args.threads, args.rounds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for slow in (True, False):
+            files[f"slow-fusions-{str(slow).lower()}"] = dst = args.out / f"slow_cpu_fusions_{str(slow).lower()}.onnx"
+            int8_student(args.model, dst, slow)
+        files.update({f"baseline{n}": b for n, b in enumerate(args.baseline, 1)})
+        bench_files(files, args.model.parent, args.task, args.threads, args.out)
         return
 
     rng = np.random.default_rng(0)
