@@ -4,8 +4,8 @@
 # That machine has its own Python 3.12, torch (CUDA) and transformers 5, no network and no onnxruntime-gpu, and a
 # call carries at most 64 MiB. experiments/gpu_payload.py therefore packs, on this machine, the pinned wheels
 # edgepress needs (transformers 4.57, datasets, pydantic, optimum, an edgepress wheel) and one xz stream of
-# onnxruntime-gpu + the SST-2 run's models + the eval file, split into parts carried as .gpu1/, .gpu2/, ... (one
-# per call; git-ignored through .git/info/exclude).
+# onnxruntime-gpu + a finished run's models + its recipe's test file and bench options (bench.args), split into
+# parts carried as .gpu1/, .gpu2/, ... (one per call; git-ignored through .git/info/exclude).
 # Each step below is one word; a call runs some of them in order:
 #   stash    copy the carried .gpu*/ parts to /tmp/stage (kept while the machine stays warm)
 #   probe    print what the machine has (GPU, python, CUDA libraries, tools)
@@ -13,7 +13,8 @@
 #   unpack   extract what of the stream has arrived (complete files only are used)
 #   smoke    open the ONNX files on the CUDA provider and run edgepress bench briefly on them
 #   bench    the bench stage: teacher and winner in torch CUDA fp16, winner INT8 and fp16 ONNX on ORT's CUDA
-#            provider, Optimum's fused fp32 ONNX of the teacher; batch 1 and 32, SST-2 test; report under $OUT
+#            provider, Optimum's fused fp32 ONNX of the teacher; batch 1 and 32, the recipe's test file; report under
+#            $OUT/cuda
 set -uo pipefail
 STAGE=/tmp/stage PL=/tmp/pl SITE=/tmp/site
 export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -54,18 +55,19 @@ for name in ("model_quantized.onnx", "model.fp16.onnx"):
     feeds = {i.name: np.ones((1, 12), dtype=np.int64) for i in s.get_inputs()}
     print(name, s.get_providers(), [o.shape for o in s.run(None, feeds)])
 EOF
+        # shellcheck disable=SC2046
         edgepress bench run winner-int8="$PL"/models/onnx/model_quantized.onnx winner-fp16="$PL"/models/onnx/model.fp16.onnx \
-            --tokenizer "$PL"/models/onnx --task classification --data "$PL"/data/sst2-test.tsv \
-            --text-column sentence --label-column label --batch 1,32 --device cuda --max-samples 64 --warmup 2 --min-runs 5 --min-seconds 0 --rounds 1 \
+            --tokenizer "$PL"/models/onnx $(cat "$PL"/bench.args) --max-samples 64 \
+            --batch 1,32 --device cuda --warmup 2 --min-runs 5 --min-seconds 0 --rounds 1 \
             --out /tmp/smoke --allow-partial || exit 1 ;;
     bench)
         mkdir -p "${OUT:-/tmp/out}"
+        # shellcheck disable=SC2046
         timeout 480 python3 -m compress.cli bench run \
             winner-pytorch="$PL"/models/student winner-int8="$PL"/models/onnx/model_quantized.onnx \
-            winner-fp16="$PL"/models/onnx/model.fp16.onnx --teacher "$PL"/models/teacher \
-            --task classification --data "$PL"/data/sst2-test.tsv --text-column sentence --label-column label \
-            --batch 1,32 --device cuda --baseline optimum-onnx-fused --max-samples 872 \
-            --warmup 10 --min-runs 200 --min-seconds 5 --rounds 5 --out "${OUT:-/tmp/out}"/sst2-cuda --allow-partial \
+            winner-fp16="$PL"/models/onnx/model.fp16.onnx --teacher "$PL"/models/teacher $(cat "$PL"/bench.args) \
+            --batch 1,32 --device cuda --baseline optimum-onnx-fused \
+            --warmup 10 --min-runs 200 --min-seconds 5 --rounds 5 --out "${OUT:-/tmp/out}"/cuda --allow-partial \
             2>&1 | tee "${OUT:-/tmp/out}"/bench.log ;;
     *) echo "unknown step $step"; exit 2 ;;
     esac

@@ -1,7 +1,7 @@
 """Pack what experiments/gpu_bench.sh needs on the lent GPU machine into parts of at most 64 MiB per call.
 
 That machine has no network, Python 3.12 with its own torch (CUDA 13) and transformers 5, and no onnxruntime-gpu;
-one call carries at most 64 MiB of files. So, from a finished SST-2 run (RUN_DIR):
+one call carries at most 64 MiB of files. So, from a finished run (RUN_DIR) of a recipe (--config: its task, test and dev files, columns and max length):
   - the pinned pure-Python / cp312 wheels edgepress's bench needs there, and an edgepress wheel of this checkout;
   - onnxruntime-gpu (CUDA 13 build) with every cubin that is not for SM 9.x zeroed in place: the H200 (SM 9.0)
     can only load the SM 9.x ones, which are kept byte for byte, and zeroed bytes compress to nothing
@@ -13,7 +13,7 @@ all in one xz stream (ORT and the ONNX files first, so a partial stream already 
 OUT/c1 (wheels + the first part), OUT/c2, ... Each part is carried (as .gpu1/, .gpu2/, ...) in one `device
 run` call.
 
-Usage: python experiments/gpu_payload.py RUN_DIR OUT [--repo-bytes N]
+Usage: python experiments/gpu_payload.py RUN_DIR OUT --config configs/RECIPE.yaml [--repo-bytes N]
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compress.config import RunConfig
 
 LIMIT = 64 * 2**20
 MARGIN = 400_000
@@ -78,16 +82,34 @@ def keep_only_sm(so: Path, major: int) -> tuple[int, int]:
 
 
 def half_folder(src: Path, dst: Path) -> None:
-    """A save_pretrained folder with its float weights stored as float16."""
+    """A save_pretrained (or sentence-transformers) folder with its float weights stored as float16."""
     from safetensors.torch import load_file, save_file
 
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("model.safetensors"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("model.safetensors", "onnx"))
     tensors = load_file(src / "model.safetensors")
     save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
               dst / "model.safetensors", metadata={"format": "pt"})
 
 
-def build(run_dir: Path, work: Path, data: Path) -> None:
+def bench_args(cfg: "RunConfig", test_name: str) -> list[str]:
+    """The data options of `edgepress bench run` that match the recipe's own bench stage."""
+    d = cfg.data
+    args = ["--task", cfg.task, "--data", f"/tmp/pl/data/{test_name}", "--max-length", str(cfg.teacher.max_length),
+            "--max-samples", str(cfg.bench.max_eval_samples)]
+    if cfg.task not in ("token-classification", "question-answering"):
+        args += ["--text-column", d.text_column]
+        if d.text_pair_column:
+            args += ["--pair-column", d.text_pair_column]
+        if d.label_column:
+            args += ["--label-column", d.label_column]
+    return args
+
+
+def build(run_dir: Path, work: Path, config: Path, teacher: Path | None) -> None:
+    from compress.config import load_config
+    from compress.models import resolve_model_path
+
+    cfg = load_config(config)
     wheels = work / "whl"
     wheels.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip"]
@@ -103,23 +125,27 @@ def build(run_dir: Path, work: Path, data: Path) -> None:
     kept, zeroed = keep_only_sm(site / "onnxruntime/capi/libonnxruntime_providers_cuda.so", 9)
     print(f"onnxruntime-gpu: kept {kept / 1e6:.1f} MB of SM 9.x cubins, zeroed {zeroed / 1e6:.1f} MB")
     models = work / "pl" / "models"
-    half_folder(run_dir / "01-finetune/model", models / "teacher")
+    finetuned = run_dir / "01-finetune/model"
+    teacher = teacher or (finetuned if finetuned.is_dir() else Path(resolve_model_path(cfg.teacher.model)))
+    half_folder(teacher, models / "teacher")
     half_folder(run_dir / "final/model", models / "student")
     onnx_dir = models / "onnx"
     shutil.copytree(run_dir / "final/onnx", onnx_dir, ignore=shutil.ignore_patterns("model.onnx"))
     run(sys.executable, "-m", "compress.cli", "quantize", str(run_dir / "final/onnx/model.onnx"), str(work / "fp16"),
-        "--task", "classification", "--tokenizer", str(run_dir / "final/onnx"), "--data", str(data.parent / "dev.tsv"),
-        "--set", "quantize.methods=[fp16]", "--set", "data.text_column=sentence", "--set", "data.label_column=label")
+        "--config", str(config), "--tokenizer", str(run_dir / "final/onnx"), "--data", str(cfg.data.eval),
+        "--set", "quantize.methods=[fp16]")
     shutil.copy(work / "fp16/model.fp16.onnx", onnx_dir)
+    test = Path(cfg.data.test)
     (work / "pl" / "data").mkdir()
-    shutil.copy(data, work / "pl/data/sst2-test.tsv")
+    shutil.copy(test, work / "pl/data" / test.name)
+    (work / "pl/bench.args").write_text(" ".join(bench_args(cfg, test.name)) + "\n")
 
 
 def pack(work: Path, out: Path, repo_bytes: int) -> None:
     """One xz stream, ORT and ONNX files first; split so each call's carried bytes fit under the limit."""
     stream = work / "payload.tar.xz"
     pl = work / "pl"
-    tar = subprocess.Popen(["tar", "-cf", "-", "-C", str(pl), "site", "data", "models/onnx", "models/teacher",
+    tar = subprocess.Popen(["tar", "-cf", "-", "-C", str(pl), "site", "data", "bench.args", "models/onnx", "models/teacher",
                             "models/student"], stdout=subprocess.PIPE)
     with stream.open("wb") as fh:
         subprocess.run(["xz", "-9e", "-T1"], stdin=tar.stdout, stdout=fh, check=True)
@@ -147,13 +173,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/sst2/test.tsv"))
+    parser.add_argument("--config", type=Path, required=True, help="the recipe RUN_DIR was made with")
+    parser.add_argument("--teacher", type=Path, help="teacher folder (default: RUN_DIR/01-finetune/model, else the "
+                        "recipe's teacher.model)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgepress-gpu-payload"))
     parser.add_argument("--repo-bytes", type=int, default=2_000_000, help="bytes of the checkout that travel too")
     args = parser.parse_args()
     if args.work.exists() or args.out.exists():
         raise SystemExit(f"{args.work} or {args.out} exists: remove it first")
-    build(args.run_dir, args.work, args.data)
+    build(args.run_dir, args.work, args.config, args.teacher)
     pack(args.work, args.out, args.repo_bytes)
 
 
