@@ -286,3 +286,23 @@ def test_byte_identical_branch_files_are_measured_once_and_named(tmp_path):
     choice = choose(cands, floor=0.97)
     assert choice.winner.name == "d3-p00-v24k/student-int8-dynamic"
     assert repeat.verdict == "not measured (same file as d3-p00-v24k/student-int8-dynamic)"
+
+
+def test_search_offers_fp16_files_beside_int8(tiny_model_dir, shared_data, tmp_path):
+    """``search.quantize: [dynamic, fp16]``: every branch yields an fp16 ONNX candidate, measured like the others."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    cfg = RunConfig.model_validate(_tiny_search_run(
+        tiny_model_dir, shared_data, tmp_path, name="f16", stages=["distill", "search"],
+        search={"prune_ratios": [0.0], "quantize": ["dynamic", "fp16"], "max_eval_samples": 16,
+                "targets": {"retention_floor": 0.0}},
+        quantize={"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
+        bench={"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1}))
+    run_pipeline(cfg)
+    data = json.loads((cfg.run_dir / "02-search" / "candidates.json").read_text())
+    by_name = {c["name"]: c for c in data["candidates"]}
+    assert sorted(by_name) == ["d1-p00/student-fp16", "d1-p00/student-fp32-opt", "d1-p00/student-int8-dynamic"]
+    fp16 = by_name["d1-p00/student-fp16"]
+    assert fp16["p50_ms"] > 0 and fp16["retention"] > 0.9  # a float16 copy of the fp32 graph, not a broken file
+    assert fp16["size_mb"] < 0.6 * by_name["d1-p00/student-fp32-opt"]["size_mb"]
