@@ -220,13 +220,25 @@ def teacher_source(cfg: "RunConfig", inputs: StageInputs) -> str:
     return str(tuned) if tuned is not None else cfg.teacher.model
 
 
+def own_model(inputs: StageInputs) -> Path | None:
+    """The model a stage works on: the latest upstream ``model``, else the folder of an upstream ONNX file when it
+    holds the model's config.json (an export or optimum folder given to ``edgepress quantize``)."""
+    model = inputs.latest("model")
+    if model is not None:
+        return model
+    onnx = inputs.latest("onnx")
+    return onnx.parent if onnx is not None and (onnx.parent / "config.json").is_file() else None
+
+
 def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
-    """``load_splits`` keyword for classification: class names in the data map to the teacher's own ids."""
+    """``load_splits`` keyword for classification: class names in the data map to the teacher's own ids (a
+    fine-tuned teacher's, else those of the model being worked on, else the configured teacher's)."""
     if cfg.task != "classification":
         return {}
     from compress.interface import interface_of, label_mapping
 
-    return label_mapping(interface_of(teacher_source(cfg, inputs), cfg.task))
+    source = inputs.latest("teacher") or own_model(inputs) or cfg.teacher.model
+    return label_mapping(interface_of(str(source), cfg.task))
 
 
 def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
@@ -236,7 +248,7 @@ def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
         return None
     from compress.interface import interface_of
 
-    model = inputs.latest("model")
+    model = own_model(inputs)
     iface = interface_of(str(model) if model is not None else teacher_source(cfg, inputs), cfg.task)
     if not iface.id2label:
         raise EdgepressError(f"the token-classification model '{iface.source}' names no tags (config.json id2label)")

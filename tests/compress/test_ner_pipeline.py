@@ -347,3 +347,27 @@ def test_roberta_ner_teacher_and_student_folders_take_words(tmp_path):
         tok = AutoTokenizer.from_pretrained(folder)
         assert tok.add_prefix_space is True
         assert tok([["Anna", "visited", "Berlin"]], is_split_into_words=True).word_ids(0)[1] == 0
+
+
+def test_quantize_cli_reads_tags_from_the_exported_folder(tmp_path, tiny_model_dir):
+    """``edgepress quantize export/model.onnx`` on a token classifier scores its guard with the tags in the folder's
+    own config.json, not with the configured teacher's (a 2-class model that names none of them)."""
+    from compress.cli import main
+    from tests.quantize.helpers import TEXTS
+    from tests.tiny import torch_tags
+
+    ner = tiny_model_dir("bert", "token-classification")
+    words = [t.rstrip(".").split(" ") for t in TEXTS] * 3
+    tags = torch_tags(ner, words)  # gold = the fp32 model's own tags, so its entity F1 is 1
+    assert any(t != "O" for row in tags for t in row)
+    dev = tmp_path / "dev.txt"
+    dev.write_text("".join("".join(f"{w} {t}\n" for w, t in zip(ws, ts)) + "\n" for ws, ts in zip(words, tags)))
+    main(["export", str(ner), str(tmp_path / "exp"), "--task", "token-classification",
+          "--set", "export.formats=[onnx]"])
+    other_teacher = tiny_model_dir("bert", "classification")
+    main(["quantize", str(tmp_path / "exp" / "model.onnx"), str(tmp_path / "q"), "--task", "token-classification",
+          "--data", str(dev), "--set", f"data.eval={dev}", "--set", f"teacher.model={other_teacher}",
+          "--set", "quantize.methods=[dynamic]", "--set", "quantize.latency.runs=3"])
+    report = json.loads((tmp_path / "q" / "quantize_report.json").read_text())
+    assert report["eval"]["kind"] == "token-classification" and report["eval"]["f1"] == pytest.approx(1.0)
+    assert report["methods"]["dynamic"]["attempts"][0]["basis"] == "f1"
