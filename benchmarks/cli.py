@@ -298,17 +298,19 @@ TASKS = ("embedding", "classification", "regression", "mlm", "token-classificati
 
 
 def tag_names_of(specs: list[Any]) -> list[str]:
-    """The tag of each class id from the first model folder whose config.json names them (token classification)."""
+    """The tag of each class id from the first model whose config.json names them (token classification): a
+    folder's own, or the one beside an ONNX file (an optimum or `edgepress export` folder)."""
     import json as _json
 
     for spec in specs:
-        config = Path(spec.path) / "config.json"
+        path = Path(spec.path)
+        config = (path if path.is_dir() else path.parent) / "config.json"
         if config.is_file():
             id2label = _json.loads(config.read_text()).get("id2label") or {}
             if id2label:
                 return [id2label[k] for k in sorted(id2label, key=int)]
-    raise EdgepressError("token-classification needs the tag names: pass a PyTorch model folder (e.g. --teacher DIR) "
-                         "whose config.json has id2label")
+    raise EdgepressError("token-classification needs the tag names: pass a model folder (e.g. --teacher DIR), or an "
+                         "ONNX file with the model's config.json beside it, whose config.json has id2label")
 
 
 def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str], label_column: Optional[str],

@@ -2,7 +2,8 @@
 
 That machine has no network, Python 3.12 with its own torch (CUDA 13) and transformers 5, and no onnxruntime-gpu;
 one call carries at most 64 MiB of files. So, from a finished run (RUN_DIR) of a recipe (--config: its task, test and dev files, columns and max length):
-  - the pinned pure-Python / cp312 wheels edgepress's bench needs there, and an edgepress wheel of this checkout;
+  - the pinned pure-Python / cp312 wheels edgepress's bench needs there, and an edgepress wheel of this checkout
+    (seqeval, which has no wheel, as the installed package's folder);
   - onnxruntime-gpu (CUDA 13 build) with every cubin that is not for SM 9.x zeroed in place: the H200 (SM 9.0)
     can only load the SM 9.x ones, which are kept byte for byte, and zeroed bytes compress to nothing
     (255 MB wheel -> 70 MB of xz);
@@ -122,6 +123,9 @@ def build(run_dir: Path, work: Path, config: Path, teacher: Path | None) -> None
     (wheel,) = ort.glob("onnxruntime_gpu-*.whl")
     shutil.unpack_archive(wheel, site, format="zip")
     (site / "onnxruntime/capi/libonnxruntime_providers_tensorrt.so").unlink()
+    import seqeval  # NER's metric is published as a source archive only: the installed pure-Python package travels
+
+    shutil.copytree(Path(seqeval.__file__).parent, site / "seqeval", ignore=shutil.ignore_patterns("__pycache__"))
     kept, zeroed = keep_only_sm(site / "onnxruntime/capi/libonnxruntime_providers_cuda.so", 9)
     print(f"onnxruntime-gpu: kept {kept / 1e6:.1f} MB of SM 9.x cubins, zeroed {zeroed / 1e6:.1f} MB")
     models = work / "pl" / "models"

@@ -371,3 +371,27 @@ def test_quantize_cli_reads_tags_from_the_exported_folder(tmp_path, tiny_model_d
     report = json.loads((tmp_path / "q" / "quantize_report.json").read_text())
     assert report["eval"]["kind"] == "token-classification" and report["eval"]["f1"] == pytest.approx(1.0)
     assert report["methods"]["dynamic"]["attempts"][0]["basis"] == "f1"
+
+
+def test_bench_run_takes_tags_from_beside_an_onnx_file(tmp_path, tiny_model_dir, capsys):
+    """``edgepress bench run export/model.onnx --task token-classification`` scores entity F1 with the tags in the
+    config.json beside the file; a bare ONNX file with no config beside it gets the one-line usage error."""
+    import shutil
+
+    from compress.cli import main
+
+    ner = tiny_model_dir("bert", "token-classification")
+    main(["export", str(ner), str(tmp_path / "exp"), "--task", "token-classification",
+          "--set", "export.formats=[onnx]"])
+    quick = ["--threads", "1", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0"]
+    data = str(write_conll(tmp_path / "t.txt", 10, 0))
+    main(["bench", "run", str(tmp_path / "exp" / "model.onnx"), "--task", "token-classification",
+          "--tokenizer", str(tmp_path / "exp"), "--data", data, *quick, "--out", str(tmp_path / "n")])
+    entry = json.loads((tmp_path / "n" / "report.json").read_text())["models"][0]
+    assert entry["status"] == "ok" and entry["quality"]["metric"] == "f1"
+    (tmp_path / "bare").mkdir()
+    shutil.copy(tmp_path / "exp" / "model.onnx", tmp_path / "bare" / "model.onnx")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "run", str(tmp_path / "bare" / "model.onnx"), "--task", "token-classification",
+              "--tokenizer", str(tmp_path / "exp"), "--data", data, *quick, "--out", str(tmp_path / "b")])
+    assert exc.value.code == 1 and "config.json beside it" in capsys.readouterr().err
