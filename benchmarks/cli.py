@@ -255,13 +255,13 @@ def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check
 
     ``seq_lens`` are the fixed lengths to be measured (none in realistic mode).
     """
-    from compress.checks import position_limit, read_model_config
+    from compress.checks import model_config_folder, position_limit, read_model_config
 
     if not 1 <= max_length <= MAX_TOKENS:
         raise UsageError(f"--max-length {max_length}: expected a token count from 1 to {MAX_TOKENS}")
     for spec in specs:
-        folder = spec.path if spec.path.is_dir() else spec.path.parent
-        if not (folder / "config.json").is_file():
+        folder = model_config_folder(spec.path)
+        if folder is None:
             continue  # a bare model file: its runtime reports an input that is too long
         try:
             limit = position_limit(read_model_config(folder))
@@ -300,13 +300,12 @@ TASKS = ("embedding", "classification", "regression", "mlm", "token-classificati
 def tag_names_of(specs: list[Any]) -> list[str]:
     """The tag of each class id from the first model whose config.json names them (token classification): a
     folder's own, or the one beside an ONNX file (an optimum or `edgepress export` folder)."""
-    import json as _json
+    from compress.checks import model_config_folder, read_model_config
 
     for spec in specs:
-        path = Path(spec.path)
-        config = (path if path.is_dir() else path.parent) / "config.json"
-        if config.is_file():
-            id2label = _json.loads(config.read_text()).get("id2label") or {}
+        folder = model_config_folder(Path(spec.path))
+        if folder is not None:
+            id2label = read_model_config(folder).get("id2label") or {}
             if id2label:
                 return [id2label[k] for k in sorted(id2label, key=int)]
     raise EdgepressError("token-classification needs the tag names: pass a model folder (e.g. --teacher DIR), or an "

@@ -42,6 +42,13 @@ def refuse_file_as_folder(path: Path, spec: str) -> None:
                          "(config.json + model.safetensors)")
 
 
+def model_config_folder(path: Path) -> Path | None:
+    """The folder holding a model's config.json: the model folder itself, or the one beside a model file (an
+    optimum or `edgepress export` folder's ONNX file); None when there is none."""
+    folder = path if path.is_dir() else path.parent
+    return folder if (folder / "config.json").is_file() else None
+
+
 def read_model_config(folder: Path, spec: str | None = None) -> dict[str, Any]:
     """config.json of a model folder as a dict, refusing one that does not parse."""
     path = folder / "config.json"

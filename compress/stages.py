@@ -223,11 +223,13 @@ def teacher_source(cfg: "RunConfig", inputs: StageInputs) -> str:
 def own_model(inputs: StageInputs) -> Path | None:
     """The model a stage works on: the latest upstream ``model``, else the folder of an upstream ONNX file when it
     holds the model's config.json (an export or optimum folder given to ``edgepress quantize``)."""
+    from compress.checks import model_config_folder
+
     model = inputs.latest("model")
     if model is not None:
         return model
     onnx = inputs.latest("onnx")
-    return onnx.parent if onnx is not None and (onnx.parent / "config.json").is_file() else None
+    return model_config_folder(onnx) if onnx is not None else None
 
 
 def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
