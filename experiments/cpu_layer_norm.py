@@ -4,9 +4,9 @@ Without --model: three one-node-pair graphs on the same input, each loaded with 
 optimisations: ``SkipLayerNormalization`` (the fused op), ``Add`` + ``LayerNormalization`` (which ORT fuses into
 the former when it loads the graph) and ``Sum`` + ``LayerNormalization`` (what edgepress writes).
 
-With --model (an exported fp32 ONNX student folder's model.onnx): the search's INT8 path (BERT fusions, dynamic
-INT8 per-channel, 4-bit word-embedding table) run twice, with and without the slow CPU fusions, into --out; then
-`edgepress bench run` times both files beside any --baseline files (24 and 40 tokens at batch 1 and 32, random
+With --model (an exported fp32 ONNX student folder's model.onnx): edgepress's quantizer as the search runs it (BERT
+fusions, dynamic INT8 per-channel, 4-bit word-embedding table) run twice, with and without the slow CPU fusions,
+into --out; then `edgepress bench run` times both files beside any --baseline files (24 and 40 tokens at batch 1 and 32, random
 token ids of the student's tokenizer; its report lands in --out/bench).
 Re-run it when onnxruntime is upgraded: if the fused kernels are no longer slower, the default can flip.
 
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
@@ -48,17 +47,17 @@ def residual_norm_graph(kind: str, hidden: int) -> bytes:
     return model.SerializeToString()
 
 
-def int8_student(src: Path, dst: Path, slow_cpu_fusions: bool) -> None:
-    """The search's INT8 file for ``src``: fused, pre-processed, dynamic INT8 per-channel, 4-bit embedding table."""
-    from compress.quantize.graph import optimize_bert, prepare_for_quantization, word_embedding_gathers
-    from compress.quantize.methods import Settings, quantize_dynamic, quantize_embedding_table
+def int8_student(src: Path, out: Path, slow_cpu_fusions: bool, task: str) -> Path:
+    """The search's INT8 file for ``src``, made by edgepress's quantizer (BERT fusions, dynamic INT8 per-channel,
+    4-bit word-embedding table, no guard fallbacks), with or without the slow CPU fusions."""
+    from compress.quantize.api import quantize_onnx
+    from compress.quantize.config import QuantizeConfig
 
-    fused, prepared = dst.with_suffix(".fused.onnx"), dst.with_suffix(".prepared.onnx")
-    optimize_bert(src, fused, embed_layer_norm=False, slow_cpu_fusions=slow_cpu_fusions)
-    prepare_for_quantization(fused, prepared)
-    table = word_embedding_gathers(onnx.load(str(prepared)))
-    quantize_dynamic(prepared, dst, Settings(method="dynamic", per_channel=True), table)
-    quantize_embedding_table(dst, table, block_size=64, symmetric=True)
+    cfg = QuantizeConfig.model_validate({
+        "methods": ["dynamic"], "optimize_graph": True, "per_channel": True, "slow_cpu_fusions": slow_cpu_fusions,
+        "embedding": {"bits": 4, "block_size": 64}, "guard": {"fallbacks": False}})
+    report = quantize_onnx(src, out, tokenizer=src.parent, task=task, config=cfg, name_prefix="student")
+    return out / report["methods"]["dynamic"]["path"]
 
 
 def bench_files(files: dict[str, Path], tokenizer: Path, task: str, threads: int, out: Path) -> None:
@@ -87,10 +86,8 @@ def main() -> None:
 
     if args.model is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for slow in (True, False):
-            files[f"slow-fusions-{str(slow).lower()}"] = dst = args.out / f"slow_cpu_fusions_{str(slow).lower()}.onnx"
-            int8_student(args.model, dst, slow)
+        files = {f"slow-fusions-{str(slow).lower()}": int8_student(
+            args.model, args.out / f"slow_cpu_fusions_{str(slow).lower()}", slow, args.task) for slow in (True, False)}
         files.update({f"baseline{n}": b for n, b in enumerate(args.baseline, 1)})
         bench_files(files, args.model.parent, args.task, args.threads, args.out)
         return
