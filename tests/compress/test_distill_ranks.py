@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.data import builtin_pydoc_sentences
-from compress.distill.cache import ROWS_FILE, text_key
+from compress.distill.cache import ROWS_FILE, record_dtype, text_key
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys
@@ -45,9 +45,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def _shard_keys(folder: Path) -> list[int]:
-    # record layout of a 32-wide, logit-free cache (compress.distill.cache)
-    dtype = np.dtype([("key", "<i8"), ("off", "<i8"), ("n", "<i4"), ("emb", "<f4", (32,))])
-    return np.fromfile(folder / ROWS_FILE, dtype=dtype)["key"].tolist()
+    return np.fromfile(folder / ROWS_FILE, dtype=record_dtype(32, 0))["key"].tolist()  # a 32-wide, logit-free cache
 
 
 def test_ranks_see_disjoint_rows_covering_the_corpus(tiny_bert_dir, tmp_path):
