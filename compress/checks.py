@@ -74,18 +74,31 @@ def check_safetensors(path: Path) -> None:
                              "save_pretrained") from None
 
 
+# torch's wording when weights_only refuses a global the pickle names (code, not tensors)
+_NEEDS_UNPICKLING = ("Weights only load failed", "Unsupported global", "Unsupported operand")
+
+
 def check_torch_weights(path: Path) -> None:
-    """A ``.bin/.pt/.pth`` state dict must load with ``weights_only=True`` (no code runs while unpickling)."""
+    """A ``.bin/.pt/.pth`` state dict must load with ``weights_only=True`` (no code runs while unpickling).
+
+    The zip format (torch >= 1.6) is opened with ``mmap`` (nothing copied); the legacy format, which mmap cannot
+    read, is loaded whole. Only a file that fails to parse is called damaged; one that parses but names code is
+    refused as needing full unpickling.
+    """
     import pickle
+    import zipfile
 
     import torch
 
     try:
-        torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
+        if not any(t in str(exc) for t in _NEEDS_UNPICKLING):  # "pickle data was truncated" and the like
+            raise ModelLoadError(f"weights file '{path}' does not load ({_first_line(exc)}): it is truncated or "
+                                 "damaged; copy or download the model again") from None
         raise ModelLoadError(
-            f"weights file '{path}' needs full unpickling ({_first_line(exc, 80)}), which can run arbitrary code, so "
-            "edgepress does not load it; in an environment you trust, load it and re-save with "
+            f"weights file '{path}' needs full unpickling (it holds code, not only tensors), which can run arbitrary "
+            "code; refused: in an environment you trust, load it and convert it to safetensors with "
             "save_pretrained(dir, safe_serialization=True)") from None
     except Exception as exc:  # noqa: BLE001 - zip/reader errors of a truncated file
         raise ModelLoadError(f"weights file '{path}' does not load ({_first_line(exc)}): it is truncated or damaged; "

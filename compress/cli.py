@@ -283,14 +283,18 @@ def quantize(
 
 @app.command("export")
 def export_cmd(
-    model: Path = typer.Argument(..., help="save_pretrained folder to export."),
+    model: str = typer.Argument(..., help="Model to export: save_pretrained folder, hub name, or packaged:minilm-l6."),
     out: Path = typer.Argument(..., help="Output directory."),
     task: Optional[str] = TaskOpt,
     config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
-    """Export a model to runtime formats, each checked against PyTorch (see --set export.*)."""
-    _stage_command("export", model, out, config, set_, {"task": task, "teacher.model": str(model)}, overwrite, "model")
+    """Export MODEL to runtime formats, each checked against PyTorch (see --set export.*)."""
+    from compress.models import model_folder
+
+    folder = model_folder(model)  # packaged:NAME and hub names become a local folder; bad paths fail in one line
+    _stage_command("export", folder, out, config, set_, {"task": task, "teacher.model": str(folder)}, overwrite,
+                   "model")
 
 
 @app.command("package")
@@ -324,26 +328,79 @@ def _mount_optional_apps() -> None:
 _mount_optional_apps()
 
 
+def _mount_cache_app() -> None:
+    """`edgepress cache verify`: checks of the teacher cache distillation runs share (compress.cache_cli)."""
+    from compress.cache_cli import app as cache_app
+
+    app.add_typer(cache_app, name="cache")
+
+
+_mount_cache_app()
+
+
 def _exit_code_of(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 1) or 1)
+
+
+class _Termination:
+    """SIGTERM (what `timeout`, systemd, Kubernetes and CI runners send) handled like Ctrl-C: the first one raises
+    KeyboardInterrupt in the main thread, so the running stage is named and its unfinished folder never looks
+    finished; later ones only mark it, so that cleanup is not cut short."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous = None
+
+    def _on_term(self, signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+        if not self.received:
+            self.received = True
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "_Termination":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_term)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    @property
+    def code(self) -> int:
+        return 143 if self.received else 130
+
+    @property
+    def word(self) -> str:
+        return "terminated" if self.received else "interrupted"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one short message and a non-zero exit.
 
     Exit codes: 0 everything asked for was produced; 1 a user error (the message says what to fix);
-    2 a usage error (typer's usage line); 130 interrupted (finished stages are kept).
+    2 a usage or config error; 130 interrupted by Ctrl-C, 143 terminated by SIGTERM (finished stages are kept,
+    the same command resumes).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    with _Termination() as stop:
+        _main(args, stop)
+
+
+def _main(args: list[str], stop: _Termination) -> None:
     debug = "--debug" in args
     try:
         rv = app(args=args, prog_name="edgepress", standalone_mode=False)
     except RunInterrupted as exc:
-        console.print(f"[yellow]interrupted[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(130)
+        console.print(f"[yellow]{stop.word}[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(stop.code)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume.")
-        sys.exit(130)
+        console.print(f"[yellow]{stop.word}[/]: finished stages are kept; run the same command again to resume.")
+        sys.exit(stop.code)
     except EdgepressError as exc:
         if debug:
             raise
@@ -352,8 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        console.print("[yellow]aborted[/]")
-        sys.exit(130)
+        console.print("[yellow]terminated[/]" if stop.received else "[yellow]aborted[/]")
+        sys.exit(stop.code)
     except typer.TyperException as exc:  # usage errors: missing argument, unknown option, bad value
         show = getattr(exc, "show", None)
         if callable(show):
@@ -368,8 +425,9 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(first)}\n"
                       "(this is a bug or an unchecked input: run again with --debug for the traceback)", soft_wrap=True)
         sys.exit(1)
-    if rv == 130:  # typer turns a Ctrl-C outside a stage into Exit(130) and returns it
-        console.print("[yellow]interrupted[/]: nothing unfinished was kept; run the same command again.")
+    if rv == 130:  # typer turns a Ctrl-C (or our SIGTERM) outside a stage into Exit(130) and returns it
+        console.print(f"[yellow]{stop.word}[/]: nothing unfinished was kept; run the same command again.")
+        rv = stop.code
     if isinstance(rv, int) and rv:
         sys.exit(rv)
 

@@ -110,8 +110,10 @@ class capture_logs:  # noqa: N801 - used as a context manager
                 continue
             if module in LIBRARY_LOGGING:
                 mod.get_logger()  # adds the library's stderr handler (transformers, optimum) on the first call
+        from compress.fsio import NoFollowFileHandler
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler = NoFollowFileHandler(self.path, encoding="utf-8")  # a planted link is refused, not followed
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.DEBUG)
         self._handler = handler

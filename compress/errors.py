@@ -31,6 +31,14 @@ class RunLocked(EdgepressError):
     """Another process holds the run (or output) folder's lock; the message names its PID and host."""
 
 
+class DiskFull(EdgepressError):
+    """The disk (or quota) filled up while writing: the message names the file, the space needed and free."""
+
+
+class Unwritable(EdgepressError):
+    """A folder or file cannot be written (read-only, no permission, or a symbolic link edgepress did not make)."""
+
+
 class RunInterrupted(Exception):
     """Ctrl-C inside a stage: the message names the stage and says that the next run resumes.
 

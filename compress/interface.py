@@ -202,9 +202,15 @@ def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", i
     """
     from compress.models import base_model
 
+    from compress.fsio import check_free_space, writing
+
     folder = Path(folder)
     to_save = base_model(model) if interface.task == "embedding" else model
-    to_save.save_pretrained(folder, safe_serialization=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = sum(t.numel() * t.element_size() for t in to_save.state_dict().values())
+    check_free_space(folder, weights)  # the weights' size is known: refuse before writing half of them
+    with writing(folder / "model.safetensors", needs=weights):
+        to_save.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     if interface.task in ("classification", "token-classification") and interface.id2label:
         _write_labels(folder, interface.id2label)

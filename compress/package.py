@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from compress.errors import EdgepressError
 
@@ -102,7 +102,9 @@ def _cpu_profile() -> str:
 
 def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: Any) -> dict[str, str]:
     """``model/``: the PyTorch folder as saved (HF + sentence-transformers files) plus its ONNX files."""
-    shutil.copytree(choice.model_dir, dst)
+    from compress.fsio import copy_tree
+
+    copy_tree(choice.model_dir, dst)  # a link out of the model folder is refused, not followed
     files = {"pytorch": f"{dst.name}/"}
     if interface.sentence_transformers:
         (dst / "onnx").mkdir(exist_ok=True)
@@ -158,7 +160,49 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
     """Write ``run_dir/final/`` for the model the run chose; returns what was written (package.json).
 
     Skipped (``skipped: True``) when final/ was built from the same files and settings, unless ``force``.
+    It is built in ``.final.tmp`` and renamed into place, so an interrupted or failed packaging leaves the
+    previous ``final/`` (or none), never half of one; a link at ``final`` or out of the chosen files is refused.
     """
+    from compress.errors import RunInterrupted
+    from compress.fsio import check_free_space, refuse_links_out, refuse_symlink, translate
+
+    run_dir = Path(run_dir or cfg.run_dir)
+    final, tmp = run_dir / FINAL, run_dir / f".{FINAL}.tmp"
+    refuse_symlink(final, "final folder")
+    choice = choose(records)
+    refuse_links_out(choice.model_dir, choice.model_dir)
+    refuse_links_out(choice.onnx, run_dir)
+    try:
+        return _build_final(cfg, records, run_dir, force, check=lambda: check_free_space(run_dir, package_needs(choice)))
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"during stage 'package' ({final}): the finished stages are kept; run the same "
+                             "command again to resume") from None
+    except EdgepressError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a full disk or a read-only folder, however the library words it
+        from compress.pipeline import _newest_file
+
+        mapped = translate(exc, _newest_file([tmp]) or tmp)
+        if mapped is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; final/ (if any) is the previous one
+        raise type(mapped)(f"stage 'package': {mapped}") from None
+
+
+def package_needs(choice: Choice) -> int:
+    """About how many bytes final/ takes: the model folder, and the fp32 and INT8 ONNX files twice each (the
+    file and its .ort conversion; further names of a file are hard links)."""
+    from compress.fsio import tree_size
+
+    weights = sum(tree_size(p) for p in choice.model_dir.glob("*.safetensors"))
+    int8 = tree_size(choice.onnx) if choice.precision == "int8" else 0
+    return tree_size(choice.model_dir) + 2 * weights + 2 * int8
+
+
+def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, force: bool,
+                 check: Callable[[], None] | None = None) -> dict[str, Any]:
+    """package_run's work: choose, skip when unchanged, else build ``.final.tmp`` and rename it to ``final``."""
+    from compress.fsio import remove_own, replace_dir
     from compress.interface import interface_of
     from compress.model_card import model_card
     from export.bundle import build_bundle
@@ -174,9 +218,10 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
         done = json.loads((final / "package.json").read_text())
         if done.get("key") == key:
             return {**done, "skipped": True}
+    if check is not None:
+        check()  # enough free space for what is about to be written
     iface = interface_of(choice.model_dir, cfg.task)
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    remove_own(tmp)  # left by an interrupted packaging (a link there is removed, not followed)
     tmp.mkdir(parents=True)
     ex = cfg.export
     prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface)
@@ -203,9 +248,7 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
     (tmp / "model" / "README.md").write_text(card)
     (tmp / "README.md").write_text(card)
     (tmp / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    replace_dir(tmp, final, "final folder")
     return info
 
 
@@ -237,14 +280,18 @@ def records_of(run_dir: Path) -> list["StageRecord"]:
 def package_finished_run(run_dir: Path) -> dict[str, Any]:
     """``edgepress package RUN_DIR``: package a finished run from its folder and resolved config."""
     from compress.config import load_config
+    from compress.pipeline import LOCK_FILE, ensure_output_dir, folder_lock
 
     run_dir = Path(run_dir)
     resolved = run_dir / "config.resolved.yaml"
     if not run_dir.is_dir() or not resolved.is_file():
         raise EdgepressError(f"'{run_dir}' is not a run folder (no config.resolved.yaml); give runs/<name> of a "
                              "finished `edgepress run`")
-    cfg = load_config(resolved)
-    records = records_of(run_dir)
-    if not records:
-        raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it first")
-    return package_run(cfg, records, run_dir, force=True)
+    ensure_output_dir(run_dir, "run folder")
+    with folder_lock(run_dir / LOCK_FILE, run_dir):  # the lock `edgepress run` takes: one writer per run folder
+        cfg = load_config(resolved)
+        records = records_of(run_dir)
+        if not records:
+            raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it "
+                                 "first")
+        return package_run(cfg, records, run_dir, force=True)

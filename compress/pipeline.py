@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from compress.config import RunConfig, dump_config
+from compress.config import RunConfig
 from compress.console import capture_logs, note, stage_context
 from compress.distributed import is_main_process, rank
-from compress.errors import EdgepressError, RunLocked
+from compress.errors import DiskFull, EdgepressError, RunLocked
 from compress.runinfo import machine_info, package_versions
 from compress.stages import StageInputs, StageRecord, Variant, get_stage, stage_view
 
@@ -110,8 +110,10 @@ def folder_lock(lock_path: Path, folder: Path) -> Iterator[None]:
         finally:
             _HELD[key] -= 1
         return
+    from compress.fsio import open_no_follow
+
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_no_follow(lock_path, os.O_RDWR | os.O_CREAT, what="lock file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,7 +152,7 @@ def ensure_output_dir(path: Path, what: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
-        probe.touch()
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
         probe.unlink()
     except OSError as exc:
         raise EdgepressError(f"{what} '{path}' is not writable ({exc.strerror or exc}); choose another output folder "
@@ -220,7 +222,13 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
 def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callable[[str, str], None] | None,
                 seed: tuple[list[StageRecord], str] | None) -> list[StageOutcome]:
     if is_main_process():
-        dump_config(cfg, run_dir / "config.resolved.yaml")
+        import yaml
+
+        from compress.fsio import write_text
+
+        # whole or not at all, and never through a link planted at that name
+        write_text(run_dir / "config.resolved.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                   what="resolved config")
     inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
     outcomes: list[StageOutcome] = []
     upstream_hash = seed[1] if seed else ""
@@ -274,10 +282,12 @@ RUN_FOLDER_COPIES = {"bench": ("json", "md", "png")}
 def copy_to_run_folder(rec: StageRecord, run_dir: Path) -> list[Path]:
     """Copy the outputs of ``rec`` named in RUN_FOLDER_COPIES (bench's report) into ``run_dir``; returns the copies."""
     copies = []
+    from compress.fsio import copy_file
+
     for key in RUN_FOLDER_COPIES.get(rec.name, ()):
         src = rec.dir / rec.outputs[key] if key in rec.outputs else None
         if src is not None and src.is_file():
-            copies.append(Path(shutil.copy2(src, run_dir / src.name)))
+            copies.append(copy_file(src, run_dir / src.name, what=f"the run folder's copy of {rec.name}'s report"))
     return copies
 
 
@@ -301,11 +311,13 @@ def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:
+    from compress.fsio import remove_own, replace_dir, write_text, writing
+
     main = is_main_process()
     tmp = final.parent / (f".{final.name}.tmp" if main else f".{final.name}.tmp.rank{rank()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    with writing(tmp):
+        remove_own(tmp)  # left by an interrupted run (a link there is removed, not followed)
+        tmp.mkdir(parents=True)
     fn = spec.load()
     t0 = time.perf_counter()
     try:
@@ -316,6 +328,15 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
 
         raise RunInterrupted(f"during stage '{spec.name}' ({final}): the stages finished before it are kept; "
                              "run the same command again to resume") from None
+    except DiskFull:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)  # give the space back: the rerun starts this stage over
+        raise
+    except EdgepressError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a full disk or a read-only folder, however the library words it
+        _raise_write_failure(exc, spec.name, tmp, inputs.run_dir)
+        raise
     wall = time.perf_counter() - t0
     if not main:  # other ranks helped train; rank 0 owns the artifacts
         shutil.rmtree(tmp, ignore_errors=True)
@@ -334,12 +355,49 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
         "versions": package_versions(),
         "machine": machine_info(),
     }
-    (tmp / STAGE_FILE).write_text(json.dumps(meta, indent=2, default=str))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    write_text(tmp / STAGE_FILE, json.dumps(meta, indent=2, default=str))
+    replace_dir(tmp, final, f"stage folder of '{spec.name}'")
     rec = StageRecord(spec.name, final, result.outputs, result.metrics, result.variants)
     return rec, wall
+
+
+def _raise_write_failure(exc: BaseException, stage: str, tmp: Path, run_dir: Path) -> None:
+    """Re-raise a stage's failed write (full disk, read-only folder) as one line naming the file being written.
+
+    Libraries report the file only sometimes (torch's writer never does): otherwise it is the newest file in the
+    stage's folder or its Trainer checkpoints. The stage's unfinished folder is removed on a full disk, to give
+    back the space; its checkpoints stay, and a damaged last one is discarded on the next run.
+    """
+    from compress.checkpoints import CHECKPOINTS_DIR
+    from compress.fsio import filename_in, translate
+
+    newest = _newest_file([tmp, run_dir / CHECKPOINTS_DIR]) or tmp
+    mapped = translate(exc, newest)
+    if mapped is None:
+        return
+    named = filename_in(exc)
+    ours = [tmp.parent.resolve(), Path(run_dir).resolve()]
+    if not isinstance(mapped, DiskFull) and named and not any(o in Path(named).resolve().parents for o in ours):
+        return  # a permission problem with an input file: not a write of this stage
+    if isinstance(mapped, DiskFull) and is_main_process():
+        shutil.rmtree(tmp, ignore_errors=True)
+    raise type(mapped)(f"stage '{stage}': {mapped}") from None
+
+
+def _newest_file(folders: list[Path]) -> Path | None:
+    """The most recently modified file under ``folders`` (links not followed)."""
+    best: tuple[int, Path] | None = None
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in folder.rglob("*"):
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if not p.is_symlink() and p.is_file() and (best is None or st.st_mtime_ns > best[0]):
+                best = (st.st_mtime_ns, p)
+    return best[1] if best else None
 
 
 def run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: dict[str, Path],
