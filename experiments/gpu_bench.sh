@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU bench stage of issue 17, as run on the workplace's lent CUDA machine (BENCHMARKS.md "GPU").
+# The GPU bench stage of issue 17, as run on a remote CUDA machine without network (BENCHMARKS.md "GPU").
 #
 # That machine has its own Python 3.12, torch (CUDA) and transformers 5, no network and no onnxruntime-gpu, and a
 # call carries at most 64 MiB. experiments/gpu_payload.py therefore packs, on this machine, the pinned wheels
