@@ -71,6 +71,20 @@ def _hub_error(spec: str, exc: Exception) -> ModelLoadError:
     )
 
 
+def model_folder(spec: str) -> Path:
+    """A local folder holding ``spec``: ``packaged:NAME``, a folder, or a hub name fetched into the hub cache
+    (for commands that read the folder's files, not only ``from_pretrained``)."""
+    path = resolve_model_path(spec)
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(path))
+    except Exception as exc:  # noqa: BLE001 - the hub client raises HTTP, validation and offline errors alike
+        raise _hub_error(spec, exc) from None
+
+
 def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
     from transformers import AutoTokenizer
 

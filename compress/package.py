@@ -224,7 +224,8 @@ def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, 
     remove_own(tmp)  # left by an interrupted packaging (a link there is removed, not followed)
     tmp.mkdir(parents=True)
     ex = cfg.export
-    prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface)
+    prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface,
+                   rtol=ex.rtol)
     scratch = tmp / ".export"
     mobile = [f for f in ex.formats if f in MOBILE_FORMATS]
     fp32_formats = list(mobile) if choice.precision == "int8" else ["onnx", "ort", *mobile]

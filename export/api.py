@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from export.parity import DEFAULT_ATOL, DEFAULT_RTOL
+
 
 def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], opset: int = 17,
                  optimize: bool = False, bundle: bool = False, overwrite: bool = False, max_length: int | None = None,
-                 atol: float = 1e-4, quantized_onnx: Path | None = None) -> dict[str, Any]:
+                 atol: float = DEFAULT_ATOL, quantized_onnx: Path | None = None,
+                 rtol: float = DEFAULT_RTOL) -> dict[str, Any]:
     """Export ``model_dir`` (a save_pretrained folder with tokenizer) to ``formats`` in ``out_dir``, parity-checked.
 
     With ``bundle`` the folder is an app bundle (tokenizer/, labels.json, manifest.json, reference.py);
     without it, model files plus ``tokenizer/``. Returns written file paths and metrics (parity, sizes,
-    fused-op counts).
+    fused-op counts). ``rtol``/``atol``: the parity bound (export.parity.Tolerance).
     """
     from export.bundle import build_bundle, prepare_out_dir
     from export.core import prepare
@@ -26,7 +29,7 @@ def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], 
         get_head(task, fmt)
     check_opset(opset)
     prepare_out_dir(out_dir, overwrite)
-    prep = prepare(model_dir, task, max_length, atol)
+    prep = prepare(model_dir, task, max_length, atol, rtol=rtol)
     written = write_formats(prep, out_dir, formats, opset, optimize)
     result: dict[str, Any] = {"out_dir": str(out_dir),
                               "files": {k: str(v) for k, v in {**written.files, **written.extra}.items()},

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from export.core import Prepared, prepare
 from export.errors import ExportError, OutputExistsError
+from export.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from export.writer import Written, write_formats
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
@@ -288,11 +289,12 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
 
 def export_bundle(model_dir: Path, out_dir: Path, task: str, formats: Sequence[str] = ("onnx",),
                   quantized_onnx: Path | None = None, opset: int = 17, optimize: bool = False,
-                  max_length: int | None = None, atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
+                  max_length: int | None = None, atol: float = DEFAULT_ATOL, overwrite: bool = False,
+                  rtol: float = DEFAULT_RTOL) -> dict[str, Any]:
     """Write an app bundle for ``model_dir`` into ``out_dir``: every file parity-checked, manifest validated."""
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, overwrite)
-    prep = prepare(Path(model_dir), task, max_length, atol)
+    prep = prepare(Path(model_dir), task, max_length, atol, rtol=rtol)
     written = write_formats(prep, out_dir, formats, opset, optimize)
     manifest = build_bundle(prep, written, out_dir, opset, quantized_onnx)
     return {"bundle": str(out_dir), "manifest": manifest, "metrics": written.metrics, "parity": prep.parity}

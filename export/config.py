@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from compress.config_base import Section
+from export.parity import DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL
 
 ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "pte"]
 
@@ -19,8 +20,13 @@ class ExportConfig(Section):
         description="onnx (always written: quantize and bench read it), torchscript (.pt), ptl (lite interpreter), "
                     "ort (ONNX Runtime mobile format), pte (ExecuTorch + XNNPACK; needs the executorch extra)")
     opset: int = Field(17, ge=11, le=21, description="ONNX opset (torch's dynamo=False exporter writes up to 20)")
-    atol: float = Field(1e-4, gt=0, description="max absolute difference allowed against PyTorch")
-    min_cosine: float = Field(0.9999, gt=0, le=1, description="min cosine similarity allowed against PyTorch")
+    rtol: float = Field(DEFAULT_RTOL, gt=0,
+                        description="allowed max |diff| against PyTorch, relative to the output's largest |value|, "
+                                    "per layer and per sqrt(sequence length): "
+                                    "atol + rtol * layers * sqrt(length) * max|output|")
+    atol: float = Field(DEFAULT_ATOL, gt=0, description="absolute slack added to the relative bound (see rtol)")
+    min_cosine: float = Field(DEFAULT_MIN_COSINE, gt=0, le=1,
+                              description="min cosine similarity allowed against PyTorch (per example, per output)")
     include_teacher: bool = Field(False, description="also export the teacher (a baseline for bench)")
     optimize: bool = Field(False, description="also write model.optimized.onnx with ONNX Runtime's BERT fusions")
     bundle: bool = Field(False, description="also write bundle/: model files, tokenizer, labels, manifest.json, reference.py")

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.heads import HeadSpec, get_head, input_names_for, load_for_export, make_wrapper
-from export.parity import Batch, Runner, check_parity, encode_batch, example_batch, parity_groups, torch_runner
+from export.parity import (DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL, Batch, Runner, Tolerance, check_parity,
+                            encode_batch, example_batch, parity_groups, torch_runner)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,8 +31,7 @@ class Prepared:
     batches: list[Batch]
     expected: list[list["np.ndarray"]]
     example: Batch
-    atol: float = 1e-4
-    min_cosine: float = 0.9999
+    tolerance: Tolerance = field(default_factory=Tolerance)
     interface: "ModelInterface | None" = None
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -46,19 +46,21 @@ class Prepared:
 
     def check(self, label: str, runner: Runner, enforce: bool = True) -> dict[str, Any]:
         """Parity of ``runner`` against PyTorch on every batch; stored under ``label`` and returned."""
-        result = check_parity(label, self.expected, runner, self.batches, self.output_names, self.atol,
-                              self.min_cosine, enforce=enforce)
+        result = check_parity(label, self.expected, runner, self.batches, self.output_names, self.tolerance,
+                              enforce=enforce)
         self.parity[label] = result
         return result
 
 
-def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: float = 1e-4,
-            min_cosine: float = 0.9999, interface: "ModelInterface | None" = None) -> Prepared:
+def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: float = DEFAULT_ATOL,
+            min_cosine: float = DEFAULT_MIN_COSINE, interface: "ModelInterface | None" = None,
+            rtol: float = DEFAULT_RTOL) -> Prepared:
     """Load ``model_dir`` with the ``task`` head and compute the reference outputs once.
 
     The reference is the library that defines the model's behaviour: the transformers model for its
     outputs, and ``SentenceTransformer.encode`` for a sentence-transformers folder's ``sentence_embedding``.
-    ``max_length`` None: the model interface's maximum sequence length.
+    ``max_length`` None: the model interface's maximum sequence length. ``rtol``/``atol``/``min_cosine``
+    make the parity ``Tolerance`` (its depth is the model's number of layers).
     """
     from transformers import AutoTokenizer
 
@@ -84,8 +86,11 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
     expected = [reference(b) for b in batches]
     if head.task == "embedding" and is_sentence_transformers_folder(model_dir):
         expected = _sentence_transformers_reference(Path(model_dir), groups, max_length, expected, head.output_names)
+    depth = next((getattr(model.config, k) for k in ("num_hidden_layers", "n_layers", "num_layers")
+                  if isinstance(getattr(model.config, k, None), int)), 1)
     return Prepared(Path(model_dir), head, model, wrapper, names, tokenizer, max_length, batches, expected,
-                    example_batch(tokenizer, names, max_length), atol, min_cosine, interface=iface)
+                    example_batch(tokenizer, names, max_length), Tolerance(rtol, atol, min_cosine, depth),
+                    interface=iface)
 
 
 def _sentence_transformers_reference(model_dir: Path, groups: list[list[str]], max_length: int,

@@ -25,7 +25,7 @@ def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
     from export.writer import write_formats
 
     ex = cfg.export
-    prep = prepare(model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine)
+    prep = prepare(model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, rtol=ex.rtol)
     written = write_formats(prep, out, ex.formats, ex.opset, ex.optimize)
     prep.tokenizer.save_pretrained(str(out / "tokenizer"))
     optimum_layout(prep, out)
@@ -65,4 +65,5 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
                                            str(path.relative_to(out_dir)), "fp32"))
     result.metrics["max_abs_diff"] = max(m["max_abs_diff"] for k, m in result.metrics.items() if isinstance(m, dict))
     result.metrics["min_cosine"] = min(m["min_cosine"] for k, m in result.metrics.items() if isinstance(m, dict))
+    result.metrics["max_rel_diff"] = max(m["max_rel_diff"] for k, m in result.metrics.items() if isinstance(m, dict))
     return result

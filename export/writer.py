@@ -104,6 +104,7 @@ def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: 
     done.metrics["size_bytes"] = {p.name: p.stat().st_size for p in [*done.files.values(), *done.extra.values()]}
     done.metrics["max_abs_diff"] = max(v["max_abs_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["min_cosine"] = min(v["min_cosine"] for k, v in done.metrics.items() if k.startswith("parity_"))
+    done.metrics["max_rel_diff"] = max(v["max_rel_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["opset"] = opset
     done.metrics["max_length"] = prep.max_length
     return done
