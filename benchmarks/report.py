@@ -255,13 +255,16 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
 
 def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write report.json, report.md, report.csv and pareto.png into ``out_dir``; return their paths."""
+    from compress.fsio import write_text, writing
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "csv": out_dir / "report.csv"}
-    paths["json"].write_text(json.dumps(report, indent=2, default=str) + "\n")
-    paths["md"].write_text(to_markdown(report))
-    paths["csv"].write_text(to_csv(report))
-    png = plot_pareto(report, out_dir / "pareto.png")
+    write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")  # whole or not at all; a full
+    write_text(paths["md"], to_markdown(report))  # disk is one line naming the file
+    write_text(paths["csv"], to_csv(report))
+    with writing(out_dir / "pareto.png"):
+        png = plot_pareto(report, out_dir / "pareto.png")
     if png is not None:
         paths["png"] = png
     return paths

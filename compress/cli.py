@@ -391,10 +391,23 @@ def main(argv: list[str] | None = None) -> None:
         _main(args, stop)
 
 
+def _close_progress_bars() -> None:
+    """End a progress bar the failure cut short, so the message that follows starts on its own line."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the message
+            pass
+
+
 def _main(args: list[str], stop: _Termination) -> None:
     debug = "--debug" in args
     try:
-        rv = app(args=args, prog_name="edgepress", standalone_mode=False)
+        try:
+            rv = app(args=args, prog_name="edgepress", standalone_mode=False)
+        finally:
+            _close_progress_bars()
     except RunInterrupted as exc:
         console.print(f"[yellow]{stop.word}[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(stop.code)

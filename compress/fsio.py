@@ -111,7 +111,9 @@ def unwritable_message(path: Path | str, err: OSError) -> str:
 def translate(exc: BaseException, path: Path | str, needs: int | None = None) -> EdgepressError | None:
     """The one-line error for a write of ``path`` that failed with ``exc``; None when it is neither a full disk
     nor a permission problem. A file name carried by the error wins over ``path``."""
-    named = filename_in(exc) or str(path)
+    named = filename_in(exc)
+    if not named or not os.path.isabs(named):  # rmtree and friends name files relative to a folder's fd
+        named = str(path)
     if is_disk_full(exc, Path(named)):
         return DiskFull(disk_full_message(named, needs))
     err = unwritable_error(exc)
@@ -277,10 +279,14 @@ def replace_dir(tmp: Path, final: Path, what: str) -> None:
     """Put the finished folder ``tmp`` at ``final`` (a rename), removing an older ``final``; a link at ``final``
     is refused, not followed."""
     refuse_symlink(final, what)
-    with writing(final):
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+    try:
+        with writing(final):
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # it cannot be put in place: leave nothing that looks finished
+        raise
 
 
 class NoFollowFileHandler(logging.FileHandler):

@@ -173,7 +173,7 @@ def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | 
     refuse_links_out(choice.model_dir, choice.model_dir)
     refuse_links_out(choice.onnx, run_dir)
     try:
-        return _build_final(cfg, records, run_dir, force, check=lambda: check_free_space(run_dir, package_needs(choice)))
+        return _build_final(cfg, records, run_dir, force, check=lambda: check_free_space(final, package_needs(choice)))
     except KeyboardInterrupt:
         raise RunInterrupted(f"during stage 'package' ({final}): the finished stages are kept; run the same "
                              "command again to resume") from None

@@ -311,8 +311,9 @@ def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:
-    from compress.fsio import remove_own, replace_dir, write_text, writing
+    from compress.fsio import refuse_symlink, remove_own, replace_dir, write_text, writing
 
+    refuse_symlink(final, f"stage folder of '{spec.name}'")  # before any work: it could not be put in place
     main = is_main_process()
     tmp = final.parent / (f".{final.name}.tmp" if main else f".{final.name}.tmp.rank{rank()}")
     with writing(tmp):
@@ -332,7 +333,11 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
         if main:
             shutil.rmtree(tmp, ignore_errors=True)  # give the space back: the rerun starts this stage over
         raise
-    except EdgepressError:
+    except EdgepressError as exc:
+        from compress.fsio import is_disk_full
+
+        if is_disk_full(exc):  # a stage's own error wrapping a full disk (e.g. "torch.onnx.export failed: ...")
+            _raise_write_failure(exc, spec.name, tmp, inputs.run_dir)
         raise
     except Exception as exc:  # noqa: BLE001 - a full disk or a read-only folder, however the library words it
         _raise_write_failure(exc, spec.name, tmp, inputs.run_dir)
