@@ -17,6 +17,9 @@ from export.writer import Written, write_formats
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 REFERENCE_SCRIPT = Path(__file__).with_name("bundle_reference.py")
+JS_DIR = Path(__file__).with_name("bundle_js")
+# the JavaScript client (Node and browsers), its demo page and the npm packages it needs, pinned (npm ci)
+JS_FILES = ("edgepress-client.mjs", "index.html", "package.json", "package-lock.json")
 
 RUNTIMES = {
     "onnx": "ONNX Runtime (onnxruntime-android, onnxruntime-objc / onnxruntime-c on iOS, onnxruntime on desktop)",
@@ -202,6 +205,16 @@ def _pooling_section(prep: Prepared) -> dict[str, Any] | None:
             "description": desc + " (sentence_embedding already includes this)"}
 
 
+def _javascript_section() -> dict[str, Any]:
+    """How to run the bundle from JavaScript: the client, the demo page and the pinned npm packages."""
+    deps = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
+    return {"client": JS_FILES[0], "demo": JS_FILES[1], "package": JS_FILES[2], "npm_packages": deps,
+            "install": "npm ci (in this folder: installs the pinned packages of package.json into node_modules/)",
+            "node": 'node edgepress-client.mjs "text" [--context CONTEXT] [--model FILE] [--raw]: '
+                    "prints what reference.py prints",
+            "browser": "serve this folder (python -m http.server --bind 127.0.0.1) and open index.html: its import "
+                       "map loads @huggingface/tokenizers and onnxruntime-web from node_modules/, no CDN"}
+
 def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
                  quantized_onnx: Path | None = None, *, fp32_formats: Sequence[str] | None = None,
                  quantized_ort: bool = False, quantization: dict[str, Any] | None = None,
@@ -253,6 +266,8 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         (bundle_dir / "labels.json").write_text(json.dumps(id2label, indent=2) + "\n")
         labels = {"file": "labels.json", "id2label": id2label}
     shutil.copy2(REFERENCE_SCRIPT, bundle_dir / "reference.py")
+    for name in JS_FILES:
+        shutil.copy2(JS_DIR / name, bundle_dir / name)
 
     cfg = prep.model.config
     manifest: dict[str, Any] = {
@@ -275,6 +290,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "postprocessing": POSTPROCESSING.get(prep.head.task),
         **({"no_answer_threshold": _null_threshold(prep)} if prep.head.task == "question-answering" else {}),
         "quantization": quant_info,
+        "javascript": _javascript_section(),
         "versions": _versions([m["format"] for m in models]),
     }
     for out in prep.head.outputs:
