@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from compress.cli_help import use_edgepress_help
 from compress.errors import ConfigError, EdgepressError, RunInterrupted
 
 console = Console(stderr=True)
@@ -336,6 +337,7 @@ def _mount_cache_app() -> None:
 
 
 _mount_cache_app()
+use_edgepress_help(app)  # after every sub-app is mounted: CONFIG in usage lines, no <bool> on flags
 
 
 def _exit_code_of(exc: BaseException) -> int:
