@@ -58,7 +58,8 @@ class DistillConfig(Section):
                                 "step runs the teacher")
     cache_dir: str | None = Field(None, description="folder of on-disk caches: teacher outputs under teacher/<key>/, "
                                   "Arrow copies of data files under data/ (None: <run folder>/.cache, shared by "
-                                  "re-runs, the search's depth distillations and QAT)")
+                                  "re-runs, the search's depth distillations and QAT); runs may share one at the "
+                                  "same time; `edgepress cache verify DIR` checks it")
     cache_max_gb: float = Field(8.0, ge=0, description="the teacher cache stops growing at this many GB; rows past "
                                 "it are computed by the teacher every time they come up (0: no disk cache)")
     save_steps: int | None = Field(None, ge=1, description="write a resumable checkpoint every N optimizer steps "
