@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from benchmarks.config import BenchConfig
 from compress.config_base import Section, optimizer_steps
@@ -66,8 +67,9 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     eval_fraction: float = Field(0.1, gt=0, lt=1)
-    doc_stride: int = Field(128, ge=1, description="question-answering: tokens shared by consecutive windows of a long "
-                                                 "context (run_qa's --doc_stride)")
+    doc_stride: int | None = Field(None, ge=1, description="question-answering: tokens shared by consecutive windows "
+                                                          "of a long context (run_qa's --doc_stride); None: a third of "
+                                                          "teacher.max_length (run_qa: 128 of 384)")
     max_answer_length: int = Field(30, ge=1, description="question-answering: longest answer span, in tokens")
     unlabeled: list[TextSource] = Field(default_factory=list,
                                         description="more text for distillation (labels ignored): embedding/mlm sentences, or "
@@ -98,7 +100,7 @@ class RunConfig(Section):
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     output_dir: str = "runs"
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32, description="random seed (NumPy accepts 0 <= seed < 2**32)")
     task: Task = "embedding"
     stages: list[str] = Field(default_factory=lambda: ["distill", "export", "quantize", "bench"])
     teacher: TeacherConfig
@@ -128,7 +130,30 @@ class RunConfig(Section):
                 raise ValueError(str(exc)) from None
         if len(set(stages)) != len(stages):
             raise ValueError(f"a stage is listed twice in {stages}")
+        if not stages:
+            raise ValueError("no stage listed: give at least one, e.g. stages: [distill, export, quantize, bench]")
         return stages
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        """Checks across sections, and defaults derived from other fields (data.doc_stride from teacher.max_length)."""
+        if "quantize" in self.stages and not self.quantize.methods:
+            raise ValueError("quantize.methods is empty but the quantize stage is listed: give at least one method, "
+                             "e.g. [dynamic], or remove quantize from stages")
+        limit = name_max(self.run_dir)  # every folder name on the run's path must fit the file system
+        for field, value in (("output_dir", self.output_dir), ("name", self.name)):
+            for part in Path(value).parts:
+                if len(part.encode()) > limit:
+                    raise ValueError(f"{field} '{part[:24]}...' is {len(part.encode())} bytes; a folder name may have "
+                                     f"at most {limit} bytes on this file system: choose a shorter {field}")
+        length = self.teacher.max_length
+        if self.data.doc_stride is None:
+            self.data.doc_stride = max(1, length // 3)
+        elif self.task == "question-answering" and self.data.doc_stride >= length:
+            raise ValueError(f"data.doc_stride={self.data.doc_stride} must be below teacher.max_length={length} (a "
+                             "window shares that many tokens with the next one); leave it unset for a third of "
+                             "teacher.max_length")
+        return self
 
     @property
     def run_dir(self) -> Path:
@@ -148,6 +173,19 @@ class RunConfig(Section):
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def name_max(path: Path) -> int:
+    """The longest folder name (bytes) the file system holding ``path`` (or its nearest existing parent) allows."""
+    import os
+
+    for folder in [path, *path.absolute().parents]:
+        try:
+            if folder.is_dir():
+                return int(os.pathconf(folder, "PC_NAME_MAX"))
+        except (OSError, ValueError):  # a name too long to look up is refused by the caller
+            continue
+    return 255
+
+
 def _default_json(section: str, key: str) -> Any:
     """The default value of ``section.key`` as ``model_dump(mode="json")`` writes it."""
     field = RunConfig.model_fields[section].annotation.model_fields[key]  # type: ignore[union-attr]
@@ -163,6 +201,46 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}{problem}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing a key given twice in one mapping (plain PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+            if first is not None:
+                where = f"line {line}" if first == line else f"lines {first} and {line}"
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice ({where}); keep one",
+                                                        key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; a folder, a file that is not UTF-8, bad YAML or a key given twice in one
+    mapping is a one-line ConfigError naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; give a YAML file, e.g. configs/default.yaml")
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; see configs/ for examples")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"config file '{path}' is not UTF-8 text (line {line}, byte offset {exc.start}); re-save it "
+                          "as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {_yaml_problem(exc)}") from None
 
 
 def parse_override(expr: str) -> tuple[list[str], Any]:
@@ -200,19 +278,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    """The pydantic model classes an annotation holds: ``X``, ``X | None``, ``list[X]``, ``list[float | X]``..."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for arg in typing.get_args(ann) for m in _models_in(arg)]
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the field at ``loc`` (for nearest-key hints)."""
-    model: type[BaseModel] = RunConfig
+    """The pydantic model class that owns the field at ``loc`` (for nearest-key hints).
+
+    List indexes (``data.unlabeled.0``) and pydantic's union-member tags (``prune_ratios.1.PrunePoint``) are
+    steps inside one field, not fields."""
+    model: type[BaseModel] | None = RunConfig
+    choices: list[type[BaseModel]] = []
     for part in loc[:-1]:
+        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
+            continue
+        named = next((c for c in choices if c.__name__ == part), None)
+        if named is not None:  # the union member pydantic tried
+            model, choices = named, []
+            continue
+        if model is None:
+            return None
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        ann = field.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
+        choices = _models_in(field.annotation)
+        model = choices[0] if choices else None
     return model
 
 
@@ -234,7 +327,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             got = err.get("input")
             shown = isinstance(got, dict) or got is None or "(got " in err["msg"]  # a validator may name it itself
             got_s = "" if shown else f" (got {got!r})"
-            lines.append(f"  - '{path}': {err['msg']}{got_s}")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {msg}" if not loc else f"  - '{path}': {msg}{got_s}")
     return "\n".join(lines)
 
 
@@ -244,12 +338,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, bas
     source = "(built from options)"
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file '{p}' does not exist; see configs/ for examples")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file '{p}' is not valid YAML: {_yaml_problem(exc)}") from None
+        loaded = read_yaml(p) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(loaded).__name__}")
         data.update(loaded)

@@ -207,12 +207,12 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
             get_stage(name)  # unknown name -> error with suggestion
             raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(cfg.stages)})")
     run_dir = cfg.run_dir
-    ensure_output_dir(run_dir, "output folder (output_dir/name)")
     if seed is None:  # a search branch starts from its parent's finished stages
         from compress.stages import check_stage_order
 
         check_stage_order(cfg)
-    preflight(cfg, cfg.stages)
+    preflight(cfg, cfg.stages)  # a refused config or teacher leaves no run folder behind
+    ensure_output_dir(run_dir, "output folder (output_dir/name)")
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
     nncf = ("nncf",) if {"quantize", "search"} & set(cfg.stages) and {"nncf", "qat"} & set(cfg.quantize.methods) else ()
     with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=nncf):

@@ -20,6 +20,9 @@ class StudentConfig(Section):
     def _one_source(self) -> "StudentConfig":
         if self.layers is not None and len(self.layers) == 0:
             raise ValueError("student.layers is empty: give at least one teacher layer index")
+        if self.layers is not None and len(set(self.layers)) != len(self.layers):
+            twice = sorted({v for v in self.layers if self.layers.count(v) > 1})
+            raise ValueError(f"teacher layer {twice[0]} is listed twice in {self.layers}: give each layer once")
         return self
 
 
@@ -35,6 +38,13 @@ class LossWeights(Section):
     hidden_mse: float = Field(0.0, ge=0, description="MSE between mapped hidden states (learned projection if widths differ)")
     attn_kl: float = Field(0.0, ge=0, description="KL between last-layer attention distributions (TinyBERT/MiniLM)")
     value_kl: float = Field(0.0, ge=0, description="KL between last-layer value-relation matrices (MiniLM)")
+
+
+def check_some_weight(weights: "LossWeights | None", field: str) -> None:
+    """Refuse a loss mix whose every weight is 0: nothing would be trained."""
+    if weights is not None and not any(v > 0 for v in weights.model_dump().values()):
+        raise ValueError(f"every {field} weight is 0: give at least one term a positive weight, "
+                         f"e.g. {field}: {{embed_mse: 1.0, cos: 1.0}}")
 
 
 class DistillConfig(Section):
@@ -72,3 +82,9 @@ class DistillConfig(Section):
                             "(Trainer's load_best_model_at_end); false: the last step's weights")
 
     _steps = field_validator("max_steps")(classmethod(optimizer_steps))
+
+    @field_validator("loss")
+    @classmethod
+    def _some_weight(cls, loss: LossWeights) -> LossWeights:
+        check_some_weight(loss, "distill.loss")
+        return loss

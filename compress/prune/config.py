@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from compress.config_base import Section
-from compress.distill.config import LossWeights
+from compress.distill.config import LossWeights, check_some_weight
 
 
 class RecoveryConfig(Section):
@@ -29,6 +29,12 @@ class RecoveryConfig(Section):
     loss: LossWeights | None = Field(None, description="loss mix (None: per task — embedding: embed_mse+cos, "
                                                        "classification/mlm/token-classification/question-answering: kl+cos, "
                                                        "regression: cos+embed_mse(+hard))")
+
+    @field_validator("loss")
+    @classmethod
+    def _some_weight(cls, loss: LossWeights | None) -> LossWeights | None:
+        check_some_weight(loss, "prune.recovery.loss")
+        return loss
 
 
 class PruneConfig(Section):

@@ -70,7 +70,7 @@ class EmbeddingOptions(Section):
 class GuardOptions(Section):
     """Accuracy guard: compare every quantized model with fp32 on the eval rows; fall back when under the floor."""
 
-    retention_floor: float = Field(0.99, ge=0, le=1.5, description="quantized metric / fp32 metric must reach this")
+    retention_floor: float = Field(0.99, gt=0, le=1, description="quantized metric / fp32 metric must reach this (0, 1]")
     eval_samples: int = Field(256, ge=1, description="eval rows used by the guard (first N)")
     fallbacks: bool = Field(True, description="try fallbacks (float embeddings/head, sensitive layers, per-channel, other calibration)")
     sensitive_layers: int = Field(1, ge=1, description="how many of the most sensitive encoder layers a fallback keeps in float")

@@ -13,8 +13,8 @@ from compress.quantize.config import Method
 class SearchTargets(Section):
     """What the chosen model must meet, and where it is measured."""
 
-    retention_floor: float = Field(0.97, ge=0, le=1.5,
-                                   description="candidate metric / teacher metric must reach this")
+    retention_floor: float = Field(0.97, gt=0, le=1,
+                                   description="candidate metric / teacher metric must reach this, in (0, 1]")
     latency_budget_ms: float | None = Field(
         None, gt=0, description="instead of 'fastest above the floor': the most accurate candidate whose p50 fits")
     max_size_mb: float | None = Field(None, gt=0, description="candidates whose file is larger are not chosen")

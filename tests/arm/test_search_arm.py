@@ -19,7 +19,7 @@ def test_search_on_emulated_aarch64_target(arm_device, tiny_model_dir, tmp_path)
         "student": {"num_layers": 1},
         "distill": {"max_steps": 2, "batch_size": 16},
         "search": {"prune_ratios": [0.0], "quantize": ["dynamic"], "max_eval_samples": 16,
-                   "targets": {"retention_floor": 0.0, "device": target}},
+                   "targets": {"retention_floor": 0.01, "device": target}},
         "quantize": {"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
         "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 16,
                   "known_hosts": opts.known_hosts, "ssh_identity": opts.identity, "remote_dir": opts.remote_dir},

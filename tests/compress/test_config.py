@@ -96,3 +96,44 @@ def test_override_indexes_into_lists():
     assert cfg.data.unlabeled[0].limit == 5
     with pytest.raises(ConfigError, match="not an index"):
         load_config(None, BASE + ["data.unlabeled=[]", "data.unlabeled.0.limit=5"])
+
+
+def test_every_loss_mix_needs_a_positive_weight():
+    from pydantic import ValidationError
+
+    from compress.distill.config import DistillConfig, LossWeights
+    from compress.prune.config import RecoveryConfig
+
+    with pytest.raises(ValidationError, match="every distill.loss weight is 0"):
+        DistillConfig(loss=LossWeights())
+    with pytest.raises(ValidationError, match="every prune.recovery.loss weight is 0"):
+        RecoveryConfig(loss=LossWeights())
+    assert RecoveryConfig(loss=None).loss is None and DistillConfig(loss=LossWeights(kl=1.0)).loss.kl == 1.0
+
+
+def test_duplicate_yaml_keys_are_named_at_every_depth(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("teacher: {model: x}\ndata:\n  train: a.tsv\n  eval: b.tsv\n  train: c.tsv\n")
+    with pytest.raises(ConfigError, match=r"key 'train' is given twice \(lines 3 and 5\)"):
+        load_config(path)
+    path.write_text("teacher: {model: x}\ndata: {train: a.tsv}\nstages: [distill]\n")
+    assert load_config(path).data.train == "a.tsv"  # a list or a flow mapping without repeats loads as before
+
+
+def test_retention_floors_lie_in_zero_to_one():
+    for key in ("search.targets.retention_floor", "quantize.guard.retention_floor"):
+        assert load_config(None, BASE + [f"{key}=1"]) is not None
+        for bad in ("0", "-0.1", "1.01"):
+            with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+                load_config(None, BASE + [f"{key}={bad}"])
+
+
+def test_seed_bounds_are_numpys():
+    import numpy as np
+
+    top = load_config(None, BASE + [f"seed={2**32 - 1}"]).seed
+    np.random.default_rng(top)
+    np.random.seed(top)  # the legacy API refuses 2**32 and negatives: the config refuses them first
+    for bad in (-1, 2**32):
+        with pytest.raises(ConfigError, match="'seed'"):
+            load_config(None, BASE + [f"seed={bad}"])

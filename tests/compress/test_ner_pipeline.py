@@ -167,7 +167,7 @@ def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
                   "calibration_batches": 2, "calibration_batch_size": 8,
                   "recovery": {"enabled": True, "max_steps": 4, "batch_size": 8}},
         "search": {"prune_ratios": [0.0, 0.5], "vocab_sizes": [None, 150], "quantize": ["dynamic"],
-                   "max_eval_samples": 30, "targets": {"retention_floor": 0.0}},
+                   "max_eval_samples": 30, "targets": {"retention_floor": 0.01}},
         "quantize": {"guard": {"eval_samples": 30, "fallbacks": False}, "embedding": {"bits": 4, "block_size": 16}},
         "bench": {"min_runs": 3, "warmup": 1, "min_seconds": 0.0, "threads": 1}})
     outcomes = {o.name: o for o in run_pipeline(cfg)}

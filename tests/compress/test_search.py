@@ -214,7 +214,7 @@ def test_search_prunes_heads_and_ffn_by_their_own_shares(tiny_model_dir, shared_
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="hf", stages=["distill", "search"],
         search={"prune_ratios": [{"heads": 0.5, "ffn": 0.25}], "quantize": [], "max_eval_samples": 16,
-                "targets": {"retention_floor": 0.0}},
+                "targets": {"retention_floor": 0.01}},
         bench={"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1}))
     run_pipeline(cfg)
     pruned = json.loads((cfg.run_dir / "search" / "d1-h50-f25" / "01-prune" / "model" / "config.json").read_text())
@@ -296,7 +296,7 @@ def test_search_offers_fp16_files_beside_int8(tiny_model_dir, shared_data, tmp_p
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="f16", stages=["distill", "search"],
         search={"prune_ratios": [0.0], "quantize": ["dynamic", "fp16"], "max_eval_samples": 16,
-                "targets": {"retention_floor": 0.0}},
+                "targets": {"retention_floor": 0.01}},
         quantize={"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
         bench={"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1}))
     run_pipeline(cfg)

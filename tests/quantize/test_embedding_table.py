@@ -10,7 +10,7 @@ from compress.errors import EdgepressError
 from compress.quantize.api import quantize_onnx
 from compress.quantize.graph import optimize_bert, word_embedding_gathers
 from tests.quantize.helpers import TEXTS, mean_cosine, run_onnx
-from tests.quantize.test_quantize import _cfg, _corpus, tiny_embedding  # noqa: F401  (fixture)
+from tests.quantize.test_quantize import _cfg, _corpus, tiny_embedding, unreachable_floor  # noqa: F401  (fixtures)
 
 
 def _table_nodes(path) -> list[onnx.NodeProto]:
@@ -47,11 +47,11 @@ def test_four_bit_table_replaces_only_the_word_embeddings(tiny_embedding, tmp_pa
     assert mean_cosine(ref, run_onnx(out, tok, TEXTS, "sentence_embedding")) >= 0.99
 
 
-def test_guard_falls_back_to_the_eight_bit_table_before_float_embeddings(tiny_embedding, tmp_path):
+def test_guard_falls_back_to_the_eight_bit_table_before_float_embeddings(tiny_embedding, tmp_path, unreachable_floor):
     onnx_path, tok = tiny_embedding
     report = quantize_onnx(onnx_path, tmp_path / "out", ["dynamic"], tok, eval_data=_corpus(),
                            config=_cfg(per_channel=True, embedding={"bits": 4},
-                                       guard={"retention_floor": 1.5, "sensitivity_samples": 16}))
+                                       guard={"retention_floor": 1.0, "sensitivity_samples": 16}))
     attempts = report["methods"]["dynamic"]["attempts"]
     labels = [a["label"] for a in attempts]
     assert labels == ["base", "reduce_range toggled", "8-bit embedding table", "float embeddings+head",

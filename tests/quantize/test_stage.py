@@ -10,6 +10,7 @@ from compress.config import RunConfig
 from compress.quantize.stage import run_stage
 from compress.stages import StageInputs, StageRecord
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
+from tests.quantize.test_quantize import unreachable_floor  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_stage_writes_variants_and_metrics(exported, tmp_path):
     assert mean_cosine(ref, got) >= 0.99
 
 
-def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path):
+def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path, unreachable_floor):
     """Under an impossible floor NNCF PTQ fails, so QAT trains the upstream PyTorch student against the teacher."""
     model_dir, export_dir = exported
     data = tmp_path / "sentences.tsv"
@@ -70,7 +71,7 @@ def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path):
         "teacher": {"model": str(model_dir), "max_length": 32},
         "data": {"train": str(data), "text_column": "sentence", "eval_fraction": 0.25},
         "distill": {"loss": {"cos": 1.0, "embed_mse": 1.0}},
-        "quantize": {"methods": ["qat", "nncf"], "calibration_samples": 8, "guard": {"retention_floor": 1.5, "fallbacks": False},
+        "quantize": {"methods": ["qat", "nncf"], "calibration_samples": 8, "guard": {"retention_floor": 1.0, "fallbacks": False},
                      "qat": {"max_steps": 2, "batch_size": 4}, "latency": {"runs": 3, "batch_size": 2}},
     })
     inputs = StageInputs(tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
