@@ -40,20 +40,24 @@ def remote_options(bench: "BenchConfig") -> Any:
 
 
 def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None,
-                 run_dir: Path | None = None, label_names: list[str] | None = None) -> EvalSet:
+                 run_dir: Path | None = None, label_names: list[str] | None = None,
+                 cap_field: str = "bench.max_eval_samples") -> EvalSet:
     """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
 
     ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids; ``run_dir``: the run
-    whose data artifact (:mod:`compress.splits`) holds the split.
+    whose data artifact (:mod:`compress.splits`) holds the split. A cut is announced in one line naming
+    ``cap_field``, the setting the cap came from.
     """
-    from compress.data import load_splits
+    from compress.data import announce_cut, load_splits
 
     task = cfg.task  # labels are parsed for every task but mlm: STS pairs carry their gold scores
     from compress.splits import read_plan
 
     plan = read_plan(run_dir) if task != "mlm" else None  # mlm's artifact was split without gold scores
     splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}), plan=plan)
-    eval_set = EvalSet.from_text_data(getattr(splits, split).head(cfg.bench.max_eval_samples))
+    rows = getattr(splits, split)
+    eval_set = EvalSet.from_text_data(rows.head(cfg.bench.max_eval_samples))
+    announce_cut(split, len(eval_set), len(rows), cap_field)
     if label_names is not None:  # token classification: the model's tag of each class id
         eval_set.label_names = list(label_names)
     return eval_set

@@ -283,14 +283,24 @@ def _float_labels(raw: list[Any], source: str) -> list[float]:
     return out
 
 
+def _is_class_id(v: Any) -> bool:
+    return ((isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+            or (isinstance(v, str) and bool(_INT.match(v.strip()))))
+
+
 def _class_labels(raw: list[Any], source: str, label2id: dict[str, int] | None,
-                  names: list[str] | None) -> tuple[list[int], list[str] | None]:
-    """Integer class ids, or class names mapped to ids; returns (ids, names or None)."""
+                  names: list[str] | None, column: str = "label") -> tuple[list[int], list[str] | None]:
+    """Integer class ids, or class names mapped to ids; returns (ids, names or None). A column mixing both kinds
+    is refused: the ids would be read as names and get ids of their own."""
     for i, v in enumerate(raw):
         if _missing(v):
             raise DataError(f"data '{source}' row {i + 1}: the label cell is empty")
-    as_int = all((isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
-                 or (isinstance(v, str) and _INT.match(v.strip())) for v in raw)
+    kinds = [_is_class_id(v) for v in raw]
+    as_int = all(kinds)
+    if not as_int and any(kinds):
+        i, j = kinds.index(True), kinds.index(False)
+        raise DataError(f"data '{source}': label column '{column}' mixes integer class ids ({raw[i]!r}, row {i + 1}) "
+                        f"and class names ({raw[j]!r}, row {j + 1}); use one kind of label throughout the column")
     if as_int:
         ids = [int(v.strip()) if isinstance(v, str) else int(v) for v in raw]
         for i, v in enumerate(ids):
@@ -332,7 +342,7 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
     if label_column and task != "mlm":  # embedding: STS-style similarity scores
         raw = _column(cols, label_column, source, "label", header)
         if task == "classification":
-            labels, names = _class_labels(raw, source, label2id, cols.class_names.get(label_column))
+            labels, names = _class_labels(raw, source, label2id, cols.class_names.get(label_column), label_column)
         else:
             labels = _float_labels(raw, source)
     return TextData(texts, pairs, labels, source, names).head(limit)
@@ -400,13 +410,27 @@ def _checked(splits: Any, plan: Any, task: str) -> Any:
     return splits
 
 
+def check_class_ids(data: TextData, column: str, num_labels: int, head: str) -> None:
+    """Refuse a class id the model head has no logit for (ids are 0 .. num_labels - 1), naming file, column, row."""
+    for i, v in enumerate(data.labels or []):
+        if v != UNLABELED and not 0 <= v < num_labels:
+            shown = (f"{data.label_names[v]!r} (class id {v})" if data.label_names and 0 <= v < len(data.label_names)
+                     else f"class id {v}")
+            names = f": {', '.join(data.label_names[:num_labels][:20])}" if data.label_names else ""
+            raise DataError(f"data '{data.source}' row {i + 1}: label column '{column}' holds {shown}, but {head} has "
+                            f"{num_labels} classes (ids 0-{num_labels - 1}{names}); fix the file or the model")
+
+
 def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | None = None,
-                plan: Any = None) -> Splits:
+                plan: Any = None, num_labels: int | None = None, head: str = "", fine_tuned: bool = False) -> Splits:
     """Train/eval/test per the data config; eval is split off train when not given.
 
     Class names map to ids through ``label2id`` when given (e.g. a trained head's), else through the
     sorted names of the train split; an eval/test name the train split lacks is refused. ``plan`` (the run's
     data artifact, :mod:`compress.splits`) gives the eval row ids and the digests the rows must match.
+    ``num_labels`` (the model head's class count, described by ``head``) refuses a class id outside it in any
+    file; ``fine_tuned`` checks against the head a fine-tune makes from the train file (teacher.num_labels, else
+    one class per distinct train label).
     """
     if task == "token-classification":
         from compress.tasks.ner import load_ner_splits
@@ -425,6 +449,12 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
     if label2id is None and train.label_names is not None:
         label2id = {n: i for i, n in enumerate(train.label_names)}
     names = train.label_names
+    checked = task == "classification" and (num_labels is not None or fine_tuned)
+    if checked:
+        if num_labels is None:  # the head finetune makes: one class per distinct train label
+            num_labels = len(names) if names else len(set(train.labels or []) - {UNLABELED})
+        head = head or f"the head fine-tuned on '{data_cfg.train}'"
+        check_class_ids(train, data_cfg.label_column, num_labels, head)
 
     def other(source: str) -> TextData:
         d = load_text_data(source, label2id=label2id, **kw)
@@ -433,6 +463,8 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
             raise DataError(f"data '{source}': labels are {kinds[1]}, but the training file '{data_cfg.train}' "
                             f"uses {kinds[0]}; use one kind in every split")
         d.label_names = names
+        if checked:
+            check_class_ids(d, data_cfg.label_column, num_labels, head)
         return d
 
     splits = carve_splits(data_cfg, seed, plan, train, other)
@@ -455,13 +487,26 @@ def carve_splits(data_cfg: Any, seed: int, plan: Any, train: Any, read: Any) -> 
     return Splits(train, ev, test, source_rows, eval_ids)
 
 
+def announce_cut(split: str, kept: int, total: int, setting: str) -> None:
+    """One line on the console (and in the run log) when a split loses rows to a cap."""
+    if kept < total:
+        from compress.console import note
+
+        note(f"{split} split cut to {kept} of {total} rows by {setting}")
+
+
 def capped_splits(splits: Splits, data_cfg: Any, plan: Any, task: str) -> Splits:
-    """The splits cut to data.max_train_samples / data.max_eval_samples, checked against the run's data artifact."""
+    """Train cut to data.max_train_samples, eval to data.max_eval_samples; a data.test file is kept whole (the
+    bench stage cuts it to bench.max_eval_samples), else test is the eval split as cut. Checked against the run's
+    data artifact; without one (the artifact being made, or a stage run on its own) each cut is announced."""
     import dataclasses
 
-    capped = dataclasses.replace(splits, train=splits.train.head(data_cfg.max_train_samples),
-                                 eval=splits.eval.head(data_cfg.max_eval_samples),
-                                 test=splits.test.head(data_cfg.max_eval_samples))
+    ev = splits.eval.head(data_cfg.max_eval_samples)
+    capped = dataclasses.replace(splits, train=splits.train.head(data_cfg.max_train_samples), eval=ev,
+                                 test=splits.test if data_cfg.test else ev)
+    if plan is None:
+        announce_cut("train", len(capped.train), len(splits.train), "data.max_train_samples")
+        announce_cut("eval", len(ev), len(splits.eval), "data.max_eval_samples")
     return _checked(capped, plan, task)
 
 
@@ -657,17 +702,23 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
     eval_idx = None
     if data_cfg.eval:
         ev, train = load_text_data(data_cfg.eval, **kw), full
+        eval_rows = len(ev)
     else:
         eval_idx, train_idx = _planned_eval_ids(plan, len(full), data_cfg.eval_fraction, seed, data_cfg.train)
         ev, train = rows(eval_idx[:data_cfg.max_eval_samples] if data_cfg.max_eval_samples else eval_idx), \
             full.select(train_idx)
-    test = load_text_data(data_cfg.test, **kw) if data_cfg.test else ev
+        eval_rows = len(eval_idx)
+    ev = ev.head(data_cfg.max_eval_samples)
+    test = load_text_data(data_cfg.test, **kw) if data_cfg.test else ev  # a test file is kept whole (see capped_splits)
     if len(train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
+    train_rows = len(train)
     if data_cfg.max_train_samples and data_cfg.max_train_samples < len(train):
         train = train.select(range(data_cfg.max_train_samples))
-    return _checked(StreamedSplits(train, ev.head(data_cfg.max_eval_samples), test.head(data_cfg.max_eval_samples),
-                                   source_rows=len(full), eval_ids=eval_idx), plan, task)
+    if plan is None:
+        announce_cut("train", len(train), train_rows, "data.max_train_samples")
+        announce_cut("eval", len(ev), eval_rows, "data.max_eval_samples")
+    return _checked(StreamedSplits(train, ev, test, source_rows=len(full), eval_ids=eval_idx), plan, task)
 
 
 def _keyed(ds: Any, source: str):

@@ -55,9 +55,10 @@ def split_data_once(cfg: RunConfig, run_dir: Path) -> str:
         return ""
     from compress.distill.stage import distill_cache_root
     from compress.splits import read_plan, write_plan
+    from compress.stages import head_labels
 
     if is_main_process():
-        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data")
+        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data", head_labels(cfg))
     _barrier()
     plan = read_plan(run_dir)
     return plan.digest if plan is not None else ""

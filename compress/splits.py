@@ -104,14 +104,19 @@ def read_plan(run_dir: Path | None) -> SplitPlan | None:
         return None
 
 
-def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path) -> SplitPlan:
-    """Split the data once (the loaders' own rules) and write the artifact; an unchanged artifact is kept as is."""
+def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path,
+               labels: dict[str, Any] | None = None) -> SplitPlan:
+    """Split the data once (the loaders' own rules) and write the artifact; an unchanged artifact is kept as is.
+
+    ``labels`` (:func:`compress.stages.head_labels`) checks every split's class ids against the model head the
+    run will use, before any stage works on them."""
     import numpy as np
 
     from compress.data import load_distill_splits, load_splits
 
     streamed = task in ("embedding", "mlm")
-    splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else load_splits(data_cfg, task, seed)
+    splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
+        load_splits(data_cfg, task, seed, **(labels or {}))
     folder = Path(run_dir) / SPLITS_DIR
     meta: dict[str, Any] = {"task": task, "seed": seed, "eval_from_train": not data_cfg.eval, "splits": {}}
     for split in SPLITS:

@@ -243,6 +243,22 @@ def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
     return label_mapping(interface_of(str(source), cfg.task))
 
 
+def head_labels(cfg: "RunConfig") -> dict[str, Any]:
+    """``load_splits`` keywords that check the data's class ids against the head the run will use (classification):
+    the one finetune makes from the train file (teacher.num_labels when set), else the configured teacher's own,
+    whose class names the data's names map to."""
+    if cfg.task != "classification":
+        return {}
+    if "finetune" in cfg.stages:
+        n = cfg.teacher.num_labels
+        return {"num_labels": n, "head": f"teacher.num_labels={n}"} if n else {"fine_tuned": True}
+    from compress.interface import interface_of, label_mapping
+
+    iface = interface_of(cfg.teacher.model, cfg.task)
+    n = len(iface.id2label or {})
+    return {**label_mapping(iface), **({"num_labels": n, "head": f"teacher '{cfg.teacher.model}'"} if n else {})}
+
+
 def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
     """Token classification: the tag of each class id (id2label in id order) of the latest model, else the teacher's;
     the measuring layer maps logits to tags with it. None for other tasks."""

@@ -75,14 +75,16 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
     pooling = interface_of(specs[0].path, cfg.task)  # foreign files (token outputs only) pool as the teacher does
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None, pooling=pooling,
                        eval_set=eval_set_for(run_cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
-                                             label_names=tags), targets=[t.device] if t.remote else [],
+                                             label_names=tags, cap_field="search.max_eval_samples"),
+                       targets=[t.device] if t.remote else [],
                        remote_options=remote_options(cfg.bench), progress=lambda m: log.info("search: %s", m))
     select_report = None
     if cfg.search.select_on == "eval" and cfg.data.test:  # without data.test the "test" rows are the eval rows
         quick = dataclasses.replace(settings, realistic=False, warmup=0, min_runs=1, min_seconds=0.0, rounds=1)
         select_report = benchmark(specs, cfg.task, quick, tokenizer_path=str(tok) if tok else None, pooling=pooling,
                                   eval_set=eval_set_for(run_cfg, split="eval", labels=teacher_labels(cfg, inputs),
-                                                         run_dir=inputs.run_dir, label_names=tags),
+                                                         run_dir=inputs.run_dir, label_names=tags,
+                                                         cap_field="search.max_eval_samples"),
                                   progress=lambda m: log.info("search (eval split): %s", m))
     return report, where, select_report, same_as
 
