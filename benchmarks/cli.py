@@ -317,21 +317,25 @@ def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str]
     """EvalSet from a data file; embedding + pairs + label column is STS (float scores); CoNLL/JSONL tagged
     sentences for token-classification (tag names from a model folder); SQuAD JSON for question-answering."""
     from benchmarks.evalset import EvalSet
+    from compress.data import announce_cut
+
+    def cut(rows: Any) -> Any:
+        announce_cut(f"--data '{data}'", min(len(rows), max_samples), len(rows), "--max-samples")
+        return rows.head(max_samples)
 
     if task == "token-classification":
         from compress.tasks.ner import read_tagged
 
-        eval_set = EvalSet.from_text_data(read_tagged(data).head(max_samples))
+        eval_set = EvalSet.from_text_data(cut(read_tagged(data)))
         eval_set.label_names = tag_names_of(specs or [])
         return eval_set
     if task == "question-answering":
         from compress.tasks.qa import read_qa
 
-        return EvalSet.from_text_data(read_qa(data).head(max_samples))
+        return EvalSet.from_text_data(cut(read_qa(data)))
     from compress.data import load_text_data
 
-    td = load_text_data(data, text_column, pair_column, label_column, task=task, limit=max_samples)
-    return EvalSet.from_text_data(td)
+    return EvalSet.from_text_data(cut(load_text_data(data, text_column, pair_column, label_column, task=task)))
 
 
 @app.command("run")
@@ -349,7 +353,8 @@ def run_cmd(
     pair_column: Optional[str] = typer.Option(None, help="second-sentence column (STS / pair tasks)"),
     label_column: Optional[str] = typer.Option(None, help="label / gold-score column; without it quality is fidelity to --teacher"),
     max_length: int = typer.Option(128, help="tokenizer truncation length"),
-    doc_stride: int = typer.Option(128, min=1, help="question-answering: tokens shared by consecutive context windows"),
+    doc_stride: Optional[int] = typer.Option(None, min=1, help="question-answering: tokens shared by consecutive "
+                                                               "context windows (default: a third of --max-length)"),
     out: Path = typer.Option(Path("bench-report"), help="folder for report.json, report.md, report.csv, pareto.png"),
     allow_partial: bool = typer.Option(False, "--allow-partial",
                                        help="exit 0 even when a model could not be measured (its row says why)"),
@@ -370,6 +375,7 @@ def run_cmd(
     written either way.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from benchmarks.api import remote_options, settings_from_config
     from benchmarks.harness import benchmark
@@ -386,7 +392,7 @@ def run_cmd(
     eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples, specs) \
         if data else None
     if eval_set is not None and task == "question-answering":
-        eval_set.doc_stride = doc_stride
+        eval_set.doc_stride = doc_stride or max(1, max_length // 3)
     if eval_set is not None and tokenizer is None and not any(s.path.is_dir() for s in specs):
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")
     _check_lengths(specs, [] if bench.realistic else bench.seq_lens, max_length, check_max_length=data is not None)
@@ -397,10 +403,10 @@ def run_cmd(
         tok = tokenizer or next((str(s.path) for s in specs if s.path.is_dir()), None)
         report = benchmark(specs, task, settings_from_config(bench, max_length, seed=0), tokenizer_path=tok,
                            eval_set=eval_set, targets=list(bench.targets), remote_options=remote_options(bench),
-                           progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+                           progress=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"))
     paths = write_report(report, out)
     _print_table(report)
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    console.print(f"wrote {escape(', '.join(str(p) for p in paths.values()))}")
     failed = [m for m in report.get("models", []) if m.get("status") == "error"]
     if failed and not allow_partial:
         first = str(failed[0].get("reason") or "").strip().splitlines()
@@ -453,6 +459,7 @@ def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path,
 
 def _print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from benchmarks.report import rows
@@ -466,9 +473,9 @@ def _print_table(report: dict[str, Any]) -> None:
         lat = [("–" if r[k] is None else f"{r[k]:.2f}") for k in ("p50_ms", "p90_ms")]
         reason = str(r["reason"] or "")
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {reason[:48]}{'…' if len(reason) > 48 else ''}"
-        table.add_row(r["device"], f"{r['variant']} [{r['label']}]" if r["label"] else r["variant"],
-                      f"{r['format']}/{r['precision']}",
-                      "–" if r["size_mb"] is None else f"{r['size_mb']:.1f}", val, ret, *lat, status)
+        table.add_row(*map(escape, (r["device"], f"{r['variant']} [{r['label']}]" if r["label"] else r["variant"],
+                                    f"{r['format']}/{r['precision']}",
+                                    "–" if r["size_mb"] is None else f"{r['size_mb']:.1f}", val, ret, *lat, status)))
     Console().print(table)
 
 
@@ -482,6 +489,7 @@ def compare_cmd(
     depth-prune-vocabulary-precision), its metric, retention, p50 and size per run, failed models with their reason,
     and the change against the first report. Settings that differ between the reports are printed first."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from benchmarks.report import compare, compare_markdown, load_report
@@ -507,12 +515,12 @@ def compare_cmd(
     notes, header, table_rows = compare(loaded, label or None)
     console = Console()
     for n in notes:
-        console.print(f"[yellow]warning:[/] {n}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(n)}", highlight=False)
     table = Table(title="edgepress bench compare")
     for h in header:
-        table.add_column(h)
+        table.add_column(escape(h))
     for r in table_rows:
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     console.print(table)
     if out is not None:
         out.write_text(compare_markdown(header, table_rows, notes))

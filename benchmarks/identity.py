@@ -11,14 +11,44 @@ from typing import Any
 HASH_CHARS = 16  # hex digits kept: enough to tell models apart in a report, short enough to read
 
 
+def _onnx_external_files(path: Path) -> list[Path]:
+    """The external-data files an ONNX file's initializers name (read from the graph, weights not loaded)."""
+    import onnx
+
+    graph = onnx_graph(path)
+    if graph is None:
+        return []
+    names = {e.value for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+             for e in t.external_data if e.key == "location"}
+    found = [(path.parent / n) for n in sorted(names)]
+    return [p for p in found if p.is_file() and p.resolve() != path.resolve()]
+
+
+def _folder_weights(folder: Path) -> list[Path]:
+    """The weights ``from_pretrained`` reads from a folder: model.safetensors (or its shards), else
+    pytorch_model.bin (or its shards); no checkpoints, optimizer states, training_args.bin or onnx/ copies."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+
+    for single, index in ((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME), (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)):
+        if (folder / single).is_file():
+            return [folder / single]
+        if (folder / index).is_file():
+            try:
+                shards = set(json.loads((folder / index).read_text())["weight_map"].values())
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+                return [folder / index]  # a broken index: its own bytes, so the hash still tells models apart
+            return [folder / n for n in sorted(shards)]
+    return []
+
+
 def weight_files(path: Path) -> list[Path]:
-    """The files holding a model's weights: the file (+ ONNX external data beside it), or a folder's
-    .safetensors/.bin files (a sentence-transformers folder's onnx/ copies are not the PyTorch model)."""
+    """The files holding the model itself: an ONNX file and the external-data files its graph names, another model
+    file alone, or the weights a save_pretrained folder loads. Other files beside it never count in its size or
+    hash."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin"))
-    extras = (path.with_name(path.name + ".data"), path.with_name(path.name + "_data"), path.with_suffix(".onnx_data"))
-    return [path, *(p for p in extras if p.is_file())]
+        return _folder_weights(path)
+    return [path, *_onnx_external_files(path)]
 
 
 def content_hash(path: Path) -> str | None:

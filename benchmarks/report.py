@@ -109,7 +109,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     for e, r in zip(report["models"], rows(report)):
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
         ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
-        name = f"{model_title(e)} (teacher)" if r["role"] == "teacher" else model_title(e)
+        name = md_escape(model_title(e)) + (" (teacher)" if r["role"] == "teacher" else "")
         emu = " (emulated)" if is_emulated(report, e["target"]) else ""
         lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), _fmt(r["e2e_p50_ms"])]
         lat = [v + emu if v != "–" else v for v in lat] + [_fmt(r["session_mb"], 0)]
@@ -124,7 +124,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         for e, p in sweeps:
             lat = p["latency_ms"]
             emu = " (emulated)" if is_emulated(report, e["target"]) else ""
-            lines.append(f"| {e['target']}{emu} | {e['name']} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | "
+            lines.append(f"| {e['target']}{emu} | {md_escape(e['name'])} | {p['batch']} | {p['seq']} | {lat['p50']:.2f} | "
                          f"{lat['p90']:.2f} | {lat['p99']:.2f} | {lat['throughput']:.1f} | "
                          f"{_fmt(session_mb_at(e, p['batch']), 0)} |")
     return "\n".join(lines) + "\n"
@@ -157,22 +157,22 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
             continue
         bases = sorted((e for e in here if e["role"] == "baseline"), key=lambda e: e["precision"] != "int8")
         head = ["Device", "Model", "Retention", "Speed-up vs teacher", "Teacher size / size"]
-        head += [f"Speed-up vs {b['name']}" for b in bases]
+        head += [f"Speed-up vs {md_escape(b['name'])}" for b in bases]
         mem_ref = next((b for b in bases if b["precision"] == "fp32" and _session_mb(b)), None)
         if mem_ref is not None:
-            head.append(f"{mem_ref['name']} session MB / session MB (batch {report['settings']['batch_sizes'][0]})")
+            head.append(f"{md_escape(mem_ref['name'])} session MB / session MB (batch {report['settings']['batch_sizes'][0]})")
         ref = None
         if target != "local":
             ref = next((e for e in here if e["role"] != "teacher" and e.get("precision") == "fp32"), None)
             if ref is not None:
-                head.append(f"Speed-up vs {ref['name']} (same device)")
+                head.append(f"Speed-up vs {md_escape(ref['name'])} (same device)")
         rows_ = []
         for e in here:
             if e["role"] == "teacher":
                 continue
             p50 = e["latency_ms"]["p50"]
             ret = "–" if e.get("retention") is None else f"{100 * e['retention']:.1f} %"
-            cells = [target, model_title(e), ret,
+            cells = [target, md_escape(model_title(e)), ret,
                      f"{teacher['latency_ms']['p50'] / p50:.2f}×" if teacher and target == "local" and p50 else "–",
                      f"{teacher['size_mb'] / e['size_mb']:.2f}×" if teacher and e.get("size_mb") else "–"]
             cells += [f"{b['latency_ms']['p50'] / p50:.2f}×" if p50 else "–" for b in bases]
@@ -216,7 +216,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
     if not entries:
         return None
     # a Figure with its own Agg canvas: pyplot's global backend (a notebook's inline one) is left alone
-    key_lines = [f"{i + 1}  {model_title(e)} {e.get('format') or ''} ({e.get('size_mb') or 0:.1f} MB"
+    key_lines = [f"{i + 1}  {model_title(e).replace('$', chr(92) + '$')} {e.get('format') or ''} ({e.get('size_mb') or 0:.1f} MB"
                  f"{', ' + e['target'] if e['target'] != 'local' else ''})" for i, e in enumerate(entries)]
     number = {id(e): i + 1 for i, e in enumerate(entries)}
     columns = 1 if len(key_lines) <= 8 else 2
@@ -304,6 +304,14 @@ def _identity(e: dict[str, Any]) -> tuple[str, str]:
     """What makes two report rows one model: its weight bytes (sha256) and where it ran; the name, format and
     precision for reports written before hashes were recorded."""
     return (e.get("sha256") or f"{e['name']}|{e['format']}|{e.get('precision') or ''}", e["target"])
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~$"} | {"\n": " ", "\r": " "})
+
+
+def md_escape(text: Any) -> str:
+    """A user-given name as literal Markdown text (a table cell keeps its columns; no link, emphasis or HTML)."""
+    return str(text).translate(_MD_SPECIAL)
 
 
 def model_title(e: dict[str, Any]) -> str:
@@ -400,6 +408,6 @@ def compare(reports: list[dict[str, Any]], labels: list[str] | None = None
 def compare_markdown(header: list[str], table: list[list[str]], notes: list[str] | None = None) -> str:
     """The compare table as Markdown, under the settings that differ."""
     lines = [f"> {n}" for n in notes or []] + ([""] if notes else [])
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in table]
+    lines += ["| " + " | ".join(map(md_escape, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(md_escape, r)) + " |" for r in table]
     return "\n".join(lines) + "\n"

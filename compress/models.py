@@ -85,6 +85,9 @@ def model_folder(spec: str) -> Path:
         raise _hub_error(spec, exc) from None
 
 
+MAX_TOKENIZER_BYTES = 512 * 2**20  # the largest hub tokenizer.json files are tens of MB
+
+
 def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
     from transformers import AutoTokenizer
 
@@ -94,12 +97,22 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
         path = str(folder)  # a tokenizer-only folder (e.g. export's tokenizer/) has no config.json
     else:
         path = resolve_model_path(spec)
+    tok_json = Path(path) / "tokenizer.json"
+    if tok_json.is_file() and tok_json.stat().st_size > MAX_TOKENIZER_BYTES:  # checked before anything reads it
+        raise ModelLoadError(f"tokenizer file '{tok_json}' is {tok_json.stat().st_size / 2**20:.0f} MiB, more than "
+                             f"the {MAX_TOKENIZER_BYTES // 2**20} MiB a tokenizer can sensibly be; is it the right file?")
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise _hub_error(spec, exc) from None
     except ValueError as exc:  # e.g. transformers 5's "TokenizersBackend", unknown to this transformers
         tok = _generic_fast_tokenizer(Path(path), spec, exc)
+    except Exception as exc:  # noqa: BLE001 - the tokenizers library raises a bare Exception for a broken file
+        if not tok_json.is_file():
+            raise
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"tokenizer file '{tok_json}' does not load ({first}); replace it with the model's "
+                             "own tokenizer.json (tokenizer.save_pretrained writes one)") from None
     if (Path(path) / "config.json").is_file():  # edgepress checks: the vocabulary fits the embedding
         from compress.checks import check_tokenizer_fits, read_model_config
 

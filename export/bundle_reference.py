@@ -25,9 +25,19 @@ def load_manifest() -> dict:
         return json.load(fh)
 
 
+def bundle_file(relative: str, what: str) -> str:
+    """The path of a file inside this bundle; a path that leads outside it (absolute, '..', a link) is refused."""
+    root = os.path.realpath(HERE)
+    path = os.path.realpath(os.path.join(root, str(relative)))
+    if os.path.commonpath([root, path]) != root or path == root:
+        raise SystemExit(f"error: {what} '{relative}' is outside the bundle folder {root}; a bundle only reads its "
+                         "own files: fix manifest.json or re-export the bundle")
+    return path
+
+
 def tokenize(manifest: dict, text: str, pair: str | None = None):
     """The tokenizers Encoding (ids, offsets, word ids) exactly as the exported model expects it."""
-    tok = Tokenizer.from_file(os.path.join(HERE, manifest["tokenizer"]["tokenizer_json"]))
+    tok = Tokenizer.from_file(bundle_file(manifest["tokenizer"]["tokenizer_json"], "manifest tokenizer.tokenizer_json"))
     tok.no_padding()
     tok.enable_truncation(max_length=manifest["max_sequence_length"])
     return tok.encode(text, pair) if pair is not None else tok.encode(text)
@@ -41,9 +51,10 @@ def feeds(manifest: dict, enc) -> dict:
 def run(text: str, model_file: str | None = None, pair: str | None = None) -> dict:
     """Outputs of the bundle's ONNX / ORT model for one input, by output name."""
     manifest = load_manifest()
+    what = "--model"
     if model_file is None:
-        model_file = next(m["file"] for m in manifest["models"] if m["format"] in ("onnx", "ort"))
-    session = ort.InferenceSession(os.path.join(HERE, model_file), providers=["CPUExecutionProvider"])
+        model_file, what = next(m["file"] for m in manifest["models"] if m["format"] in ("onnx", "ort")), "manifest model"
+    session = ort.InferenceSession(bundle_file(model_file, what), providers=["CPUExecutionProvider"])
     names = [o["name"] for o in manifest["outputs"]]
     outputs = session.run(names, feeds(manifest, tokenize(manifest, text, pair)))
     return dict(zip(names, outputs))
