@@ -76,6 +76,22 @@ def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:
         for variant in rec.variants:
             specs.append(ModelSpec(variant.name, rec.dir / variant.path, variant.format, variant.precision,
                                    shape_source=model_dir))
-    return specs
+    return distinct_names(specs)
+
+
+def distinct_names(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """Specs whose names repeat (distill's PyTorch ``student`` and export's ONNX ``student``) renamed NAME-FORMAT
+    (NAME-2, NAME-3 when that still repeats), so every report row and stage metric names one model."""
+    import collections
+    import dataclasses
+
+    counts, seen = collections.Counter(s.name for s in specs), collections.Counter()
+    out = []
+    for s in specs:
+        name = f"{s.name}-{s.format}" if counts[s.name] > 1 and s.format else s.name
+        seen[name] += 1
+        name = f"{name}-{seen[name]}" if seen[name] > 1 else name
+        out.append(s if name == s.name else dataclasses.replace(s, name=name))
+    return out
 
 

@@ -377,7 +377,7 @@ def run_cmd(
     from rich.console import Console
     from rich.markup import escape
 
-    from benchmarks.api import remote_options, settings_from_config
+    from benchmarks.api import distinct_names, remote_options, settings_from_config
     from benchmarks.harness import benchmark
     from benchmarks.report import write_report
     from compress.console import capture_logs
@@ -388,6 +388,7 @@ def run_cmd(
     specs = [parse_model_arg(m) for m in models]
     if teacher:
         specs.insert(0, parse_model_arg(teacher if "=" in teacher else f"teacher={teacher}", role="teacher"))
+    specs = distinct_names(specs)  # two model.onnx files from different folders: model, model-2
     bench = _realistic_only_with_data(ctx, bench, data is not None)
     eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples, specs) \
         if data else None

@@ -80,7 +80,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: settings, devices, one table of variant × format × size × metric × retention × latency."""
     s = report["settings"]
     lines = [f"# Benchmark report — task `{report['task']}`", "",
-             f"Created {report['created']} by {report['tool']}. Teacher: `{report.get('teacher') or 'none'}`."]
+             f"Created {report['created']} by {report['tool']}. "
+             f"Teacher: `{report.get('teacher_model') or report.get('teacher') or 'none'}`."]
     if report.get("data"):
         d = report["data"]
         lines.append(f"Quality on `{d['source']}` ({d['rows']} rows, {d['kind']}: metric `{d['metric']}`); "
@@ -109,7 +110,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     for e, r in zip(report["models"], rows(report)):
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r['reason'] or '')[:80]}"
         ret = None if r["retention"] is None else f"{100 * r['retention']:.1f} %"
-        name = md_escape(model_title(e)) + (" (teacher)" if r["role"] == "teacher" else "")
+        name = md_escape(teacher_title(report, e)) + (" (teacher)" if r["role"] == "teacher" else "")
         emu = " (emulated)" if is_emulated(report, e["target"]) else ""
         lat = [_fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["throughput"], 1), _fmt(r["e2e_p50_ms"])]
         lat = [v + emu if v != "–" else v for v in lat] + [_fmt(r["session_mb"], 0)]
@@ -317,6 +318,13 @@ def md_escape(text: Any) -> str:
 def model_title(e: dict[str, Any]) -> str:
     """A row's name and what the model is (``student [d3-p30-v30522-int8]``)."""
     return f"{e['name']} [{e['label']}]" if e.get("label") else e["name"]
+
+
+def teacher_title(report: dict[str, Any], e: dict[str, Any]) -> str:
+    """``model_title``, except that the teacher's row names the teacher model (``teacher_model``), not 'teacher'."""
+    if e.get("role") == "teacher" and report.get("teacher_model"):
+        return model_title({**e, "name": report["teacher_model"]})
+    return model_title(e)
 
 
 def _facts(report: dict[str, Any]) -> dict[str, Any]:

@@ -36,11 +36,20 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     teacher_iface = interface_of(specs[0].path, cfg.task)
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
                        targets=cfg.bench.targets, remote_options=remote_options(cfg.bench), pooling=teacher_iface)
+    report["teacher_model"] = teacher_name(cfg, inputs)
     if cfg.task == "classification":  # class names as the teacher (and every variant) knows them
         id2label = teacher_iface.id2label
         report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)
     return StageResult(outputs={k: p.name for k, p in paths.items()}, metrics=summary_metrics(report))
+
+
+def teacher_name(cfg: "RunConfig", inputs: StageInputs) -> str:
+    """The teacher as report.md names it: the config's hub id or packaged name, or its folder's name; marked
+    fine-tuned when an upstream finetune stage made it."""
+    spec = cfg.teacher.model
+    name = Path(spec).expanduser().name if Path(spec).expanduser().is_dir() else spec
+    return f"{name} (fine-tuned)" if inputs.latest("teacher") is not None else name
 
 
 def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], list[str] | None] | None:
@@ -64,7 +73,7 @@ def summary_metrics(report: dict[str, Any]) -> dict[str, Any]:
         key = e["name"] if e["target"] == "local" else f"{e['name']}@{e['target']}"
         lat = e.get("latency_ms") or {}
         q = e.get("quality") or {}
-        out[key] = {"status": e["status"], "format": e["format"], "size_mb": e.get("size_mb"),
+        out[key] = {"status": e["status"], "role": e["role"], "format": e["format"], "size_mb": e.get("size_mb"),
                     "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"), "value": q.get("value"),
                     "retention": e.get("retention"), **({"reason": e["reason"]} if e.get("reason") else {})}
     return out

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from compress.cli_help import use_edgepress_help
+from compress.console import percent
 from compress.errors import ConfigError, EdgepressError, RunInterrupted
 
 console = Console(stderr=True)
@@ -58,17 +59,61 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A result table whose cells wrap (long words fold) instead of being cut with an ellipsis."""
+    table = Table(title=escape(title))
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+STAGE_KEYS = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "max_rel_diff", "retention", "size_mb",
+              "candidates", "meets_targets", "chosen", "precision", "bundle_mb")
+
+
+def _stage_headline(name: str, metrics: dict) -> str:
+    """The numbers a person looks for in one stage's row: quantize's pick (retention, size), bench's best
+    speed-up over the teacher, else the stage's key metrics (retention as a percentage)."""
+    if name == "quantize" and isinstance(metrics.get("methods"), dict):
+        return _quantize_headline(metrics)
+    if name == "bench" and any(isinstance(v, dict) and "p50_ms" in v for v in metrics.values()):
+        return _bench_headline(metrics)
+    shown = [f"{k}={percent(metrics[k]) if k == 'retention' else _fmt(metrics[k])}" for k in STAGE_KEYS
+             if k in metrics]
+    if isinstance(metrics.get("winner"), dict):
+        shown.append(f"winner={metrics['winner']['name']}")
+    return ", ".join(shown)
+
+
+def _quantize_headline(metrics: dict) -> str:
+    """The recommended INT8 file's retention and size against fp32's, or why fp32 was kept."""
+    methods, rec = metrics["methods"], metrics.get("recommended") or {}
+    fp32 = metrics.get("fp32_size_mb")
+    chosen = methods.get(rec.get("method") or "")
+    if chosen is not None:
+        size = f", {chosen['size_mb']:.3g} MiB" + (f" (fp32 {fp32:.3g} MiB)" if fp32 else "")
+        return f"{chosen['variant']}: retention {percent(chosen['retention'])}{size}"
+    tried = ", ".join(f"{m} {percent(r.get('retention'))}" for m, r in methods.items() if isinstance(r, dict))
+    return f"kept fp32: {rec.get('reason', 'no INT8 file chosen')}" + (f" (retention {tried})" if tried else "")
+
+
+def _bench_headline(metrics: dict) -> str:
+    """The fastest measured model's p50 speed-up over the teacher on this machine, with its retention."""
+    entries = {k: v for k, v in metrics.items() if isinstance(v, dict) and "@" not in k}
+    teacher = next((v for v in entries.values() if v.get("role") == "teacher"), entries.get("teacher"))
+    timed = {k: v for k, v in entries.items() if v is not teacher and v.get("role") != "baseline"
+             and v.get("status") == "ok" and v.get("p50_ms")}
+    if teacher is None or not teacher.get("p50_ms") or not timed:
+        return f"{len(timed)} models measured"
+    name, best = min(timed.items(), key=lambda kv: kv[1]["p50_ms"])
+    return (f"best speed-up {teacher['p50_ms'] / best['p50_ms']:.2f}x vs the teacher: {name} "
+            f"(p50 {best['p50_ms']:.2f} ms vs {teacher['p50_ms']:.2f} ms, retention {percent(best.get('retention'))})")
+
+
 def _print_outcomes(outcomes) -> None:
-    table = Table(title="edgepress run", show_lines=False)
-    for col in ("stage", "status", "wall s", "key metrics"):
-        table.add_column(col)
-    keys = ("student_eval", "teacher_eval", "params_after", "max_abs_diff", "retention", "size_mb", "candidates",
-            "meets_targets", "chosen", "precision", "bundle_mb")
+    table = _table("edgepress run", ("stage", "status", "wall s", "key metrics"))
     for o in outcomes:
-        shown = ", ".join(f"{k}={_fmt(o.metrics[k])}" for k in keys if k in o.metrics)
-        if isinstance(o.metrics.get("winner"), dict):
-            shown += f", winner={o.metrics['winner']['name']}"
-        table.add_row(o.name, o.status, f"{o.wall_s:.1f}", shown)
+        table.add_row(o.name, o.status, f"{o.wall_s:.1f}", escape(_stage_headline(o.name, o.metrics)))
     console.print(table)
 
 
@@ -80,17 +125,28 @@ def _print_report(run_dir: Path) -> None:
     rows = report.get("models") or []
     if not rows:
         return
-    table = Table(title=f"report: {path}")
-    for col in ("variant", "format", "size MB", "metric", "retention", "p50 ms", "p90 ms"):
-        table.add_column(col)
+    metric = (report.get("data") or {}).get("metric") or "metric"
+    table = _table(f"report: {path}", ("variant", "format", "size MB", metric, "retention", "p50 ms", "p90 ms"))
     for r in rows:
-        q = r.get("quality") or r.get("metric") or {}
-        qv = q.get("value") if isinstance(q, dict) else q
-        qn = (q.get("metric") or q.get("name", "")) if isinstance(q, dict) else ""
+        q = r.get("quality") or {}
         lat = r.get("latency_ms") or {}
-        table.add_row(str(r.get("name")), str(r.get("format")), _fmt(r.get("size_mb", "")), f"{qn} {_fmt(qv)}",
-                      _fmt(r.get("retention", "")), _fmt(lat.get("p50", "")), _fmt(lat.get("p90", "")))
+        name = f"{r.get('name')} ({report['teacher_model']})" if r.get("role") == "teacher" and \
+            report.get("teacher_model") else str(r.get("name"))
+        table.add_row(escape(name), str(r.get("format")), _fmt(r.get("size_mb", "")), _fmt(q.get("value", "")),
+                      percent(r.get("retention")), _fmt(lat.get("p50", "")), _fmt(lat.get("p90", "")))
     console.print(table)
+
+
+def _print_where(run_dir: Path) -> None:
+    """The last lines of a run: where the result, the report and the plot are (those that exist)."""
+    final = run_dir / "final"
+    if final.is_dir():
+        parts = [f"{p.name}/" for p in sorted(final.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        console.print(f"result: {escape(str(final))}/" + (f" ({', '.join(parts)})" if parts else ""),
+                      highlight=False, soft_wrap=True)
+    for label, file in (("report", "report.md"), ("plot", "pareto.png")):
+        if (run_dir / file).is_file():
+            console.print(f"{label}: {escape(str(run_dir / file))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -118,6 +174,7 @@ def run(
     outcomes = run_pipeline(cfg, force=set(force), on_stage=on_stage)
     _print_outcomes(outcomes)
     _print_report(cfg.run_dir)
+    _print_where(cfg.run_dir)
 
 
 @app.command()
@@ -154,12 +211,13 @@ def _finish(rec, out: Path) -> None:
 
     if not is_main_process():
         return
-    table = Table(title=f"{rec.name} -> {out}")
-    table.add_column("metric")
-    table.add_column("value")
+    table = _table(f"{rec.name} -> {out}", ("metric", "value"))
+    headline = _stage_headline(rec.name, rec.metrics) if rec.name in ("quantize", "bench") else ""
+    if headline:
+        table.add_row("result", escape(headline))
     for k, v in rec.metrics.items():
         if not isinstance(v, (dict, list)):
-            table.add_row(k, _fmt(v))
+            table.add_row(k, percent(v) if k == "retention" else escape(_fmt(v)))
     console.print(table)
 
 

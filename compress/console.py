@@ -214,3 +214,8 @@ def use_stage_progress(trainer) -> None:
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(stage_progress_callback())
+
+
+def percent(fraction: float | None) -> str:
+    """A fraction as the console and report.md show it: ``98.1 %`` (JSON keeps the fraction); ``–`` for none."""
+    return "–" if not isinstance(fraction, (int, float)) else f"{100 * fraction:.1f} %"

@@ -1,0 +1,137 @@
+"""What the console says, through the real entry point ``compress.cli.main``: where a run's result is, each stage's
+headline number, retention in one unit, help text that reads as its prose."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from compress.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """`edgepress run` on a tiny sentence-transformers teacher: distill -> export -> quantize -> bench -> final/."""
+    from tests.compress.test_package import make_st_teacher
+
+    root = tmp_path_factory.mktemp("console")
+    teacher = make_st_teacher(root / "tiny-st-teacher", pooling="mean")
+    config = root / "tiny.yaml"
+    config.write_text(f"""name: tiny
+output_dir: {root / 'runs'}
+stages: [distill, export, quantize, bench]
+teacher: {{model: {teacher}}}
+data: {{train: 'builtin:pydoc', max_train_samples: 200, max_eval_samples: 40}}
+student: {{num_layers: 1}}
+distill: {{max_steps: 3, batch_size: 8}}
+quantize: {{guard: {{eval_samples: 32}}}}
+bench: {{min_runs: 3, min_seconds: 0, warmup: 1, max_eval_samples: 40}}
+""")
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        main(["run", str(config)])
+    return root / "runs" / "tiny", err.getvalue()
+
+
+def test_run_ends_by_naming_final_report_and_plot(tiny_run):
+    run_dir, err = tiny_run
+    last = err.strip().splitlines()[-3:]
+    assert last == [f"result: {run_dir / 'final'}/ (bundle/, model/, onnx/)", f"report: {run_dir / 'report.md'}",
+                    f"plot: {run_dir / 'pareto.png'}"]
+    assert (run_dir / "final" / "model").is_dir() and (run_dir / "pareto.png").stat().st_size > 1000
+
+
+def test_stage_table_shows_quantize_and_bench_headlines(tiny_run):
+    run_dir, err = tiny_run
+    rows = " ".join(line.replace("│", " ") for line in err.splitlines())
+    rows = re.sub(r"\s+", " ", rows)
+    quantize = re.search(r"quantize ran [\d.]+ (.*?) bench ran", rows).group(1)
+    assert re.search(r"retention \S*\s?[\d.]+ %", quantize), quantize  # the INT8 pick, or why fp32 was kept
+    bench = re.search(r"bench ran [\d.]+ best speed-up ([\d.]+)x vs the teacher: (\S+)", rows)
+    assert bench is not None and float(bench.group(1)) > 0, rows
+    assert bench.group(2) in {"student-pytorch", "student-onnx", "student-int8-dynamic"}
+
+
+def test_retention_is_a_percentage_on_the_console_and_in_report_md(tiny_run):
+    import json
+
+    run_dir, err = tiny_run
+    report = json.loads((run_dir / "report.json").read_text())
+    fractions = [m["retention"] for m in report["models"]]
+    assert all(0.5 < f <= 1.01 for f in fractions)  # JSON keeps fractions
+    table = err[err.index("report: " + str(run_dir / "report.json")):]
+    shown = re.findall(r"(\d+\.\d) %", table)
+    assert len(shown) == len(fractions) and all(abs(float(s) - 100 * f) < 0.051 for s, f in zip(shown, fractions))
+    md = (run_dir / "report.md").read_text()
+    ratios = md[md.index("## Ratios (local)"):].splitlines()[4:]
+    names = [row.split(" | ")[1] for row in ratios if row.startswith("| local")]
+    assert len(names) == 3 and len(set(names)) == 3, names  # distill's PyTorch and export's ONNX student apart
+    assert all(re.search(r"\| \d+\.\d %", row) for row in ratios if row.startswith("| local"))
+    assert "Teacher: `tiny-st-teacher`" in md and "| tiny-st-teacher \\[d2-" in md
+
+
+def _help(capsys, monkeypatch, *argv: str) -> str:
+    monkeypatch.setenv("COLUMNS", "80")
+    main([*argv, "--help"])  # returns (exit code 0) after printing the help
+    return capsys.readouterr().out
+
+
+def _prose_lines(text: str) -> list[str]:
+    """The help's text lines, panel borders and panel titles left out."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(("╭", "╰"))]
+    return [line.strip(" │") for line in lines if line.strip(" │")]
+
+
+@pytest.mark.parametrize("argv,usage", [(["run"], "Usage: edgepress run [OPTIONS] CONFIG"),
+                                        (["validate"], "Usage: edgepress validate [OPTIONS] CONFIG"),
+                                        (["export"], "Usage: edgepress export [OPTIONS] MODEL OUT"),
+                                        (["bench", "run"], "Usage: edgepress bench run [OPTIONS] MODELS...")])
+def test_help_names_arguments_as_the_prose_and_flags_without_types(capsys, monkeypatch, argv, usage):
+    text = _help(capsys, monkeypatch, *argv)
+    assert usage in text and "{" not in text.split("\n\n")[0]
+    assert "<bool>" not in text
+    flag = next(line for line in text.splitlines() if "--help" in line)
+    assert flag.split("--help")[1].split()[:3] == ["Show", "this", "message"]  # no type between flag and help
+
+
+@pytest.mark.parametrize("argv", [["bench"], ["bench", "run"]])
+def test_help_prose_has_no_one_word_lines_at_80_columns(capsys, monkeypatch, argv):
+    text = _help(capsys, monkeypatch, *argv)
+    panels = text.index("╭")
+    prose = _prose_lines(text[:panels])  # the description above the panels
+    assert len(prose) >= 2 and all(len(line.split()) > 1 for line in prose), prose
+    if argv == ["bench"]:  # the commands panel: each description wraps at the width, not at docstring breaks
+        described = [line.split(None, 1) for line in _prose_lines(text[panels:])]
+        assert all(len(words) > 1 and len(words[-1].split()) > 1 for words in described), described
+
+
+def test_unwrap_joins_docstring_lines_and_keeps_paragraphs():
+    from compress.cli_help import unwrap
+
+    text = "Exit code 1 when any model failed, unless --allow-partial; the report is\n    written either way.\n\n" \
+           "\bkept\nas is"
+    assert unwrap(text) == "Exit code 1 when any model failed, unless --allow-partial; the report is written either " \
+                           "way.\n\n\bkept\nas is"
+    assert unwrap(None) is None and unwrap("") == ""
+
+
+def test_stage_headlines_from_stage_metrics():
+    from compress.cli import _stage_headline
+
+    quantize = {"fp32_size_mb": 86.2, "recommended": {"variant": "student-int8-dynamic", "method": "dynamic"},
+                "methods": {"dynamic": {"variant": "student-int8-dynamic", "retention": 0.98149, "size_mb": 21.7}}}
+    assert _stage_headline("quantize", quantize) == "student-int8-dynamic: retention 98.1 %, 21.7 MiB (fp32 86.2 MiB)"
+    bench = {"metric": "spearman",
+             "teacher": {"role": "teacher", "status": "ok", "p50_ms": 12.0, "retention": 1.0},
+             "optimum-int8-dynamic": {"role": "baseline", "status": "ok", "p50_ms": 2.0, "retention": 0.99},
+             "student-onnx": {"role": "variant", "status": "ok", "p50_ms": 4.0, "retention": 0.99},
+             "student-int8-dynamic": {"role": "variant", "status": "ok", "p50_ms": 3.0, "retention": 0.9751},
+             "broken": {"role": "variant", "status": "error", "p50_ms": None}}
+    assert _stage_headline("bench", bench) == ("best speed-up 4.00x vs the teacher: student-int8-dynamic "
+                                               "(p50 3.00 ms vs 12.00 ms, retention 97.5 %)")
+    assert _stage_headline("trim_vocab", {"retention": 0.9912, "size_mb": 3.5}) == "retention=99.1 %, size_mb=3.5"
