@@ -49,7 +49,7 @@ def stage_hash(cfg: RunConfig, name: str, upstream_hash: str, data_digest: str =
     return hashlib.sha256(f"{name}:{own}:{upstream_hash}{data}".encode()).hexdigest()[:16]
 
 
-def split_data_once(cfg: RunConfig, run_dir: Path) -> str:
+def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None) -> str:
     """Write the run's data artifact (compress.splits) when a stage reads data; its digest ('' when none)."""
     if not any("data" in get_stage(name).sections for name in cfg.stages):
         return ""
@@ -58,7 +58,8 @@ def split_data_once(cfg: RunConfig, run_dir: Path) -> str:
     from compress.stages import head_labels
 
     if is_main_process():
-        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data", head_labels(cfg))
+        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data",
+                   head_labels(cfg, teacher))
     _barrier()
     plan = read_plan(run_dir)
     return plan.digest if plan is not None else ""
@@ -233,7 +234,7 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
     inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
     outcomes: list[StageOutcome] = []
     upstream_hash = seed[1] if seed else ""
-    data_digest = split_data_once(cfg, run_dir)
+    data_digest = split_data_once(cfg, run_dir, inputs.latest("teacher"))  # a search branch: the tuned teacher
     redo_rest = False
     for i, name in enumerate(cfg.stages, 1):
         spec = get_stage(name)

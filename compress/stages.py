@@ -243,10 +243,10 @@ def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
     return label_mapping(interface_of(str(source), cfg.task))
 
 
-def head_labels(cfg: "RunConfig") -> dict[str, Any]:
+def head_labels(cfg: "RunConfig", tuned: Path | None = None) -> dict[str, Any]:
     """``load_splits`` keywords that check the data's class ids against the head the run will use (classification):
-    the one finetune makes from the train file (teacher.num_labels when set), else the configured teacher's own,
-    whose class names the data's names map to."""
+    the one finetune makes from the train file (teacher.num_labels when set), else that of ``tuned`` (a teacher
+    fine-tuned upstream: a search branch's) or of the configured teacher, whose class names the data's map to."""
     if cfg.task != "classification":
         return {}
     if "finetune" in cfg.stages:
@@ -254,9 +254,10 @@ def head_labels(cfg: "RunConfig") -> dict[str, Any]:
         return {"num_labels": n, "head": f"teacher.num_labels={n}"} if n else {"fine_tuned": True}
     from compress.interface import interface_of, label_mapping
 
-    iface = interface_of(cfg.teacher.model, cfg.task)
+    source = str(tuned) if tuned is not None else cfg.teacher.model
+    iface = interface_of(source, cfg.task)
     n = len(iface.id2label or {})
-    return {**label_mapping(iface), **({"num_labels": n, "head": f"teacher '{cfg.teacher.model}'"} if n else {})}
+    return {**label_mapping(iface), **({"num_labels": n, "head": f"teacher '{source}'"} if n else {})}
 
 
 def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
