@@ -207,7 +207,8 @@ def _read_file(path: Path, source: str, header: bool) -> Columns:
     return cols
 
 
-def _read_hub(spec: str) -> Columns:
+def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
+    """``hub:NAME[/CONFIG][@SPLIT]`` as (dataset id, config, split); ``glue/sst2`` is glue's sst2 config."""
     name = spec[len("hub:"):]
     split = "train"
     if "@" in name:
@@ -218,6 +219,11 @@ def _read_hub(spec: str) -> Columns:
         name, config = parts
     elif len(parts) == 3:
         name, config = "/".join(parts[:2]), parts[2]
+    return name, config, split
+
+
+def _read_hub(spec: str) -> Columns:
+    name, config, split = parse_hub_spec(spec)
     try:
         import datasets
 

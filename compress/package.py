@@ -4,18 +4,23 @@ The chosen model is the search winner, else the quantize stage's INT8 file, else
 ``final/`` holds it three ways, each loadable as it is:
 
 * ``model/`` — a Hugging Face folder (``AutoModel*.from_pretrained``), a full sentence-transformers model
-  when the teacher is one (its pooling, normalisation and max length), with ``onnx/model.onnx`` (+ the
-  INT8 file as ``onnx/model_qint8_<cpu>.onnx``) for ``SentenceTransformer(..., backend="onnx")``, and a
-  model card (``README.md``);
+  when the teacher is one (its pooling, normalisation and max length), with ``onnx/model.onnx`` and the INT8
+  file as ``onnx/model_quantized.onnx`` (transformers.js' names for ``dtype: 'fp32'`` and ``'q8'``) and, for
+  ``SentenceTransformer(..., backend="onnx")``, as ``onnx/model_qint8_<cpu>.onnx``; and a model card;
 * ``onnx/`` — what optimum's ``ORTModelFor<Task>.from_pretrained`` loads: ``model.onnx`` (fp32, parity
-  checked against the defining library), ``model_quantized.onnx``, ``config.json`` and the tokenizer;
+  checked against the defining library), ``model_quantized.onnx``, ``config.json`` and the tokenizer, and
+  the same two files under ``onnx/`` for transformers.js;
 * ``bundle/`` — the mobile bundle with the compressed file(s): INT8 ONNX and its ``.ort`` conversion
   (plus ``.ptl``/``.pte`` when export.formats asks), tokenizer, labels, manifest.json, reference.py.
+
+Every name of one model file is a hard link to the same bytes (``Storage``), so ``final/`` holds each
+file once; where the file system refuses a link the file is copied and package.json says so.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -45,9 +50,26 @@ class Choice:
     origin: str  # search winner | quantize | export
     name: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, run_dir: Path | None = None) -> dict[str, Any]:
+        """As JSON; with ``run_dir``, paths relative to it (what package.json ships: no path of this machine)."""
         d = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+        return {k: (_relative(v, run_dir) if run_dir is not None else str(v)) if isinstance(v, Path) else v
+                for k, v in d.items()}
+
+
+def _relative(path: Path, run_dir: Path | None) -> str:
+    """``path`` relative to the run folder when it lies inside it, else its last two parts."""
+    if run_dir is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(*Path(path).parts[-2:]).as_posix()
+
+
+def run_dir_of(records: list["StageRecord"]) -> Path | None:
+    """The run folder the stage records live in (None without records)."""
+    return records[0].dir.parent if records else None
 
 
 def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
@@ -100,33 +122,120 @@ def _cpu_profile() -> str:
     return optimum_profile()
 
 
-def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: Any) -> dict[str, str]:
-    """``model/``: the PyTorch folder as saved (HF + sentence-transformers files) plus its ONNX files."""
+class Storage:
+    """Puts model files into ``final/`` so that each file's bytes are stored once.
+
+    The first name of a file is a copy (or, for a file already inside ``root``, a hard link); every later name
+    of the same source is a hard link to that first one. Where the file system refuses a link (another device,
+    no link support) the file is copied and the reason is kept for package.json.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.first: dict[Path, Path] = {}  # resolved source -> its first name under root
+        self.links: dict[str, str] = {}  # name -> the name it is a hard link of (relative to root)
+        self.copies: dict[str, str] = {}  # name -> why it is a copy and not a link
+
+    def _rel(self, p: Path) -> str:
+        return p.resolve().relative_to(self.root).as_posix()
+
+    def place(self, src: Path, dst: Path) -> Path:
+        """Give ``src``'s bytes the name ``dst`` (a hard link where possible)."""
+        from compress.fsio import copy_file
+
+        src, dst = Path(src), Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        key = src.resolve()
+        prior = self.first.get(key)
+        origin = prior or (key if self.root in key.parents else None)  # a scratch file of this build is linked
+        if origin is None:
+            copy_file(src, dst)
+        else:
+            try:
+                os.link(origin, dst)
+                if prior is not None:
+                    self.links[self._rel(dst)] = self._rel(prior)
+            except OSError as exc:
+                copy_file(origin, dst)
+                self.copies[self._rel(dst)] = f"hard link refused ({exc.strerror or exc}); copied"
+        self.first.setdefault(key, dst)
+        return dst
+
+    def dedupe(self) -> None:
+        """Hard-link every other file whose bytes equal an earlier one's (tokenizer and config files written by
+        several writers), so no content is stored twice."""
+        import hashlib
+
+        files = sorted(p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink())
+        by_size: dict[int, list[Path]] = {}
+        for f in files:
+            by_size.setdefault(f.stat().st_size, []).append(f)
+        seen: dict[tuple[int, str], Path] = {}
+        for size, group in by_size.items():
+            for f in group if len(group) > 1 and size > 0 else []:
+                key = (size, hashlib.sha256(f.read_bytes()).hexdigest())
+                first = seen.setdefault(key, f)
+                if first == f or os.path.samefile(first, f):
+                    continue
+                tmp = f.with_name(f".{f.name}.link")
+                try:
+                    os.link(first, tmp)
+                    os.replace(tmp, f)
+                    self.links[self._rel(f)] = self._rel(first)
+                except OSError as exc:
+                    tmp.unlink(missing_ok=True)
+                    self.copies[self._rel(f)] = f"hard link refused ({exc.strerror or exc}); kept a copy"
+
+    def info(self) -> dict[str, Any]:
+        """What package.json says about how final/ stores its files (names relative to final/): which names are
+        hard links of which, which are copies because a link was refused, and the bytes stored vs named."""
+        files = [p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink()]
+        stored = {(s.st_dev, s.st_ino): s.st_size for s in (p.stat() for p in files)}
+        return {"hard_links": dict(sorted(self.links.items())), "copied_instead_of_linked": dict(self.copies),
+                "bytes_named": sum(p.stat().st_size for p in files), "bytes_stored": sum(stored.values())}
+
+
+def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: Any, storage: Storage,
+                       source: str) -> dict[str, str]:
+    """``model/``: the PyTorch folder as saved (HF + sentence-transformers files) plus its ONNX files under the
+    names transformers.js (``onnx/model.onnx``, ``onnx/model_quantized.onnx``) and sentence-transformers'
+    ONNX backend (``onnx/model_qint8_<cpu>.onnx``) look for; ``source`` replaces the teacher's path in
+    edgepress_interface.json."""
+    from compress.interface import INTERFACE_FILE
+
     from compress.fsio import copy_tree
 
     copy_tree(choice.model_dir, dst)  # a link out of the model folder is refused, not followed
-    files = {"pytorch": f"{dst.name}/"}
+    if (dst / INTERFACE_FILE).is_file():  # the teacher as the config names it, not this machine's folder
+        saved = json.loads((dst / INTERFACE_FILE).read_text())
+        (dst / INTERFACE_FILE).write_text(json.dumps({**saved, "source": source}, indent=2) + "\n")
+    files = {"pytorch": f"{dst.name}/", "onnx_fp32": "model/onnx/model.onnx"}
+    storage.place(fp32_onnx, dst / "onnx" / "model.onnx")
+    if choice.precision == "int8":
+        storage.place(choice.onnx, dst / "onnx" / "model_quantized.onnx")
+        files["onnx_int8"] = "model/onnx/model_quantized.onnx"
     if interface.sentence_transformers:
-        (dst / "onnx").mkdir(exist_ok=True)
-        shutil.copy2(fp32_onnx, dst / "onnx" / "model.onnx")
         files["st_onnx"] = "model/onnx/model.onnx"
         if choice.precision == "int8":
             name = f"model_qint8_{_cpu_profile()}.onnx"
-            shutil.copy2(choice.onnx, dst / "onnx" / name)
+            storage.place(choice.onnx, dst / "onnx" / name)
             files["st_onnx_int8"] = f"model/onnx/{name}"
     return files
 
 
-def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any) -> dict[str, str]:
-    """``onnx/``: model.onnx (+ model_quantized.onnx), config.json and the tokenizer side by side."""
+def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any, storage: Storage) -> dict[str, str]:
+    """``onnx/``: model.onnx (+ model_quantized.onnx), config.json and the tokenizer side by side, and the same
+    ONNX files under ``onnx/`` where transformers.js looks for them."""
     from export.stage import optimum_layout
 
     dst.mkdir(parents=True)
-    shutil.copy2(fp32_onnx, dst / "model.onnx")
     optimum_layout(prep, dst)
     files = {"onnx": "onnx/model.onnx"}
+    named = [("model.onnx", fp32_onnx)] + ([("model_quantized.onnx", choice.onnx)] if choice.precision == "int8" else [])
+    for name, src in named:
+        storage.place(src, dst / name)
+        storage.place(src, dst / "onnx" / name)
     if choice.precision == "int8":
-        shutil.copy2(choice.onnx, dst / "model_quantized.onnx")
         files["onnx_int8"] = "onnx/model_quantized.onnx"
     return files
 
@@ -204,7 +313,7 @@ def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, 
     """package_run's work: choose, skip when unchanged, else build ``.final.tmp`` and rename it to ``final``."""
     from compress.fsio import remove_own, replace_dir
     from compress.interface import interface_of
-    from compress.model_card import model_card
+    from compress.model_card import CARD_FOLDERS, model_card, teacher_of
     from export.bundle import build_bundle
     from export.core import prepare
     from export.writer import write_formats
@@ -223,6 +332,7 @@ def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, 
     iface = interface_of(choice.model_dir, cfg.task)
     remove_own(tmp)  # left by an interrupted packaging (a link there is removed, not followed)
     tmp.mkdir(parents=True)
+    storage, teacher = Storage(tmp), teacher_of(cfg.teacher.model)
     ex = cfg.export
     prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface,
                    rtol=ex.rtol)
@@ -231,23 +341,26 @@ def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, 
     fp32_formats = list(mobile) if choice.precision == "int8" else ["onnx", "ort", *mobile]
     written = write_formats(prep, scratch, [f for f in fp32_formats if f != "onnx"], ex.opset)
     fp32_onnx = written.files["onnx"]
-    files = write_model_folder(choice, tmp / "model", fp32_onnx, iface)
-    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep))
+    files = write_model_folder(choice, tmp / "model", fp32_onnx, iface, storage, teacher.reference)
+    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep, storage))
     quant = _quantization_details(records, choice)
     manifest = build_bundle(prep, written, tmp / "bundle", ex.opset,
                             choice.onnx if choice.precision == "int8" else None,
                             fp32_formats=fp32_formats, quantized_ort=choice.precision == "int8",
-                            quantization=quant, created_by="edgepress run (final package)")
+                            quantization=quant, created_by="edgepress run (final package)", place=storage.place)
     shutil.rmtree(scratch)
     bench = bench_rows(run_dir, choice)
-    info = {"key": key, "chosen": choice.to_dict(), "interface": iface.to_dict(), "files": files,
+    info = {"key": key, "chosen": choice.to_dict(run_dir), "interface": {**iface.to_dict(), "source": teacher.reference},
+            "teacher": {"model": teacher.reference, "hub_id": teacher.hub_id, "license": teacher.license},
+            "recipe": recipe_facts(cfg, records, choice), "files": files,
             "bundle": {"models": [m["file"] for m in manifest["models"]],
                        "size_mb": round(sum(p.stat().st_size for p in (tmp / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
             "parity": {k: {m: v[m] for m in ("max_abs_diff", "min_cosine")} for k, v in prep.parity.items()},
             "seconds": round(time.perf_counter() - t0, 2)}
-    card = model_card(cfg, choice, iface, bench, manifest, info)
-    (tmp / "model" / "README.md").write_text(card)
-    (tmp / "README.md").write_text(card)
+    for where in CARD_FOLDERS:  # final/README.md and final/model/README.md, each with paths from its folder
+        (tmp / where / "README.md").write_text(model_card(cfg, choice, iface, bench, manifest, info, teacher, where))
+    storage.dedupe()
+    info["storage"] = storage.info()
     (tmp / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     replace_dir(tmp, final, "final folder")
     return info
@@ -263,7 +376,29 @@ def _quantization_details(records: list["StageRecord"], choice: Choice) -> dict[
                 attempt = (r.get("attempts") or [{}])[r.get("chosen", 0)]
                 return {"method": method, "settings": attempt.get("settings"), "retention_vs_fp32": r.get("retention"),
                         "source": f"{rec.dir.name}/{r['path']}"}
-    return {"method": choice.name, "source": str(choice.onnx)}
+    return {"method": choice.name, "source": _relative(choice.onnx, run_dir_of(records))}
+
+
+def recipe_facts(cfg: "RunConfig", records: list["StageRecord"], choice: Choice) -> dict[str, Any]:
+    """What the run did to the teacher, read from the shipped model's shape against the teacher's (a model
+    card tags only these): distilled, pruned (fewer heads or FFN neurons per layer), vocabulary trimmed."""
+    from benchmarks.identity import model_shape
+    from compress.models import resolve_model_path
+
+    names = {r.name for r in records}
+    student = model_shape(choice.model_dir) or {}
+    try:
+        teacher = model_shape(Path(resolve_model_path(cfg.teacher.model))) or {}
+    except EdgepressError:
+        teacher = {}
+    if student and teacher:
+        per_layer = student["heads"] / student["layers"] < teacher["heads"] / teacher["layers"]
+        pruned = per_layer or student["ffn"] < teacher["ffn"]
+        trimmed = bool(student.get("vocab") and teacher.get("vocab") and student["vocab"] < teacher["vocab"])
+    else:  # a hub teacher that is not on this machine: what the stages say
+        pruned, trimmed = "prune" in names, "trim_vocab" in names
+    return {"distilled": bool(names & {"distill", "search"}), "pruned": bool(pruned), "vocab_trimmed": trimmed,
+            "student_shape": student or None, "teacher_shape": teacher or None}
 
 
 def records_of(run_dir: Path) -> list["StageRecord"]:

@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from export.core import Prepared, prepare
 from export.errors import ExportError, OutputExistsError
@@ -130,7 +130,8 @@ def _int4_tensors(graph: Any) -> list[str]:
 
 
 def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool = False,
-                   details: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                   details: dict[str, Any] | None = None,
+                   place: Callable[[Path, Path], Any] = shutil.copy2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Copy a quantized ONNX into the bundle (and its .ort conversion), check its interface, measure parity.
 
     Parity of INT8 files is measured, not enforced: the quantize stage's accuracy guard owns that gate.
@@ -153,7 +154,7 @@ def _add_quantized(prep: Prepared, src: Path, bundle_dir: Path, with_ort: bool =
         raise ExportError(f"'{src}' contains no quantized operators ({', '.join(QUANT_OPS[:5])}...); "
                           "pass the int8 file, not the fp32 one")
     dst = bundle_dir / "model.int8.onnx"
-    shutil.copy2(src, dst)
+    place(src, dst)
     note = "int8: parity is measured, not enforced; the quantize stage owns its accuracy gate"
     parity = prep.check("quantized ONNX", onnx_runner(str(dst), prep.output_names), enforce=False)
     entries = [{"file": dst.name, "format": "onnx", "precision": "int8", "runtime": RUNTIMES["onnx"],
@@ -218,11 +219,13 @@ def _javascript_section() -> dict[str, Any]:
 def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
                  quantized_onnx: Path | None = None, *, fp32_formats: Sequence[str] | None = None,
                  quantized_ort: bool = False, quantization: dict[str, Any] | None = None,
-                 created_by: str = "edgepress export") -> dict[str, Any]:
+                 created_by: str = "edgepress export",
+                 place: Callable[[Path, Path], Any] = shutil.copy2) -> dict[str, Any]:
     """Fill ``bundle_dir`` (already empty) from written files; write labels, tokenizer, manifest, reference.py.
 
     ``fp32_formats`` limits which fp32 files are copied (None: every written one); ``quantized_onnx`` adds the
     INT8 file (and, with ``quantized_ort``, its ORT-format conversion); ``quantization`` adds how it was made.
+    ``place(src, dst)`` puts each model file into the bundle (a copy; ``final/`` passes one that hard-links).
     """
     bundle_dir.mkdir(parents=True, exist_ok=True)
     models = []
@@ -234,7 +237,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         entries.insert(1, ("onnx", written.extra["onnx_optimized"], "parity_onnx_optimized", True))
     for fmt, path, key, optimized in entries:
         if path.parent.resolve() != bundle_dir.resolve():
-            shutil.copy2(path, bundle_dir / path.name)
+            place(path, bundle_dir / path.name)
         par = written.metrics[key]
         entry = {"file": path.name, "format": fmt, "precision": "fp32", "runtime": RUNTIMES[fmt],
                  "parity": {"max_abs_diff": par["max_abs_diff"], "min_cosine": par["min_cosine"], "enforced": True}}
@@ -250,7 +253,8 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
             shutil.copy2(cfg, bundle_dir / cfg.name)
     quant_info = None
     if quantized_onnx is not None:
-        q_entries, quant_info = _add_quantized(prep, Path(quantized_onnx), bundle_dir, quantized_ort, quantization)
+        q_entries, quant_info = _add_quantized(prep, Path(quantized_onnx), bundle_dir, quantized_ort, quantization,
+                                               place)
         models = q_entries + models  # the compressed file first: reference.py and apps pick the first ONNX/ORT
     if not models:
         raise ExportError("the bundle would hold no model file: give a quantized ONNX or keep an fp32 format")

@@ -36,14 +36,17 @@ def locate(path: Path) -> tuple[str, Path]:
 
     A save_pretrained folder with weights is ``pytorch`` (a sentence-transformers folder too); an optimum
     export folder (config.json + model.onnx) or a sentence-transformers ONNX layout (onnx/model.onnx) is its
-    ONNX file (a folder holding several, such as optimum's model.onnx + model_quantized.onnx, is refused
-    rather than guessed); a file is judged by its suffix.
+    ONNX file (a folder holding several different ones, such as optimum's model.onnx + model_quantized.onnx, is
+    refused rather than guessed; one file under two names counts once); a file is judged by its suffix.
     """
     path = Path(path)
     if path.is_dir():
         if (path / "config.json").is_file() and any((path / w).is_file() for w in WEIGHT_FILES):
             return "pytorch", path
-        found = [path / f for f in ONNX_IN_FOLDER if (path / f).is_file()]
+        found: list[Path] = []
+        for f in (path / name for name in ONNX_IN_FOLDER if (path / name).is_file()):
+            if not any(_same_bytes(f, kept) for kept in found):  # final/onnx: onnx/model.onnx is model.onnx
+                found.append(f)
         if len(found) > 1:
             names = " and ".join(str(f.relative_to(path)) for f in found)
             raise EdgepressError(f"'{path}' holds {names}: pass the file to measure, e.g. '{found[-1]}'")
@@ -58,6 +61,14 @@ def locate(path: Path) -> tuple[str, Path]:
         raise EdgepressError(f"cannot tell the format of '{path}': expected a model folder or "
                              f"one of {', '.join(sorted(by_suffix))}")
     return fmt, path
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """One file under two names: a hard link, or a copy with identical bytes."""
+    import filecmp
+    import os
+
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
 
 
 def detect_format(path: Path) -> str:

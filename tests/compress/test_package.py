@@ -18,6 +18,7 @@ from compress.pipeline import run_pipeline
 TEXTS = ["The cat sat on the mat.", "Python has many modules, functions and classes for every kind of program.",
          "A short one.", "Exceptions are raised when an error is detected during execution of a statement."]
 QUICK_BENCH = {"min_runs": 3, "min_seconds": 0, "warmup": 1, "max_eval_samples": 40}
+TEACHER_CARD = "---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\nlicense: apache-2.0\nlanguage: en\n---\n# tiny\n"
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,6 +47,7 @@ def st_run(tmp_path_factory):
     """distill -> export -> quantize -> bench on a CLS-pooling, normalised sentence-transformers teacher."""
     root = tmp_path_factory.mktemp("st-run")
     teacher = make_st_teacher(root / "teacher")
+    (teacher / "README.md").write_text(TEACHER_CARD)  # a local teacher naming its hub id and license, as hub copies do
     cfg = load_config(None, base={
         "name": "st", "output_dir": str(root / "runs"), "stages": ["distill", "export", "quantize", "bench"],
         "teacher": {"model": str(teacher)}, "data": {"train": "builtin:pydoc", "max_train_samples": 200,
@@ -306,3 +308,119 @@ def test_export_folder_loads_with_optimum(tiny_model_dir, tmp_path):
     ort_model = ORTModelForSequenceClassification.from_pretrained(str(tmp_path / "out"))
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
     assert ort_model(**tok(TEXTS, padding=True, return_tensors="pt")).logits.shape == (len(TEXTS), 2)
+
+
+# ------------------------------------------------------------------ final/: card, layout, storage, no machine paths
+
+def _code_blocks(card: str, lang: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{lang}\n(.*?)```", card, re.S)
+
+
+def test_model_card_follows_hub_conventions(st_run):
+    """base_model is the teacher's hub id, its license carries over, model-index holds the bench report's numbers,
+    the tags say what the run did, and the card says its quality is teacher fidelity on the demo corpus."""
+    from huggingface_hub import ModelCard
+
+    final, _, _ = st_run
+    report = json.loads((final.parent / "report.json").read_text())
+    chosen = json.loads((final / "package.json").read_text())["chosen"]
+    shipped = next(e for e in report["models"] if e["target"] == "local" and e.get("path", "").endswith(chosen["onnx"]))
+    for card_file in (final / "README.md", final / "model" / "README.md"):
+        card = ModelCard.load(card_file)
+        data = card.data
+        assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.license == "apache-2.0"
+        assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
+        assert {"distillation", "quantization", "int8"} <= set(data.tags) and "pruning" not in data.tags
+        assert data.metrics == ["fidelity_cosine"] and not data.datasets  # builtin:pydoc is no hub dataset
+        results = {r.metric_type: r for r in data.eval_results}
+        assert results["fidelity_cosine"].metric_value == round(shipped["quality"]["value"], 4)
+        assert results["retention"].metric_value == round(shipped["retention"], 4)
+        assert results["fidelity_cosine"].dataset_type == "builtin:pydoc"
+        assert "only on edgepress's demo corpus" in card.text and "not as accuracy on a task" in card.text
+        assert "model_qint8_..." not in card.text
+
+
+def test_model_card_snippets_run_from_each_folder(st_run):
+    """Every python and bash block of final/README.md and final/model/README.md runs as written from its folder."""
+    import os
+
+    final, _, _ = st_run
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "OMP_NUM_THREADS": "1"}
+    for folder in (final, final / "model"):
+        card = (folder / "README.md").read_text()
+        python, bash = _code_blocks(card, "python"), _code_blocks(card, "bash")
+        assert len(python) == 2 and len(bash) == 1  # sentence-transformers (PyTorch + ONNX fp32/INT8), optimum
+        res = subprocess.run([sys.executable, "-c", "\n".join(python)], cwd=folder, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "(2, 32)" in res.stdout and "token vectors" in res.stdout
+        res = subprocess.run(bash[0], shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert len(json.loads(res.stdout)["sentence_embedding"]) == 32
+        js = _code_blocks(card, "js")[0]
+        assert f'env.localModelPath = "{"." if folder == final else ".."}"' in js and 'pooling: "cls"' in js
+
+
+def test_final_stores_each_file_once_under_every_loaders_name(st_run):
+    """transformers.js, sentence-transformers and optimum names are hard links of one fp32 and one INT8 file;
+    du counts final/ at most 1.2x the bytes of its distinct contents."""
+    import hashlib
+    import os
+
+    final, _, _ = st_run
+    st_int8 = next((final / "model" / "onnx").glob("model_qint8_*.onnx"))
+    int8_names = [final / "model" / "onnx" / "model_quantized.onnx", st_int8, final / "onnx" / "model_quantized.onnx",
+                  final / "onnx" / "onnx" / "model_quantized.onnx", final / "bundle" / "model.int8.onnx"]
+    fp32_names = [final / "model" / "onnx" / "model.onnx", final / "onnx" / "model.onnx",
+                  final / "onnx" / "onnx" / "model.onnx"]
+    for names in (int8_names, fp32_names):
+        assert len({p.stat().st_ino for p in names}) == 1 and names[0].stat().st_nlink >= len(names)
+    files = [p for p in final.rglob("*") if p.is_file()]
+    distinct = {hashlib.sha256(p.read_bytes()).hexdigest(): p.stat().st_size for p in files}
+    stored = {p.stat().st_ino: p.stat().st_size for p in files}
+    assert sum(stored.values()) == sum(distinct.values())  # no content under two inodes
+    du = int(subprocess.run(["du", "-s", "--apparent-size", "-B1", str(final)], capture_output=True, text=True,
+                            check=True).stdout.split()[0])
+    assert du <= 1.2 * sum(distinct.values()), (du, sum(distinct.values()))
+    named = sum(p.stat().st_size for p in files)
+    info = json.loads((final / "package.json").read_text())["storage"]
+    assert info["copied_instead_of_linked"] == {} and info["bytes_stored"] < 0.6 * info["bytes_named"] < named
+    assert info["hard_links"]["onnx/onnx/model_quantized.onnx"] == "model/onnx/model_quantized.onnx"
+
+
+def test_final_holds_no_path_of_the_build_machine(st_run):
+    """No shipped file (binary files included) names the run folder, the teacher folder, $HOME or site-packages."""
+    import os
+    import site
+
+    final, teacher, _ = st_run
+    needles = {str(final.parent.resolve()), str(teacher.resolve()), str(Path.home()), "site-packages",
+               *(p for p in site.getsitepackages() if p)}
+    hits = [(str(p.relative_to(final)), n) for p in final.rglob("*") if p.is_file()
+            for n in needles if n.encode() in p.read_bytes()]
+    assert hits == []
+    iface = json.loads((final / "model" / "edgepress_interface.json").read_text())
+    assert iface["source"] == "sentence-transformers/all-MiniLM-L6-v2"
+    package = json.loads((final / "package.json").read_text())
+    assert not Path(package["chosen"]["model_dir"]).is_absolute() and (final.parent / package["chosen"]["onnx"]).is_file()
+
+
+def test_teacher_of_names_hub_ids_never_paths(tmp_path, tiny_model_dir):
+    from compress.model_card import teacher_of
+
+    packaged = teacher_of("packaged:minilm-l6")
+    assert (packaged.hub_id, packaged.license) == ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0")
+    assert teacher_of("google-bert/bert-base-uncased").hub_id == "google-bert/bert-base-uncased"
+    local = Path(tiny_model_dir("bert", "embedding"))
+    plain = teacher_of(str(local))
+    assert plain.hub_id is None and plain.reference == local.name  # no hub id: the folder's name, not its path
+    named = tmp_path / "named"
+    shutil.copytree(local, named)
+    conf = json.loads((named / "config.json").read_text())
+    (named / "config.json").write_text(json.dumps({**conf, "_name_or_path": "my-org/my-teacher"}))
+    assert teacher_of(str(named)).hub_id == "my-org/my-teacher"
+    (named / "README.md").write_text("---\nbase_model: other-org/base\nlicense: mit\n---\n")
+    assert (teacher_of(str(named)).hub_id, teacher_of(str(named)).license) == ("other-org/base", "mit")
