@@ -14,7 +14,9 @@ env.localModelPath = path.dirname(folder) + path.sep;
 const modules = JSON.parse(readFileSync(path.join(folder, "modules.json"), "utf8"));
 const poolingDir = modules.find((m) => m.type.endsWith("Pooling")).path;
 const pooling = JSON.parse(readFileSync(path.join(folder, poolingDir, "config.json"), "utf8"));
-const mode = ["cls", "mean", "max"].find((m) => pooling[`pooling_mode_${m === "mean" ? "mean_tokens" : m === "max" ? "max_tokens" : "cls_token"}`]);
+// sentence-transformers 5 writes "pooling_mode": "mean"; older folders set one pooling_mode_*_token(s) flag
+const legacy = { cls: "pooling_mode_cls_token", mean: "pooling_mode_mean_tokens", max: "pooling_mode_max_tokens" };
+const mode = ["cls", "mean", "max"].find((m) => pooling.pooling_mode === m || pooling[legacy[m]] === true);
 if (!mode) throw new Error(`transformers.js pools by cls, mean or max; ${poolingDir}/config.json asks for another mode`);
 const normalize = modules.some((m) => m.type.endsWith("Normalize"));
 let input = "";
