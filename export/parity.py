@@ -163,13 +163,15 @@ def check_parity(label: str, expected: list[list["np.ndarray"]], candidate: Runn
                 where = (name, length, o["max_abs_diff"], allowed, o["max_abs_ref"])
     worst["cases"] = len(batches)
     worst["sequence_lengths"] = sorted(set(seq_lens))
+    worst["enforced"] = enforce
     if enforce and where is not None and (worst["bound_used"] > 1 or worst["min_cosine"] < tolerance.min_cosine):
         name, length, diff, allowed, max_ref = where
         raise ParityError(
             f"{label} disagrees with PyTorch: max |diff| {diff:.3g} on '{name}' at length {length} "
             f"(allowed {allowed:.3g} = atol {tolerance.atol:g} + rtol {tolerance.rtol:g} x {tolerance.depth} layers "
-            f"x sqrt({length}) x max|output| {max_ref:.3g}; relative {diff / max_ref if max_ref else float('inf'):.3g}), min cosine "
-            f"{worst['min_cosine']:.6f} (required {tolerance.min_cosine}) over {len(batches)} batches of lengths "
+            f"x sqrt({length}) x max|output| {max_ref:.3g}; relative "
+            f"{diff / max_ref if max_ref else float('inf'):.3g}), min cosine {worst['min_cosine']:.6f} "
+            f"(required {tolerance.min_cosine}) over {len(batches)} batches of lengths "
             f"{worst['sequence_lengths']}. Do not ship this file; raise export.rtol or export.atol only if the "
             "difference is expected (e.g. a quantized model)."
         )

@@ -66,4 +66,5 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     result.metrics["max_abs_diff"] = max(m["max_abs_diff"] for k, m in result.metrics.items() if isinstance(m, dict))
     result.metrics["min_cosine"] = min(m["min_cosine"] for k, m in result.metrics.items() if isinstance(m, dict))
     result.metrics["max_rel_diff"] = max(m["max_rel_diff"] for k, m in result.metrics.items() if isinstance(m, dict))
+    result.metrics["bound_used"] = max(m["bound_used"] for k, m in result.metrics.items() if isinstance(m, dict))
     return result

@@ -105,6 +105,8 @@ def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: 
     done.metrics["max_abs_diff"] = max(v["max_abs_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["min_cosine"] = min(v["min_cosine"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["max_rel_diff"] = max(v["max_rel_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
+    enforced = [v["bound_used"] for k, v in done.metrics.items() if k.startswith("parity_") and v.get("enforced", True)]
+    done.metrics["bound_used"] = max(enforced, default=0.0)  # worst |diff| / allowed |diff| of the enforced checks
     done.metrics["opset"] = opset
     done.metrics["max_length"] = prep.max_length
     return done
