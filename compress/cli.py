@@ -14,7 +14,7 @@ from rich.table import Table
 
 from compress.cli_help import use_edgepress_help
 from compress.console import percent
-from compress.errors import ConfigError, EdgepressError, RunInterrupted
+from compress.errors import ConfigError, EdgepressError, RunInterrupted, Terminated
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -414,7 +414,7 @@ class _Termination:
     def _on_term(self, signum, frame) -> None:  # noqa: ANN001 - signal handler signature
         if not self.received:
             self.received = True
-            raise KeyboardInterrupt
+            raise Terminated
 
     def __enter__(self) -> "_Termination":
         import signal

@@ -39,6 +39,14 @@ class Unwritable(EdgepressError):
     """A folder or file cannot be written (read-only, no permission, or a symbolic link edgepress did not make)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every stage cleans up as for Ctrl-C.
+
+    A subclass, not KeyboardInterrupt itself: CPython marks an exact KeyboardInterrupt that escapes Python code run
+    from C (pybind11's exec) as unhandled and ends the process with SIGINT even after a clean ``sys.exit(143)``.
+    """
+
+
 class RunInterrupted(Exception):
     """Ctrl-C inside a stage: the message names the stage and says that the next run resumes.
 

@@ -321,10 +321,10 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
     with writing(tmp):
         remove_own(tmp)  # left by an interrupted run (a link there is removed, not followed)
         tmp.mkdir(parents=True)
-    fn = spec.load()
     t0 = time.perf_counter()
     try:
         with stage_context(spec.name):
+            fn = spec.load()  # importing a stage's libraries is part of it (an interrupt there names it too)
             result = fn(stage_view(cfg, spec), inputs, tmp)  # only the sections its hash covers
     except KeyboardInterrupt:
         from compress.errors import RunInterrupted

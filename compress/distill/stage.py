@@ -44,7 +44,10 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
                           "regression needs a score for every row: remove data.unlabeled")
     from compress.interface import derived_interface, interface_of, label_mapping, save_model
 
+    import torch
+
     spec = teacher_source(cfg, inputs)
+    torch.manual_seed(cfg.seed)  # weights the checkpoint lacks (a pooler, a new head) start the same in every run
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
     cache_root = distill_cache_root(cfg, inputs.run_dir)
