@@ -140,6 +140,15 @@ class RunConfig(Section):
         if "quantize" in self.stages and not self.quantize.methods:
             raise ValueError("quantize.methods is empty but the quantize stage is listed: give at least one method, "
                              "e.g. [dynamic], or remove quantize from stages")
+        distills = {"distill", "search"} & set(self.stages)
+        if distills and self.task == "regression" and self.data.unlabeled:
+            raise ValueError("data.unlabeled is used by embedding, mlm and classification distillation; regression "
+                             "needs a score for every row: remove data.unlabeled")
+        rec = self.prune.recovery
+        if ({"prune", "search"} & set(self.stages) and rec.enabled and rec.unlabeled
+                and self.task not in ("embedding", "mlm", "classification")):
+            raise ValueError(f"prune.recovery.unlabeled is for embedding, mlm and classification (the tasks that "
+                             f"distill on unlabelled text), not {self.task}: set it to false")
         limit = name_max(self.run_dir)  # every folder name on the run's path must fit the file system
         for field, value in (("output_dir", self.output_dir), ("name", self.name)):
             for part in Path(value).parts:

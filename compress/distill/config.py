@@ -88,3 +88,11 @@ class DistillConfig(Section):
     def _some_weight(cls, loss: LossWeights) -> LossWeights:
         check_some_weight(loss, "distill.loss")
         return loss
+
+    @model_validator(mode="after")
+    def _best_needs_evaluated_checkpoints(self) -> "DistillConfig":
+        if self.keep_best and self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:
+            raise ValueError(f"distill.save_steps={self.save_steps} is not a multiple of distill.eval_steps="
+                             f"{self.eval_steps}: keep_best keeps a checkpoint at evaluated steps; make save_steps a "
+                             "multiple, or keep_best: false")
+        return self

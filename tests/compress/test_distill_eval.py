@@ -2,13 +2,13 @@
 ``keep_best`` the best-scoring checkpoint is what the stage returns (Trainer's load_best_model_at_end)."""
 
 import pytest
+from pydantic import ValidationError
 
 from compress.data import TextData, builtin_pydoc_sentences
 from compress.distill.config import DistillConfig, LossWeights
 from compress.distill.engine import checkpoint_schedule, distill_model
 from compress.distill.evaluate import task_quality
 from compress.distill.student import student_from_teacher
-from compress.errors import ConfigError
 from compress.models import load_model, load_tokenizer
 
 
@@ -59,8 +59,9 @@ def test_checkpoints_must_fall_on_evaluated_steps():
     class Probe:
         metric = "accuracy"
 
-    with pytest.raises(ConfigError, match="save_steps=10 is not a multiple of distill.eval_steps=4"):
-        checkpoint_schedule(DistillConfig(save_steps=10, eval_steps=4), 100, Probe(), True)
+    with pytest.raises(ValidationError, match="save_steps=10 is not a multiple of distill.eval_steps=4"):
+        DistillConfig(save_steps=10, eval_steps=4)  # refused by the schema, before any run folder exists
+    assert DistillConfig(save_steps=10, eval_steps=4, keep_best=False).save_steps == 10
     plan = checkpoint_schedule(DistillConfig(eval_steps=4), 100, Probe(), True)
     assert plan["save_steps"] == 4 and plan["load_best_model_at_end"] and plan["metric_for_best_model"] == "eval_accuracy"
     assert checkpoint_schedule(DistillConfig(), 100, None, True)["eval_strategy"] == "no"

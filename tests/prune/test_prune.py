@@ -342,9 +342,8 @@ def test_recovery_on_the_distill_text_sees_each_sentence_and_the_unlabeled_rows(
 
 
 def test_recovery_on_unlabeled_text_is_refused_for_regression(tiny_model_dir, tmp_path):
-    from compress.errors import ConfigError
-    from compress.prune.stage import recovery_text
+    from pydantic import ValidationError
 
-    cfg = _pairs_run(tmp_path, tiny_model_dir("bert", "embedding"), True, task="regression")
-    with pytest.raises(ConfigError, match="prune.recovery.unlabeled is for embedding, mlm and classification"):
-        recovery_text(cfg, None, tmp_path)
+    with pytest.raises(ValidationError, match="prune.recovery.unlabeled is for embedding, mlm and classification"):
+        _pairs_run(tmp_path, tiny_model_dir("bert", "embedding"), True, task="regression")  # refused by the schema
+    assert _pairs_run(tmp_path, tiny_model_dir("bert", "embedding"), False, task="regression").task == "regression"
