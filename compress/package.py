@@ -164,27 +164,26 @@ class Storage:
     def dedupe(self) -> None:
         """Hard-link every other file whose bytes equal an earlier one's (tokenizer and config files written by
         several writers), so no content is stored twice."""
-        import hashlib
+        from export.bundle import sha256
 
         files = sorted(p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink())
-        by_size: dict[int, list[Path]] = {}
+        by_size: dict[int, dict[int, list[Path]]] = {}  # size -> inode -> its names
         for f in files:
-            by_size.setdefault(f.stat().st_size, []).append(f)
+            st = f.stat()
+            by_size.setdefault(st.st_size, {}).setdefault(st.st_ino, []).append(f)
         seen: dict[tuple[int, str], Path] = {}
-        for size, group in by_size.items():
-            for f in group if len(group) > 1 and size > 0 else []:
-                key = (size, hashlib.sha256(f.read_bytes()).hexdigest())
-                first = seen.setdefault(key, f)
-                if first == f or os.path.samefile(first, f):
-                    continue
-                tmp = f.with_name(f".{f.name}.link")
-                try:
-                    os.link(first, tmp)
-                    os.replace(tmp, f)
-                    self.links[self._rel(f)] = self._rel(first)
-                except OSError as exc:
-                    tmp.unlink(missing_ok=True)
-                    self.copies[self._rel(f)] = f"hard link refused ({exc.strerror or exc}); kept a copy"
+        for size, inodes in by_size.items():
+            for names in inodes.values() if len(inodes) > 1 and size > 0 else []:  # one hash per stored file
+                first = seen.setdefault((size, sha256(names[0])), names[0])
+                for f in names if first != names[0] else []:
+                    tmp = f.with_name(f".{f.name}.link")
+                    try:
+                        os.link(first, tmp)
+                        os.replace(tmp, f)
+                        self.links[self._rel(f)] = self._rel(first)
+                    except OSError as exc:
+                        tmp.unlink(missing_ok=True)
+                        self.copies[self._rel(f)] = f"hard link refused ({exc.strerror or exc}); kept a copy"
 
     def info(self) -> dict[str, Any]:
         """What package.json says about how final/ stores its files (names relative to final/): which names are

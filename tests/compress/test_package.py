@@ -424,3 +424,40 @@ def test_teacher_of_names_hub_ids_never_paths(tmp_path, tiny_model_dir):
     assert teacher_of(str(named)).hub_id == "my-org/my-teacher"
     (named / "README.md").write_text("---\nbase_model: other-org/base\nlicense: mit\n---\n")
     assert (teacher_of(str(named)).hub_id, teacher_of(str(named)).license) == ("other-org/base", "mit")
+
+
+def test_storage_links_each_file_once_and_copies_where_links_are_refused(tmp_path, monkeypatch):
+    """Later names of a file are hard links of its first; where the file system refuses a link (EXDEV: another
+    device) the file is copied and package.json's storage section names it."""
+    import errno
+    import os
+
+    from compress.package import Storage
+
+    src = tmp_path / "stage" / "model.int8.onnx"
+    src.parent.mkdir()
+    src.write_bytes(b"int8 bytes" * 100)
+    root = tmp_path / "final"
+    linked = Storage(root)
+    first = linked.place(src, root / "model" / "onnx" / "model_quantized.onnx")
+    second = linked.place(src, root / "onnx" / "onnx" / "model_quantized.onnx")
+    (root / "a.json").write_text("{}\n" * 10)
+    (root / "b.json").write_text("{}\n" * 10)  # same bytes from another writer: linked by dedupe
+    linked.dedupe()
+    assert first.stat().st_ino == second.stat().st_ino != src.stat().st_ino  # final/ owns its copy
+    assert (root / "a.json").stat().st_ino == (root / "b.json").stat().st_ino
+    info = linked.info()
+    assert info["hard_links"] == {"onnx/onnx/model_quantized.onnx": "model/onnx/model_quantized.onnx",
+                                  "b.json": "a.json"}
+    assert info["bytes_stored"] == 1000 + 30 and info["copied_instead_of_linked"] == {}
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    other = Storage(tmp_path / "final2")
+    a = other.place(src, other.root / "model" / "onnx" / "model_quantized.onnx")
+    b = other.place(src, other.root / "bundle" / "model.int8.onnx")
+    assert a.read_bytes() == b.read_bytes() == src.read_bytes() and a.stat().st_ino != b.stat().st_ino
+    assert other.info()["copied_instead_of_linked"] == {
+        "bundle/model.int8.onnx": "hard link refused (Invalid cross-device link); copied"}
