@@ -1,8 +1,8 @@
 """How edgepress's ``--help`` reads: typer 0.29's rich help, with what it gets wrong for our prose put right.
 
 typer 0.29 writes a required argument as ``{config}`` in the usage line while the prose says CONFIG, labels
-every flag ``<bool>``, and keeps the hard line breaks of a docstring, so wrapped prose ends in one-word
-lines. ``use_edgepress_help(app)`` gives every command and group of ``app`` (and its sub-apps) the classes
+every flag ``<bool>``, spends a wide column on types such as ``<int range>``, and keeps the hard line breaks
+of a docstring, so wrapped prose ends in one-word lines. ``use_edgepress_help(app)`` gives every command and group of ``app`` (and its sub-apps) the classes
 below; they change only how help is shown, never what is parsed.
 """
 
@@ -28,6 +28,17 @@ def unwrap(text: str | None) -> str | None:
                        for p in paragraphs)
 
 
+_VALUE_NAMES = {"str": "TEXT", "int": "INT", "float": "FLOAT", "path": "PATH", "file": "FILE", "directory": "DIR"}
+
+
+def _value_name(typer_type: str) -> str:
+    """The value an option takes, as a short name: ``<int range>`` -> INT, ``<list[str]>`` -> TEXT (the option
+    repeats), ``<path>`` -> PATH; choices (``<a|b>``) are kept as ``a|b``."""
+    bare = typer_type.strip("<>")
+    bare = re.sub(r"^list\[(.*)\]$", r"\1", bare).replace(" range", "")
+    return _VALUE_NAMES.get(bare, bare.upper() if "|" not in bare else bare)
+
+
 class _HelpStyle:
     """Mixin for typer's command and group classes (see the module docstring)."""
 
@@ -44,6 +55,8 @@ class _HelpStyle:
         for p in params:
             if isinstance(p, TyperOption) and p.is_flag and p.metavar is None:
                 p.metavar = ""  # a flag takes no value: no <bool> type
+            elif isinstance(p, TyperOption) and p.metavar is None:
+                p.metavar = _value_name(p.display_type(ctx))  # <int range> -> INT: narrow enough for 80 columns
             elif isinstance(p, TyperArgument) and p.metavar is None:
                 p.metavar = p.name.upper()  # CONFIG, as the prose spells it
         return params

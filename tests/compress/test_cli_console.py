@@ -135,3 +135,11 @@ def test_stage_headlines_from_stage_metrics():
     assert _stage_headline("bench", bench) == ("best speed-up 4.00x vs the teacher: student-int8-dynamic "
                                                "(p50 3.00 ms vs 12.00 ms, retention 97.5 %)")
     assert _stage_headline("trim_vocab", {"retention": 0.9912, "size_mb": 3.5}) == "retention=99.1 %, size_mb=3.5"
+
+
+@pytest.mark.parametrize("typer_type,name", [("<int range>", "INT"), ("<float range>", "FLOAT"), ("<str>", "TEXT"),
+                                             ("<list[str]>", "TEXT"), ("<path>", "PATH"), ("<cpu|cuda>", "cpu|cuda")])
+def test_option_values_are_named_briefly(typer_type, name):
+    from compress.cli_help import _value_name
+
+    assert _value_name(typer_type) == name
