@@ -11,6 +11,7 @@ every stage that reads data, so those stages run again instead of reusing result
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,7 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     import numpy as np
 
     from compress.data import load_distill_splits, load_splits
+    from compress.fsio import refuse_symlink, write_bytes, write_text
 
     streamed = task in ("embedding", "mlm")
     splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
@@ -125,15 +127,15 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
         meta["splits"][split] = {"source": str(source), "rows": len(data),
                                  "sha256": split_digest(data, labels_in_digest(task, split))}
     meta["splits"]["train"]["source_rows"] = splits.source_rows
+    refuse_symlink(folder, "the run's data folder")
     folder.mkdir(parents=True, exist_ok=True)
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):
         return old
     if meta["eval_from_train"]:
-        tmp = folder / f".{EVAL_IDS_FILE}.tmp.npy"
-        np.save(tmp, np.asarray(splits.eval_ids, dtype=np.int64))
-        tmp.replace(folder / EVAL_IDS_FILE)
-    tmp = folder / f".{SPLITS_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(folder / SPLITS_FILE)  # written whole or not at all: an interrupted run leaves the old one
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(splits.eval_ids, dtype=np.int64))
+        write_bytes(folder / EVAL_IDS_FILE, buf.getvalue(), "the run's eval row ids")
+    # written whole or not at all (an interrupted run leaves the old one), never through a symlink
+    write_text(folder / SPLITS_FILE, json.dumps(meta, indent=2) + "\n", "the run's data artifact")
     return SplitPlan(folder, meta)

@@ -200,6 +200,18 @@ def _log_link(c: Case) -> list[str]:
     return [R, c.world.config(c.dir)]
 
 
+def _splits_link(c: Case) -> list[str]:
+    run = c.finished_run()
+    c.link(run / "data" / "splits.json", c.canary)
+    return [R, c.world.config(c.dir)]
+
+
+def _data_dir_link(c: Case) -> list[str]:
+    run = c.finished_run()
+    c.link(run / "data", c.outside / "dir")
+    return [R, c.world.config(c.dir)]
+
+
 def _model_file_link(c: Case) -> list[str]:
     run = c.finished_run()
     shutil.copy(run / "01-distill" / "model" / "vocab.txt", c.outside / "vocab.txt")
@@ -365,6 +377,8 @@ CASES: list = [
     ("run-lock-is-link", _lock_link, 1, (".lock", "symbolic link", "canary.txt")),
     ("run-resolved-config-is-link", _resolved_link, 1, ("config.resolved.yaml", "symbolic link")),
     ("run-log-is-link", _log_link, 1, ("log.txt", "symbolic link")),
+    ("run-data-artifact-is-link", _splits_link, 1, ("data/splits.json", "symbolic link", "canary.txt")),
+    ("run-data-folder-is-link", _data_dir_link, 1, ("runs/t/data", "symbolic link")),
     ("package-model-file-links-out", _model_file_link, 1, ("01-distill/model/vocab.txt", "outside")),
     ("package-model-dir-links-out", _model_dir_link, 1, ("01-distill/model/extra", "outside")),
     ("package-dangling-link", _dangling_link, 1, ("notes.txt", "to nothing")),
