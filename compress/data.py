@@ -685,11 +685,13 @@ def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str,
 
 
 def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
-                        label2id: dict[str, int] | None = None, plan: Any = None) -> "Splits | StreamedSplits":
+                        label2id: dict[str, int] | None = None, plan: Any = None, num_labels: int | None = None,
+                        head: str = "") -> "Splits | StreamedSplits":
     """The distill stage's splits: for embedding/mlm the train split is a memory-mapped Arrow dataset (the
-    same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits`."""
+    same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits` (class ids
+    checked against ``num_labels`` when given)."""
     if task not in ("embedding", "mlm"):
-        return load_splits(data_cfg, task, seed, label2id, plan)
+        return load_splits(data_cfg, task, seed, label2id, plan, num_labels=num_labels, head=head)
     header = getattr(data_cfg, "header", True)
     raw = arrow_dataset(data_cfg.train, Path(cache_dir), header)
     label_col = data_cfg.label_column if task != "mlm" else None

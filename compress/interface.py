@@ -82,6 +82,13 @@ def label_mapping(iface: ModelInterface) -> dict[str, dict[str, int]]:
     return {"label2id": iface.label2id}
 
 
+def class_space(iface: ModelInterface) -> dict[str, Any]:
+    """``load_splits`` keywords for a classifier: its class names (``label_mapping``) and its class count, so a
+    class id in the data that the head has no logit for is refused before any work."""
+    n = len(iface.id2label or {})
+    return {**label_mapping(iface), **({"num_labels": n, "head": f"model '{iface.source}'"} if n else {})}
+
+
 def st_modules() -> Any:
     """sentence-transformers' module classes (Transformer, Pooling, Normalize) for its 5.x layout or older."""
     try:

@@ -233,14 +233,15 @@ def own_model(inputs: StageInputs) -> Path | None:
 
 
 def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
-    """``load_splits`` keyword for classification: class names in the data map to the teacher's own ids (a
-    fine-tuned teacher's, else those of the model being worked on, else the configured teacher's)."""
+    """``load_splits`` keywords for classification: class names in the data map to the teacher's own ids (a
+    fine-tuned teacher's, else those of the model being worked on, else the configured teacher's), and class ids
+    are checked against that model's head."""
     if cfg.task != "classification":
         return {}
-    from compress.interface import interface_of, label_mapping
+    from compress.interface import class_space, interface_of
 
     source = inputs.latest("teacher") or own_model(inputs) or cfg.teacher.model
-    return label_mapping(interface_of(str(source), cfg.task))
+    return class_space(interface_of(str(source), cfg.task))
 
 
 def head_labels(cfg: "RunConfig", tuned: Path | None = None) -> dict[str, Any]:

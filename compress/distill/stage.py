@@ -42,7 +42,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     if cfg.data.unlabeled and cfg.task == "regression":
         raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
                           "regression needs a score for every row: remove data.unlabeled")
-    from compress.interface import derived_interface, interface_of, label_mapping, save_model
+    from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
 
     import torch
 
@@ -51,7 +51,8 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
     cache_root = distill_cache_root(cfg, inputs.run_dir)
-    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **label_mapping(iface),
+    space = class_space(iface) if cfg.task == "classification" else label_mapping(iface)
+    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **space,
                                  plan=read_plan(inputs.run_dir))
     tok = load_tokenizer(spec)
     if cfg.task == "token-classification":

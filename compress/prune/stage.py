@@ -31,7 +31,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
     from compress.data import load_splits
     from compress.splits import read_plan
-    from compress.interface import derived_interface, interface_of, label_mapping, save_model
+    from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
     from compress.models import load_model, load_tokenizer
     from compress.prune.api import prune_model
 
@@ -41,7 +41,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     tokenizer = load_tokenizer(str(src))
     iface = interface_of(src, cfg.task)
     # calibration, recovery and quality before/after
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **label_mapping(iface), plan=read_plan(inputs.run_dir))
+    space = class_space(iface) if cfg.task == "classification" else label_mapping(iface)
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **space, plan=read_plan(inputs.run_dir))
     model, report = prune_model(
         model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)

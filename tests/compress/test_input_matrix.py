@@ -114,6 +114,16 @@ CASES = [
      lambda w, c: [R, _cls_config(w, c, _data(w, "np.tsv", _rows(lambda i: ["neg", "pos"][i % 2])), model="named",
                                   data_extra=f", test: '{_data(w, 'neu.tsv', _rows(lambda i: 'neutral', 3))}'")],
      1, ("neu.tsv", "'neutral'", "known: neg, pos")),
+    ("standalone-distill-class-id-beyond-head",
+     lambda w, c: ["distill", str(w.root / "cls"), str(c / "out"), "--task", "classification",
+                   "--data", _data(w, "tr5.tsv", _rows(lambda i: 5 if i == 4 else i % 2)),
+                   "--set", "data.label_column=label", "--set", "distill.max_steps=1", "--layers", "1"],
+     1, ("tr5.tsv", "row 5", "class id 5", "2 classes", "cls")),
+    ("standalone-prune-class-id-beyond-head",
+     lambda w, c: ["prune", str(w.root / "cls"), str(c / "out"), "--task", "classification",
+                   "--data", _data(w, "tr4.tsv", _rows(lambda i: 4 if i == 2 else i % 2)),
+                   "--set", "data.label_column=label"],
+     1, ("tr4.tsv", "row 3", "class id 4", "2 classes")),
     # ------------------------------------------------------------ item 9: refused at validate time (exit 2)
     ("yaml-section-twice", lambda w, c: [R, _config(w, c, "distill: {max_steps: 2}\n")], 2,
      ("c.yaml", "key 'distill' is given twice", "lines 6 and 8")),
@@ -208,8 +218,9 @@ def test_bad_input(world, tmp_path, capsys, case_id, argv, code, needles):
         assert needle in text, (needle, err)
     run_folder = case / "runs"
     after = _files(world.root, tmp_path)
-    changed = sorted(p for p in set(before) | set(after)
-                     if before.get(p) != after.get(p) and not p.startswith(str(run_folder) + os.sep))
+    # a standalone command's OUT keeps its lock and log beside it (.out.lock, .out.log.txt): part of its folder
+    own = (str(run_folder) + os.sep, str(case / "out"), str(case / ".out."))
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p) and not p.startswith(own))
     assert not changed, changed
     assert (world.root / CANARY).read_text() == "unchanged\n"
     finished = list(tmp_path.rglob("stage.json")) + list(world.root.rglob("stage.json"))
