@@ -45,10 +45,11 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
 
 
 def teacher_name(cfg: "RunConfig", inputs: StageInputs) -> str:
-    """The teacher as report.md names it: the config's hub id or packaged name, or its folder's name; marked
-    fine-tuned when an upstream finetune stage made it."""
-    spec = cfg.teacher.model
-    name = Path(spec).expanduser().name if Path(spec).expanduser().is_dir() else spec
+    """The teacher as report.md names it: its hub id (a packaged model's is the one it copies), else its folder's
+    name; marked fine-tuned when an upstream finetune stage made it."""
+    from compress.model_card import teacher_of
+
+    name = teacher_of(cfg.teacher.model).reference
     return f"{name} (fine-tuned)" if inputs.latest("teacher") is not None else name
 
 

@@ -60,10 +60,11 @@ def _fmt(v) -> str:
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:
-    """A result table whose cells wrap (long words fold) instead of being cut with an ellipsis."""
+    """A result table whose cells wrap (long words fold) instead of being cut with an ellipsis; the first column
+    (stage or model names) never breaks."""
     table = Table(title=escape(title))
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    for i, col in enumerate(columns):
+        table.add_column(col, overflow="fold", no_wrap=i == 0)
     return table
 
 
@@ -86,15 +87,17 @@ def _stage_headline(name: str, metrics: dict) -> str:
 
 
 def _quantize_headline(metrics: dict) -> str:
-    """The recommended INT8 file's retention and size against fp32's, or why fp32 was kept."""
+    """The recommended INT8 file's retention (of the fp32 model's metric, the guard's measure) and size, or why
+    fp32 was kept."""
     methods, rec = metrics["methods"], metrics.get("recommended") or {}
     fp32 = metrics.get("fp32_size_mb")
     chosen = methods.get(rec.get("method") or "")
     if chosen is not None:
         size = f", {chosen['size_mb']:.3g} MiB" + (f" (fp32 {fp32:.3g} MiB)" if fp32 else "")
-        return f"{chosen['variant']}: retention {percent(chosen['retention'])}{size}"
+        return f"{chosen['variant']}: retention {percent(chosen['retention'])} of fp32{size}"
     tried = ", ".join(f"{m} {percent(r.get('retention'))}" for m, r in methods.items() if isinstance(r, dict))
-    return f"kept fp32: {rec.get('reason', 'no INT8 file chosen')}" + (f" (retention {tried})" if tried else "")
+    return f"kept fp32: {rec.get('reason', 'no INT8 file chosen')}" + (f" (retention of fp32: {tried})" if tried
+                                                                       else "")
 
 
 def _bench_headline(metrics: dict) -> str:
@@ -125,15 +128,16 @@ def _print_report(run_dir: Path) -> None:
     rows = report.get("models") or []
     if not rows:
         return
-    metric = (report.get("data") or {}).get("metric") or "metric"
-    table = _table(f"report: {path}", ("variant", "format", "size MB", metric, "retention", "p50 ms", "p90 ms"))
+    about = [f"teacher: {report['teacher_model']}"] if report.get("teacher_model") else []
+    about += [f"metric: {(report.get('data') or {})['metric']}"] if (report.get("data") or {}).get("metric") else []
+    # six narrow columns fit 80; p90 and the rest are in report.md
+    table = _table(f"report: {path}" + (f" ({'; '.join(about)})" if about else ""),
+                   ("variant", "format", "size MB", "metric", "retention", "p50 ms"))
     for r in rows:
         q = r.get("quality") or {}
         lat = r.get("latency_ms") or {}
-        name = f"{r.get('name')} ({report['teacher_model']})" if r.get("role") == "teacher" and \
-            report.get("teacher_model") else str(r.get("name"))
-        table.add_row(escape(name), str(r.get("format")), _fmt(r.get("size_mb", "")), _fmt(q.get("value", "")),
-                      percent(r.get("retention")), _fmt(lat.get("p50", "")), _fmt(lat.get("p90", "")))
+        table.add_row(escape(str(r.get("name"))), str(r.get("format")), _fmt(r.get("size_mb", "")),
+                      _fmt(q.get("value", "")), percent(r.get("retention")), _fmt(lat.get("p50", "")))
     console.print(table)
 
 

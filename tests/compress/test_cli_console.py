@@ -51,7 +51,7 @@ def test_stage_table_shows_quantize_and_bench_headlines(tiny_run):
     rows = " ".join(line.replace("│", " ") for line in err.splitlines())
     rows = re.sub(r"\s+", " ", rows)
     quantize = re.search(r"quantize ran [\d.]+ (.*?) bench ran", rows).group(1)
-    assert re.search(r"retention \S*\s?[\d.]+ %", quantize), quantize  # the INT8 pick, or why fp32 was kept
+    assert re.search(r"retention (of fp32: \S+ )?[\d.]+ %", quantize), quantize  # the INT8 pick, or why not
     bench = re.search(r"bench ran [\d.]+ best speed-up ([\d.]+)x vs the teacher: (\S+)", rows)
     assert bench is not None and float(bench.group(1)) > 0, rows
     assert bench.group(2) in {"student-pytorch", "student-onnx", "student-int8-dynamic"}
@@ -64,7 +64,8 @@ def test_retention_is_a_percentage_on_the_console_and_in_report_md(tiny_run):
     report = json.loads((run_dir / "report.json").read_text())
     fractions = [m["retention"] for m in report["models"]]
     assert all(0.5 < f <= 1.01 for f in fractions)  # JSON keeps fractions
-    table = err[err.index("report: " + str(run_dir / "report.json")):]
+    assert "(teacher: tiny-st-teacher; metric: fidelity_cosine)" in re.sub(r"\s+", " ", err)
+    table = err[err.index("┃ variant"):]
     shown = re.findall(r"(\d+\.\d) %", table)
     assert len(shown) == len(fractions) and all(abs(float(s) - 100 * f) < 0.051 for s, f in zip(shown, fractions))
     md = (run_dir / "report.md").read_text()
@@ -125,7 +126,8 @@ def test_stage_headlines_from_stage_metrics():
 
     quantize = {"fp32_size_mb": 86.2, "recommended": {"variant": "student-int8-dynamic", "method": "dynamic"},
                 "methods": {"dynamic": {"variant": "student-int8-dynamic", "retention": 0.98149, "size_mb": 21.7}}}
-    assert _stage_headline("quantize", quantize) == "student-int8-dynamic: retention 98.1 %, 21.7 MiB (fp32 86.2 MiB)"
+    assert _stage_headline("quantize", quantize) == ("student-int8-dynamic: retention 98.1 % of fp32, "
+                                                      "21.7 MiB (fp32 86.2 MiB)")
     bench = {"metric": "spearman",
              "teacher": {"role": "teacher", "status": "ok", "p50_ms": 12.0, "retention": 1.0},
              "optimum-int8-dynamic": {"role": "baseline", "status": "ok", "p50_ms": 2.0, "retention": 0.99},
@@ -143,3 +145,15 @@ def test_option_values_are_named_briefly(typer_type, name):
     from compress.cli_help import _value_name
 
     assert _value_name(typer_type) == name
+
+
+def test_readme_quick_start_shows_where_a_run_put_its_result():
+    """README's quick start quotes the end of a real default run: the lines naming final/, report.md, pareto.png."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    quick = readme[:readme.index("## Using the result")]
+    block = re.search(r"```text\n(.*?)```", quick, re.S).group(1)
+    last = block.strip().splitlines()[-3:]
+    assert re.fullmatch(r"result: \S+/default/final/ \(bundle/, model/, onnx/\)", last[0]), last
+    assert re.fullmatch(r"report: \S+/default/report\.md", last[1]) and re.fullmatch(r"plot: \S+/default/pareto\.png",
+                                                                                  last[2]), last
+    assert re.search(r"quantize .* retention [\d.]+ % of fp32", block) and re.search(r"best speed-up [\d.]+x", block)
