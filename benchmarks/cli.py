@@ -405,6 +405,12 @@ def run_cmd(
         report = benchmark(specs, task, settings_from_config(bench, max_length, seed=0), tokenizer_path=tok,
                            eval_set=eval_set, targets=list(bench.targets), remote_options=remote_options(bench),
                            progress=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"))
+    teacher_spec = next((s for s in specs if s.role == "teacher"), None)
+    if teacher_spec is not None:  # report.md names the teacher model, not the word 'teacher'
+        from compress.model_card import teacher_of
+
+        path = Path(teacher_spec.path)
+        report["teacher_model"] = teacher_of(str(path)).reference if path.is_dir() else path.name
     paths = write_report(report, out)
     _print_table(report)
     console.print(f"wrote {escape(', '.join(str(p) for p in paths.values()))}")

@@ -89,6 +89,7 @@ def test_cli_run_and_compare(tiny_model_dir, tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r1" / "report.json").read_text())
     assert [m_["name"] for m_ in rep["models"]] == ["teacher", "student"]
+    assert rep["teacher_model"] == m.name and f"Teacher: `{m.name}`." in (tmp_path / "r1" / "report.md").read_text()
     assert rep["models"][1]["retention"] == pytest.approx(1.0, abs=1e-3)
     assert len(rep["models"][1]["points"]) == 2
     res = runner.invoke(app, ["compare", str(tmp_path / "r1"), str(tmp_path / "r1" / "report.json"),
