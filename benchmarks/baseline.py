@@ -13,13 +13,12 @@ from pathlib import Path
 
 from compress.errors import EdgepressError
 from compress.quantize.graph import quiet
+from compress.tasks import TASKS
 
-OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
-                "regression": "text-classification", "mlm": "fill-mask", "token-classification": "token-classification",
-                "question-answering": "question-answering"}
+OPTIMUM_TASK = {name: spec.optimum_task for name, spec in TASKS.items()}
 BASELINES = ("optimum-onnx", "optimum-onnx-fused", "optimum-int8-dynamic", "optimum-int8-static")
 CALIBRATION_ROWS = 100  # ORTQuantizer.get_calibration_dataset's default num_samples
-STATIC_TASKS = ("embedding", "classification", "regression", "mlm")  # calibration from sentences (pairs)
+STATIC_TASKS = tuple(n for n, s in TASKS.items() if s.static_calibration)  # calibration from sentences (pairs)
 
 
 def optimum_profile() -> str:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.tasks import TASKS
+
 if TYPE_CHECKING:
     from compress.config import RunConfig
     from compress.interface import ModelInterface
     from compress.package import Choice
 
-PIPELINE_TAG = {"embedding": "sentence-similarity", "classification": "text-classification",
-                "regression": "text-classification", "mlm": "fill-mask",
-                "token-classification": "token-classification", "question-answering": "question-answering"}
+PIPELINE_TAG = {name: spec.pipeline_tag for name, spec in TASKS.items()}
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

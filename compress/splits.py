@@ -63,7 +63,9 @@ def split_digest(data: "TextData | Any", with_labels: bool) -> str:
 
 def labels_in_digest(task: str, split: str) -> bool:
     """Train labels count only where training uses them; eval/test labels (gold scores, classes) always count."""
-    return split != "train" or task in ("classification", "regression", "token-classification", "question-answering")
+    from compress.tasks import task_spec
+
+    return split != "train" or task_spec(task).train_labels
 
 
 @dataclass

@@ -1,16 +1,17 @@
-"""Declarative description of each exportable head: model class, inputs, outputs and their meaning.
+"""Each exportable head (model class, outputs and their meaning), read from the task registry.
 
-One table (like Optimum's OnnxConfig per task) drives every exporter, the parity check and the
-bundle manifest, so names cannot drift between formats.
+One table (like Optimum's OnnxConfig per task; each ``compress/tasks/`` file owns its ``HeadSpec``) drives every
+exporter, the parity check and the bundle manifest, so names cannot drift between formats.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compress.tasks import TASKS
+from compress.tasks.spec import FORMATS, HeadSpec, OutputSpec  # noqa: F401  (re-exported for importers)
 from export.errors import UnsupportedHeadError
 
 if TYPE_CHECKING:
@@ -19,60 +20,11 @@ if TYPE_CHECKING:
 
     from compress.interface import ModelInterface
 
-FORMATS = ("onnx", "torchscript", "ptl", "ort", "pte")
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort", "pte": "model.pte"}
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
 
-@dataclass(frozen=True)
-class OutputSpec:
-    """One named output: its symbolic shape and what an app should do with it."""
-
-    name: str
-    shape: tuple[str, ...]
-    meaning: str
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """A task head: which transformers class loads it, what it outputs, which formats can carry it."""
-
-    task: str
-    auto_class: str
-    outputs: tuple[OutputSpec, ...]
-    formats: tuple[str, ...] = FORMATS
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o.name for o in self.outputs]
-
-
-_LOGITS_SEQ = OutputSpec("logits", ("batch", "num_labels"), "")
-HEADS: dict[str, HeadSpec] = {
-    "embedding": HeadSpec("embedding", "AutoModel", (
-        OutputSpec("last_hidden_state", ("batch", "sequence", "hidden"), "contextual vector of every token"),
-        OutputSpec("sentence_embedding", ("batch", "hidden"),
-                   "the sentence vector: last_hidden_state pooled (and L2-normalised) as the manifest's 'pooling' says"),
-    )),
-    "classification": HeadSpec("classification", "AutoModelForSequenceClassification", (
-        OutputSpec("logits", ("batch", "num_labels"), "unnormalised class scores; softmax gives probabilities, "
-                   "argmax indexes labels.json"),
-    )),
-    "regression": HeadSpec("regression", "AutoModelForSequenceClassification", (
-        OutputSpec("logits", ("batch", "1"), "the predicted score itself (no activation)"),
-    )),
-    "mlm": HeadSpec("mlm", "AutoModelForMaskedLM", (
-        OutputSpec("logits", ("batch", "sequence", "vocab"), "score of every vocabulary token at every position; "
-                   "argmax at a [MASK] position is the predicted token id"),
-    )),
-    "token-classification": HeadSpec("token-classification", "AutoModelForTokenClassification", (
-        OutputSpec("logits", ("batch", "sequence", "num_labels"), "per-token class scores; argmax indexes labels.json"),
-    )),
-    "question-answering": HeadSpec("question-answering", "AutoModelForQuestionAnswering", (
-        OutputSpec("start_logits", ("batch", "sequence"), "score of each token being the answer start"),
-        OutputSpec("end_logits", ("batch", "sequence"), "score of each token being the answer end"),
-    )),
-}
+HEADS: dict[str, HeadSpec] = {name: spec.head for name, spec in TASKS.items()}  # each task file owns its head
 # Aliases used by transformers / optimum task names.
 ALIASES = {"feature-extraction": "embedding", "sentence-embedding": "embedding", "fill-mask": "mlm",
            "text-classification": "classification", "sequence-classification": "classification"}

@@ -336,14 +336,15 @@ def _pretokenized(train: Any) -> bool:
     return hasattr(train, "column_names") and "input_ids" in train.column_names
 
 
-CACHED_TASKS = ("embedding", "classification", "regression")  # one pooled vector / one logit row per sentence
 
 
 def can_cache(task: str, cfg: "DistillConfig") -> bool:
     """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed (the cache holds
     sentence-level logits: token classification runs the teacher every step)."""
     w = cfg.loss
-    return cfg.cache_teacher and task in CACHED_TASKS and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
+    from compress.tasks import task_spec
+
+    return cfg.cache_teacher and task_spec(task).cached and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
 def _enclosing_cache(out_dir: Path) -> Path | None:

@@ -1,4 +1,8 @@
-"""Task families beyond sentence-level heads: token classification (NER) and extractive QA data."""
+"""The tasks: one ``TaskSpec`` per task, one file each (embedding, classification, regression, mlm, ner, qa).
+
+``TASKS[name]`` answers every per-task question (head, metric, fidelity, Optimum task, pipeline tag, flags);
+adding a task is one file here plus its tests.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-TOKEN_TASKS = ("token-classification", "question-answering")  # outputs per token, trained on pre-tokenized rows
+from compress.tasks import classification, embedding, mlm, ner, qa, regression
+from compress.tasks.spec import TaskSpec
+
+TASKS: dict[str, TaskSpec] = {m.SPEC.name: m.SPEC for m in (embedding, classification, regression, mlm, ner, qa)}
+TOKEN_TASKS = tuple(n for n, s in TASKS.items() if s.token_level)  # outputs per token, trained on pre-tokenized rows
+FIDELITY_NAMES = frozenset(s.fidelity for s in TASKS.values())
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The spec of task ``name``; an unknown name is a one-line error naming the closest task."""
+    import difflib
+
+    from compress.errors import ConfigError
+
+    if name not in TASKS:
+        close = difflib.get_close_matches(str(name), TASKS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"unknown task '{name}': {hint}tasks: {', '.join(TASKS)}")
+    return TASKS[name]
 
 
 def training_features(task: str, tokenizer: "PreTrainedTokenizerBase", model_config: "PretrainedConfig",

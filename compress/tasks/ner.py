@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import DataError
 
 if TYPE_CHECKING:
+    from compress.tasks.spec import Gold, Score, TaskSpec
     from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100
@@ -247,3 +248,39 @@ def entity_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", sentences: 
             gold += g
             pred += p
     return entity_scores(gold, pred)
+
+
+def score(out: dict, gold: "Gold") -> "Score | None":
+    """Entity precision/recall/F1 (seqeval) of each word's predicted tag against the gold tags; None without tags."""
+    from benchmarks.metrics import entity_scores
+    from benchmarks.tags import row_tags
+    from compress.tasks.spec import Score
+
+    if gold.tags is None:
+        return None
+    extra = entity_scores(gold.tags, row_tags(out["a"], gold.word_counts or [], gold.label_names))
+    return Score("f1", extra["f1"], extra)
+
+
+def agreement(out: dict, ref: dict) -> float:
+    """Share of words whose predicted class equals the reference model's (truncated words skipped)."""
+    from benchmarks.metrics import word_agreement
+
+    return word_agreement([out["a"]], [ref["a"]])
+
+
+def _spec() -> "TaskSpec":
+    from compress.tasks.spec import HeadSpec, OutputSpec, TaskSpec
+
+    return TaskSpec(
+        name="token-classification",
+        head=HeadSpec("token-classification", "AutoModelForTokenClassification", (
+            OutputSpec("logits", ("batch", "sequence", "num_labels"),
+                       "per-token class scores; argmax indexes labels.json"),
+        )),
+        metric="f1", fidelity="word_agreement", score=score, agreement=agreement,
+        optimum_task="token-classification", pipeline_tag="token-classification", token_level=True,
+    )
+
+
+SPEC = _spec()

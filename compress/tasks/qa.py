@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import DataError
 
 if TYPE_CHECKING:
+    from compress.tasks.spec import Gold, Score, TaskSpec
     import numpy as np
     from transformers import PreTrainedTokenizerBase
 
@@ -319,3 +320,40 @@ def predictions(examples: list[QAExample], features: dict[str, list], start_logi
             out[ex.id] = best
         out[ex.id]["null_margin"] = (null - best["score"]) if best is not None and null is not None else float("inf")
     return out
+
+
+def score(out: dict, gold: "Gold") -> "Score | None":
+    """SQuAD exact match and F1 (0-100) of each question's answer text; None without gold answers."""
+    from benchmarks.metrics import squad_scores
+    from compress.tasks.spec import Score
+
+    if gold.examples is None or gold.labels is None:
+        return None
+    if len(out["a"]) != len(gold.examples):
+        raise ValueError(f"{len(out['a'])} answers for {len(gold.examples)} questions")
+    extra = squad_scores(gold.examples, {e.id: str(a) for e, a in zip(gold.examples, out["a"])})
+    return Score("f1", extra["f1"], extra)
+
+
+def agreement(out: dict, ref: dict) -> float:
+    """Share of questions whose answer text equals the reference model's ('' = no answer)."""
+    from benchmarks.metrics import answer_agreement
+
+    return answer_agreement(out["a"], ref["a"])
+
+
+def _spec() -> "TaskSpec":
+    from compress.tasks.spec import HeadSpec, OutputSpec, TaskSpec
+
+    return TaskSpec(
+        name="question-answering",
+        head=HeadSpec("question-answering", "AutoModelForQuestionAnswering", (
+            OutputSpec("start_logits", ("batch", "sequence"), "score of each token being the answer start"),
+            OutputSpec("end_logits", ("batch", "sequence"), "score of each token being the answer end"),
+        )),
+        metric="f1", fidelity="answer_agreement", score=score, agreement=agreement,
+        optimum_task="question-answering", pipeline_tag="question-answering", token_level=True, full_scale=100.0,
+    )
+
+
+SPEC = _spec()

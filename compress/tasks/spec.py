@@ -1,0 +1,95 @@
+"""What a task is: one ``TaskSpec`` per task (one file each in ``compress/tasks/``), read by every stage.
+
+A spec owns the head (model class, outputs, export names), the task metric on labelled rows and the fidelity
+to a reference model (one name per task, used by the quantize guard, the search, distillation and the bench
+report alike), the Optimum task and the model card's pipeline tag, and the flags stages branch on.
+This module holds the types only; the registry (``compress.tasks.TASKS``) imports the task files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMATS = ("onnx", "torchscript", "ptl", "ort", "pte")
+
+Outputs = dict  # a model's outputs on eval rows: "a" (per row / word / question), "b" (embedding pairs' 2nd side)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named output: its symbolic shape and what an app should do with it."""
+
+    name: str
+    shape: tuple[str, ...]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A task head: which transformers class loads it, what it outputs, which formats can carry it."""
+
+    task: str
+    auto_class: str
+    outputs: tuple[OutputSpec, ...]
+    formats: tuple[str, ...] = FORMATS
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+
+@dataclass(frozen=True)
+class Gold:
+    """What eval rows know besides their text: labels (class ids or scores), whether they are sentence pairs,
+    tags per word with each row's word count and the model's tag names, or QA examples (ids, gold answers)."""
+
+    labels: Sequence[Any] | None = None
+    pairs: bool = False
+    tags: list[list[str]] | None = None
+    word_counts: list[int] | None = None
+    label_names: list[str] | None = None
+    examples: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """A task metric's value on gold rows, with the library's other numbers for the same rows."""
+
+    metric: str
+    value: float
+    extra: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the toolkit knows about one task.
+
+    ``score`` returns the task metric on gold rows (None when the rows hold no gold for it); ``agreement``
+    compares a model's outputs with a reference model's on the same rows, reported as ``fidelity``.
+    """
+
+    name: str
+    head: HeadSpec
+    metric: str | None  # the task metric's name on labelled rows (mlm: none)
+    fidelity: str  # the one name of the agreement with a reference model
+    score: Callable[[Outputs, Gold], Score | None]
+    agreement: Callable[[Outputs, Outputs], float]
+    optimum_task: str  # optimum's task name (main_export, ORTModelFor<Task>)
+    pipeline_tag: str  # the Hugging Face hub's pipeline tag for the model card
+    token_level: bool = False  # outputs per token, trained on pre-tokenized rows
+    cached: bool = False  # one pooled vector / one logit row per sentence: the teacher's outputs can be cached
+    static_calibration: bool = False  # static int8 calibrates on sentences (pairs)
+    train_labels: bool = True  # training reads the train split's labels (so they count in its digest)
+    full_scale: float = 1.0  # the metric's best value (SQuAD's F1 is a percentage)
+
+
+def row_argmax(x: "np.ndarray") -> "np.ndarray":
+    """Class ids from logits (already ids when 1-D)."""
+    import numpy as np
+
+    x = np.asarray(x)
+    return x if x.ndim == 1 else x.argmax(-1)
