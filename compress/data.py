@@ -1,11 +1,8 @@
-"""Loading text (and labels) from files, hub datasets, or the built-in demo corpus.
+"""Sentence rows (text, optional pair, optional labels) for every sentence-level task, and each task's splits.
 
-Every file is read by Hugging Face ``datasets`` (no hand-written reader): ``.tsv`` / ``.csv`` (csv
-builder; TSV with ``quoting=3``, QUOTE_NONE, since sentences hold quote marks), ``.jsonl`` / ``.json``,
-``.parquet`` and ``.txt`` (one sentence per line). ``data.header: false`` reads csv/tsv files that have
-no header row; their columns are then named by position, ``"0"``, ``"1"``, ... Other sources:
-``hub:NAME[/CONFIG][@SPLIT]`` (network) and ``builtin:pydoc`` — English sentences split out of CPython's
-own ``pydoc_data.topics``, a demo corpus for the default run, not an evaluation set.
+Sources are read into columns by :mod:`compress.datafiles` (files through Hugging Face ``datasets``, hub
+datasets, the built-in demo corpus) and split by :mod:`compress.datasplit`; this module turns columns into
+rows and dispatches token-level tasks to their own readers (:mod:`compress.tasks.ner`, :mod:`compress.tasks.qa`).
 
 Classification labels are integer class ids or class names (``positive``, ``Sci/Tech``); names get
 ids from a given ``label2id`` or, as transformers' run_glue does, from the sorted names of the train
@@ -16,27 +13,17 @@ a file that is not UTF-8) is refused with the file and row.
 from __future__ import annotations
 
 import math
-import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compress.datafiles import BUILTIN_CORPORA, Columns, QuietDatasets, arrow_dataset, read_columns
+from compress.datafiles import builtin_pydoc_sentences, parse_hub_spec  # noqa: F401 - callers import them from here
+from compress.datasplit import Splits, announce_cut, capped_splits, carve_splits, checked_splits, planned_eval_ids
+from compress.datasplit import eval_split_ids  # noqa: F401 - callers import it from here
 from compress.errors import DataError
 
-BUILTIN_CORPORA = ("builtin:pydoc",)
-
-# extension -> (datasets builder, builder kwargs)
-FILE_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
-    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
-    ".csv": ("csv", {}),
-    ".jsonl": ("json", {}),
-    ".json": ("json", {}),
-    ".parquet": ("parquet", {}),
-    ".txt": ("text", {}),
-}
-_TEXT_FORMATS = (".tsv", ".csv", ".jsonl", ".json", ".txt")
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -64,188 +51,6 @@ class TextData:
 
     def head(self, n: int | None) -> "TextData":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
-
-
-def builtin_pydoc_sentences(min_words: int = 5, max_words: int = 40) -> list[str]:
-    """Prose sentences from the Python docs bundled with every CPython (no download)."""
-    from pydoc_data.topics import topics
-
-    sentences: list[str] = []
-    seen: set[str] = set()
-    for key in sorted(topics):
-        for para in re.split(r"\n\s*\n", topics[key]):
-            lines = [ln.strip() for ln in para.splitlines()]
-            if not lines or any(ln.startswith((">>>", "...", "*", "|", "+")) for ln in lines) or para.startswith("   "):
-                continue
-            text = " ".join(lines)
-            for sent in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text):
-                words = sent.split()
-                if min_words <= len(words) <= max_words and sent[0].isupper() and sent not in seen:
-                    if sum(ch.isalpha() or ch == " " for ch in sent) / len(sent) > 0.85:
-                        seen.add(sent)
-                        sentences.append(sent)
-    return sentences
-
-
-# ---------------------------------------------------------------- reading (all through `datasets`)
-
-
-@dataclass
-class Columns:
-    """A source read into columns; ``class_names`` holds a hub ClassLabel's names per column."""
-
-    data: dict[str, list[Any]]
-    class_names: dict[str, list[str]]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.data)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.data.values()))) if self.data else 0
-
-
-def _first_non_utf8(path: Path) -> tuple[int, int] | None:
-    """(line, byte offset) of the first byte that is not UTF-8, read in chunks; None if the file is UTF-8."""
-    import codecs
-
-    dec = codecs.getincrementaldecoder("utf-8")()
-    offset, lines = 0, 1
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            try:
-                dec.decode(chunk)
-            except UnicodeDecodeError as exc:
-                pos = max(exc.start, 0)
-                # the decoder may hold back up to 3 bytes of an unfinished sequence from the previous chunk
-                return lines + chunk.count(b"\n", 0, pos), offset + pos
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
-    try:
-        dec.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return lines, offset
-    return None
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc
-
-
-def _load_quietly(builder: str, **kwargs: Any):
-    """``datasets.load_dataset`` with its progress bars and log lines off, cached in a temp folder.
-
-    Local files need no network: the csv/json/parquet/text builders ship inside ``datasets``. The
-    Arrow cache lives in a temporary folder that is removed once the rows are in memory, so a changed
-    file is never served from a stale cache and nothing piles up under ~/.cache.
-    """
-    import logging as _logging
-
-    import datasets
-    from datasets.utils import logging as dlog
-
-    bars = dlog.is_progress_bar_enabled()
-    level = dlog.get_verbosity()
-    dlog.disable_progress_bar()
-    dlog.set_verbosity(_logging.CRITICAL)
-    try:
-        with tempfile.TemporaryDirectory(prefix="edgepress-data-") as cache:
-            ds = datasets.load_dataset(builder, cache_dir=cache, keep_in_memory=True, **kwargs)
-            class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
-            return Columns(ds.to_dict(), class_names)
-    finally:
-        dlog.set_verbosity(level)
-        if bars:
-            dlog.enable_progress_bar()
-
-
-def _raise_read_error(exc: BaseException, path: Path, source: str, suffix: str) -> None:
-    """One actionable line for a file `datasets` could not read (encoding, empty, parser error)."""
-    root = _root_cause(exc)
-    if suffix in _TEXT_FORMATS and (isinstance(root, UnicodeDecodeError) or _first_non_utf8(path)):
-        where = _first_non_utf8(path)
-        at = f" (line {where[0]}, byte offset {where[1]})" if where else ""
-        raise DataError(f"data file '{source}' is not UTF-8 text{at}; re-save it as UTF-8, "
-                        "e.g. iconv -f latin1 -t utf-8") from None
-    msg = str(root).strip().splitlines()[0][:200] if str(root).strip() else type(root).__name__
-    if "corresponds to no data" in msg or "No columns to parse" in msg:
-        raise DataError(f"data file '{source}' is empty (no rows after the header)") from None
-    raise DataError(f"data file '{source}' could not be read as {suffix[1:]}: {msg}") from None
-
-
-def _file_builder(path: Path, source: str, header: bool) -> tuple[str, str, dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix not in FILE_FORMATS:
-        raise DataError(f"data file '{source}': unsupported extension '{suffix}'; use "
-                        f"{', '.join(FILE_FORMATS)}")
-    if path.stat().st_size == 0:
-        raise DataError(f"data file '{source}' is empty (0 bytes)")
-    builder, kwargs = FILE_FORMATS[suffix]
-    kwargs = dict(kwargs)
-    if builder == "csv" and not header:
-        kwargs["header"] = None  # columns are then named "0", "1", ... by position
-    return suffix, builder, kwargs
-
-
-def _read_file(path: Path, source: str, header: bool) -> Columns:
-    suffix, builder, kwargs = _file_builder(path, source, header)
-    try:
-        cols = _load_quietly(builder, data_files=str(path), split="train", **kwargs)
-    except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors of pandas/pyarrow/json
-        _raise_read_error(exc, path, source, suffix)
-    if "__index_level_0__" in cols.data:  # pandas shifted a ragged csv: some rows have more fields than the header
-        raise DataError(f"data file '{source}': some rows have more fields than the header row "
-                        f"({len(cols.names) - 1} columns); check the delimiter or quote characters")
-    if builder == "text":  # one sentence per line; blank lines are not examples
-        cols = Columns({"text": [t for t in cols.data.get("text", []) if t.strip()]}, {})
-    if len(cols) == 0:
-        raise DataError(f"data file '{source}' is empty (no rows after the header)")
-    return cols
-
-
-def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
-    """``hub:NAME[/CONFIG][@SPLIT]`` as (dataset id, config, split); ``glue/sst2`` is glue's sst2 config."""
-    name = spec[len("hub:"):]
-    split = "train"
-    if "@" in name:
-        name, split = name.rsplit("@", 1)
-    parts = name.split("/")
-    config = None
-    if len(parts) == 2 and parts[0] in ("glue", "super_glue"):
-        name, config = parts
-    elif len(parts) == 3:
-        name, config = "/".join(parts[:2]), parts[2]
-    return name, config, split
-
-
-def _read_hub(spec: str) -> Columns:
-    name, config, split = parse_hub_spec(spec)
-    try:
-        import datasets
-
-        ds = datasets.load_dataset(name, config, split=split)
-    except Exception as exc:  # the hub raises many types: connection, not found, bad config
-        raise DataError(f"could not load hub dataset '{spec}': {type(exc).__name__}: {str(exc)[:200]}") from None
-    class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
-    return Columns(ds.to_dict(), class_names)
-
-
-def read_columns(source: str, header: bool = True) -> Columns:
-    """Columns of a file path, hub spec or builtin corpus (builtin corpora have one 'text' column)."""
-    if source in BUILTIN_CORPORA:
-        return Columns({"text": builtin_pydoc_sentences()}, {})
-    if source.startswith("hub:"):
-        return _read_hub(source)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        raise DataError(f"data file '{source}' is a folder; give a file ({', '.join(FILE_FORMATS)})")
-    if not path.is_file():
-        raise DataError(f"data file '{source}' does not exist")
-    return _read_file(path, source, header)
 
 
 # ---------------------------------------------------------------- columns and labels
@@ -354,20 +159,6 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
     return TextData(texts, pairs, labels, source, names).head(limit)
 
 
-@dataclass
-class Splits:
-    train: TextData
-    eval: TextData
-    test: TextData
-    source_rows: int = 0  # rows of the train file before the eval split was taken out
-    eval_ids: Any = None  # the train file's rows that became the eval split (None: eval is its own file)
-
-    @property
-    def label_names(self) -> list[str] | None:
-        """Class names by id (same on every split), or None for integer labels."""
-        return self.train.label_names
-
-
 def _check_trainable(train: TextData, task: str, source: str) -> None:
     """Refuse labels that cannot train the task: a single class, or scores that never vary."""
     if train.labels is None:
@@ -381,39 +172,6 @@ def _check_trainable(train: TextData, task: str, source: str) -> None:
     elif task == "regression" and len(set(train.labels)) < 2:
         raise DataError(f"training data '{source}' has the same score ({train.labels[0]}) on every row: "
                         "regression needs scores that vary; check data.label_column and the file")
-
-
-def eval_split_ids(n: int, fraction: float, seed: int):
-    """(eval row ids, train row ids), each sorted: the first ``fraction`` of the seeded shuffle of ``n`` rows is eval."""
-    import numpy as np
-
-    perm = _shuffled_indices(n, seed)
-    n_eval = max(1, int(len(perm) * fraction))
-    return np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
-
-
-def _planned_eval_ids(plan: Any, n: int, fraction: float, seed: int, source: str):
-    """Eval row ids from the run's data artifact (or the seeded split without one), and the train ids."""
-    import numpy as np
-
-    ids = plan.eval_ids() if plan is not None else None
-    if ids is None:
-        return eval_split_ids(n, fraction, seed)
-    if plan.meta["splits"]["train"].get("source_rows", n) != n or (len(ids) and int(ids[-1]) >= n):
-        raise DataError(f"training data '{source}' has {n} rows, not the {plan.meta['splits']['train'].get('source_rows')} "
-                        f"this run split at its start ({plan.folder}); the file changed while the run was going: run "
-                        "the same command again to re-split")
-    keep = np.ones(n, dtype=bool)
-    keep[ids] = False
-    return ids, np.flatnonzero(keep)
-
-
-def _checked(splits: Any, plan: Any, task: str) -> Any:
-    """The splits, after checking each against the run's data artifact (when there is one)."""
-    if plan is not None:
-        for name in ("train", "eval", "test"):
-            plan.check(name, getattr(splits, name), task)
-    return splits
 
 
 def check_class_ids(data: TextData, column: str, num_labels: int, head: str) -> None:
@@ -480,42 +238,6 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
     return capped_splits(splits, data_cfg, plan, task)
 
 
-def carve_splits(data_cfg: Any, seed: int, plan: Any, train: Any, read: Any) -> Splits:
-    """Uncapped train/eval/test: eval is ``read(data.eval)`` or the train rows the run's data artifact (else the
-    seeded split) names; test is ``read(data.test)`` or eval. ``train`` is any split type with len/subset."""
-    source_rows, eval_ids = len(train), None
-    if data_cfg.eval:
-        ev = read(data_cfg.eval)
-    else:
-        eval_ids, train_ids = _planned_eval_ids(plan, len(train), data_cfg.eval_fraction, seed, data_cfg.train)
-        ev, train = train.subset(eval_ids.tolist()), train.subset(train_ids.tolist())
-    test = read(data_cfg.test) if data_cfg.test else ev
-    return Splits(train, ev, test, source_rows, eval_ids)
-
-
-def announce_cut(split: str, kept: int, total: int, setting: str) -> None:
-    """One line on the console (and in the run log) when a split loses rows to a cap."""
-    if kept < total:
-        from compress.console import note
-
-        note(f"{split} split cut to {kept} of {total} rows by {setting}")
-
-
-def capped_splits(splits: Splits, data_cfg: Any, plan: Any, task: str) -> Splits:
-    """Train cut to data.max_train_samples, eval to data.max_eval_samples; a data.test file is kept whole (the
-    bench stage cuts it to bench.max_eval_samples), else test is the eval split as cut. Checked against the run's
-    data artifact; without one (the artifact being made, or a stage run on its own) each cut is announced."""
-    import dataclasses
-
-    ev = splits.eval.head(data_cfg.max_eval_samples)
-    capped = dataclasses.replace(splits, train=splits.train.head(data_cfg.max_train_samples), eval=ev,
-                                 test=splits.test if data_cfg.test else ev)
-    if plan is None:
-        announce_cut("train", len(capped.train), len(splits.train), "data.max_train_samples")
-        announce_cut("eval", len(ev), len(splits.eval), "data.max_eval_samples")
-    return _checked(capped, plan, task)
-
-
 def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
     """Every distinct sentence for unlabelled distillation: train texts, pairs, and data.unlabeled sources."""
     texts = list(train.texts) + list(train.pairs or [])
@@ -555,7 +277,6 @@ def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:
     return train
 
 
-
 # ---------------------------------------------------------------- corpus scale: Arrow on disk, memory-mapped
 #
 # The distill stage reads its training rows (embedding/mlm train split, every data.unlabeled source) as
@@ -576,64 +297,6 @@ class StreamedSplits:
     label_names: list[str] | None = None
     source_rows: int = 0  # rows of the train file before the eval split was taken out
     eval_ids: Any = None  # the train file's rows that became the eval split (None: eval is its own file)
-
-
-class _QuietDatasets:
-    """`datasets` progress bars and log lines off inside the block."""
-
-    def __enter__(self):
-        import logging as _logging
-
-        from datasets.utils import logging as dlog
-
-        self._bars, self._level = dlog.is_progress_bar_enabled(), dlog.get_verbosity()
-        dlog.disable_progress_bar()
-        dlog.set_verbosity(_logging.CRITICAL)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        from datasets.utils import logging as dlog
-
-        dlog.set_verbosity(self._level)
-        if self._bars:
-            dlog.enable_progress_bar()
-
-
-def arrow_dataset(source: str, cache_dir: Path, header: bool = True):
-    """A source as a memory-mapped ``datasets.Dataset`` whose Arrow files live under ``cache_dir``.
-
-    Files go through the same builders and error messages as :func:`read_columns`; ``.txt`` blank lines are
-    dropped. Hub datasets come memory-mapped from the hub cache; the builtin corpus is small and in memory.
-    """
-    import datasets
-
-    if source in BUILTIN_CORPORA:
-        return datasets.Dataset.from_dict({"text": builtin_pydoc_sentences()})
-    if source.startswith("hub:"):
-        return datasets.Dataset.from_dict(_read_hub(source).data)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        raise DataError(f"data file '{source}' is a folder; give a file ({', '.join(FILE_FORMATS)})")
-    if not path.is_file():
-        raise DataError(f"data file '{source}' does not exist")
-    suffix, builder, kwargs = _file_builder(path, source, header)
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    try:
-        with _QuietDatasets():
-            ds = datasets.load_dataset(builder, data_files=str(path.resolve()), split="train",
-                                       cache_dir=str(cache_dir), **kwargs)
-            if builder == "text":
-                ds = ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True, batch_size=10_000)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - datasets wraps parser errors of pandas/pyarrow/json
-        _raise_read_error(exc, path, source, suffix)
-    if "__index_level_0__" in ds.column_names:
-        raise DataError(f"data file '{source}': some rows have more fields than the header row "
-                        f"({len(ds.column_names) - 1} columns); check the delimiter or quote characters")
-    if len(ds) == 0:
-        raise DataError(f"data file '{source}' is empty (no rows after the header)")
-    return ds
 
 
 def _check_column(ds: Any, name: str, source: str, role: str, header: bool) -> None:
@@ -662,18 +325,6 @@ def _text_columns(ds: Any, source: str, text_column: str, pair_column: str | Non
         if old != new:
             ds = ds.rename_column(old, new)
     return ds
-
-
-def _shuffled_indices(n: int, seed: int):
-    """The permutation ``random.Random(seed).shuffle(list(range(n)))`` makes (load_splits' eval split),
-    held in an int64 array (8 bytes a row) instead of a list of Python ints."""
-    import array
-
-    import numpy as np
-
-    idx = array.array("q", range(n))
-    random.Random(seed).shuffle(idx)
-    return np.frombuffer(idx, dtype=np.int64)
 
 
 def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str, header: bool) -> TextData:
@@ -712,7 +363,7 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
         ev, train = load_text_data(data_cfg.eval, **kw), full
         eval_rows = len(ev)
     else:
-        eval_idx, train_idx = _planned_eval_ids(plan, len(full), data_cfg.eval_fraction, seed, data_cfg.train)
+        eval_idx, train_idx = planned_eval_ids(plan, len(full), data_cfg.eval_fraction, seed, data_cfg.train)
         ev, train = rows(eval_idx[:data_cfg.max_eval_samples] if data_cfg.max_eval_samples else eval_idx), \
             full.select(train_idx)
         eval_rows = len(eval_idx)
@@ -726,7 +377,7 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
     if plan is None:
         announce_cut("train", len(train), train_rows, "data.max_train_samples")
         announce_cut("eval", len(ev), eval_rows, "data.max_eval_samples")
-    return _checked(StreamedSplits(train, ev, test, source_rows=len(full), eval_ids=eval_idx), plan, task)
+    return checked_splits(StreamedSplits(train, ev, test, source_rows=len(full), eval_ids=eval_idx), plan, task)
 
 
 def _keyed(ds: Any, source: str):
@@ -745,7 +396,7 @@ def _keyed(ds: Any, source: str):
             keys.append(text_key(t, p) if t.strip() else 0)
         return {"key": keys}
 
-    with _QuietDatasets():
+    with QuietDatasets():
         return ds.map(fn, batched=True, batch_size=10_000, with_indices=True)
 
 

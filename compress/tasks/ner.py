@@ -148,9 +148,9 @@ def align_labels(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentence
 
 def _read_hub_tagged(spec: str, tokens_field: str, tags_field: str) -> TaggedSentences:
     """``hub:conll2003[@split]`` / ``hub:wikiann/en``: tokens and ClassLabel tag ids turned into tag names."""
-    from compress.data import _read_hub
+    from compress.datafiles import read_hub
 
-    cols = _read_hub(spec)
+    cols = read_hub(spec)
     tokens_field = tokens_field if tokens_field in cols.data else "tokens"
     tags_field = tags_field if tags_field in cols.data else "ner_tags"
     for field in (tokens_field, tags_field):
@@ -180,7 +180,7 @@ def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
     JSONL fields: ``data.text_column`` (default ``tokens``) and ``data.label_column`` (default ``tags``). The eval
     split is carved out of train when ``data.eval`` is not given (the run's data artifact holds its row ids).
     """
-    from compress.data import capped_splits, carve_splits
+    from compress.datasplit import capped_splits, carve_splits
 
     fields = (data_cfg.text_column if data_cfg.text_column != "sentence" else "tokens", data_cfg.label_column or "tags")
     train = read_tagged(data_cfg.train, *fields)

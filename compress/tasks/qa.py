@@ -70,9 +70,9 @@ class QAData:
 
 def _read_hub_squad(spec: str) -> list[QAExample]:
     """``hub:squad`` / ``hub:squad_v2[@split]``: id, question, context, answers{text, answer_start}."""
-    from compress.data import _read_hub
+    from compress.datafiles import read_hub
 
-    cols = _read_hub(spec)
+    cols = read_hub(spec)
     for field in ("id", "question", "context", "answers"):
         if field not in cols.data:
             raise DataError(f"hub dataset '{spec}': field '{field}' not found; fields are {cols.names}")
@@ -92,7 +92,7 @@ def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> 
 def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
     """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
     (the run's data artifact holds their ids)."""
-    from compress.data import capped_splits, carve_splits
+    from compress.datasplit import capped_splits, carve_splits
 
     windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
     splits = carve_splits(data_cfg, seed, plan, read_qa(data_cfg.train, *windows),

@@ -52,7 +52,8 @@ def test_a_file_edited_mid_run_is_refused(tmp_path):
 def test_every_stage_reads_the_one_split_and_an_edit_redoes_them(tmp_path, monkeypatch):
     """distill -> export -> quantize -> bench: the seeded shuffle runs once (the artifact), each data-reading
     stage loads through the artifact, and editing the data file redoes those stages on the next run."""
-    import compress.data as data_mod
+    import compress.data as rows_mod
+    import compress.datasplit as data_mod
     import compress.splits as splits_mod
     from compress.pipeline import run_pipeline
     from tests.compress.test_package import QUICK_BENCH, make_st_teacher
@@ -64,14 +65,15 @@ def test_every_stage_reads_the_one_split_and_an_edit_redoes_them(tmp_path, monke
             "distill": {"max_steps": 2, "batch_size": 8}, "quantize": {"guard": {"eval_samples": 16}},
             "bench": QUICK_BENCH}
     shuffles, planned = [], []
-    real_split, real_planned = data_mod.eval_split_ids, data_mod._planned_eval_ids
+    real_split, real_planned = data_mod.eval_split_ids, data_mod.planned_eval_ids
     monkeypatch.setattr(data_mod, "eval_split_ids", lambda *a: shuffles.append(a) or real_split(*a))
 
     def spy(plan, *a):
         planned.append(plan is not None)
         return real_planned(plan, *a)
 
-    monkeypatch.setattr(data_mod, "_planned_eval_ids", spy)
+    for caller in (data_mod, rows_mod):  # carve_splits (sentence, NER, QA rows) and load_distill_splits
+        monkeypatch.setattr(caller, "planned_eval_ids", spy)
     outcomes = run_pipeline(load_config(None, base=base))
     assert [o.status for o in outcomes if o.name != "package"] == ["ran"] * 4
     assert len(shuffles) == 1  # the split was made once, by the artifact
