@@ -324,7 +324,7 @@ def _run_qat(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> d
     from compress.quantize.qat import quantize_qat
 
     source, task, max_length = job.qat
-    return {"qat": quantize_qat(source, dst, s, job.feeds, task, max_length, job.cfg.qat, job.work)}
+    return {"qat": quantize_qat(source, dst, s.activation_type, job.feeds, task, max_length, job.cfg.qat, job.work)}
 
 
 def _run_fp16(job: MethodInputs, s: Settings, dst: Path, exclude: list[str]) -> None:

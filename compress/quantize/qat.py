@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from compress.distill.config import DistillConfig
     from compress.quantize.calibration import TextCalibrationFeeds
     from compress.quantize.config import QATOptions
-    from compress.quantize.methods import Settings
 
 # nncf compiles its C++ fake-quantize kernels on first use (about a minute on 2 cores): no 60 s limit.
 # Read by nncf when the extension loads; set only while QAT runs (a value the user set is kept).
@@ -110,16 +109,18 @@ def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path, interf
     return fold_weight_quantizers(dst)
 
 
-def quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
+def quantize_qat(src: QATSource, dst: Path, activation_type: str, feeds: "TextCalibrationFeeds", task: str,
                  max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
-    """PTQ-initialised fake quantizers, ``opts.max_steps`` distillation steps, QDQ ONNX written to ``dst``."""
+    """PTQ-initialised fake quantizers, ``opts.max_steps`` distillation steps, QDQ ONNX written to ``dst``.
+
+    ``activation_type`` (the method settings' ``qint8`` / ``quint8``) picks NNCF's preset: symmetric or mixed."""
     from compress.quantize.graph import quiet
 
     with scoped_env(NNCF_TIMEOUT), quiet("nncf", level=logging.WARNING):
-        return _quantize_qat(src, dst, s, feeds, task, max_length, opts, work)
+        return _quantize_qat(src, dst, activation_type, feeds, task, max_length, opts, work)
 
 
-def _quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrationFeeds", task: str,
+def _quantize_qat(src: QATSource, dst: Path, activation_type: str, feeds: "TextCalibrationFeeds", task: str,
                   max_length: int, opts: "QATOptions", work: Path) -> dict[str, Any]:
     import torch
 
@@ -135,7 +136,7 @@ def _quantize_qat(src: QATSource, dst: Path, s: "Settings", feeds: "TextCalibrat
         raise EdgepressError("QAT needs calibration rows for its initial quantizer ranges; the calibration data is empty")
     student = load_model(str(src.student_dir), task)
     iface = interface_of(src.student_dir, task)
-    preset = nncf.QuantizationPreset.PERFORMANCE if s.activation_type == "qint8" else nncf.QuantizationPreset.MIXED
+    preset = nncf.QuantizationPreset.PERFORMANCE if activation_type == "qint8" else nncf.QuantizationPreset.MIXED
     start = time.perf_counter()
     with torch.no_grad():
         qmodel = nncf.quantize(student, nncf.Dataset(calib), preset=preset, model_type=nncf.ModelType.TRANSFORMER,

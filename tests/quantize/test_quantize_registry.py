@@ -143,14 +143,15 @@ def test_qat_entry_hands_the_student_feeds_and_options_to_quantize_qat(monkeypat
 
     seen = {}
 
-    def fake_qat(source, dst, s, feeds, task, max_length, opts, work):
-        seen.update(source=source, dst=dst, s=s, feeds=feeds, task=task, max_length=max_length, opts=opts, work=work)
+    def fake_qat(source, dst, activation_type, feeds, task, max_length, opts, work):
+        seen.update(source=source, dst=dst, activation_type=activation_type, feeds=feeds, task=task,
+                    max_length=max_length, opts=opts, work=work)
         return {"steps": 3}
 
     monkeypatch.setattr(qat, "quantize_qat", fake_qat)
     cfg = QuantizeConfig(methods=["qat"], qat={"max_steps": 7})
     job = M.MethodInputs(src=tmp_path / "unused.onnx", cfg=cfg, work=tmp_path, feeds="FEEDS", qat=("SRC", "mlm", 64))
-    s = M.Settings(method="qat")
+    s = M.Settings(method="qat", activation_type="qint8")
     assert M.method_spec("qat").quantizer(job)(s, tmp_path / "q.onnx", ["ignored"]) == {"qat": {"steps": 3}}
-    assert seen == {"source": "SRC", "dst": tmp_path / "q.onnx", "s": s, "feeds": "FEEDS", "task": "mlm",
-                    "max_length": 64, "opts": cfg.qat, "work": tmp_path}
+    assert seen == {"source": "SRC", "dst": tmp_path / "q.onnx", "activation_type": "qint8", "feeds": "FEEDS",
+                    "task": "mlm", "max_length": 64, "opts": cfg.qat, "work": tmp_path}
