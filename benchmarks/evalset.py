@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
+    from compress.tasks.spec import Gold
+
 BATCH = 32
 DOC_STRIDE = 128
 MAX_ANSWER_LENGTH = 30
@@ -76,6 +78,17 @@ class EvalSet:
         if task == "embedding" and self.pairs is not None and self.labels is not None:
             return "sts"
         return "fidelity"
+
+    def gold(self, task: str) -> "Gold":
+        """What the rows know for ``task``'s metric (``compress.tasks.scoring``): labels, whether they are pairs,
+        gold tags with each row's word count, or the QA examples."""
+        from compress.tasks.spec import Gold
+
+        kind = self.kind(task)
+        return Gold(labels=self.labels, pairs=self.pairs is not None,
+                    tags=[[str(t) for t in row] for row in self.labels] if kind == "tags" else None,
+                    word_counts=[len(w) for w in self.words()] if kind == "tags" else None,
+                    label_names=self.label_names, examples=self.qa_examples() if kind == "spans" else None)
 
     def batches(self, tokenizer: Any, task: str, names: Sequence[str], max_length: int,
                 batch_size: int = BATCH) -> "EvalBatches":

@@ -263,46 +263,18 @@ def model_outputs(runner: Runner, tokenizer: Any, eval_set: EvalSet, task: str,
 
 def quality_metrics(task: str, eval_set: EvalSet, outs: dict[str, "np.ndarray"],
                     teacher_outs: dict[str, "np.ndarray"] | None) -> dict[str, Any]:
-    """Primary metric (name, value) plus extras, by task and what the data holds."""
-    from benchmarks import metrics as M
-    from benchmarks.tags import row_tags
+    """The task metric (name, value) plus the library's other numbers when the rows hold gold, else the task's
+    fidelity to the teacher (``compress.tasks.scoring``: the names the quantize guard and distillation use)."""
+    from compress.tasks.scoring import fidelity_scores, metric
 
-    kind = eval_set.kind(task)
-    if kind == "tags":
-        pred = row_tags(outs["a"], [len(w) for w in eval_set.words()], eval_set.label_names)
-        extra = M.entity_scores([[str(t) for t in row] for row in eval_set.labels], pred)
-        return {"metric": "f1", "value": extra["f1"], "extra": extra}
-    if kind == "spans":
-        from benchmarks.spans import answer_scores
-
-        extra = answer_scores(eval_set.qa_examples(), outs["a"])
-        return {"metric": "f1", "value": extra["f1"], "extra": extra}
-    if kind == "labels" and task == "classification":
-        pred = outs["a"].argmax(-1)
-        extra = {"accuracy": M.accuracy(pred, eval_set.labels), "f1": M.f1(pred, eval_set.labels)}
-        return {"metric": "accuracy", "value": extra["accuracy"], "extra": extra}
-    if kind == "labels" and task == "regression":
-        extra = {"spearman": M.spearman(outs["a"], eval_set.labels), "pearson": M.pearson(outs["a"], eval_set.labels)}
-        return {"metric": "spearman", "value": extra["spearman"], "extra": extra}
-    if kind == "sts":
-        extra = M.sts_scores(outs["a"], outs["b"], eval_set.labels)
-        return {"metric": "spearman", "value": extra["spearman"], "extra": extra}
+    got = metric(task, outs, eval_set.gold(task))
+    if got is not None:
+        return {"metric": got.metric, "value": got.value, "extra": got.extra}
     if teacher_outs is None:
         return {"metric": None, "value": None, "extra": {}, "reason": "no labels and no teacher to compare with"}
-    if task == "embedding":
-        extra = M.fidelity(outs["a"], teacher_outs["a"])
-        return {"metric": "fidelity_cosine", "value": extra["fidelity_cosine"], "extra": extra}
-    if task == "token-classification":
-        value = M.word_agreement([outs["a"]], [teacher_outs["a"]])
-        return {"metric": "word_agreement", "value": value, "extra": {"word_agreement": value}}
-    if task == "question-answering":
-        value = M.answer_agreement(outs["a"], teacher_outs["a"])
-        return {"metric": "answer_agreement", "value": value, "extra": {"answer_agreement": value}}
-    if task == "classification":
-        value = M.top1_agreement(outs["a"], teacher_outs["a"])
-        return {"metric": "top1_agreement", "value": value, "extra": {"top1_agreement": value}}
-    value = M.spearman(outs["a"], teacher_outs["a"])
-    return {"metric": "fidelity_spearman", "value": value, "extra": {"fidelity_spearman": value}}
+    extra = fidelity_scores(task, outs, teacher_outs)
+    name = next(iter(extra))
+    return {"metric": name, "value": extra[name], "extra": extra}
 
 
 # ------------------------------------------------------------------------------------------ one model
@@ -500,6 +472,7 @@ def safe_finish(opened: OpenModel, task: str, settings: BenchSettings, **kw: Any
 def add_retention(entries: list[dict[str, Any]]) -> None:
     """retention = entry's primary metric / the teacher's same metric (teacher: 1.0)."""
     from benchmarks.metrics import retention
+    from compress.tasks.scoring import is_fidelity
 
     teacher = next((e for e in entries if e["role"] == "teacher" and e.get("quality")), None)
     for e in entries:
@@ -508,8 +481,7 @@ def add_retention(entries: list[dict[str, Any]]) -> None:
             continue
         if teacher is None:
             e["retention"] = None
-        elif q["metric"] in ("fidelity_cosine", "top1_agreement", "fidelity_spearman", "word_agreement",
-                             "answer_agreement"):
+        elif is_fidelity(q["metric"]):
             e["retention"] = retention(q["value"], 1.0)  # the teacher agrees with itself perfectly
         elif teacher["quality"]["metric"] == q["metric"]:
             e["retention"] = retention(q["value"], teacher["quality"]["value"])

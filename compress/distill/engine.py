@@ -405,7 +405,7 @@ def probe_trainer(probe: "EvalProbe", **kwargs: Any) -> Any:
 
 class EvalProbe:
     """The eval split scored with the task metric of :func:`compress.distill.evaluate.task_quality` (accuracy,
-    Spearman, or cosine to the teacher's embeddings ``reference``), for evaluation during distillation."""
+    Spearman, F1, or the task's fidelity to the teacher's outputs ``reference``), for evaluation during distillation."""
 
     def __init__(self, tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, max_length: int,
                  reference: Any, interface: "ModelInterface"):
@@ -435,10 +435,11 @@ def eval_probe(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                max_length: int, reference: Any, interface: "ModelInterface") -> EvalProbe | None:
     """A probe for ``eval``, or None when there is nothing to score (no rows, no labels and no teacher reference)."""
     from compress.distill.evaluate import encode, quality_metric
+    from compress.tasks import task_spec
 
     if eval is None or len(eval) == 0:
         return None
-    if reference is None and quality_metric(task, eval, False) == "none":
+    if reference is None and quality_metric(task, eval, False) == "none" and not task_spec(task).token_level:
         reference = encode(teacher, tokenizer, eval.texts, task, max_length, interface=interface)
     return EvalProbe(tokenizer, eval, task, max_length, reference, interface)
 

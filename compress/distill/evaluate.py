@@ -13,18 +13,24 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
     from compress.interface import ModelInterface
+    from compress.tasks.spec import Gold
 
 
 def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts: list[str], task: str,
            max_length: int, pairs: list[str] | None = None, batch_size: int = 64,
            interface: "ModelInterface | None" = None) -> np.ndarray:
-    """Sentence embeddings (pooled as ``interface`` says; mean by default) or logits (classification/regression)."""
+    """The task's outputs on rows (``TaskSpec.outputs``): sentence embeddings pooled as ``interface`` says (mean
+    by default), logits, or (mlm) the top-1 token id at every unpadded position, batches concatenated."""
     import torch
 
     from compress.interface import ModelInterface, SentencePooler, hidden_size
+    from compress.tasks import task_spec
 
+    kind = task_spec(task).outputs
+    if kind not in ("pooled", "logits", "tokens"):
+        raise ValueError(f"encode gives sentence-level outputs; task '{task}' is scored by its spec's model_score")
     pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(model.config)) \
-        if task in ("embedding", "mlm") else None
+        if kind == "pooled" else None
 
     accepted = model_input_names(model)
     device = next(model.parameters()).device
@@ -35,56 +41,55 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
             enc = tokenizer(texts[i:i + batch_size], pairs[i:i + batch_size] if pairs else None, padding=True,
                             truncation=True, max_length=max_length, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items() if k in accepted}
-            if task in ("classification", "regression"):
+            if kind == "logits":
                 out.append(model(**enc).logits.float().cpu())
+            elif kind == "tokens":
+                out.append(model(**enc).logits.argmax(-1)[enc["attention_mask"].bool()].cpu())
             else:
-                res = model(**enc, output_hidden_states=task == "mlm")
-                hidden = res.hidden_states[-1] if task == "mlm" else res.last_hidden_state
-                out.append(pooler(hidden, enc["attention_mask"]).float().cpu())
+                out.append(pooler(model(**enc).last_hidden_state, enc["attention_mask"]).float().cpu())
     return torch.cat(out).numpy()
 
 
+def data_gold(task: str, data: "TextData") -> "Gold":
+    """What a split knows for ``task``'s metric: its labels, whether rows are pairs, tags or QA examples."""
+    from compress.tasks import task_spec
+    from compress.tasks.spec import Gold
+
+    token = task_spec(task).token_level
+    return Gold(labels=data.labels, pairs=data.pairs is not None,
+                tags=data.labels if token else None, examples=getattr(data, "examples", None))
+
+
 def quality_metric(task: str, data: "TextData", has_reference: bool) -> str:
-    """The metric :func:`task_quality` reports for ``task`` on ``data``: accuracy, spearman, teacher_cosine or none."""
-    if task in ("token-classification", "question-answering"):
-        return "f1" if data.labels is not None else "none"
-    if task == "classification" and data.labels is not None:
-        return "accuracy"
-    if task == "regression" and data.labels is not None:
-        return "spearman"
-    if task == "embedding" and data.pairs is not None and data.labels is not None:
-        return "spearman"
-    return "teacher_cosine" if has_reference else "none"
+    """The metric :func:`task_quality` reports for ``task`` on ``data``: the task metric when the rows hold gold,
+    else the task's fidelity to ``reference`` (sentence-level tasks), else none."""
+    from compress.tasks import task_spec
+    from compress.tasks.scoring import metric_name
+
+    return metric_name(task, data_gold(task, data), has_reference and not task_spec(task).token_level)
 
 
 def task_quality(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str,
                  max_length: int, reference: np.ndarray | None = None,
                  interface: "ModelInterface | None" = None) -> dict[str, Any]:
-    """Headline metric on ``data``: accuracy, Spearman (STS pairs or regression), or fidelity to ``reference``."""
-    from benchmarks import metrics as M
+    """Headline metric on ``data``: the task metric (``compress.tasks.scoring``, as the quantize guard and the bench
+    report score it), or the task's fidelity to ``reference`` (the reference model's :func:`encode` on the texts)."""
+    from compress.tasks import task_spec
+    from compress.tasks.scoring import fidelity, metric
 
-    metric = quality_metric(task, data, reference is not None)
-    if metric == "f1" and task == "question-answering":
-        from compress.tasks.qa import answer_quality
-
-        threshold = interface.null_threshold if interface is not None else None
-        return {"metric": "f1", "value": answer_quality(model, tokenizer, data, max_length,
-                                                        null_threshold=threshold)["f1"]}
-    if metric == "f1":
-        from compress.tasks.ner import entity_quality
-
-        return {"metric": "f1", "value": entity_quality(model, tokenizer, data, max_length)["f1"]}
-    if metric == "accuracy":
-        logits = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)
-        return {"metric": "accuracy", "value": M.accuracy(logits.argmax(1), data.labels)}
-    if metric == "spearman" and task == "regression":
-        pred = encode(model, tokenizer, data.texts, task, max_length, data.pairs, interface=interface)[:, 0]
-        return {"metric": "spearman", "value": M.spearman(pred, data.labels)}
-    if metric == "spearman":
-        a = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
-        b = encode(model, tokenizer, data.pairs, task, max_length, interface=interface)
-        return {"metric": "spearman", "value": M.sts_scores(a, b, data.labels)["spearman"]}
-    if metric == "none":
+    spec = task_spec(task)
+    name = quality_metric(task, data, reference is not None)
+    if name == "none":
         return {"metric": "none", "value": float("nan")}
+    if name != spec.fidelity and spec.model_score is not None:
+        return {"metric": name, "value": spec.model_score(model, tokenizer, data, max_length, interface).value}
+    if name != spec.fidelity:
+        pairs_apart = spec.outputs == "pooled"  # sentence vectors: each side of a pair encoded alone
+        outs = {"a": encode(model, tokenizer, data.texts, task, max_length, None if pairs_apart else data.pairs,
+                            interface=interface)}
+        if pairs_apart:
+            outs["b"] = encode(model, tokenizer, data.pairs, task, max_length, interface=interface)
+        got = metric(task, outs, data_gold(task, data))
+        return {"metric": got.metric, "value": got.value}
     emb = encode(model, tokenizer, data.texts, task, max_length, interface=interface)
-    return {"metric": "teacher_cosine", "value": M.mean_cosine(emb, reference)}
+    return {"metric": name, "value": fidelity(task, {"a": emb}, {"a": reference})[1]}

@@ -1,13 +1,16 @@
 """Scoring an ONNX model on the eval rows, relative to the fp32 model run on the same rows.
 
+The metric and the fidelity are the task's own (``compress.tasks.scoring``, the names the bench report uses):
+
 * embedding + sentence pairs with scores (STS): Spearman of cosine similarities vs the gold scores;
-* embedding otherwise: mean cosine between quantized and fp32 sentence embeddings (fp32 = 1.0);
-* classification: accuracy vs labels (argmax agreement with fp32 when there are no labels);
-* regression: Spearman of predictions vs labels; mlm: top-1 token agreement with fp32;
-* token-classification: entity F1 (seqeval) of each word's tag (its first sub-token's argmax) vs the gold tags
-  (per-word argmax agreement with fp32 when there are no tags);
+  fidelity ``fidelity_cosine``: mean cosine between quantized and fp32 sentence embeddings (fp32 = 1.0);
+* classification: accuracy vs labels; fidelity ``top1_agreement`` (argmax agreement with fp32);
+* regression: Spearman of predictions vs labels; fidelity ``fidelity_spearman`` (Spearman vs fp32's predictions);
+* mlm: no task metric; fidelity ``top1_agreement`` (top-1 token agreement with fp32);
+* token-classification: entity F1 (seqeval) of each word's tag (its first sub-token's argmax) vs the gold tags;
+  fidelity ``word_agreement`` (per-word argmax agreement with fp32);
 * question-answering: SQuAD F1 (0-100) of the answer text read from each question's windows' start/end logits
-  vs the gold answers; fidelity: share of questions whose answer text equals the fp32 model's.
+  vs the gold answers; fidelity ``answer_agreement``: share of questions whose answer text equals the fp32 model's.
 
 ``retention`` = metric / fp32 metric. When the fp32 metric is not meaningfully positive (an untrained
 model), retention falls back to fidelity with fp32 and ``basis`` says so.
@@ -27,9 +30,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from compress.data import TextData
+    from compress.tasks.spec import Gold
 
 MIN_REFERENCE = 0.05  # below this share of a metric's full scale the fp32 metric is noise: use fidelity instead
-FULL_SCALE = {"question-answering": 100.0}  # SQuAD EM/F1 are percentages; other task metrics top out at 1
 
 
 def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
@@ -117,44 +120,34 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
     return result
 
 
+def _outputs(out: dict[str, "np.ndarray"]) -> dict[str, "np.ndarray"]:
+    """``run_model``'s outputs in the scorer's terms (``compress.tasks.scoring``): "a" per row, "b" pairs' 2nd side."""
+    first = next(out[k] for k in ("emb_a", "logits", "answers") if k in out)
+    return {"a": first, **({"b": out["emb_b"]} if "emb_b" in out else {})}
+
+
+def gold_of(ev: EvalBatches) -> "Gold":
+    """What the eval rows know: labels, pairs, tags with word counts, or the QA examples with their answers."""
+    from compress.tasks.spec import Gold
+
+    return Gold(labels=ev.labels if ev.answers is None else ev.answers, pairs=ev.batches_b is not None,
+                tags=ev.tags, word_counts=None if ev.positions is None else [len(p) for p in ev.positions],
+                label_names=ev.label_names, examples=ev.examples)
+
+
 def task_metric(out: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, float] | None:
     """The task metric against gold labels, or None when the eval rows have none."""
-    from benchmarks.tags import row_tags
+    from compress.tasks.scoring import metric
 
-    if ev.kind == "sts":
-        return "spearman", M.sts_scores(out["emb_a"], out["emb_b"], ev.labels)["spearman"]
-    if ev.kind == "classification" and ev.labels is not None:
-        return "accuracy", M.accuracy(out["logits"].argmax(-1), ev.labels.astype(int))
-    if ev.kind == "regression" and ev.labels is not None:
-        return "spearman", M.spearman(out["logits"].reshape(len(ev.labels), -1)[:, 0], ev.labels)
-    if ev.kind == "token-classification" and ev.tags is not None:
-        pred = row_tags(out["logits"], [len(p) for p in ev.positions or []], ev.label_names)
-        return "f1", M.entity_scores(ev.tags, pred)["f1"]
-    if ev.kind == "question-answering" and ev.answers is not None:
-        from benchmarks.spans import answer_scores
-
-        return "f1", answer_scores(ev.examples or [], out["answers"])["f1"]
-    return None
+    got = metric(ev.task, _outputs(out), gold_of(ev))
+    return None if got is None else (got.metric, got.value)
 
 
 def fidelity(out: dict[str, "np.ndarray"], ref: dict[str, "np.ndarray"], ev: EvalBatches) -> tuple[str, float]:
-    """Agreement with the fp32 outputs on the same rows."""
-    import numpy as np
+    """Agreement with the fp32 outputs on the same rows (the task's one fidelity name)."""
+    from compress.tasks.scoring import fidelity as task_fidelity
 
-    if ev.task == "embedding":
-        cos = M.cosine_rows(out["emb_a"], ref["emb_a"])
-        if "emb_b" in out:
-            cos = np.concatenate([cos, M.cosine_rows(out["emb_b"], ref["emb_b"])])
-        return "cosine_to_fp32", float(np.mean(cos))
-    if ev.task == "mlm":
-        return "top1_agreement", float(np.mean(out["logits"] == ref["logits"]))
-    if ev.task == "token-classification":
-        return "word_agreement", M.word_agreement([out["logits"]], [ref["logits"]])
-    if ev.task == "question-answering":
-        return "answer_agreement", M.answer_agreement(out["answers"], ref["answers"])
-    if ev.task == "regression":
-        return "spearman_to_fp32", M.spearman(out["logits"].ravel(), ref["logits"].ravel())
-    return "argmax_agreement", M.top1_agreement(out["logits"], ref["logits"])
+    return task_fidelity(ev.task, _outputs(out), _outputs(ref))
 
 
 def set_reference(ev: EvalBatches, fp32_path: Path) -> dict[str, Any]:
@@ -177,7 +170,9 @@ def score(path: Path, ev: EvalBatches) -> dict[str, Any]:
     fid_name, fid = fidelity(out, ref_out, ev)
     result: dict[str, Any] = {fid_name: round(fid, 6)}
     metric = task_metric(out, ev)
-    floor = MIN_REFERENCE * FULL_SCALE.get(ev.task, 1.0)
+    from compress.tasks import task_spec
+
+    floor = MIN_REFERENCE * task_spec(ev.task).full_scale
     ret = M.retention(metric[1], ref_metric[1], floor) if metric and ref_metric else None
     if ret is not None:
         result[metric[0]] = round(metric[1], 6)

@@ -25,6 +25,13 @@ def agreement(out: Outputs, ref: Outputs) -> float:
     return float(np.mean(np.concatenate(cos)))
 
 
+def agreement_extra(out: Outputs, ref: Outputs) -> dict[str, float]:
+    """Spearman of the two models' pairwise-similarity matrices: whether the neighbours of each sentence stay."""
+    from benchmarks import metrics as M
+
+    return {"similarity_spearman": M.similarity_matrix_spearman(out["a"], ref["a"])}
+
+
 SPEC = TaskSpec(
     name="embedding",
     head=HeadSpec("embedding", "AutoModel", (
@@ -35,4 +42,6 @@ SPEC = TaskSpec(
     metric="spearman", fidelity="fidelity_cosine", score=score, agreement=agreement,
     optimum_task="feature-extraction", pipeline_tag="sentence-similarity",
     cached=True, static_calibration=True, train_labels=False,
+    has_gold=lambda gold: gold.labels is not None and gold.pairs, agreement_extra=agreement_extra,
+    outputs="pooled",
 )

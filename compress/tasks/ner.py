@@ -269,6 +269,15 @@ def agreement(out: dict, ref: dict) -> float:
     return word_agreement([out["a"]], [ref["a"]])
 
 
+def model_score(model: Any, tokenizer: "PreTrainedTokenizerBase", data: TaggedSentences, max_length: int,
+                interface: Any = None) -> "Score":
+    """Entity F1 (with precision and recall) of a PyTorch model on tagged sentences (:func:`entity_quality`)."""
+    from compress.tasks.spec import Score
+
+    extra = entity_quality(model, tokenizer, data, max_length)
+    return Score("f1", extra["f1"], extra)
+
+
 def _spec() -> "TaskSpec":
     from compress.tasks.spec import HeadSpec, OutputSpec, TaskSpec
 
@@ -280,6 +289,7 @@ def _spec() -> "TaskSpec":
         )),
         metric="f1", fidelity="word_agreement", score=score, agreement=agreement,
         optimum_task="token-classification", pipeline_tag="token-classification", token_level=True,
+        has_gold=lambda gold: gold.tags is not None, outputs="words", model_score=model_score,
     )
 
 

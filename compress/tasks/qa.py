@@ -342,6 +342,16 @@ def agreement(out: dict, ref: dict) -> float:
     return answer_agreement(out["a"], ref["a"])
 
 
+def model_score(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData, max_length: int,
+                interface: Any = None) -> "Score":
+    """SQuAD F1 (with exact match) of a PyTorch model on ``data`` at the no-answer threshold ``interface`` saves."""
+    from compress.tasks.spec import Score
+
+    threshold = interface.null_threshold if interface is not None else None
+    extra = answer_quality(model, tokenizer, data, max_length, null_threshold=threshold)
+    return Score("f1", extra["f1"], extra)
+
+
 def _spec() -> "TaskSpec":
     from compress.tasks.spec import HeadSpec, OutputSpec, TaskSpec
 
@@ -353,6 +363,8 @@ def _spec() -> "TaskSpec":
         )),
         metric="f1", fidelity="answer_agreement", score=score, agreement=agreement,
         optimum_task="question-answering", pipeline_tag="question-answering", token_level=True, full_scale=100.0,
+        has_gold=lambda gold: gold.examples is not None and gold.labels is not None, outputs="answers",
+        model_score=model_score,
     )
 
 

@@ -85,6 +85,10 @@ class TaskSpec:
     static_calibration: bool = False  # static int8 calibrates on sentences (pairs)
     train_labels: bool = True  # training reads the train split's labels (so they count in its digest)
     full_scale: float = 1.0  # the metric's best value (SQuAD's F1 is a percentage)
+    has_gold: Callable[[Gold], bool] = lambda gold: gold.labels is not None  # rows the task metric can score
+    agreement_extra: Callable[[Outputs, Outputs], dict[str, float]] | None = None  # reports' other agreement numbers
+    outputs: str = "logits"  # what a model gives per eval row: logits | pooled (sentence vector) | tokens | words | answers
+    model_score: Callable[..., Score] | None = None  # token tasks: the metric of a PyTorch model read on its own rows
 
 
 def row_argmax(x: "np.ndarray") -> "np.ndarray":

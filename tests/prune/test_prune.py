@@ -172,7 +172,7 @@ def test_recovery_runs_the_distillation_engine(tiny_model_dir, tmp_path):
                              work_dir=tmp_path)
     assert rep.recovery["steps"] == 3 and rep.recovery["loss"] == {"cos": 1.0, "embed_mse": 1.0}
     q = rep.quality
-    assert q["unpruned"]["metric"] == "teacher_cosine" and q["unpruned"]["value"] == pytest.approx(1.0, abs=1e-5)
+    assert q["unpruned"]["metric"] == "fidelity_cosine" and q["unpruned"]["value"] == pytest.approx(1.0, abs=1e-5)
     assert 0 < q["recovered"]["value"] <= 1.0 and q["retention"] == pytest.approx(q["recovered"]["value"], rel=1e-5)
     assert not (tmp_path / "recovery" / "checkpoints").exists()
     assert rep.heads_after == [2, 2]

@@ -49,7 +49,7 @@ def test_stage_writes_variants_and_metrics(exported, tmp_path):
         assert (out / v.path).is_file()
     m = result.metrics
     assert m["eval"]["kind"] == "sts" and m["eval"]["rows"] == 10  # 25 % of 40 rows, scored pairs -> Spearman
-    assert m["methods"]["dynamic"]["attempts"][0]["basis"] in {"spearman", "cosine_to_fp32"}
+    assert m["methods"]["dynamic"]["attempts"][0]["basis"] in {"spearman", "fidelity_cosine"}
     assert m["methods"]["dynamic"]["latency"]["shape"] == [2, 32]
     if m["recommended"]["path"]:
         assert result.outputs["onnx_int8"] == "model.int8-dynamic.onnx"
