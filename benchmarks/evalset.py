@@ -196,6 +196,7 @@ class EvalBatches:
     answers: list[list[str]] | None = None  # question answering: gold answer texts per question (None: no gold)
     max_answer_length: int = MAX_ANSWER_LENGTH  # question answering: longest answer span read back, in tokens
     null_threshold: float = 0.0  # question answering: the model's no-answer threshold
+    pooling: Any = None  # embedding: the teacher's interface, pooling token vectors of files without sentence vectors
 
     def head(self, rows: int) -> "EvalBatches":
         """The first whole batches covering ``rows`` rows (question answering: the first ``rows`` questions and
@@ -209,7 +210,8 @@ class EvalBatches:
         return EvalBatches(self.task, self.kind, batches_a, None if self.batches_b is None else self.batches_b[:nb],
                            None if self.labels is None else self.labels[:n], n, self.source,
                            positions=None if self.positions is None else self.positions[:n],
-                           tags=None if self.tags is None else self.tags[:n], label_names=self.label_names)
+                           tags=None if self.tags is None else self.tags[:n], label_names=self.label_names,
+                           pooling=self.pooling)
 
     def _head_questions(self, rows: int) -> "EvalBatches":
         """Question answering: the first ``rows`` questions with their windows (the last batch cut to them)."""

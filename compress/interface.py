@@ -196,6 +196,14 @@ class SentencePooler:
         return emb
 
 
+def sentence_vectors(hidden: "torch.Tensor", attention_mask: "torch.Tensor",
+                     interface: ModelInterface | None = None) -> "torch.Tensor":
+    """Token vectors -> sentence vectors as ``interface`` (the teacher's) pools and normalises them (mean when None):
+    the one pooling for losses, importance, evaluation and export."""
+    iface = interface if interface is not None and interface.pooling is not None else ModelInterface("embedding")
+    return SentencePooler(iface, int(hidden.shape[-1]))(hidden, attention_mask)
+
+
 def hidden_size(config: Any) -> int:
     return int(getattr(config, "hidden_size", None) or getattr(config, "dim"))
 

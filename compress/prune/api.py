@@ -206,13 +206,13 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
             max_length)
     l_scores = None
     if cfg.num_drop_layers:
-        l_scores = importance.layer_scores(model, batches)
+        l_scores = importance.layer_scores(model, batches, interface)
         dropped = sorted(sorted(range(len(l_scores)), key=lambda i: l_scores[i])[:cfg.num_drop_layers])
     the_plan = planning.make_plan(shapes, cfg, dropped)
     kept = arch.drop_layers(model, dropped) if dropped else list(range(len(shapes.heads)))
 
     dg = core.build_graph(model)
-    scores = scorer.score(importance.ImportanceInputs(dg, model, batches, task, tokenizer, seed))
+    scores = scorer.score(importance.ImportanceInputs(dg, model, batches, task, tokenizer, seed, interface))
     heads_rm, ffn_rm = core.select(scores, the_plan, cfg.min_heads)
     core.cut(dg, model, heads_rm, ffn_rm)
     model.eval()

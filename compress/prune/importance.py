@@ -144,10 +144,10 @@ def _inputs(model: "PreTrainedModel", batch: dict) -> dict:
 
 
 def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreTrainedTokenizerBase",
-              generator: "torch.Generator") -> "torch.Tensor":
+              generator: "torch.Generator", interface: Any = None) -> "torch.Tensor":
     """The loss whose gradients rank heads/neurons: labels where the task has them, self-supervised otherwise.
 
-    embedding: unsupervised SimCSE (two dropout views, in-batch InfoNCE, temperature 0.05);
+    embedding: unsupervised SimCSE (two dropout views pooled as ``interface`` says, in-batch InfoNCE, temperature 0.05);
     classification: cross-entropy on labels (or the model's own argmax); regression: MSE on labels;
     mlm: masked-token cross-entropy on 15 % of tokens; token-classification / question-answering: the head's
     cross-entropy on the gold tags / answer start and end (transformers computes it from the labels).
@@ -155,8 +155,7 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
     import torch
     import torch.nn.functional as F
 
-    from compress.models import mean_pool
-
+    from compress.interface import sentence_vectors
     from compress.tasks import TOKEN_TASKS
 
     inputs = _inputs(model, batch)
@@ -164,8 +163,8 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
         targets = ("labels", "start_positions", "end_positions")
         return model(**{**inputs, **{k: batch[k] for k in targets if k in batch}}).loss
     if task == "embedding":
-        z1 = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])
-        z2 = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])
+        z1 = sentence_vectors(model(**inputs).last_hidden_state, inputs["attention_mask"], interface)
+        z2 = sentence_vectors(model(**inputs).last_hidden_state, inputs["attention_mask"], interface)
         sim = F.cosine_similarity(z1.unsqueeze(1), z2.unsqueeze(0), dim=-1) / 0.05
         return F.cross_entropy(sim, torch.arange(sim.shape[0]))
     if task == "mlm":
@@ -190,7 +189,7 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
 
 
 def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task: str,
-                    tokenizer: "PreTrainedTokenizerBase", method: str, seed: int) -> Scores:
+                    tokenizer: "PreTrainedTokenizerBase", method: str, seed: int, interface: Any = None) -> Scores:
     """Taylor (``method='taylor'``) or head-mask-gradient + Taylor (``'gradient'``) scores."""
     import torch
     import torch_pruning as tp
@@ -216,7 +215,7 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
         torch.manual_seed(seed)
         try:
             for batch in batches:
-                loss = task_loss(model, batch, task, tokenizer, gen)
+                loss = task_loss(model, batch, task, tokenizer, gen, interface)
                 loss.backward()
                 for g, acc in zip(gates, head_acc):
                     if g.grad is not None:
@@ -249,6 +248,7 @@ class ImportanceInputs:
     task: str = "embedding"
     tokenizer: "PreTrainedTokenizerBase | None" = None
     seed: int = 42
+    interface: Any = None  # the teacher's ModelInterface: how token vectors pool into sentence vectors
 
 
 @dataclass(frozen=True)
@@ -272,12 +272,14 @@ def _l2_scores(inp: ImportanceInputs) -> Scores:
 
 def _taylor_scores(inp: ImportanceInputs) -> Scores:
     """Group Taylor |w * dL/dw| for heads and FFN neurons, from the task loss on the calibration batches."""
-    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "taylor", inp.seed)
+    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "taylor", inp.seed,
+                           inp.interface)
 
 
 def _gradient_scores(inp: ImportanceInputs) -> Scores:
     """Head-mask gradients for heads, Taylor for FFN neurons, from the task loss on the calibration batches."""
-    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "gradient", inp.seed)
+    return gradient_scores(inp.graph, inp.model, inp.batches, inp.task, inp.tokenizer, "gradient", inp.seed,
+                           inp.interface)
 
 
 IMPORTANCE: dict[str, ImportanceSpec] = {spec.name: spec for spec in (
@@ -296,13 +298,15 @@ def importance_spec(name: str) -> ImportanceSpec:
     return spec
 
 
-def layer_scores(model: "PreTrainedModel", batches: list[dict]) -> list[float]:
-    """Per layer: mean (1 - cosine) between the pooled output with and without that layer (low = removable)."""
+def layer_scores(model: "PreTrainedModel", batches: list[dict], interface: Any = None) -> list[float]:
+    """Per layer: mean (1 - cosine) between the output pooled as ``interface`` says (mean when None) with and
+    without that layer (low = removable)."""
     import torch
     import torch.nn.functional as F
 
     from compress.distill.student import _parent_of
-    from compress.models import base_model, mean_pool
+    from compress.interface import sentence_vectors
+    from compress.models import base_model
 
     enc = base_model(model)
     stack = arch.layers(model)
@@ -312,7 +316,8 @@ def layer_scores(model: "PreTrainedModel", batches: list[dict]) -> list[float]:
 
     def pooled() -> list["torch.Tensor"]:
         with torch.inference_mode():
-            return [mean_pool(enc(**_inputs(enc, b)).last_hidden_state, b["attention_mask"]) for b in batches]
+            return [sentence_vectors(enc(**_inputs(enc, b)).last_hidden_state, b["attention_mask"], interface)
+                    for b in batches]
 
     full = pooled()
     scores = []

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from compress.data import TextData
+    from compress.interface import ModelInterface
     from compress.quantize.qat import QATSource
 
 INT8_METHODS = tuple(name for name, spec in METHODS.items() if spec.precision == "int8")
@@ -54,8 +55,12 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                   tokenizer: "PreTrainedTokenizerBase | str | Path | None" = None,
                   calibration: "TextData | list[str] | None" = None, eval_data: "TextData | list[str] | None" = None,
                   task: str = "embedding", max_length: int = 128, config: QuantizeConfig | None = None,
-                  name_prefix: str = "model", qat_source: "QATSource | None" = None) -> dict[str, Any]:
+                  name_prefix: str = "model", qat_source: "QATSource | None" = None,
+                  interface: "ModelInterface | None" = None) -> dict[str, Any]:
     """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report.
+
+    ``interface``: the model's (its teacher's) pooling, for files that output token vectors only; default: the
+    edgepress interface saved beside ``onnx_path``, else mean pooling.
 
     Method ``qat`` also needs ``qat_source`` (the PyTorch student the ONNX file came from, its teacher and
     training texts); it runs last, and by default only when NNCF PTQ missed the floor.
@@ -115,7 +120,10 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
             from compress.data import TextData, builtin_pydoc_sentences
 
             guard_data, guard_source = TextData(builtin_pydoc_sentences(), source="builtin:pydoc"), "builtin:pydoc"
-        ev = build_eval_set(tok, guard_data, task, baseline, max_length, cfg.guard.eval_samples)
+        from compress.interface import saved_interface
+
+        pooling = interface if interface is not None else saved_interface(onnx_path.parent)
+        ev = build_eval_set(tok, guard_data, task, baseline, max_length, cfg.guard.eval_samples, pooling)
         report["eval"] = {"used": guard_source, **set_reference(ev, baseline)}
 
         # calibration rows (static, nncf)

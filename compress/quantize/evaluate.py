@@ -30,28 +30,36 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from compress.data import TextData
+    from compress.interface import ModelInterface
     from compress.tasks.spec import Gold
 
 MIN_REFERENCE = 0.05  # below this share of a metric's full scale the fp32 metric is noise: use fidelity instead
 
 
 def build_eval_set(tokenizer: "PreTrainedTokenizerBase", data: "TextData", task: str, onnx_path: Path,
-                   max_length: int, rows: int) -> EvalBatches:
-    """The first ``rows`` eval rows tokenised in batches for the model's inputs (label names read before the cut)."""
+                   max_length: int, rows: int, pooling: "ModelInterface | None" = None) -> EvalBatches:
+    """The first ``rows`` eval rows tokenised in batches for the model's inputs (label names read before the cut);
+    ``pooling``: the teacher's interface, how a file without ``sentence_embedding`` pools its token vectors."""
     names = input_names(open_session(onnx_path))
-    return EvalSet.from_text_data(data).head(rows).batches(tokenizer, task, names, max_length)
+    ev = EvalSet.from_text_data(data).head(rows).batches(tokenizer, task, names, max_length)
+    ev.pooling = pooling
+    return ev
 
 
-def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.ndarray"]) -> "np.ndarray":
+def _sentence_embedding(outputs: dict[str, "np.ndarray"], feed: dict[str, "np.ndarray"],
+                        pooling: "ModelInterface | None" = None) -> "np.ndarray":
+    """The file's ``sentence_embedding``, else its ``last_hidden_state`` pooled as ``pooling`` (the teacher's
+    interface; mean when None) says."""
     import numpy as np
+
+    from benchmarks.runners.base import pool_tokens
 
     if "sentence_embedding" in outputs:
         return outputs["sentence_embedding"].astype(np.float64)
     hidden = outputs.get("last_hidden_state")
     if hidden is None:
         raise ValueError(f"embedding model has neither sentence_embedding nor last_hidden_state: {list(outputs)}")
-    mask = feed["attention_mask"][..., None].astype(np.float64)
-    return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+    return pool_tokens(hidden.astype(np.float32), feed["attention_mask"], pooling).astype(np.float64)
 
 
 def _word_classes(logits: "np.ndarray", positions: list[list[int]]) -> "np.ndarray":
@@ -97,7 +105,7 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
             elif ev.task == "token-classification":
                 out["logits"].append(_word_classes(res["logits"], (ev.positions or [])[row:row + n]))
             elif ev.task == "embedding":
-                out["emb"].append(_sentence_embedding(res, feed))
+                out["emb"].append(_sentence_embedding(res, feed, ev.pooling))
             elif ev.task == "mlm":
                 logits = res["logits"]
                 mask = feed["attention_mask"].astype(bool)

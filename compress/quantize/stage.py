@@ -10,6 +10,7 @@ from compress.stages import StageInputs, StageResult, Variant, tag_names, teache
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.interface import ModelInterface
     from compress.quantize.qat import QATSource
 
 OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
@@ -37,12 +38,18 @@ def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
                      cfg.distill, cfg.seed)
 
 
-def null_threshold(cfg: "RunConfig", inputs: StageInputs) -> float | None:
-    """The no-answer threshold of the upstream QA model (its edgepress interface), None when it has none."""
+def model_interface(cfg: "RunConfig", inputs: StageInputs) -> "ModelInterface | None":
+    """The upstream model's interface (its edgepress interface: the teacher's pooling), None without a model."""
     from compress.interface import interface_of
 
     model = inputs.latest("model")
-    return None if model is None else interface_of(model, cfg.task).null_threshold
+    return None if model is None else interface_of(model, cfg.task)
+
+
+def null_threshold(cfg: "RunConfig", inputs: StageInputs) -> float | None:
+    """The no-answer threshold of the upstream QA model (its edgepress interface), None when it has none."""
+    iface = model_interface(cfg, inputs)
+    return None if iface is None else iface.null_threshold
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -63,7 +70,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
-                           name_prefix="student", qat_source=qat)
+                           name_prefix="student", qat_source=qat, interface=model_interface(cfg, inputs))
     outputs: dict[str, str] = {"report": "quantize_report.json"}
     if report["recommended"]["path"]:
         outputs["onnx_int8"] = report["recommended"]["path"]
