@@ -158,6 +158,7 @@ def raise_read_error(exc: BaseException, path: Path, source: str, suffix: str) -
 
 
 def file_builder(path: Path, source: str, header: bool) -> tuple[str, str, dict[str, Any]]:
+    """(suffix, ``datasets`` builder, its kwargs) for a data file; an unknown extension or an empty file is refused."""
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
         raise DataError(f"data file '{source}': unsupported extension '{suffix}'; use "
@@ -206,6 +207,7 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
 
 
 def read_hub(spec: str) -> Columns:
+    """Columns of a hub dataset split (``hub:NAME[/CONFIG][@SPLIT]``), with each ClassLabel column's names."""
     name, config, split = parse_hub_spec(spec)
     try:
         import datasets
