@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from compress.tasks import task_spec
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -55,7 +57,7 @@ class EvalSet:
         """The texts (and second segments) a model of ``task`` is called with, one call per row: an embedding
         model encodes each sentence of a pair on its own (a pair is two calls, compared by cosine), every other
         task reads the row as it stands (a cross-encoder, a question on its context)."""
-        if task == "embedding" and self.pairs is not None:
+        if self.pairs is not None and task and task_spec(task).outputs == "pooled":
             return self.texts + self.pairs, None
         return self.texts, self.pairs
 
@@ -69,14 +71,9 @@ class EvalSet:
     def kind(self, task: str) -> str:
         """labels (task metric), tags (entity F1), spans (SQuAD F1), sts (embedding pairs with scores), or fidelity
         (compare to teacher)."""
-        if self.labels is not None and task in ("classification", "regression"):
-            return "labels"
-        if self.labels is not None and task == "token-classification":
-            return "tags"
-        if self.labels is not None and task == "question-answering":
-            return "spans"
-        if task == "embedding" and self.pairs is not None and self.labels is not None:
-            return "sts"
+        gold = task_spec(task).gold
+        if self.labels is not None and gold is not None and (gold != "sts" or self.pairs is not None):
+            return gold
         return "fidelity"
 
     def gold(self, task: str) -> "Gold":
@@ -102,11 +99,12 @@ class EvalSet:
 
         from benchmarks.feeds import tokenize_feeds
 
-        if task == "token-classification":
+        outputs = task_spec(task).outputs
+        if outputs == "words":
             return self.tag_batches(tokenizer, names, max_length, batch_size)
-        if task == "question-answering":
+        if outputs == "answers":
             return self.span_batches(tokenizer, names, max_length, batch_size)
-        two_towers = task == "embedding" and self.pairs is not None
+        two_towers = outputs == "pooled" and self.pairs is not None
         batches_a: list[dict[str, np.ndarray]] = []
         batches_b: list[dict[str, np.ndarray]] | None = [] if two_towers else None
         for s in range(0, len(self), batch_size):
@@ -118,7 +116,7 @@ class EvalSet:
             else:
                 batches_a.append(tokenize_feeds(tokenizer, texts, pairs, max_length, names))
         labels = None if self.labels is None else np.asarray(self.labels, dtype=np.float64)
-        kind = ("sts" if self.kind(task) == "sts" else "embedding") if task == "embedding" else task
+        kind = "sts" if self.kind(task) == "sts" else task
         return EvalBatches(task, kind, batches_a, batches_b, labels, len(self), self.source)
 
     def words(self) -> list[list[str]]:

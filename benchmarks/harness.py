@@ -249,11 +249,14 @@ def model_outputs(runner: Runner, tokenizer: Any, eval_set: EvalSet, task: str,
                   settings: BenchSettings) -> dict[str, "np.ndarray"]:
     """What the quality metric needs: embeddings of texts (and pairs), logits/scores, each word's class, or each
     question's answer text."""
-    if task == "question-answering":
+    from compress.tasks import task_spec
+
+    kind = task_spec(task).outputs
+    if kind == "answers":
         return {"a": predict_answers(runner, tokenizer, eval_set, settings)}
-    if task == "token-classification":
+    if kind == "words":
         return {"a": predict_words(runner, tokenizer, eval_set, settings)}
-    if task == "embedding":
+    if kind == "pooled":
         out = {"a": predict_all(runner, tokenizer, eval_set.texts, None, settings)}
         if eval_set.kind(task) == "sts":
             out["b"] = predict_all(runner, tokenizer, eval_set.pairs, None, settings)
@@ -389,8 +392,11 @@ def finish_local(opened: OpenModel, task: str, settings: BenchSettings, eval_set
         entry["session_memory"] = probe_session_memory(opened.model_path, settings, opened.vocab, opened.tokenizer,
                                                        eval_set, task)
     outs = None
-    if eval_set is not None and opened.tokenizer is not None and task != "mlm":
-        if task == "question-answering":
+    from compress.tasks import task_spec
+
+    kind = task_spec(task).outputs
+    if eval_set is not None and opened.tokenizer is not None and kind != "tokens":  # mlm: latency only
+        if kind == "answers":
             eval_set = with_null_threshold(eval_set, spec)
             entry["null_threshold"] = eval_set.null_threshold
         outs = model_outputs(runner, opened.tokenizer, eval_set, task, settings)

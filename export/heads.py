@@ -55,7 +55,8 @@ def load_for_export(model_dir: Path, task: str) -> "PreTrainedModel":
     from compress.models import load_model
 
     head = get_head(task)
-    if head.task in ("embedding", "classification", "regression", "mlm"):
+    pooled = TASKS[head.task].outputs == "pooled"
+    if not TASKS[head.task].token_level:
         model = load_model(str(model_dir), head.task)
     else:
         cls = getattr(transformers, head.auto_class)
@@ -66,7 +67,7 @@ def load_for_export(model_dir: Path, task: str) -> "PreTrainedModel":
 
             raise ModelLoadError(f"model '{model_dir}' has no trained {head.task} head (missing: {', '.join(missing[:4])})")
     model.eval()
-    if head.task == "embedding" and getattr(model, "base_model_prefix", "") and hasattr(model, model.base_model_prefix):
+    if pooled and getattr(model, "base_model_prefix", "") and hasattr(model, model.base_model_prefix):
         model = getattr(model, model.base_model_prefix)
     return model
 
@@ -94,7 +95,7 @@ def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str],
 
     head = get_head(task)
     pooler = None
-    if head.task == "embedding":
+    if TASKS[head.task].outputs == "pooled":
         pooler = SentencePooler(interface or ModelInterface("embedding"), hidden_size(model.config))
 
     class _Head(torch.nn.Module):
@@ -107,12 +108,10 @@ def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str],
 
         def _outputs(self, kwargs: dict) -> tuple:
             out = self.model(**kwargs, return_dict=True)
-            if head.task == "embedding":
+            if pooler is not None:
                 hidden = out.last_hidden_state
                 return hidden, pooler(hidden, kwargs["attention_mask"])
-            if head.task == "question-answering":
-                return out.start_logits, out.end_logits
-            return (out.logits,)
+            return tuple(getattr(out, name) for name in head.output_names)  # the head's outputs, named as exported
 
     if len(input_names) == 3:
         class Wrapper(_Head):

@@ -89,8 +89,11 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
 
     from benchmarks.spans import span_logits
 
+    from compress.tasks import task_spec
+
     sess = open_session(path)
     names = [o.name for o in sess.get_outputs()]
+    kind = task_spec(ev.task).outputs  # answers | words | pooled | tokens | logits
 
     def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
         out: dict[str, list] = {"emb": [], "logits": [], "mask": [], "start": [], "end": []}
@@ -98,15 +101,15 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
         for feed in batches:
             res = dict(zip(names, sess.run(None, feed)))
             n = feed["input_ids"].shape[0]
-            if ev.task == "question-answering":
+            if kind == "answers":
                 start, end = span_logits(res)
                 out["start"].append(start.astype(np.float32))
                 out["end"].append(end.astype(np.float32))
-            elif ev.task == "token-classification":
+            elif kind == "words":
                 out["logits"].append(_word_classes(res["logits"], (ev.positions or [])[row:row + n]))
-            elif ev.task == "embedding":
+            elif kind == "pooled":
                 out["emb"].append(_sentence_embedding(res, feed, ev.pooling))
-            elif ev.task == "mlm":
+            elif kind == "tokens":
                 logits = res["logits"]
                 mask = feed["attention_mask"].astype(bool)
                 out["logits"].append(logits.argmax(-1)[mask])
@@ -117,9 +120,9 @@ def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
 
     a = tower(ev.batches_a)
     result: dict[str, np.ndarray] = {}
-    if ev.task == "question-answering":
+    if kind == "answers":
         result["answers"] = _answers(a["start"], a["end"], ev)
-    elif ev.task == "embedding":
+    elif kind == "pooled":
         result["emb_a"] = np.concatenate(a["emb"])
         if ev.batches_b is not None:
             result["emb_b"] = np.concatenate(tower(ev.batches_b)["emb"])

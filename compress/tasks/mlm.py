@@ -25,5 +25,5 @@ SPEC = TaskSpec(
     )),
     metric=None, fidelity="top1_agreement", score=score, agreement=agreement,
     optimum_task="fill-mask", pipeline_tag="fill-mask",
-    static_calibration=True, train_labels=False, outputs="tokens",
+    static_calibration=True, train_labels=False, outputs="tokens", gold=None,
 )

@@ -363,7 +363,7 @@ def _spec() -> "TaskSpec":
         )),
         metric="f1", fidelity="answer_agreement", score=score, agreement=agreement,
         optimum_task="question-answering", pipeline_tag="question-answering", token_level=True, full_scale=100.0,
-        has_gold=lambda gold: gold.examples is not None and gold.labels is not None, outputs="answers",
+        has_gold=lambda gold: gold.examples is not None and gold.labels is not None, outputs="answers", gold="spans",
         model_score=model_score,
     )
 

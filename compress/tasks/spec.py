@@ -87,6 +87,7 @@ class TaskSpec:
     full_scale: float = 1.0  # the metric's best value (SQuAD's F1 is a percentage)
     has_gold: Callable[[Gold], bool] = lambda gold: gold.labels is not None  # rows the task metric can score
     agreement_extra: Callable[[Outputs, Outputs], dict[str, float]] | None = None  # reports' other agreement numbers
+    gold: str | None = "labels"  # what gold rows hold for the metric (bench report's data kind): labels | tags | spans | sts
     outputs: str = "logits"  # what a model gives per eval row: logits | pooled (sentence vector) | tokens | words | answers
     model_score: Callable[..., Score] | None = None  # token tasks: the metric of a PyTorch model read on its own rows
 
