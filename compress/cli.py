@@ -366,9 +366,10 @@ def package_cmd(
     debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """(Re)write RUN_DIR/final/ from a finished run: HF/sentence-transformers folder, optimum ONNX folder, app bundle."""
-    from compress.package import package_finished_run
+    from compress.pipeline import rerun_stage
 
-    info = package_finished_run(run_dir)
+    outcome = rerun_stage(run_dir, "package")  # the package stage again, on the finished stages before it
+    info = json.loads((outcome.dir / "final" / "package.json").read_text())
     table = Table(title=f"packaged {run_dir}/final")
     table.add_column("what")
     table.add_column("value")

@@ -275,6 +275,26 @@ def copy_tree(src: Path | str, dst: Path | str, root: Path | str | None = None) 
     return dst
 
 
+def link_tree(src: Path | str, dst: Path | str) -> Path:
+    """Give a new folder ``dst`` the files of ``src`` as hard links (no bytes copied; files that are one inode in
+    ``src`` stay one); a file whose link the file system refuses is copied. A link out of ``src`` is refused."""
+    src, dst = Path(src), Path(dst)
+    refuse_links_out(src, src)
+    remove_own(dst)
+    with writing(dst):
+        for path in sorted(src.rglob("*")):
+            target = dst / path.relative_to(src)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    return dst
+
+
 def replace_dir(tmp: Path, final: Path, what: str) -> None:
     """Put the finished folder ``tmp`` at ``final`` (a rename), removing an older ``final``; a link at ``final``
     is refused, not followed."""

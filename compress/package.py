@@ -25,13 +25,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
-    from compress.stages import StageRecord
+    from compress.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
 MOBILE_FORMATS = ("ptl", "pte", "torchscript")
@@ -239,10 +239,9 @@ def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any, 
     return files
 
 
-def bench_rows(run_dir: Path, choice: Choice) -> dict[str, Any] | None:
-    """The teacher's and the chosen model's rows of the run's report.json (None when there is none)."""
-    path = run_dir / "report.json"
-    if not path.is_file():
+def bench_rows(path: Path | None, choice: Choice) -> dict[str, Any] | None:
+    """The teacher's and the chosen model's rows of the run's bench report.json (None when there is none)."""
+    if path is None or not Path(path).is_file():
         return None
     report = json.loads(path.read_text())
     chosen = str(choice.onnx.resolve())
@@ -254,47 +253,62 @@ def bench_rows(run_dir: Path, choice: Choice) -> dict[str, Any] | None:
 
 
 def package_key(cfg: "RunConfig", choice: Choice, run_dir: Path) -> str:
-    """Changes when what final/ is built from changes: the chosen files, the export section, the bench report."""
+    """What final/ was built from (the chosen files, the export section, the task), for package.json; whether to
+    rebuild it is the stage hash's business."""
     import hashlib
 
-    parts = [choice.to_dict(), cfg.export.model_dump(mode="json"), cfg.task]
-    for f in (choice.onnx, choice.model_dir / "config.json", run_dir / "report.json"):
-        parts.append([str(f), f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else str(f))
+    parts = [choice.to_dict(run_dir), cfg.export.model_dump(mode="json"), cfg.task]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def package_run(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path | None = None,
-                force: bool = False) -> dict[str, Any]:
-    """Write ``run_dir/final/`` for the model the run chose; returns what was written (package.json).
+def fp32_export(records: list["StageRecord"], choice: Choice) -> "StageRecord":
+    """The finished export of the chosen model: the search winner's branch export, else the latest export (the
+    stage record whose ``onnx`` output is an fp32 file next to its ``tokenizer``)."""
+    from compress.stages import read_record
 
-    Skipped (``skipped: True``) when final/ was built from the same files and settings, unless ``force``.
-    It is built in ``.final.tmp`` and renamed into place, so an interrupted or failed packaging leaves the
-    previous ``final/`` (or none), never half of one; a link at ``final`` or out of the chosen files is refused.
-    """
-    from compress.errors import RunInterrupted
-    from compress.fsio import check_free_space, refuse_links_out, refuse_symlink, translate
+    search = next((r for r in reversed(records) if "winner_export" in r.outputs), None)
+    if choice.origin == "search winner" and search is not None:
+        found = read_record(search.path("winner_export"))
+        if found is not None:
+            return found[0]
+    for rec in reversed(records):
+        if "onnx" in rec.outputs and "tokenizer" in rec.outputs and "winner_model" not in rec.outputs:
+            return rec
+    raise EdgepressError("nothing to package: no export of the chosen model was found (put export in `stages:`)")
 
-    run_dir = Path(run_dir or cfg.run_dir)
-    final, tmp = run_dir / FINAL, run_dir / f".{FINAL}.tmp"
-    refuse_symlink(final, "final folder")
+
+def exported_files(rec: "StageRecord") -> "Any":
+    """An export stage's fp32 student files and parity metrics as ``export.writer.Written``, to reuse them."""
+    from export.writer import Written
+
+    files = {v.format: rec.dir / v.path for v in rec.variants
+             if v.precision == "fp32" and v.name.startswith("student") and "optimized" not in v.name}
+    extra = {}
+    ops = rec.dir / "required_operators.config"
+    if "ort" in files and ops.is_file():
+        extra["ort_required_operators"] = ops
+    return Written(files=files, extra=extra, metrics=dict(rec.metrics.get("student") or {}))
+
+
+def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageResult":
+    """The ``package`` stage: ``out_dir/final/`` for the model the run chose, from the files its export (or the
+    search winner's) already wrote; the pipeline publishes it as ``runs/<name>/final/``."""
+    from compress.fsio import check_free_space, refuse_links_out
+    from compress.stages import StageResult
+
+    records = list(inputs.upstream)
     choice = choose(records)
     refuse_links_out(choice.model_dir, choice.model_dir)
-    refuse_links_out(choice.onnx, run_dir)
-    try:
-        return _build_final(cfg, records, run_dir, force, check=lambda: check_free_space(final, package_needs(choice)))
-    except KeyboardInterrupt:
-        raise RunInterrupted(f"during stage 'package' ({final}): the finished stages are kept; run the same "
-                             "command again to resume") from None
-    except EdgepressError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a full disk or a read-only folder, however the library words it
-        from compress.pipeline import _newest_file
-
-        mapped = translate(exc, _newest_file([tmp]) or tmp)
-        if mapped is None:
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; final/ (if any) is the previous one
-        raise type(mapped)(f"stage 'package': {mapped}") from None
+    refuse_links_out(choice.onnx, inputs.run_dir)
+    export = fp32_export(records, choice)
+    refuse_links_out(export.path("onnx"), inputs.run_dir)
+    check_free_space(inputs.run_dir / FINAL, package_needs(choice))  # named as the user sees it: final/
+    report = next((r.path("json") for r in reversed(records) if "json" in r.outputs and r.path("json").is_file()),
+                  None)
+    info = build_final(cfg, records, choice, export, out_dir / FINAL, inputs.run_dir, report)
+    metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
+               "origin": info["chosen"]["origin"], "bundle_mb": info["bundle"]["size_mb"]}
+    return StageResult(outputs={"final": FINAL}, metrics=metrics)
 
 
 def package_needs(choice: Choice) -> int:
@@ -307,61 +321,51 @@ def package_needs(choice: Choice) -> int:
     return tree_size(choice.model_dir) + 2 * weights + 2 * int8
 
 
-def _build_final(cfg: "RunConfig", records: list["StageRecord"], run_dir: Path, force: bool,
-                 check: Callable[[], None] | None = None) -> dict[str, Any]:
-    """package_run's work: choose, skip when unchanged, else build ``.final.tmp`` and rename it to ``final``."""
-    from compress.fsio import remove_own, replace_dir
+def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, export: "StageRecord", dst: Path,
+                run_dir: Path, report: Path | None = None) -> dict[str, Any]:
+    """Write ``dst`` (final/'s layout) from the chosen files; the fp32 ONNX and the formats the export wrote are
+    reused, and only formats it did not write (the bundle's .ort of an fp32 choice) are converted from them."""
     from compress.interface import interface_of
     from compress.model_card import CARD_FOLDERS, model_card, teacher_of
     from export.bundle import build_bundle
     from export.core import prepare
-    from export.writer import write_formats
+    from export.writer import complete_formats
 
-    run_dir = Path(run_dir or cfg.run_dir)
     t0 = time.perf_counter()
-    choice = choose(records)
-    final, tmp = run_dir / FINAL, run_dir / f".{FINAL}.tmp"
-    key = package_key(cfg, choice, run_dir)
-    if not force and (final / "package.json").is_file():
-        done = json.loads((final / "package.json").read_text())
-        if done.get("key") == key:
-            return {**done, "skipped": True}
-    if check is not None:
-        check()  # enough free space for what is about to be written
     iface = interface_of(choice.model_dir, cfg.task)
-    remove_own(tmp)  # left by an interrupted packaging (a link there is removed, not followed)
-    tmp.mkdir(parents=True)
-    storage, teacher = Storage(tmp), teacher_of(cfg.teacher.model)
+    dst.mkdir(parents=True)
+    storage, teacher = Storage(dst), teacher_of(cfg.teacher.model)
     ex = cfg.export
     prep = prepare(choice.model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, interface=iface,
                    rtol=ex.rtol)
-    scratch = tmp / ".export"
+    scratch = dst / ".export"
     mobile = [f for f in ex.formats if f in MOBILE_FORMATS]
     fp32_formats = list(mobile) if choice.precision == "int8" else ["onnx", "ort", *mobile]
-    written = write_formats(prep, scratch, [f for f in fp32_formats if f != "onnx"], ex.opset)
+    written = complete_formats(prep, exported_files(export), scratch, fp32_formats)
     fp32_onnx = written.files["onnx"]
-    files = write_model_folder(choice, tmp / "model", fp32_onnx, iface, storage, teacher.reference)
-    files.update(write_optimum_folder(choice, tmp / "onnx", fp32_onnx, prep, storage))
+    files = write_model_folder(choice, dst / "model", fp32_onnx, iface, storage, teacher.reference)
+    files.update(write_optimum_folder(choice, dst / "onnx", fp32_onnx, prep, storage))
     quant = _quantization_details(records, choice)
-    manifest = build_bundle(prep, written, tmp / "bundle", ex.opset,
+    manifest = build_bundle(prep, written, dst / "bundle", ex.opset,
                             choice.onnx if choice.precision == "int8" else None,
                             fp32_formats=fp32_formats, quantized_ort=choice.precision == "int8",
                             quantization=quant, created_by="edgepress run (final package)", place=storage.place)
-    shutil.rmtree(scratch)
-    bench = bench_rows(run_dir, choice)
-    info = {"key": key, "chosen": choice.to_dict(run_dir), "interface": {**iface.to_dict(), "source": teacher.reference},
+    shutil.rmtree(scratch, ignore_errors=True)
+    bench = bench_rows(report, choice)
+    parity = {k[len("parity_"):]: {m: v[m] for m in ("max_abs_diff", "min_cosine")}
+              for k, v in written.metrics.items() if k.startswith("parity_") and isinstance(v, dict)}
+    info = {"key": package_key(cfg, choice, run_dir), "chosen": choice.to_dict(run_dir),
+            "interface": {**iface.to_dict(), "source": teacher.reference},
             "teacher": {"model": teacher.reference, "hub_id": teacher.hub_id, "license": teacher.license},
             "recipe": recipe_facts(cfg, records, choice), "files": files,
             "bundle": {"models": [m["file"] for m in manifest["models"]],
-                       "size_mb": round(sum(p.stat().st_size for p in (tmp / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
-            "parity": {k: {m: v[m] for m in ("max_abs_diff", "min_cosine")} for k, v in prep.parity.items()},
-            "seconds": round(time.perf_counter() - t0, 2)}
+                       "size_mb": round(sum(p.stat().st_size for p in (dst / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
+            "parity": parity, "seconds": round(time.perf_counter() - t0, 2)}
     for where in CARD_FOLDERS:  # final/README.md and final/model/README.md, each with paths from its folder
-        (tmp / where / "README.md").write_text(model_card(cfg, choice, iface, bench, manifest, info, teacher, where))
+        (dst / where / "README.md").write_text(model_card(cfg, choice, iface, bench, manifest, info, teacher, where))
     storage.dedupe()
     info["storage"] = storage.info()
-    (tmp / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    replace_dir(tmp, final, "final folder")
+    (dst / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return info
 
 
@@ -398,35 +402,3 @@ def recipe_facts(cfg: "RunConfig", records: list["StageRecord"], choice: Choice)
         pruned, trimmed = "prune" in names, "trim_vocab" in names
     return {"distilled": bool(names & {"distill", "search"}), "pruned": bool(pruned), "vocab_trimmed": trimmed,
             "student_shape": student or None, "teacher_shape": teacher or None}
-
-
-def records_of(run_dir: Path) -> list["StageRecord"]:
-    """The finished stages of a run folder, in order."""
-    from compress.pipeline import read_record
-
-    found = []
-    for d in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name[:2].isdigit() and "-" in p.name):
-        rec = read_record(d)
-        if rec is not None:
-            found.append(rec[0])
-    return found
-
-
-def package_finished_run(run_dir: Path) -> dict[str, Any]:
-    """``edgepress package RUN_DIR``: package a finished run from its folder and resolved config."""
-    from compress.config import load_config
-    from compress.pipeline import LOCK_FILE, ensure_output_dir, folder_lock
-
-    run_dir = Path(run_dir)
-    resolved = run_dir / "config.resolved.yaml"
-    if not run_dir.is_dir() or not resolved.is_file():
-        raise EdgepressError(f"'{run_dir}' is not a run folder (no config.resolved.yaml); give runs/<name> of a "
-                             "finished `edgepress run`")
-    ensure_output_dir(run_dir, "run folder")
-    with folder_lock(run_dir / LOCK_FILE, run_dir):  # the lock `edgepress run` takes: one writer per run folder
-        cfg = load_config(resolved)
-        records = records_of(run_dir)
-        if not records:
-            raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it "
-                                 "first")
-        return package_run(cfg, records, run_dir, force=True)

@@ -2,7 +2,10 @@
 
 A stage's directory is complete only when its ``stage.json`` exists; it is built in a
 temporary sibling and renamed into place, so a killed run never leaves a half stage that
-looks finished. A stage whose recorded hash matches the current config is skipped.
+looks finished. A stage whose recorded hash matches the current config is skipped. The stage
+list is the config's plus the registered stages that ``follow`` one of them (the package stage
+after a run that exports); a stage's declared outputs are checked when it returns, and those it
+``publish``es get their copy in the run folder before its folder is put in place.
 
 One process at a time owns a run folder: ``runs/<name>/.lock`` is held with ``fcntl.flock``
 (the OS drops it when the holder dies, so a lock left by a killed run is taken over with a
@@ -29,12 +32,10 @@ from compress.console import capture_logs, note, stage_context
 from compress.distributed import is_main_process, rank
 from compress.errors import DiskFull, EdgepressError, RunLocked
 from compress.runinfo import machine_info, package_versions
-from compress.stages import StageInputs, StageRecord, Variant, get_stage, stage_view
+from compress.stages import (STAGE_FILE, StageInputs, StageRecord, Variant, get_stage, read_record, stage_view,
+                             with_followers)
 
 log = logging.getLogger("edgepress")
-
-STAGE_FILE = "stage.json"
-
 
 def stage_dir_name(index: int, name: str) -> str:
     return f"{index:02d}-{name}"
@@ -49,39 +50,24 @@ def stage_hash(cfg: RunConfig, name: str, upstream_hash: str, data_digest: str =
     return hashlib.sha256(f"{name}:{own}:{upstream_hash}{data}".encode()).hexdigest()[:16]
 
 
-def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None) -> str:
+def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None,
+                    stages: list[str] | None = None) -> str:
     """Write the run's data artifact (compress.splits) when a stage reads data; its digest ('' when none)."""
-    if not any("data" in get_stage(name).sections for name in cfg.stages):
+    if not any("data" in get_stage(name).sections for name in (cfg.stages if stages is None else stages)):
         return ""
-    from compress.distill.stage import distill_cache_root
     from compress.splits import read_plan, write_plan
-    from compress.stages import head_labels
+    from compress.stages import data_cache_dir, head_labels
 
     if is_main_process():
-        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, distill_cache_root(cfg, run_dir) / "data",
-                   head_labels(cfg, teacher))
+        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, data_cache_dir(cfg, run_dir), head_labels(cfg, teacher))
     _barrier()
     plan = read_plan(run_dir)
     return plan.digest if plan is not None else ""
 
 
-def read_record(stage_dir: Path) -> tuple[StageRecord, dict] | None:
-    """Read a finished stage; None if its stage.json is absent or unreadable."""
-    path = stage_dir / STAGE_FILE
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    rec = StageRecord(meta["stage"], stage_dir, meta.get("outputs", {}), meta.get("metrics", {}),
-                      [Variant(**v) for v in meta.get("variants", [])])
-    return rec, meta
-
-
 LOCK_FILE = ".lock"
 LOG_FILE = "log.txt"
-_HELD: dict[str, int] = {}  # lock paths this process holds -> nesting depth (the search stage nests runs)
+_HELD: dict[str, int] = {}  # lock paths this process holds -> nesting depth (a stage may nest runs)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -169,7 +155,7 @@ def preflight(cfg: RunConfig, stages: list[str]) -> None:
     if not any("teacher" in get_stage(s).sections for s in stages):
         return
     for field, spec in (("teacher.model", cfg.teacher.model), ("student.model", cfg.student.model)):
-        if not spec or (field == "student.model" and not any(s in ("distill", "search") for s in stages)):
+        if not spec or (field == "student.model" and not any("student" in get_stage(s).sections for s in stages)):
             continue
         path = Path(resolve_model_path(spec))  # refuses files, damaged weights, folders without config.json
         if path.is_dir():  # a hub name stays unchecked here (no network before a stage needs it)
@@ -201,27 +187,29 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     """Run (or resume) every stage in ``cfg.stages``; returns what ran and what was reused.
 
     ``seed`` (finished records, their last hash) makes this a branch of another run: its stages see
-    those records as upstream, and their hashes chain from it (used by the ``search`` stage).
+    those records as upstream, and their hashes chain from it (a stage running branches, through compress.api).
     """
     force = set(force or ())
+    stages = list(cfg.stages) if seed is not None else with_followers(list(cfg.stages))  # branches ship nothing
     for name in force:
-        if name not in cfg.stages:
+        if name not in stages:
             get_stage(name)  # unknown name -> error with suggestion
-            raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(cfg.stages)})")
+            raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(stages)})")
     run_dir = cfg.run_dir
-    if seed is None:  # a search branch starts from its parent's finished stages
+    if seed is None:  # a branch starts from its parent's finished stages
         from compress.stages import check_stage_order
 
-        check_stage_order(cfg)
-    preflight(cfg, cfg.stages)  # a refused config or teacher leaves no run folder behind
+        check_stage_order(cfg, stages)
+    preflight(cfg, stages)  # a refused config or teacher leaves no run folder behind
     ensure_output_dir(run_dir, "output folder (output_dir/name)")
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
-    nncf = ("nncf",) if {"quantize", "search"} & set(cfg.stages) and {"nncf", "qat"} & set(cfg.quantize.methods) else ()
-    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=nncf):
-        return _run_stages(cfg, run_dir, force, on_stage, seed)
+    preload = tuple(m for name in stages for m in get_stage(name).call("preload", cfg) or ())
+    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=preload):
+        return _run_stages(cfg, stages, run_dir, force, on_stage, seed)
 
 
-def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callable[[str, str], None] | None,
+def _run_stages(cfg: RunConfig, stages: list[str], run_dir: Path, force: set[str],
+                on_stage: Callable[[str, str], None] | None,
                 seed: tuple[list[StageRecord], str] | None) -> list[StageOutcome]:
     if is_main_process():
         import yaml
@@ -234,15 +222,17 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
     inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
     outcomes: list[StageOutcome] = []
     upstream_hash = seed[1] if seed else ""
-    data_digest = split_data_once(cfg, run_dir, inputs.latest("teacher"))  # a search branch: the tuned teacher
+    data_digest = split_data_once(cfg, run_dir, inputs.latest("teacher"), stages)  # a branch: the tuned teacher
     redo_rest = False
-    for i, name in enumerate(cfg.stages, 1):
+    for i, name in enumerate(stages, 1):
         spec = get_stage(name)
         h = stage_hash(cfg, name, upstream_hash, data_digest)
         final = run_dir / stage_dir_name(i, name)
         existing = read_record(final)
         if existing and existing[1].get("config_hash") == h and name not in force and not redo_rest:
             rec, meta = existing
+            if is_main_process():
+                publish(spec, rec, run_dir)  # a deleted copy comes back; an unchanged one is left as it is
             outcomes.append(StageOutcome(name, final, "skipped", meta.get("wall_s", 0.0), rec.metrics))
             if on_stage:
                 on_stage(name, "skipped")
@@ -255,7 +245,7 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
             redo_rest = True  # later stages consume this one's new output
             if on_stage:
                 on_stage(name, "running")
-            rec, wall = _run_one(cfg, spec, i, h, inputs, final)
+            rec, wall = _run_one(cfg, spec, i, h, inputs, final, publish_to=run_dir)
             _barrier()
             if is_main_process() and not cfg.keep_checkpoints:
                 from compress.checkpoints import remove_stage_checkpoints
@@ -269,50 +259,62 @@ def _run_stages(cfg: RunConfig, run_dir: Path, force: set[str], on_stage: Callab
                 on_stage(name, "done")
         inputs.upstream.append(rec)
         upstream_hash = h
-        if is_main_process():
-            copy_to_run_folder(rec, run_dir)
-    if seed is None and is_main_process() and any(r.name in PACKAGED_AFTER for r in inputs.upstream):
-        outcomes.append(_package(cfg, inputs.upstream, on_stage))
     return outcomes
 
 
-# Outputs of a finished stage that the run folder keeps a copy of (runs/<name>/report.json, ...): a stage
-# writes only inside its own folder, so the copy is the pipeline's.
-RUN_FOLDER_COPIES = {"bench": ("json", "md", "png")}
+def published_path(rec: StageRecord, key: str, run_dir: Path) -> tuple[Path, Path] | None:
+    """(the stage's output, its name in the run folder) for a published output ``key``; None when not written."""
+    if key not in rec.outputs:
+        return None
+    src = rec.dir / rec.outputs[key]
+    return src, Path(run_dir) / src.name
 
 
-def copy_to_run_folder(rec: StageRecord, run_dir: Path) -> list[Path]:
-    """Copy the outputs of ``rec`` named in RUN_FOLDER_COPIES (bench's report) into ``run_dir``; returns the copies."""
-    copies = []
-    from compress.fsio import copy_file
+def publish(spec, rec: StageRecord, run_dir: Path, tmp_dir: Path | None = None) -> list[Path]:
+    """Give the run folder its copy of each output ``spec.publish`` names (a report file, the ``final/``
+    folder): a file is copied, a folder hard-linked file by file into a temporary sibling that is renamed into
+    place. ``tmp_dir`` reads the outputs from a stage folder not yet renamed into place. A copy whose bytes are
+    already the stage's is left alone (a resumed run rewrites nothing)."""
+    from compress.fsio import copy_file, link_tree, refuse_symlink, replace_dir
 
-    for key in RUN_FOLDER_COPIES.get(rec.name, ()):
-        src = rec.dir / rec.outputs[key] if key in rec.outputs else None
-        if src is not None and src.is_file():
-            copies.append(copy_file(src, run_dir / src.name, what=f"the run folder's copy of {rec.name}'s report"))
-    return copies
-
-
-# A run that exported (or searched) ends by packaging its chosen model into runs/<name>/final/.
-PACKAGED_AFTER = ("export", "search")
-
-
-def _package(cfg: RunConfig, records: list[StageRecord], on_stage: Callable[[str, str], None] | None) -> StageOutcome:
-    from compress.package import FINAL, package_run
-
-    t0 = time.perf_counter()
-    if on_stage:
-        on_stage("package", "running")
-    info = package_run(cfg, records, cfg.run_dir)
-    status = "skipped" if info.get("skipped") else "ran"
-    if on_stage:
-        on_stage("package", "skipped" if status == "skipped" else "done")
-    metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
-               "bundle_mb": info["bundle"]["size_mb"]}
-    return StageOutcome("package", cfg.run_dir / FINAL, status, time.perf_counter() - t0, metrics)
+    done = []
+    for key in spec.publish:
+        found = published_path(rec, key, run_dir)
+        if found is None:
+            continue
+        src, dst = found
+        if tmp_dir is not None:
+            src = tmp_dir / rec.outputs[key]
+        refuse_symlink(dst, f"run folder's copy of {spec.name}'s '{key}'")
+        if src.is_dir():
+            marker = next((p.relative_to(src) for p in sorted(src.rglob("*")) if p.is_file()), None)
+            if marker is not None and (dst / marker).is_file() and os.path.samefile(src / marker, dst / marker):
+                continue
+            tmp = dst.parent / f".{dst.name}.tmp"
+            link_tree(src, tmp)
+            replace_dir(tmp, dst, f"{dst.name} folder")
+            done.append(dst)
+        elif src.is_file():
+            done.append(copy_file(src, dst, what=f"the run folder's copy of {spec.name}'s '{key}'"))
+    return done
 
 
-def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path) -> tuple[StageRecord, float]:
+def check_provides(spec, outputs: dict[str, str]) -> None:
+    """A stage returned exactly the output keys it declares (``provides``, plus the ``optional`` ones it wrote):
+    a missing key breaks the stages after it, an extra one is a contract later stages cannot see coming."""
+    missing = sorted(set(spec.provides) - set(outputs))
+    extra = sorted(set(outputs) - set(spec.provides) - set(spec.optional))
+    if missing or extra:
+        from compress.stages import StageContractError
+
+        raise StageContractError(
+            f"internal error: stage '{spec.name}' returned outputs {sorted(outputs)}, but compress/stages.py declares "
+            f"provides={list(spec.provides)} optional={list(spec.optional)}"
+            + (f"; missing {missing}" if missing else "") + (f"; undeclared {extra}" if extra else ""))
+
+
+def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path,
+             publish_to: Path | None = None) -> tuple[StageRecord, float]:
     from compress.fsio import refuse_symlink, remove_own, replace_dir, write_text, writing
 
     refuse_symlink(final, f"stage folder of '{spec.name}'")  # before any work: it could not be put in place
@@ -345,6 +347,12 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
         _raise_write_failure(exc, spec.name, tmp, inputs.run_dir)
         raise
     wall = time.perf_counter() - t0
+    try:
+        check_provides(spec, result.outputs)
+    except EdgepressError:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if not main:  # other ranks helped train; rank 0 owns the artifacts
         shutil.rmtree(tmp, ignore_errors=True)
         return StageRecord(spec.name, final, result.outputs, result.metrics, result.variants), wall
@@ -363,8 +371,14 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
         "machine": machine_info(),
     }
     write_text(tmp / STAGE_FILE, json.dumps(meta, indent=2, default=str))
-    replace_dir(tmp, final, f"stage folder of '{spec.name}'")
     rec = StageRecord(spec.name, final, result.outputs, result.metrics, result.variants)
+    if publish_to is not None:  # before the stage folder is in place: a refused copy leaves the stage unfinished
+        try:
+            publish(spec, rec, publish_to, tmp_dir=tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    replace_dir(tmp, final, f"stage folder of '{spec.name}'")
     return rec, wall
 
 
@@ -445,3 +459,48 @@ def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: 
             with contextlib.suppress(OSError):
                 work.rmdir()  # the work folder held only checkpoints
     return rec
+
+
+def records_of(run_dir: Path) -> list[tuple[StageRecord, dict]]:
+    """The finished stages of a run folder (records and their stage.json), in order."""
+    found = []
+    for d in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name[:2].isdigit() and "-" in p.name):
+        rec = read_record(d)
+        if rec is not None:
+            found.append(rec)
+    return found
+
+
+def rerun_stage(run_dir: Path, name: str) -> StageOutcome:
+    """Run stage ``name`` again on a finished run folder, from its resolved config and the finished stages before
+    it, with the hash a pipeline run gives it (``edgepress package RUN_DIR``), so a later run skips it."""
+    from compress.config import load_config
+
+    spec = get_stage(name)
+    run_dir = Path(run_dir)
+    resolved = run_dir / "config.resolved.yaml"
+    if not run_dir.is_dir() or not resolved.is_file():
+        raise EdgepressError(f"'{run_dir}' is not a run folder (no config.resolved.yaml); give runs/<name> of a "
+                             "finished `edgepress run`")
+    ensure_output_dir(run_dir, "run folder")
+    with folder_lock(run_dir / LOCK_FILE, run_dir):  # the lock `edgepress run` takes: one writer per run folder
+        cfg = load_config(resolved)
+        stages = with_followers(list(cfg.stages))
+        if name not in stages:
+            raise EdgepressError(f"run folder '{run_dir}' has no '{name}' stage (its stages: {', '.join(stages)})")
+        index = stages.index(name) + 1
+        before = [(rec, meta) for rec, meta in records_of(run_dir) if int(rec.dir.name[:2]) < index]
+        if not before:
+            raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it "
+                                 "first")
+        digest = ""
+        if "data" in spec.sections:
+            from compress.splits import read_plan
+
+            plan = read_plan(run_dir)
+            digest = plan.digest if plan is not None else ""
+        h = stage_hash(cfg, name, str(before[-1][1].get("config_hash", "")), digest)
+        inputs = StageInputs(run_dir=run_dir, upstream=[rec for rec, _ in before])
+        final = run_dir / stage_dir_name(index, name)
+        rec, wall = _run_one(cfg, spec, index, h, inputs, final, publish_to=run_dir)
+        return StageOutcome(name, final, "ran", wall, rec.metrics)

@@ -110,3 +110,20 @@ def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: 
     done.metrics["opset"] = opset
     done.metrics["max_length"] = prep.max_length
     return done
+
+
+def complete_formats(prep: Prepared, done: Written, out_dir: Path, formats: Sequence[str]) -> Written:
+    """``done`` (an export's files and parity metrics) plus every format in ``formats`` it lacks, converted or
+    re-traced into ``out_dir`` from its ``model.onnx``, never exporting the ONNX file again."""
+    missing = [f for f in formats if f != "onnx" and f not in done.files]
+    for fmt in missing:
+        get_head(prep.head.task, fmt)
+        if WRITERS[fmt].preflight is not None:
+            WRITERS[fmt].preflight()
+    if missing:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for fmt in missing:
+        path = out_dir / FILE_NAMES[fmt]
+        WRITERS[fmt].write(prep, done.files["onnx"], path, done)
+        done.files[fmt] = path
+    return done

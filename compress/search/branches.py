@@ -36,6 +36,7 @@ class Branch:
     model_dir: Path | None = None  # the branch's PyTorch model (pruned, or the depth's distilled student)
     vocab_size: int | None = None  # trim_vocab's vocab.max_size; None: untrimmed
     head_ratio: float | None = None  # share of attention heads removed; None: prune_ratio
+    export_dir: Path | None = None  # the branch's finished export stage (its fp32 files, what final/ reuses)
 
 
 def branch_name(depth: int, ratio: "float | PrunePoint", vocab: int | None = None) -> str:
@@ -178,6 +179,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
             pruned[(depth, point.name)] = ([*seed[0], prune[0]], str(prune[1].get("config_hash", "")))
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
         model_dir = next((r.path("model") for r in reversed([*seed[0], *records]) if "model" in r.outputs), None)
+        export_dir = next((r.dir for r in records if "onnx" in r.outputs and "tokenizer" in r.outputs), None)
         branches.append(Branch(depth, point.ffn, bcfg.name, _candidate_variants(records), tok, model_dir, vocab,
-                               point.heads))
+                               point.heads, export_dir))
     return branches

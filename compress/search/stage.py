@@ -205,6 +205,11 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         if b.model_dir is not None:  # the winner's PyTorch weights: what the final package ships beside the ONNX
             shutil.copytree(b.model_dir, out_dir / "winner" / "model")
             outputs["winner_model"] = "winner/model"
+        if b.export_dir is not None:  # its fp32 export (files, parity, stage.json), reused by the package stage
+            from compress.fsio import link_tree
+
+            link_tree(b.export_dir, out_dir / "winner" / "export")
+            outputs["winner_export"] = "winner/export"
         outputs["onnx"] = "winner/model.onnx"
         metrics["winner"] = w.to_dict()
         variants.append(Variant(f"search-winner ({w.name})", "onnx", "winner/model.onnx", w.precision))

@@ -125,7 +125,7 @@ def test_sigterm_during_package_keeps_the_previous_final_and_the_rerun_rebuilds_
     before = (run / "final" / "package.json").read_bytes()
     shutil.copytree(run / "final", tmp_path / "base-final")
     proc = start("package", str(run), cwd=tmp_path)
-    wait_for(lambda: (run / ".final.tmp").is_dir(), proc)
+    wait_for(lambda: (run / ".03-package.tmp").is_dir(), proc)  # the package stage builds final/ in its folder
     terminate(proc, "package")
     assert (run / "final" / "package.json").read_bytes() == before  # the previous final/, whole
     assert not (run / ".lock").read_text().strip()  # the lock was released

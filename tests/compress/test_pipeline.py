@@ -34,8 +34,10 @@ def stage_b(cfg, inputs, out_dir):
 def fake_stages(monkeypatch):
     CALLS.clear()
     FAIL.clear()
-    monkeypatch.setitem(registry.STAGES, "a", StageSpec("a", f"{__name__}:stage_a", ("seed",), "test a"))
-    monkeypatch.setitem(registry.STAGES, "b", StageSpec("b", f"{__name__}:stage_b", ("bench",), "test b"))
+    monkeypatch.setitem(registry.STAGES, "a", StageSpec("a", f"{__name__}:stage_a", ("seed",), "test a",
+                                                                provides=("model",)))
+    monkeypatch.setitem(registry.STAGES, "b", StageSpec("b", f"{__name__}:stage_b", ("bench",), "test b",
+                                                                needs=("model",), provides=("onnx",)))
 
 
 def _cfg(tmp_path, *extra):
@@ -111,7 +113,9 @@ def stage_bench(cfg, inputs, out_dir):
 
 
 def test_pipeline_copies_the_bench_report_into_the_run_folder(fake_stages, monkeypatch, tmp_path):
-    monkeypatch.setitem(registry.STAGES, "bench", StageSpec("bench", f"{__name__}:stage_bench", ("seed",), "test bench"))
+    monkeypatch.setitem(registry.STAGES, "bench", StageSpec("bench", f"{__name__}:stage_bench", ("seed",), "test bench",
+                                                                    provides=("json", "md", "csv"),
+                                                                    publish=("json", "md", "png")))
     cfg = _cfg(tmp_path, "stages=[a, bench]")
     run_pipeline(cfg)
     run_dir = tmp_path / "t"
