@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import ModelLoadError
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +66,7 @@ class ModelInterface:
 
     def describe(self) -> str:
         """One line for logs and model cards."""
-        if self.task == "embedding":
+        if task_spec(self.task).pooled:
             return (f"{'+'.join(self.pooling_modes)} pooling, {'L2-normalised' if self.normalize else 'not normalised'}, "
                     f"max {self.max_seq_length} tokens")
         labels = f", labels {list(self.id2label.values())}" if self.id2label else ""
@@ -129,7 +130,7 @@ def _read_sentence_transformers(path: Path, task: str, source: str) -> ModelInte
         raise ModelLoadError(f"sentence-transformers model '{path}' has modules {kinds}; edgepress compresses "
                              f"{' + '.join(SUPPORTED_ST_MODULES)} stacks ({unsupported[0]} is not supported)")
     pooling = next((m for m in st if isinstance(m, Pooling)), None)
-    if task == "embedding" and pooling is None:
+    if task_spec(task).pooled and pooling is None:
         raise ModelLoadError(f"sentence-transformers model '{path}' has no Pooling module; it does not produce "
                              "sentence embeddings")
     mode = None if pooling is None else pooling.get_config_dict()["pooling_mode"]
@@ -146,7 +147,7 @@ def read_interface(spec: str, task: str) -> ModelInterface:
     from compress.models import load_tokenizer, resolve_model_path
 
     path = resolve_model_path(spec)
-    if task == "embedding" and is_sentence_transformers_folder(path):
+    if task_spec(task).pooled and is_sentence_transformers_folder(path):
         return _read_sentence_transformers(Path(path), task, spec)  # the config's spelling, not site-packages
     try:
         config = AutoConfig.from_pretrained(path)
@@ -157,9 +158,9 @@ def read_interface(spec: str, task: str) -> ModelInterface:
     limit = position_limit(config) or 512
     tok_max = getattr(load_tokenizer(spec), "model_max_length", None) or limit
     max_len = int(min(limit, tok_max if tok_max < 10**6 else limit))
-    return ModelInterface(task=task, pooling=DEFAULT_POOLING if task == "embedding" else None, normalize=False,
-                          max_seq_length=max_len,
-                          id2label=_named_labels(config) if task in ("classification", "token-classification") else None,
+    spec = task_spec(task)
+    return ModelInterface(task=task, pooling=DEFAULT_POOLING if spec.pooled else None, normalize=False,
+                          max_seq_length=max_len, id2label=_named_labels(config) if spec.class_names else None,
                           source=str(spec))
 
 
@@ -220,16 +221,17 @@ def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", i
     from compress.fsio import check_free_space, writing
 
     folder = Path(folder)
-    to_save = base_model(model) if interface.task == "embedding" else model
+    spec = task_spec(interface.task)
+    to_save = base_model(model) if spec.pooled else model
     folder.mkdir(parents=True, exist_ok=True)
     weights = sum(t.numel() * t.element_size() for t in to_save.state_dict().values())
     check_free_space(folder, weights)  # the weights' size is known: refuse before writing half of them
     with writing(folder / "model.safetensors", needs=weights):
         to_save.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    if interface.task in ("classification", "token-classification") and interface.id2label:
+    if spec.class_names and interface.id2label:
         _write_labels(folder, interface.id2label)
-    if interface.sentence_transformers and interface.task == "embedding":
+    if interface.sentence_transformers and spec.pooled:
         from sentence_transformers import SentenceTransformer
 
         first = st_modules().Transformer(str(folder), max_seq_length=interface.max_seq_length, do_lower_case=interface.do_lower_case)
@@ -254,7 +256,7 @@ def _write_labels(folder: Path, id2label: dict[int, str]) -> None:
 def derived_interface(source: ModelInterface, model: Any, tokenizer: Any, dev: Any, max_length: int) -> ModelInterface:
     """``source``'s interface for a model made from it (distilled, pruned): same pooling, labels and length;
     a QA model gets its own no-answer threshold, tuned on ``dev``, since a smaller model's null scores shift."""
-    if source.task != "question-answering" or dev is None or not len(dev):
+    if task_spec(source.task).outputs != "answers" or dev is None or not len(dev):
         return source
     from dataclasses import replace
 

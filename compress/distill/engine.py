@@ -22,6 +22,7 @@ import torch
 from compress.distill import terms as T
 from compress.models import model_input_names
 from compress.errors import EdgepressError
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -91,12 +92,12 @@ def training_rows(train: "TextData | Any", task: str) -> Any:
             train = train.add_column("key", text_keys(train["text"], pairs))
         return train
     texts, pairs, labels = train.texts, train.pairs, train.labels
-    if task == "embedding" and pairs is not None:  # sentence embeddings: each side is its own example
+    if task_spec(task).pooled and pairs is not None:  # sentence embeddings: each side is its own example
         texts, pairs, labels = list(dict.fromkeys(texts + pairs)), None, None
     cols: dict[str, Any] = {"text": list(texts), "key": text_keys(texts, pairs)}
     if pairs is not None:
         cols["pair"] = list(pairs)
-    if labels is not None and task in ("classification", "regression"):
+    if labels is not None and task_spec(task).sentence_logits:
         cols["labels"] = list(labels)
     return datasets.Dataset.from_dict(cols)
 
@@ -204,10 +205,10 @@ class DistillationTrainer:
                     sub = {k: v.index_select(0, sel) for k, v in inputs.items()
                            if k in self._t_names and torch.is_tensor(v)}
                     out = self._teacher_forward(sub, True, False)
-                    hidden = (out.last_hidden_state if self.task == "embedding" else out.hidden_states[-1])
+                    hidden = (out.last_hidden_state if task_spec(self.task).pooled else out.hidden_states[-1])
                     hidden = hidden.to(torch.float16).float()  # what the cache holds, so warm == cold
                     m_emb = self.pooler.pooled(hidden, sub["attention_mask"]).float()
-                    m_logits = out.logits.float() if self.task in ("classification", "regression") else None
+                    m_logits = out.logits.float() if task_spec(self.task).sentence_logits else None
                     width = hidden.shape[-1]
                     last = torch.zeros(bsz, seq, width, device=ids.device)
                     emb = torch.zeros(bsz, m_emb.shape[-1], device=ids.device)
@@ -222,7 +223,7 @@ class DistillationTrainer:
                 if last is None:
                     last = torch.zeros(bsz, seq, width, device=ids.device)
                     emb = torch.zeros(bsz, found[0][1].shape[0], device=ids.device)
-                    if self.task in ("classification", "regression"):
+                    if task_spec(self.task).sentence_logits:
                         logits = torch.zeros(bsz, found[0][2].shape[0], device=ids.device)
                 for j, f in enumerate(found):
                     if f is not None:
@@ -245,15 +246,15 @@ class DistillationTrainer:
                 mask = inputs["attention_mask"]
                 need_layers = T.needed(w, T.HIDDEN_STATES)
                 need_attn = T.needed(w, T.ATTENTIONS)
-                need_hidden_out = self.task != "embedding" or need_layers
+                need_hidden_out = not task_spec(self.task).pooled or need_layers
                 s_out = model(**{k: v for k, v in inputs.items() if k in self._s_names and k not in GOLD_KEYS},
                               output_hidden_states=need_hidden_out, output_attentions=need_attn)
-                s_last = s_out.last_hidden_state if self.task == "embedding" else s_out.hidden_states[-1]
+                s_last = s_out.last_hidden_state if task_spec(self.task).pooled else s_out.hidden_states[-1]
                 cached = "teacher_last_hidden" in inputs or "teacher_logits" in inputs
                 t_out = None if cached else self._teacher_forward(inputs, True, need_attn)
                 t_last = inputs.get("teacher_last_hidden")
                 if t_last is None and t_out is not None:
-                    t_last = t_out.last_hidden_state if self.task == "embedding" else t_out.hidden_states[-1]
+                    t_last = t_out.last_hidden_state if task_spec(self.task).pooled else t_out.hidden_states[-1]
                 ctx = T.TermContext(task=self.task, cfg=d, inputs=inputs, mask=mask, student_out=s_out,
                                     teacher_out=t_out, student_last=s_last, teacher_last=t_last, pooler=self.pooler,
                                     student=model, teacher=self.teacher, layer_map=self.layer_map, values=self._values)
@@ -342,8 +343,6 @@ def can_cache(task: str, cfg: "DistillConfig") -> bool:
     """Teacher outputs are fixed per example unless inputs are re-masked or inner layers are needed (the cache holds
     sentence-level logits: token classification runs the teacher every step)."""
     w = cfg.loss
-    from compress.tasks import task_spec
-
     return cfg.cache_teacher and task_spec(task).cached and w.hidden_mse == 0 and w.attn_kl == 0 and w.value_kl == 0
 
 
@@ -373,7 +372,7 @@ def open_teacher_cache(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokeniz
     root = root or _enclosing_cache(out_dir)
     if root is None:
         return None
-    n_logits = int(teacher.config.num_labels) if task in ("classification", "regression") else 0
+    n_logits = int(teacher.config.num_labels) if task_spec(task).sentence_logits else 0
     iface = interface.to_dict()
     key = teacher_key(teacher, iface, task, tokenizer, max_length)
     return TeacherCache(root / "teacher", key, hidden_size(teacher.config), n_logits,
@@ -420,7 +419,7 @@ class EvalProbe:
         from compress.tasks.qa import tuned_null_threshold
 
         was_training = model.training
-        if self.task == "question-answering" and self.metric == "f1":
+        if task_spec(self.task).outputs == "answers" and self.metric == "f1":
             # SQuAD 2.0 checkpoints are compared at their own tuned no-answer threshold (the official best_f1),
             # the one they ship with: at threshold 0 an early all-"no answer" checkpoint can outscore later ones
             value = tuned_null_threshold(model, self.tokenizer, self.data, self.max_length)["f1"]
@@ -435,7 +434,6 @@ def eval_probe(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                max_length: int, reference: Any, interface: "ModelInterface") -> EvalProbe | None:
     """A probe for ``eval``, or None when there is nothing to score (no rows, no labels and no teacher reference)."""
     from compress.distill.evaluate import encode, quality_metric
-    from compress.tasks import task_spec
 
     if eval is None or len(eval) == 0:
         return None
@@ -516,7 +514,7 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     pooler = SentencePooler(interface, hidden_size(teacher.config))
     cache = open_teacher_cache(teacher, tokenizer, task, cfg, max_length, interface, cache_dir, out_dir)
     collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None,
-                              token_labels=task == "token-classification")
+                              token_labels=task_spec(task).outputs == "words")
     s_layers = student.config.num_hidden_layers if hasattr(student.config, "num_hidden_layers") else student.config.n_layers
     t_layers = teacher.config.num_hidden_layers if hasattr(teacher.config, "num_hidden_layers") else teacher.config.n_layers
     sw = getattr(student.config, "hidden_size", getattr(student.config, "dim", None))

@@ -290,6 +290,7 @@ def _spec() -> "TaskSpec":
         metric="f1", fidelity="word_agreement", score=score, agreement=agreement,
         optimum_task="token-classification", pipeline_tag="token-classification", token_level=True,
         has_gold=lambda gold: gold.tags is not None, outputs="words", gold="tags", model_score=model_score,
+        class_names=True,
     )
 
 

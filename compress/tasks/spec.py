@@ -90,6 +90,17 @@ class TaskSpec:
     gold: str | None = "labels"  # what gold rows hold for the metric (bench report's data kind): labels | tags | spans | sts
     outputs: str = "logits"  # what a model gives per eval row: logits | pooled (sentence vector) | tokens | words | answers
     model_score: Callable[..., Score] | None = None  # token tasks: the metric of a PyTorch model read on its own rows
+    class_names: bool = False  # the head's id2label names classes (labels.json, the interface's labels)
+
+    @property
+    def pooled(self) -> bool:
+        """Sentence vectors pooled from the encoder's last hidden state (the embedding head)."""
+        return self.outputs == "pooled"
+
+    @property
+    def sentence_logits(self) -> bool:
+        """One logits row per sentence (pair): classification and regression heads."""
+        return self.outputs == "logits"
 
 
 def row_argmax(x: "np.ndarray") -> "np.ndarray":
