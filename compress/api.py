@@ -98,6 +98,24 @@ def _stage(name: str, out: PathLike, upstream: dict[str, PathLike], config: Any,
     return StageRun(name, rec.dir, {k: rec.path(k) for k in rec.outputs}, rec.metrics)
 
 
+def derive(cfg: "RunConfig", **sections: Any) -> "RunConfig":
+    """``cfg`` with ``sections`` merged in (a dict merges into its section, anything else replaces it), validated
+    as a loaded config is: what a stage uses to build the config of a branch or of a measurement."""
+    return _config(cfg, {}, sections)
+
+
+def run_branch(cfg: "RunConfig", seed: tuple[list[Any], str]) -> list[Any]:
+    """Run (or resume) ``cfg`` as a branch of the running pipeline: its stages see ``seed``'s finished records
+    (compress.stages.StageRecord) as upstream and chain their hashes from ``seed``'s hash; it publishes and
+    packages nothing. Returns its compress.pipeline.StageOutcome list."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"run_branch needs a validated RunConfig (compress.api.derive), got {type(cfg).__name__}")
+    return run_pipeline(cfg, seed=seed)
+
+
 def run(config: "RunConfig | PathLike | None" = None, *, force: set[str] | None = None,
         **sections: Any) -> RunResult:
     """The whole pipeline (resumable), as ``edgepress run``: ``config`` plus section overrides, e.g.

@@ -62,22 +62,20 @@ def model_depth(model_dir: Path) -> int:
 
 
 def _narrowed(cfg: "RunConfig", name: str, stages: list[str]) -> dict:
-    data = cfg.model_dump(mode="json")
-    data.update(name=name, output_dir=str(cfg.run_dir / "search"), stages=stages)
+    """The sections every branch config changes: its name, folder and stages, and the shared cache root."""
     # sub-runs share the parent run's disk caches (teacher outputs, Arrow data), so each teacher forward is paid once
     from compress.distill.stage import distill_cache_root
 
-    data["distill"] = {**data["distill"], "cache_dir": str(distill_cache_root(cfg, cfg.run_dir))}
-    return data
+    return {"name": name, "output_dir": str(cfg.run_dir / "search"), "stages": stages,
+            "distill": {"cache_dir": str(distill_cache_root(cfg, cfg.run_dir))}}
 
 
 def depth_config(cfg: "RunConfig", depth: int) -> "RunConfig":
     """The parent config narrowed to distilling a ``depth``-layer student (shared by that depth's branches)."""
-    from compress.config import RunConfig
+    from compress.api import derive
 
-    data = _narrowed(cfg, f"d{depth}-distill", ["distill"])
-    data["student"] = {**data["student"], "num_layers": depth, "layers": None, "model": None}
-    return RunConfig.model_validate(data)
+    return derive(cfg, **_narrowed(cfg, f"d{depth}-distill", ["distill"]),
+                  student={"num_layers": depth, "layers": None, "model": None})
 
 
 def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", vocab: int | None = None,
@@ -86,7 +84,7 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", voc
 
     ``pruned``: the seed already holds this amount's prune stage (an untrimmed sibling ran it).
     """
-    from compress.config import RunConfig
+    from compress.api import derive
     from compress.search.config import PrunePoint
 
     s = cfg.search
@@ -96,25 +94,24 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", voc
     if s.quantize:
         stages.append("quantize")
     data = _narrowed(cfg, branch_name(depth, point, vocab), stages)
-    data["prune"] = {**data["prune"], "target": "ratios", "amount": 0.0, "head_ratio": point.heads,
-                     "ffn_ratio": point.ffn}
+    data["prune"] = {"target": "ratios", "amount": 0.0, "head_ratio": point.heads, "ffn_ratio": point.ffn}
     if vocab is not None:
-        data["vocab"] = {**data["vocab"], "max_size": vocab, "coverage": None}
+        data["vocab"] = {"max_size": vocab, "coverage": None}
     # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
-    data["export"] = {**data["export"], "formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize,
-                      "bundle": False, "include_teacher": False}
+    data["export"] = {"formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize, "bundle": False,
+                      "include_teacher": False}
     # the search's floor (against the teacher) is the accuracy guard here: the guard's fallbacks keep blocks
     # in float, which would hide the plain INT8 candidate and inflate its file
-    slow_fusions = data["quantize"].get("slow_cpu_fusions")
-    data["quantize"] = {**data["quantize"], "methods": list(s.quantize), "optimize_graph": s.optimize_graph,
+    slow_fusions = cfg.quantize.slow_cpu_fusions
+    data["quantize"] = {"methods": list(s.quantize), "optimize_graph": s.optimize_graph,
                         "slow_cpu_fusions": s.targets.device == "cuda" if slow_fusions is None else slow_fusions,
-                        "guard": {**data["quantize"]["guard"], "fallbacks": False}}
-    return RunConfig.model_validate(data)
+                        "guard": {**cfg.quantize.guard.model_dump(mode="json"), "fallbacks": False}}
+    return derive(cfg, **data)
 
 
 def upstream_hash(inputs: StageInputs) -> str:
     """Config hash of the last finished upstream stage ('' when there is none)."""
-    from compress.pipeline import read_record
+    from compress.stages import read_record
 
     found = read_record(inputs.upstream[-1].dir) if inputs.upstream else None
     return str(found[1].get("config_hash", "")) if found else ""
@@ -149,7 +146,8 @@ def _candidate_variants(records: list[StageRecord]) -> list[tuple[Variant, Path]
 def run_branches(cfg: "RunConfig", inputs: StageInputs,
                  progress: Callable[[str], None] | None = None) -> list[Branch]:
     """Run (or resume) every branch; returns their candidate ONNX variants."""
-    from compress.pipeline import read_record, run_pipeline
+    from compress.api import run_branch
+    from compress.stages import read_record
 
     upstream = (list(inputs.upstream), upstream_hash(inputs))
     seeds: dict[int, tuple[list[StageRecord], str]] = {}
@@ -162,7 +160,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
                 dcfg = depth_config(cfg, depth)
                 if progress:
                     progress(f"{dcfg.name}: distilling a {depth}-layer student (shared by its branches)")
-                found = read_record(run_pipeline(dcfg, seed=upstream)[-1].dir)
+                found = read_record(run_branch(dcfg, seed=upstream)[-1].dir)
                 if found is None:
                     raise EdgepressError(f"search: the {depth}-layer distillation in '{dcfg.run_dir}' left no stage.json")
                 seeds[depth] = ([*upstream[0], found[0]], str(found[1].get("config_hash", "")))
@@ -171,7 +169,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         seed = seed or seeds[depth]
         if progress:
             progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
-        outcomes = run_pipeline(bcfg, seed=seed)
+        outcomes = run_branch(bcfg, seed=seed)
         found_records = [read_record(o.dir) for o in outcomes]
         records = [f[0] for f in found_records if f is not None]
         prune = next((f for f in found_records if f is not None and f[0].name == "prune"), None)

@@ -53,11 +53,14 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
     from benchmarks.harness import ModelSpec, benchmark
     from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
 
+    from compress.api import derive
+
     t = cfg.search.targets
-    bench = cfg.bench.model_copy(update={"batch_size": t.batch, "sweep_batch_sizes": [],
-                                         "max_eval_samples": cfg.search.max_eval_samples,
-                                         "device": "cpu" if t.remote else t.device, "targets": [],
-                                         "session_memory": False})  # the choice reads latency and quality only
+    run_cfg = derive(cfg, bench={"batch_size": t.batch, "sweep_batch_sizes": [],
+                                 "max_eval_samples": cfg.search.max_eval_samples,
+                                 "device": "cpu" if t.remote else t.device, "targets": [],
+                                 "session_memory": False})  # the choice reads latency and quality only
+    bench = run_cfg.bench
     settings = settings_from_config(bench, cfg.teacher.max_length, cfg.seed)
     specs = [model_specs(cfg, inputs)[0]]  # the teacher, PyTorch fp32 (the fine-tuned one if upstream)
     distinct, same_as = distinct_files(branches)
@@ -68,7 +71,6 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
     for name, first in same_as.items():
         log.info("search: %s is the same file as %s; measured once", name, first)
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
-    run_cfg = cfg.model_copy(update={"bench": bench})
     tags = tag_names(cfg, inputs)  # token classification: logits map to the tag names
     from compress.interface import interface_of
 
@@ -150,7 +152,9 @@ def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:
         return cfg, info
     cpu = TargetCpu(source=t.device, arch=str(info.get("arch") or ""), model=str(info.get("cpu") or ""),
                     flags=list(info.get("isa") or []))
-    return cfg.model_copy(update={"quantize": cfg.quantize.model_copy(update={"target_cpu": cpu})}), info
+    from compress.api import derive
+
+    return derive(cfg, quantize={"target_cpu": cpu.model_dump(mode="json")}), info
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
