@@ -96,8 +96,12 @@ def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np
     """Pick and post-process the output the task's metric needs (``pooling``: the interface for token outputs)."""
     import numpy as np
 
+    from compress.tasks import TASKS
+
+    spec = TASKS.get(task)
+    kind = spec.outputs if spec is not None else None
     outs = {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
-    if task == "embedding":
+    if kind == "pooled":
         if "sentence_embedding" in outs:
             return outs["sentence_embedding"]
         hidden = outs.get("last_hidden_state")
@@ -109,21 +113,21 @@ def task_output(task: str, outputs: dict[str, "np.ndarray"], attention_mask: "np
         if two_d is not None:
             return two_d
         raise ValueError(f"no embedding output among {sorted(outs)} (expected sentence_embedding or last_hidden_state)")
-    if task in ("classification", "regression"):
+    if kind == "logits":
         logits = outs.get("logits")
         if logits is None:
             logits = next((v for v in outs.values() if v.ndim == 2), None)
         if logits is None:
             raise ValueError(f"no logits output among {sorted(outs)}")
-        return logits[:, 0] if task == "regression" else logits
-    if task == "token-classification":
+        return logits[:, 0] if spec.scores else logits
+    if kind == "words":
         logits = outs.get("logits")
         if logits is None:
             logits = next((v for v in outs.values() if v.ndim == 3), None)
         if logits is None or logits.ndim != 3:
             raise ValueError(f"no token logits [batch, sequence, classes] among {sorted(outs)}")
         return logits
-    if task == "question-answering":
+    if kind == "answers":
         from benchmarks.spans import span_logits
 
         return span_logits(outs)

@@ -67,9 +67,11 @@ class TorchEagerRunner(Runner):
         from compress.interface import is_sentence_transformers_folder, load_sentence_transformer
 
         self.applied_threads = set_torch_threads(self.threads.intra_op, self.threads.inter_op)
-        task = self.task if self.task in ("embedding", "classification", "regression", "mlm",
-                                          "token-classification", "question-answering") else "embedding"
-        self.sentence_transformer = task == "embedding" and is_sentence_transformers_folder(self.path)
+        from compress.tasks import TASKS
+
+        spec = TASKS.get(self.task, TASKS["embedding"])  # latency-only callers may name no task
+        task = spec.name
+        self.sentence_transformer = spec.pooled and is_sentence_transformers_folder(self.path)
         if self.sentence_transformer:  # the model as its users run it: its own pooling and normalisation
             self.model = load_sentence_transformer(self.path).eval()
             params = inspect.signature(self.model[0].auto_model.forward).parameters

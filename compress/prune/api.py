@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import EdgepressError
 from compress.prune import arch
 from compress.prune.config import PruneConfig, RecoveryConfig
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -84,15 +85,10 @@ def default_recovery_loss(task: str, has_labels: bool) -> "LossWeights":
     """Loss mix for recovery when the config gives none (all terms against the unpruned model)."""
     from compress.distill.config import LossWeights
 
-    if task == "classification":
-        return LossWeights(kl=1.0, cos=1.0)
-    if task == "regression":
-        return LossWeights(cos=1.0, embed_mse=1.0, hard=1.0 if has_labels else 0.0)
-    from compress.tasks import TOKEN_TASKS
-
-    if task == "mlm" or task in TOKEN_TASKS:
-        return LossWeights(kl=1.0, cos=1.0)
-    return LossWeights(embed_mse=1.0, cos=1.0)
+    weights = dict(task_spec(task).recovery_loss)
+    if not has_labels:
+        weights.pop("hard", None)  # the gold-label term needs labels
+    return LossWeights(**weights)
 
 
 def _first_rows(train: "TextData | Any", n: int | None) -> "TextData | Any":
@@ -176,7 +172,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     if cfg.recovery.enabled and (recovery_train is None or len(recovery_train) == 0):
         raise EdgepressError("prune.recovery.enabled needs training text; pass recovery data (the stage uses data.train)")
     scorer = importance.importance_spec(cfg.importance)
-    if task == "mlm" and scorer.needs_data and tokenizer.mask_token_id is None:
+    if task_spec(task).outputs == "tokens" and scorer.needs_data and tokenizer.mask_token_id is None:
         raise EdgepressError("importance taylor/gradient for task mlm needs a tokenizer with a mask token")
     dropped = sorted(cfg.drop_layers or [])
     placeholder = dropped or list(range(cfg.num_drop_layers))
@@ -193,9 +189,7 @@ def prune_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", 
     reference = None
     if eval_data is not None and len(eval_data):
         from compress.distill.evaluate import encode
-        from compress.tasks import TOKEN_TASKS
-
-        if task not in TOKEN_TASKS:  # the fidelity reference of sentence outputs (token tasks score F1 on labels)
+        if not task_spec(task).token_level:  # the fidelity reference of sentence outputs (token tasks score F1 on labels)
             reference = encode(model, tokenizer, eval_data.texts, task, max_length, interface=interface)
         quality["unpruned"] = _quality(model, tokenizer, eval_data, task, max_length, reference, interface)
 

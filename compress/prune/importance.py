@@ -118,16 +118,17 @@ def task_calibration_batches(tokenizer: "PreTrainedTokenizerBase", data: Any, ta
                              n_batches: int, batch_size: int, max_length: int) -> list[dict]:
     """Calibration batches for ``task``: labelled rows for classification/regression, text otherwise, and for
     NER / QA the training features (tags per token, start/end positions) padded as training pads them."""
-    from compress.tasks import TOKEN_TASKS, training_features
+    from compress.tasks import task_spec, training_features
 
-    if task not in TOKEN_TASKS:
-        labelled = task in ("classification", "regression")
+    spec = task_spec(task)
+    if not spec.token_level:
+        labelled = spec.sentence_logits
         return calibration_batches(tokenizer, data.texts, data.labels if labelled else None,
                                    data.pairs if labelled else None, n_batches, batch_size, max_length)
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
     rows = training_features(task, tokenizer, model_config, data.head(n_batches * batch_size), max_length)
-    collate = (DataCollatorForTokenClassification if task == "token-classification" else DataCollatorWithPadding)(
+    collate = (DataCollatorForTokenClassification if spec.outputs == "words" else DataCollatorWithPadding)(
         tokenizer, return_tensors="pt")
     out = [dict(collate([rows[j] for j in range(lo, min(lo + batch_size, len(rows)))]))
            for lo in range(0, min(len(rows), n_batches * batch_size), batch_size)]
@@ -156,18 +157,19 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
     import torch.nn.functional as F
 
     from compress.interface import sentence_vectors
-    from compress.tasks import TOKEN_TASKS
+    from compress.tasks import task_spec
 
+    spec = task_spec(task)
     inputs = _inputs(model, batch)
-    if task in TOKEN_TASKS:  # the head's own loss on tags / answer spans
+    if spec.token_level:  # the head's own loss on tags / answer spans
         targets = ("labels", "start_positions", "end_positions")
         return model(**{**inputs, **{k: batch[k] for k in targets if k in batch}}).loss
-    if task == "embedding":
+    if spec.pooled:
         z1 = sentence_vectors(model(**inputs).last_hidden_state, inputs["attention_mask"], interface)
         z2 = sentence_vectors(model(**inputs).last_hidden_state, inputs["attention_mask"], interface)
         sim = F.cosine_similarity(z1.unsqueeze(1), z2.unsqueeze(0), dim=-1) / 0.05
         return F.cross_entropy(sim, torch.arange(sim.shape[0]))
-    if task == "mlm":
+    if spec.outputs == "tokens":
         ids = inputs["input_ids"].clone()
         special = torch.zeros_like(ids, dtype=torch.bool)
         for sid in tokenizer.all_special_ids:
@@ -180,7 +182,7 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
         logits = model(**inputs).logits
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
     logits = model(**inputs).logits
-    if task == "regression":
+    if spec.scores:
         if "labels" not in batch:
             raise EdgepressError("importance 'taylor'/'gradient' for regression needs labels (data.label_column)")
         return F.mse_loss(logits.squeeze(-1), batch["labels"].float())
@@ -209,7 +211,9 @@ def gradient_scores(dg: Any, model: "PreTrainedModel", batches: list[dict], task
     for p in model.parameters():
         p.requires_grad_(True)
     model.zero_grad(set_to_none=True)
-    model.train(task == "embedding")  # SimCSE's two views differ only by dropout
+    from compress.tasks import task_spec
+
+    model.train(task_spec(task).pooled)  # SimCSE's two views differ only by dropout
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then give it back
         torch.manual_seed(seed)

@@ -91,6 +91,8 @@ class TaskSpec:
     outputs: str = "logits"  # what a model gives per eval row: logits | pooled (sentence vector) | tokens | words | answers
     model_score: Callable[..., Score] | None = None  # token tasks: the metric of a PyTorch model read on its own rows
     class_names: bool = False  # the head's id2label names classes (labels.json, the interface's labels)
+    scores: bool = False  # one real-valued score per row (regression), not class logits
+    recovery_loss: tuple[tuple[str, float], ...] = (("kl", 1.0), ("cos", 1.0))  # prune recovery's default loss mix
 
     @property
     def pooled(self) -> bool:
