@@ -39,7 +39,7 @@ def export_with_optimum(teacher_dir: Path, task: str, out_dir: Path) -> Path:
     """``optimum-cli export onnx --model TEACHER --task ... --library-name transformers OUT`` as a call."""
     from optimum.exporters.onnx import main_export
 
-    if task not in OPTIMUM_TASK:
+    if OPTIMUM_TASK.get(task) is None:
         raise EdgepressError(f"no Optimum baseline for task '{task}'; tasks: {', '.join(OPTIMUM_TASK)}")
     with quiet("optimum"):
         main_export(str(teacher_dir), output=str(out_dir), task=OPTIMUM_TASK[task], library_name="transformers",
@@ -133,7 +133,7 @@ def build_baselines(names: list[str], teacher_dir: Path, task: str, out_dir: Pat
         raise EdgepressError(f"unknown baseline '{unknown[0]}'; known: {', '.join(BASELINES)}")
     if not names:
         return {}
-    if "optimum-int8-static" in names and task not in STATIC_TASKS:
+    if "optimum-int8-static" in names and not TASKS[task].static_calibration:
         raise EdgepressError(f"baseline optimum-int8-static calibrates on sentences ({', '.join(STATIC_TASKS)}), "
                              f"not {task}: remove it from bench.baselines")
     if "optimum-int8-static" in names and calibration is None:

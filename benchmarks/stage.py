@@ -57,11 +57,11 @@ def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], 
     """The training split's sentences (and pairs) for the static Optimum baseline; None when it is not asked for."""
     if "optimum-int8-static" not in cfg.bench.baselines:
         return None
-    from benchmarks.baseline import STATIC_TASKS
+    from compress.tasks import task_spec
     from compress.data import load_splits
     from compress.splits import read_plan
 
-    if cfg.task not in STATIC_TASKS:
+    if not task_spec(cfg.task).static_calibration:
         return None  # build_baselines names the tasks
     train = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir)).train
     return list(train.texts), None if train.pairs is None else list(train.pairs)

@@ -158,9 +158,9 @@ def read_interface(spec: str, task: str) -> ModelInterface:
     limit = position_limit(config) or 512
     tok_max = getattr(load_tokenizer(spec), "model_max_length", None) or limit
     max_len = int(min(limit, tok_max if tok_max < 10**6 else limit))
-    spec = task_spec(task)
-    return ModelInterface(task=task, pooling=DEFAULT_POOLING if spec.pooled else None, normalize=False,
-                          max_seq_length=max_len, id2label=_named_labels(config) if spec.class_names else None,
+    kind = task_spec(task)
+    return ModelInterface(task=task, pooling=DEFAULT_POOLING if kind.pooled else None, normalize=False,
+                          max_seq_length=max_len, id2label=_named_labels(config) if kind.class_names else None,
                           source=str(spec))
 
 
@@ -221,17 +221,17 @@ def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", i
     from compress.fsio import check_free_space, writing
 
     folder = Path(folder)
-    spec = task_spec(interface.task)
-    to_save = base_model(model) if spec.pooled else model
+    kind = task_spec(interface.task)
+    to_save = base_model(model) if kind.pooled else model
     folder.mkdir(parents=True, exist_ok=True)
     weights = sum(t.numel() * t.element_size() for t in to_save.state_dict().values())
     check_free_space(folder, weights)  # the weights' size is known: refuse before writing half of them
     with writing(folder / "model.safetensors", needs=weights):
         to_save.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    if spec.class_names and interface.id2label:
+    if kind.class_names and interface.id2label:
         _write_labels(folder, interface.id2label)
-    if interface.sentence_transformers and spec.pooled:
+    if interface.sentence_transformers and kind.pooled:
         from sentence_transformers import SentenceTransformer
 
         first = st_modules().Transformer(str(folder), max_seq_length=interface.max_seq_length, do_lower_case=interface.do_lower_case)

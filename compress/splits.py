@@ -118,7 +118,9 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     from compress.data import load_distill_splits, load_splits
     from compress.fsio import refuse_symlink, write_bytes, write_text
 
-    streamed = task in ("embedding", "mlm")
+    from compress.tasks import task_spec
+
+    streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
     splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
         load_splits(data_cfg, task, seed, **(labels or {}))
     folder = Path(run_dir) / SPLITS_DIR

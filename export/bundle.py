@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from compress.tasks import TASKS
 from export.core import Prepared, prepare
 from export.errors import ExportError, OutputExistsError
 from export.parity import DEFAULT_ATOL, DEFAULT_RTOL
@@ -187,7 +188,7 @@ def _null_threshold(prep: Prepared) -> float:
 
 
 def _pooling_section(prep: Prepared) -> dict[str, Any] | None:
-    if prep.head.task != "embedding":
+    if not TASKS[prep.head.task].pooled:
         return None
     from compress.interface import ModelInterface
 
@@ -265,7 +266,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         raise ExportError(f"the tokenizer of '{prep.model_dir}' is not a fast tokenizer (no tokenizer.json); "
                           "apps need tokenizer.json: convert it with transformers' AutoTokenizer(use_fast=True)")
     labels = None
-    if prep.head.task in ("classification", "token-classification"):
+    if TASKS[prep.head.task].class_names:
         id2label = {str(k): str(v) for k, v in sorted(prep.model.config.id2label.items())}
         (bundle_dir / "labels.json").write_text(json.dumps(id2label, indent=2) + "\n")
         labels = {"file": "labels.json", "id2label": id2label}
@@ -292,7 +293,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "pooling": _pooling_section(prep),
         "labels": labels,
         "postprocessing": POSTPROCESSING.get(prep.head.task),
-        **({"no_answer_threshold": _null_threshold(prep)} if prep.head.task == "question-answering" else {}),
+        **({"no_answer_threshold": _null_threshold(prep)} if TASKS[prep.head.task].outputs == "answers" else {}),
         "quantization": quant_info,
         "javascript": _javascript_section(),
         "versions": _versions([m["format"] for m in models]),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.tasks import TASKS
 from export.heads import HeadSpec, get_head, input_names_for, load_for_export, make_wrapper
 from export.parity import (DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL, Batch, Runner, Tolerance, check_parity,
                             encode_batch, example_batch, parity_groups, torch_runner)
@@ -84,7 +85,7 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
     batches = [encode_batch(tokenizer, g, names, max_length) for g in groups]
     reference = torch_runner(wrapper, names)
     expected = [reference(b) for b in batches]
-    if head.task == "embedding" and is_sentence_transformers_folder(model_dir):
+    if TASKS[head.task].pooled and is_sentence_transformers_folder(model_dir):
         expected = _sentence_transformers_reference(Path(model_dir), groups, max_length, expected, head.output_names)
     depth = next((getattr(model.config, k) for k in ("num_hidden_layers", "n_layers", "num_layers")
                   if isinstance(getattr(model.config, k, None), int)), 1)

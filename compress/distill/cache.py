@@ -42,6 +42,7 @@ from typing import IO, Any, Iterable
 import numpy as np
 
 from compress.errors import EdgepressError
+from compress.tasks import task_spec
 
 HIDDEN_FILE, ROWS_FILE, META_FILE, LOCK_FILE = "hidden.f16", "rows.bin", "meta.json", "lock"
 LAYOUT = 2  # record layout version (2: per-record checksum, locked shards); part of the teacher key and meta.json
@@ -73,7 +74,7 @@ def teacher_key(teacher: Any, interface: dict[str, Any], task: str, tokenizer: A
                           getattr(tokenizer, "do_lower_case", None), getattr(tokenizer, "padding_side", None)]}
     h.update(json.dumps(desc, sort_keys=True, default=str).encode())
     for name, t in teacher.state_dict().items():
-        if task == "embedding" and (name.startswith("pooler.") or ".pooler." in name):
+        if task_spec(task).pooled and (name.startswith("pooler.") or ".pooler." in name):
             continue  # BERT's pooler does not touch last_hidden_state, and a headless load initialises it randomly
         t = t.detach().cpu().contiguous()
         h.update(name.encode() + str(tuple(t.shape)).encode() + str(t.dtype).encode())

@@ -71,7 +71,9 @@ def value_relation(values: torch.Tensor, num_heads: int, attention_mask: torch.T
 
 def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Tensor:
     """Cross-entropy on class ids (classification; rows labelled -100 are skipped) or MSE on scores (regression)."""
-    if task == "regression":
+    from compress.tasks import task_spec
+
+    if task_spec(task).scores:
         return F.mse_loss(logits.view(-1), labels.view(-1).to(logits.dtype))
     labels = labels.long()
     if not bool((labels != -100).any()):  # a batch of unlabelled rows (data.unlabeled): no hard term

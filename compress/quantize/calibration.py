@@ -19,7 +19,9 @@ def calibration_texts(data: "TextData", task: str, limit: int) -> tuple[list[str
     """Texts (and pairs) to calibrate on: embedding models see each sentence of a pair on its own."""
     if len(data) == 0:
         raise DataError(f"calibration data '{data.source}' has no rows; static/NNCF quantization needs some")
-    if data.pairs is not None and task == "embedding":
+    from compress.tasks import task_spec
+
+    if data.pairs is not None and task_spec(task).pooled:
         texts = [t for pair in zip(data.texts, data.pairs) for t in pair]
         return texts[:limit], None
     pairs = data.pairs[:limit] if data.pairs is not None else None

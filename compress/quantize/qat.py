@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from compress.errors import EdgepressError, require
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.data import TextData
@@ -98,7 +99,7 @@ def export_qdq(model: Any, task: str, example: dict[str, Any], dst: Path, interf
     from export.heads import get_head, make_wrapper
 
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
-    base = getattr(model, getattr(model, "base_model_prefix", ""), model) if task == "embedding" else model
+    base = getattr(model, getattr(model, "base_model_prefix", ""), model) if task_spec(task).pooled else model
     head = get_head(task)
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     for out in head.outputs:

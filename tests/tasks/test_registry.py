@@ -89,3 +89,14 @@ def test_the_model_loader_uses_each_heads_class():
     from compress.models import TASK_HEADS  # below the registry in the import graph, so kept as its own table
 
     assert TASK_HEADS == {n: s.head.auto_class for n, s in TASKS.items()}
+
+
+@pytest.mark.parametrize("task", ["embedding", "classification"])
+def test_read_interface_takes_pooling_and_labels_from_the_spec_and_names_the_model(tiny_model_dir, task):
+    from compress.interface import read_interface
+
+    path = tiny_model_dir("bert", task)
+    iface = read_interface(str(path), task)
+    assert iface.source == str(path)  # the model, never the task spec
+    assert (iface.pooling is not None) == TASKS[task].pooled
+    assert (iface.id2label is not None) == TASKS[task].class_names
