@@ -14,6 +14,8 @@ from compress.splits import read_plan
 from compress.distributed import is_main_process
 from compress.errors import EdgepressError
 from compress.stages import StageInputs, StageResult
+from compress.tasks import TASKS, task_spec
+from compress.tasks.spec import Gold
 
 
 def _metric_fn(task: str, id2label: dict[int, str] | None = None):
@@ -21,16 +23,17 @@ def _metric_fn(task: str, id2label: dict[int, str] | None = None):
 
     from benchmarks import metrics as M
 
+    spec = task_spec(task)
+
     def compute(pred) -> dict[str, float]:
         logits, labels = pred.predictions, pred.label_ids
-        if task == "token-classification":
+        if spec.outputs == "words":  # per-token logits against -100-padded tag ids, read at each word's first token
             from compress.tasks.ner import first_token_tags
 
             scores = M.entity_scores(*first_token_tags(logits, labels, id2label))
             return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
-        if task == "regression":
-            return {"spearman": M.spearman(logits.reshape(-1), labels.reshape(-1))}
-        return {"accuracy": M.accuracy(np.argmax(logits, axis=1), labels)}
+        got = spec.score({"a": np.asarray(logits)}, Gold(labels=np.asarray(labels).reshape(len(logits), -1)[:, 0]))
+        return {got.metric: got.value, **got.extra}  # the task metric as the guard and the bench score it
 
     return compute
 
@@ -140,18 +143,19 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.distill.engine import TokenizedExamples, save_loss_curves
     from compress.models import load_model, load_tokenizer
 
-    if cfg.task not in ("classification", "regression", "token-classification", "question-answering"):
-        raise EdgepressError(f"finetune needs task classification, regression, token-classification or "
-                             f"question-answering, not '{cfg.task}'")
+    spec = task_spec(cfg.task)
+    if not spec.train_labels:
+        raise EdgepressError(f"finetune trains on labels: it needs task "
+                             f"{', '.join(n for n, s in TASKS.items() if s.train_labels)}, not '{cfg.task}'")
     set_seed(cfg.seed)
     splits = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir))
-    if cfg.task == "token-classification":
+    if spec.outputs == "words":
         return _run_token_classification(cfg, inputs, out_dir, splits)
-    if cfg.task == "question-answering":
+    if spec.outputs == "answers":
         return _run_question_answering(cfg, inputs, out_dir, splits)
     names = getattr(splits.train, "label_names", None)
-    id2label = dict(enumerate(names)) if cfg.task == "classification" and names else None
-    num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if cfg.task == "classification" else 1)
+    id2label = dict(enumerate(names)) if spec.class_names and names else None
+    num_labels = cfg.teacher.num_labels or (len(set(splits.train.labels)) if spec.class_names else 1)
     if id2label is not None and num_labels != len(id2label):
         raise EdgepressError(f"teacher.num_labels={num_labels}, but the training data has {len(id2label)} class names "
                              f"({', '.join(names[:6])}); remove teacher.num_labels or fix the data")
@@ -163,7 +167,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     for ds in (train, dev):
         for row in ds.rows:
             row.pop("idx")
-    metric = "spearman" if cfg.task == "regression" else "accuracy"
+    metric = spec.metric
     args = _training_arguments(cfg, inputs, metric)
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
                       data_collator=DataCollatorWithPadding(tok), compute_metrics=_metric_fn(cfg.task))
@@ -176,11 +180,11 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
 
         base = read_interface(cfg.teacher.model, "embedding")  # the backbone's own max length
         iface = ModelInterface(cfg.task, max_seq_length=base.max_seq_length,
-                               id2label=dict(trainer.model.config.id2label) if cfg.task == "classification" else None,
+                               id2label=dict(trainer.model.config.id2label) if spec.class_names else None,
                                source=str(out_dir / "model"))
         save_model(trainer.model, tok, iface, out_dir / "model")
         outputs.update(save_loss_curves([h for h in trainer.state.log_history if "loss" in h], out_dir))
     metrics = {"base_model": cfg.teacher.model, "num_labels": num_labels, "eval_metric": metric,
-               "id2label": {str(k): v for k, v in trainer.model.config.id2label.items()} if cfg.task == "classification" else None,
+               "id2label": {str(k): v for k, v in trainer.model.config.id2label.items()} if spec.class_names else None,
                "teacher_eval": final.get(f"eval_{metric}"), "train_examples": len(train)}
     return StageResult(outputs=outputs, metrics=metrics)
