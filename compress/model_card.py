@@ -64,12 +64,6 @@ FIDELITY_METRICS = {"fidelity_cosine": "mean cosine between the student's and th
                     "word_agreement": "share of words tagged as the teacher tags them",
                     "answer_agreement": "share of questions answered as the teacher answers them"}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-AUTO_CLASS = {"classification": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
-              "mlm": "AutoModelForMaskedLM", "embedding": "AutoModel"}
-ORT_CLASS = {"embedding": "ORTModelForFeatureExtraction", "classification": "ORTModelForSequenceClassification",
-             "regression": "ORTModelForSequenceClassification", "mlm": "ORTModelForMaskedLM"}
-PIPELINE = {"embedding": "feature-extraction", "classification": "text-classification",
-            "regression": "text-classification", "mlm": "fill-mask"}
 JS_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last_token"}  # sentence-transformers -> transformers.js
 # where each card is written (relative to final/) -> the paths its snippets use for model/, onnx/, bundle/
 CARD_FOLDERS = {".": {"model": "model", "onnx": "onnx", "bundle": "bundle", "js_root": "."},
@@ -169,7 +163,8 @@ def _snippets(task: str, iface: "ModelInterface", files: dict[str, str], where: 
     """Markdown code blocks that load each folder, with paths relative to the card's folder ``where``."""
     paths = CARD_FOLDERS[where]
     m, o = paths["model"], paths["onnx"]
-    text = "Paris is the [MASK] of France." if task == "mlm" else "A sentence to embed."
+    spec = TASKS[task]
+    text = spec.example
     blocks: list[list[str]] = []
     if iface.sentence_transformers:
         pt = ["from sentence_transformers import SentenceTransformer", "",
@@ -181,22 +176,22 @@ def _snippets(task: str, iface: "ModelInterface", files: dict[str, str], where: 
         pt += [f'embeddings = {"int8_model" if "st_onnx_int8" in files else "onnx_model"}.encode(["{text}", "Another one."])',
                "print(embeddings.shape)"]
         blocks.append(pt)
-    elif task in AUTO_CLASS:
-        auto = AUTO_CLASS[task]
+    elif spec.ort_class is not None:
+        auto = spec.head.auto_class
         blocks.append([f"from transformers import AutoTokenizer, {auto}, pipeline", "",
                        f'model = {auto}.from_pretrained("{m}")', f'tokenizer = AutoTokenizer.from_pretrained("{m}")',
-                       f'run = pipeline("{PIPELINE[task]}", model=model, tokenizer=tokenizer)',
-                       f'print(run("{text}"))' if task != "embedding" else f'print(len(run("{text}")[0]), "token vectors")'])
-    if task in ORT_CLASS:
-        ort = ORT_CLASS[task]
+                       f'run = pipeline("{spec.optimum_task}", model=model, tokenizer=tokenizer)',
+                       f'print(run("{text}"))' if not spec.pooled else f'print(len(run("{text}")[0]), "token vectors")'])
+    if spec.ort_class is not None:
+        ort = spec.ort_class
         file_name = "model_quantized.onnx" if "onnx_int8" in files else "model.onnx"
         kwargs = (f', tokenize_kwargs={{"truncation": True, "max_length": {iface.max_seq_length}}}'
-                  if task == "embedding" else "")
-        shown = f'print(len(run("{text}")[0]), "token vectors")' if task == "embedding" else f'print(run("{text}"))'
+                  if spec.pooled else "")
+        shown = f'print(len(run("{text}")[0]), "token vectors")' if spec.pooled else f'print(run("{text}"))'
         blocks.append([f"from optimum.onnxruntime import {ort}", "from transformers import AutoTokenizer, pipeline", "",
                        f"# optimum may note that {file_name} is also under onnx/ (transformers.js' name): the same file",
                        f'ort_model = {ort}.from_pretrained("{o}", file_name="{file_name}")',
-                       f'run = pipeline("{PIPELINE[task]}", model=ort_model, '
+                       f'run = pipeline("{spec.optimum_task}", model=ort_model, '
                        f'tokenizer=AutoTokenizer.from_pretrained("{o}"){kwargs})',
                        shown])
     lines = ["## Load it", "", "Paths are relative to this card's folder; each block runs as written from here.", ""]
@@ -218,7 +213,7 @@ def _js_snippet(task: str, iface: "ModelInterface", files: dict[str, str], root:
     dtype = "q8" if "onnx_int8" in files else "fp32"
     head = ['import { env, pipeline } from "@huggingface/transformers";', "",
             f'env.localModelPath = "{root}";  // the folder holding model/', "env.allowRemoteModels = false;"]
-    if task == "embedding":
+    if TASKS[task].pooled:
         modes = iface.pooling_modes
         if len(modes) != 1 or modes[0] not in JS_POOLING:
             return []

@@ -37,6 +37,6 @@ SPEC = TaskSpec(
     )),
     metric="spearman", fidelity="fidelity_spearman", score=score, agreement=agreement,
     optimum_task="text-classification", pipeline_tag="text-classification",
-    cached=True, static_calibration=True, scores=True,
+    cached=True, static_calibration=True, scores=True, ort_class="ORTModelForSequenceClassification",
     recovery_loss=(("cos", 1.0), ("embed_mse", 1.0), ("hard", 1.0)),  # hard: only with labels
 )

@@ -93,6 +93,8 @@ class TaskSpec:
     class_names: bool = False  # the head's id2label names classes (labels.json, the interface's labels)
     scores: bool = False  # one real-valued score per row (regression), not class logits
     recovery_loss: tuple[tuple[str, float], ...] = (("kl", 1.0), ("cos", 1.0))  # prune recovery's default loss mix
+    ort_class: str | None = None  # optimum.onnxruntime's class; None: the model card shows no transformers/optimum code
+    example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
 
     @property
     def pooled(self) -> bool:
