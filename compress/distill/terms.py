@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from compress.distill import losses as L
+from compress.tasks import TASKS as TASK_SPECS
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.distill.config import DistillConfig, LossWeights
@@ -31,7 +33,7 @@ ATTENTIONS = "attentions"          # attention probabilities from both models (n
 VALUE_HOOK = "value_hook"          # last-layer value projections captured by forward hooks (not cacheable)
 SAME_WIDTH = "same_width"          # student and teacher hidden sizes must be equal
 
-TASKS = ("embedding", "mlm", "classification", "regression", "token-classification", "question-answering")
+TASKS = tuple(TASK_SPECS)  # every task of the registry (compress/tasks/)
 
 
 @dataclass
@@ -133,15 +135,15 @@ def kl_term(ctx: TermContext) -> torch.Tensor:
     """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``; for token
     classification per token at real (non-padding) tokens; for QA on the start and end distributions
     (DistilBERT's SQuAD recipe)."""
-    d = ctx.cfg
-    if ctx.task == "question-answering":
+    d, outputs = ctx.cfg, task_spec(ctx.task).outputs
+    if outputs == "answers":
         s, t = ctx.student_out, ctx.teacher_out
         return L.span_kl(s.start_logits, s.end_logits, t.start_logits, t.end_logits, ctx.mask, d.temperature,
                          d.t_squared)
     logits = ctx.student_out.logits
-    if ctx.task == "token-classification":
+    if outputs == "words":
         return L.token_kl(logits, ctx.teacher_logits(), ctx.mask, d.temperature, d.t_squared)
-    if ctx.task == "mlm" and d.kl_on_masked_only:
+    if outputs == "tokens" and d.kl_on_masked_only:
         return L.masked_positions_kl(logits, ctx.teacher_logits(), ctx.inputs["mlm_labels"], d.temperature,
                                      d.t_squared, d.kl_reduction)
     return L.soft_label_kl(logits, ctx.teacher_logits(), d.temperature, d.t_squared, d.kl_reduction)
@@ -159,11 +161,12 @@ def mlm_term(ctx: TermContext) -> torch.Tensor:
 def hard_term(ctx: TermContext) -> torch.Tensor:
     """Cross-entropy (classification; per labelled token for token classification; of the gold start and end
     positions for QA) or MSE (regression)."""
-    if ctx.task == "question-answering":
+    outputs = task_spec(ctx.task).outputs
+    if outputs == "answers":
         out = ctx.student_out
         return L.span_loss(out.start_logits, out.end_logits, ctx.inputs["start_positions"], ctx.inputs["end_positions"])
     logits = ctx.student_out.logits
-    if ctx.task == "token-classification":
+    if outputs == "words":
         return L.hard_label_loss(logits.reshape(-1, logits.shape[-1]), ctx.inputs["labels"].reshape(-1),
                                  "classification")
     return L.hard_label_loss(logits, ctx.inputs["labels"], ctx.task)
