@@ -39,9 +39,13 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     from compress.models import count_parameters, load_model, load_tokenizer, words_tokenizer
     from compress.tasks import training_features
 
-    if cfg.data.unlabeled and cfg.task == "regression":
-        raise ConfigError("data.unlabeled is used by embedding, mlm and classification distillation; "
-                          "regression needs a score for every row: remove data.unlabeled")
+    from compress.tasks import TASKS, task_spec
+
+    spec_of_task = task_spec(cfg.task)
+    if cfg.data.unlabeled and spec_of_task.scores:
+        usable = ", ".join(n for n, s in TASKS.items() if s.unlabeled_text)
+        raise ConfigError(f"data.unlabeled is used by {usable} distillation; "
+                          f"{cfg.task} needs a score for every row: remove data.unlabeled")
     from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
 
     import torch
@@ -55,7 +59,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **space,
                                  plan=read_plan(inputs.run_dir))
     tok = load_tokenizer(spec)
-    if cfg.task == "token-classification":
+    if spec_of_task.outputs == "words":
         tok = words_tokenizer(tok)  # saved with the student: its folder (and bundle) take pre-split words
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length

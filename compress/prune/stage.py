@@ -21,8 +21,11 @@ def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
     rcfg = cfg.prune.recovery
     if not (rcfg.enabled and rcfg.unlabeled):
         return None
-    if cfg.task not in ("embedding", "mlm", "classification"):
-        raise ConfigError(f"prune.recovery.unlabeled is for embedding, mlm and classification (the tasks that distill "
+    from compress.tasks import TASKS, task_spec
+
+    if not task_spec(cfg.task).unlabeled_text:
+        usable = ", ".join(n for n, s in TASKS.items() if s.unlabeled_text)
+        raise ConfigError(f"prune.recovery.unlabeled is for {usable} (the tasks that distill "
                           f"on unlabelled text), not {cfg.task}: set it to false")
     return distillation_dataset(cfg.data, cfg.task, splits.train, Path(run_dir) / ".cache" / "data")
 

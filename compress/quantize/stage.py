@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from compress.errors import EdgepressError
 from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
+from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -63,9 +64,10 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
     # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
-    if cfg.task == "token-classification":
+    outputs = task_spec(cfg.task).outputs
+    if outputs == "words":
         splits.eval.label_names = tag_names(cfg, inputs)  # logits -> tags for the guard's entity F1
-    if cfg.task == "question-answering":
+    if outputs == "answers":
         splits.eval.null_threshold = null_threshold(cfg, inputs)  # answers read as the exported model reads them
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,

@@ -34,4 +34,5 @@ SPEC = TaskSpec(
     metric="accuracy", fidelity="top1_agreement", score=score, agreement=agreement,
     optimum_task="text-classification", pipeline_tag="text-classification",
     cached=True, static_calibration=True, class_names=True, ort_class="ORTModelForSequenceClassification",
+    unlabeled_text=True,
 )

@@ -43,5 +43,6 @@ SPEC = TaskSpec(
     optimum_task="feature-extraction", pipeline_tag="sentence-similarity",
     cached=True, static_calibration=True, train_labels=False,
     has_gold=lambda gold: gold.labels is not None and gold.pairs, agreement_extra=agreement_extra,
-    outputs="pooled", gold="sts", ort_class="ORTModelForFeatureExtraction", recovery_loss=(("embed_mse", 1.0), ("cos", 1.0)),
+    outputs="pooled", gold="sts", ort_class="ORTModelForFeatureExtraction",
+    unlabeled_text=True, recovery_loss=(("embed_mse", 1.0), ("cos", 1.0)),
 )

@@ -26,5 +26,5 @@ SPEC = TaskSpec(
     metric=None, fidelity="top1_agreement", score=score, agreement=agreement,
     optimum_task="fill-mask", pipeline_tag="fill-mask",
     static_calibration=True, train_labels=False, outputs="tokens", gold=None, ort_class="ORTModelForMaskedLM",
-    example="Paris is the [MASK] of France.",
+    example="Paris is the [MASK] of France.", unlabeled_text=True,
 )

@@ -94,6 +94,7 @@ class TaskSpec:
     scores: bool = False  # one real-valued score per row (regression), not class logits
     recovery_loss: tuple[tuple[str, float], ...] = (("kl", 1.0), ("cos", 1.0))  # prune recovery's default loss mix
     ort_class: str | None = None  # optimum.onnxruntime's class; None: the model card shows no transformers/optimum code
+    unlabeled_text: bool = False  # distills on unlabelled text too (data.unlabeled, prune.recovery.unlabeled)
     example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
 
     @property
