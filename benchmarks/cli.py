@@ -13,6 +13,7 @@ import typer
 
 from benchmarks.config import BenchConfig
 from compress.errors import EdgepressError, UsageError
+from compress.tasks import TASKS as TASK_SPECS
 
 MAX_TOKENS = 8192  # no BERT-family model takes longer inputs; a larger --seq / --max-length is a typo
 
@@ -294,7 +295,7 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 
 
-TASKS = ("embedding", "classification", "regression", "mlm", "token-classification", "question-answering")
+TASKS = tuple(TASK_SPECS)  # the task registry's names (compress/tasks/)
 
 
 def tag_names_of(specs: list[Any]) -> list[str]:

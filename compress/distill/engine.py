@@ -298,7 +298,7 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
     bad = sorted(set(active) - allowed)
     if bad:
         raise EdgepressError(f"distill.loss.{bad[0]} does not apply to task '{task}' (usable: {', '.join(sorted(allowed))})")
-    if task == "regression" and w.kl > 0:
+    if task_spec(task).scores and w.kl > 0:
         raise EdgepressError("distill.loss.kl needs class probabilities; for regression use hard and/or hidden losses")
     sw, tw = student.config.hidden_size if hasattr(student.config, "hidden_size") else student.config.dim, \
         teacher.config.hidden_size if hasattr(teacher.config, "hidden_size") else teacher.config.dim
@@ -513,7 +513,7 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     interface = interface or ModelInterface("embedding")
     pooler = SentencePooler(interface, hidden_size(teacher.config))
     cache = open_teacher_cache(teacher, tokenizer, task, cfg, max_length, interface, cache_dir, out_dir)
-    collate = DistillCollator(tokenizer, cfg.mlm_probability if task == "mlm" else None,
+    collate = DistillCollator(tokenizer, cfg.mlm_probability if task_spec(task).outputs == "tokens" else None,
                               token_labels=task_spec(task).outputs == "words")
     s_layers = student.config.num_hidden_layers if hasattr(student.config, "num_hidden_layers") else student.config.n_layers
     t_layers = teacher.config.num_hidden_layers if hasattr(teacher.config, "num_hidden_layers") else teacher.config.n_layers
