@@ -1,7 +1,9 @@
 """The Python API: one import, one verb per stage, each of the same shape — a model reference, an output
 folder, the task/data and the stage's config section(s) as keyword dicts in; a typed result out:
 
-    from compress.api import run, finetune, distill, prune, export, quantize, bench
+    from compress.api import run, finetune, distill, prune, trim_vocab, export, quantize, bench
+
+Every stage verb also takes ``overrides=["section.key=value", ...]`` (the CLI's ``--set``), applied last.
 
 (A module of its own: ``compress.distill``, ``compress.prune`` and ``compress.quantize`` are subpackages, and
 importing one rebinds that name on the ``compress`` package, so the verbs cannot live there.) Importing it
@@ -17,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:
     from compress.config import RunConfig
 
-__all__ = ["run", "finetune", "distill", "prune", "export", "quantize", "bench", "StageRun", "RunResult",
-           "BenchResult"]
+__all__ = ["run", "finetune", "distill", "prune", "trim_vocab", "export", "quantize", "bench", "derive", "run_branch",
+           "StageRun", "RunResult", "BenchResult"]
 
 PathLike = Union[str, Path]
 
@@ -69,9 +71,11 @@ class BenchResult:
         return to_markdown(self.report)
 
 
-def _config(config: "RunConfig | PathLike | None", fields: dict[str, Any], sections: dict[str, Any]) -> "RunConfig":
+def _config(config: "RunConfig | PathLike | None", fields: dict[str, Any], sections: dict[str, Any],
+            overrides: list[str] | None = None) -> "RunConfig":
     """A RunConfig: ``config`` (an object, a YAML path, or None for the CLI's defaults), then ``fields``
-    (dotted keys, None skipped) and whole ``sections`` (dicts merge into the section) on top."""
+    (dotted keys, None skipped), whole ``sections`` (dicts merge into the section) and ``overrides``
+    (``--set key=value`` strings) on top."""
     from compress.config import RunConfig, load_config
 
     if isinstance(config, RunConfig):
@@ -85,14 +89,15 @@ def _config(config: "RunConfig | PathLike | None", fields: dict[str, Any], secti
             data[head] = {**data.get(head, {}), tail: value} if tail else value
     for name, section in sections.items():
         data[name] = {**data.get(name, {}), **section} if isinstance(section, dict) else section
-    return load_config(None, base=data)
+    return load_config(None, overrides, base=data)
 
 
 def _stage(name: str, out: PathLike, upstream: dict[str, PathLike], config: Any, fields: dict[str, Any],
            sections: dict[str, Any], overwrite: bool) -> StageRun:
     from compress.pipeline import run_standalone
 
-    cfg = _config(config, fields, sections)
+    overrides = sections.pop("overrides", None)  # the CLI's --set strings, applied last
+    cfg = _config(config, fields, sections, overrides)
     rec = run_standalone(cfg, name, Path(out), {k: Path(v) for k, v in upstream.items() if v is not None},
                          overwrite=overwrite)
     return StageRun(name, rec.dir, {k: rec.path(k) for k in rec.outputs}, rec.metrics)
@@ -128,10 +133,15 @@ def run(config: "RunConfig | PathLike | None" = None, *, force: set[str] | None 
 
 
 def finetune(model: str, out: PathLike, *, task: str | None = None, data: str | None = None,
-             config: Any = None, overwrite: bool = False, **sections: Any) -> StageRun:
-    """Fine-tune ``model``'s task head (section ``finetune``); the teacher lands in ``run["model"]``."""
-    return _stage("finetune", out, {}, config, {"task": task, "teacher.model": model, "data.train": data},
-                  sections, overwrite)
+             eval_data: str | None = None, text_column: str | None = None, text_pair_column: str | None = None,
+             label_column: str | None = None, config: Any = None, overwrite: bool = False,
+             **sections: Any) -> StageRun:
+    """Fine-tune ``model``'s task head (section ``finetune``) on ``data`` (``eval_data``: the dev file, the
+    columns as in the ``data`` section); the teacher lands in ``run["model"]``."""
+    return _stage("finetune", out, {}, config, {"task": task, "teacher.model": model, "data.train": data,
+                                                "data.eval": eval_data, "data.text_column": text_column,
+                                                "data.text_pair_column": text_pair_column,
+                                                "data.label_column": label_column}, sections, overwrite)
 
 
 def distill(teacher: str, out: PathLike, *, task: str | None = None, data: str | None = None,
@@ -145,6 +155,14 @@ def prune(model: PathLike, out: PathLike, *, task: str | None = None, data: str 
           config: Any = None, overwrite: bool = False, **sections: Any) -> StageRun:
     """Remove heads / FFN neurons / layers of a save_pretrained folder (section ``prune``); ``run["model"]``."""
     return _stage("prune", out, {"model": model}, config,
+                  {"task": task, "teacher.model": str(model), "data.train": data}, sections, overwrite)
+
+
+def trim_vocab(model: PathLike, out: PathLike, *, task: str | None = None, data: str | None = None,
+               config: Any = None, overwrite: bool = False, **sections: Any) -> StageRun:
+    """Keep the tokens ``data`` uses: embedding rows and tokenizer rewritten together (section ``vocab``);
+    ``run["model"]``."""
+    return _stage("trim_vocab", out, {"model": model}, config,
                   {"task": task, "teacher.model": str(model), "data.train": data}, sections, overwrite)
 
 

@@ -199,41 +199,30 @@ def validate(
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-def _standalone_config(config: Optional[Path], overrides: list[str], fields: dict) -> "object":
-    from compress.config import apply_overrides, load_config
-
-    base = {"teacher": {"model": "packaged:minilm-l6"}, "data": {"train": "builtin:pydoc"}}
-    nested: dict = {}
-    apply_overrides(nested, [f"{k}={json.dumps(v)}" for k, v in fields.items() if v is not None])
-    for k, v in nested.items():
-        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
-    return load_config(config, overrides, base=base)
-
-
-def _finish(rec, out: Path) -> None:
+def _finish(run, out: Path) -> None:
+    """The table a stage command ends with: its headline and scalar metrics (``run``: compress.api.StageRun)."""
     from compress.distributed import is_main_process
 
     if not is_main_process():
         return
-    table = _table(f"{rec.name} -> {out}", ("metric", "value"))
-    headline = _stage_headline(rec.name, rec.metrics) if rec.name in ("quantize", "bench") else ""
+    table = _table(f"{run.stage} -> {out}", ("metric", "value"))
+    headline = _stage_headline(run.stage, run.metrics) if run.stage in ("quantize", "bench") else ""
     if headline:
         table.add_row("result", escape(headline))
-    for k, v in rec.metrics.items():
+    for k, v in run.metrics.items():
         if not isinstance(v, (dict, list)):
             table.add_row(k, percent(v) if k == "retention" else escape(_fmt(v)))
     console.print(table)
 
 
-def _stage_command(stage: str, model: Path, out: Path, config: Optional[Path], set_: list[str], fields: dict,
-                   overwrite: bool, input_key: str) -> None:
-    from compress.pipeline import run_standalone
+def _stage_command(verb: str, model: Path, out: Path, set_: list[str], **options) -> None:
+    """A stage command through the Python API (compress.api): the verb named ``verb`` on ``model``, ``--set``
+    strings applied last."""
+    from compress import api
 
     if not model.exists():
         raise EdgepressError(f"input '{model}' does not exist")
-    cfg = _standalone_config(config, set_, fields)
-    rec = run_standalone(cfg, stage, out, {input_key: model}, overwrite=overwrite)
-    _finish(rec, out)
+    _finish(getattr(api, verb)(model, out, overrides=set_, **options), out)
 
 
 TASK_HELP = ("embedding | classification | regression | mlm | token-classification | question-answering "
@@ -258,13 +247,11 @@ def finetune(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Fine-tune a teacher's task head (AdamW, linear warmup, best checkpoint by the dev metric)."""
-    from compress.pipeline import run_standalone
+    from compress import api
 
-    cfg = _standalone_config(config, set_, {"task": task, "teacher.model": model, "data.train": data,
-                                            "data.eval": eval_data, "data.text_column": text_column,
-                                            "data.text_pair_column": text_pair_column, "data.label_column": label_column})
-    rec = run_standalone(cfg, "finetune", out, {}, overwrite=overwrite)
-    _finish(rec, out)
+    _finish(api.finetune(model, out, task=task, data=data, eval_data=eval_data, text_column=text_column,
+                         text_pair_column=text_pair_column, label_column=label_column, config=config,
+                         overwrite=overwrite, overrides=set_), out)
 
 
 @app.command()
@@ -277,12 +264,11 @@ def distill(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Distill TEACHER into a smaller student. Works under torchrun / accelerate launch."""
-    from compress.pipeline import run_standalone
+    from compress import api
 
-    cfg = _standalone_config(config, set_, {"task": task, "teacher.model": model, "data.train": data,
-                                            "student.num_layers": layers})
-    rec = run_standalone(cfg, "distill", out, {}, overwrite=overwrite)
-    _finish(rec, out)
+    student = {"num_layers": layers} if layers is not None else {}
+    _finish(api.distill(model, out, task=task, data=data, config=config, overwrite=overwrite, overrides=set_,
+                        **({"student": student} if student else {})), out)
 
 
 @app.command()
@@ -294,8 +280,7 @@ def prune(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Remove attention heads / FFN neurons for real (see --set prune.* fields)."""
-    _stage_command("prune", model, out, config, set_, {"task": task, "data.train": data, "teacher.model": str(model)},
-                   overwrite, "model")
+    _stage_command("prune", model, out, set_, task=task, data=data, config=config, overwrite=overwrite)
 
 
 @app.command("trim-vocab")
@@ -308,9 +293,8 @@ def trim_vocab(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Keep only the tokens DATA uses: embedding rows and tokenizer rewritten together (see --set vocab.*)."""
-    _stage_command("trim_vocab", model, out, config, set_, {"task": task, "data.train": data,
-                                                            "teacher.model": str(model), "vocab.max_size": max_size},
-                   overwrite, "model")
+    _stage_command("trim_vocab", model, out, set_, task=task, data=data, config=config, overwrite=overwrite,
+                   **({"vocab": {"max_size": max_size}} if max_size is not None else {}))
 
 
 @app.command()
@@ -326,22 +310,14 @@ def quantize(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Quantize an ONNX model (ONNX Runtime / NNCF) with an accuracy guard (see --set quantize.*)."""
-    from compress.pipeline import run_standalone
-
+    from compress import api
     from compress.checks import check_onnx_file
 
     check_onnx_file(model, "model")  # a folder, a missing or a damaged file: one line each
-    ups = {"onnx": model}
-    if student is not None:
-        if not student.is_dir():
-            raise EdgepressError(f"--student '{student}' is not a folder (expected a save_pretrained model folder)")
-        ups["model"] = student
-    tok = tokenizer or (model.parent / "tokenizer" if (model.parent / "tokenizer").is_dir() else None)
-    if tok is not None:
-        ups["tokenizer"] = tok
-    cfg = _standalone_config(config, set_, {"task": task, "data.train": data})
-    rec = run_standalone(cfg, "quantize", out, ups, overwrite=overwrite)
-    _finish(rec, out)
+    if student is not None and not student.is_dir():
+        raise EdgepressError(f"--student '{student}' is not a folder (expected a save_pretrained model folder)")
+    _finish(api.quantize(model, out, task=task, data=data, tokenizer=tokenizer, student=student, config=config,
+                         overwrite=overwrite, overrides=set_), out)
 
 
 @app.command("export")
@@ -356,8 +332,7 @@ def export_cmd(
     from compress.models import model_folder
 
     folder = model_folder(model)  # packaged:NAME and hub names become a local folder; bad paths fail in one line
-    _stage_command("export", folder, out, config, set_, {"task": task, "teacher.model": str(folder)}, overwrite,
-                   "model")
+    _stage_command("export", folder, out, set_, task=task, config=config, overwrite=overwrite)
 
 
 @app.command("package")

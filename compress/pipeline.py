@@ -32,7 +32,7 @@ from compress.console import capture_logs, note, stage_context
 from compress.distributed import is_main_process, rank
 from compress.errors import DiskFull, EdgepressError, RunLocked
 from compress.runinfo import machine_info, package_versions
-from compress.stages import (STAGE_FILE, StageInputs, StageRecord, Variant, get_stage, read_record, stage_view,
+from compress.stages import (STAGE_FILE, StageInputs, StageRecord, get_stage, read_record, stage_view,
                              with_followers)
 
 log = logging.getLogger("edgepress")
@@ -439,12 +439,8 @@ def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: 
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise EdgepressError(f"output directory '{out_dir}' exists and is not empty; pass --overwrite or choose another")
     preflight(cfg, [name])
-    fake = StageRecord("input", Path("/"), {k: str(Path(v).resolve()) for k, v in upstream_outputs.items()}, {}, [])
-    for key, path in upstream_outputs.items():
-        if key in ("model", "onnx"):
-            fmt = "pytorch" if key == "model" else "onnx"
-            fake.variants.append(Variant("input", fmt, str(Path(path).resolve())))
-    inputs = StageInputs(run_dir=out_dir.parent / f".{out_dir.name}.work", upstream=[fake])
+    inputs = StageInputs(run_dir=out_dir.parent / f".{out_dir.name}.work",
+                         given={k: Path(v).resolve() for k, v in upstream_outputs.items()})
     spec = get_stage(name)
     work = inputs.run_dir
     log_path = out_dir.parent / f".{out_dir.name}.log.txt"

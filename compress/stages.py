@@ -61,17 +61,19 @@ class StageRecord:
 
 @dataclass
 class StageInputs:
-    """Finished upstream stages, oldest first, plus the run directory."""
+    """Finished upstream stages, oldest first, plus the run directory; a stage run on its own gets the files it
+    was given instead (``given``: output key -> absolute path, e.g. ``model``, ``onnx``, ``tokenizer``)."""
 
     run_dir: Path
     upstream: list[StageRecord] = field(default_factory=list)
+    given: dict[str, Path] = field(default_factory=dict)
 
     def latest(self, key: str) -> Path | None:
-        """Path of the most recent upstream output named ``key`` (e.g. ``model``, ``onnx``)."""
+        """Path of the most recent upstream output named ``key`` (e.g. ``model``, ``onnx``), else the given one."""
         for rec in reversed(self.upstream):
             if key in rec.outputs:
                 return rec.path(key)
-        return None
+        return self.given.get(key)
 
     def require(self, key: str, stage: str) -> Path:
         found = self.latest(key)
@@ -84,8 +86,11 @@ class StageInputs:
         return found
 
     def variants(self) -> list[tuple[Variant, Path]]:
-        """Every variant declared upstream, with its absolute path."""
-        return [(v, rec.dir / v.path) for rec in self.upstream for v in rec.variants]
+        """Every variant declared upstream (a given model or ONNX file counts as one, named ``input``), with its
+        absolute path."""
+        given = [(Variant("input", "pytorch" if key == "model" else "onnx", str(path)), path)
+                 for key, path in self.given.items() if key in ("model", "onnx")]
+        return given + [(v, rec.dir / v.path) for rec in self.upstream for v in rec.variants]
 
 
 StageFn = Callable[["RunConfig", StageInputs, Path], StageResult]

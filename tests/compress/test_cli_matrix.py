@@ -322,13 +322,13 @@ def test_bad_input(world, tmp_path, capsys, case_id, argv, code, needles):
 
 def test_install_hint_keeps_its_brackets(capsys, monkeypatch):
     """Error text goes through rich with markup escaped: `edgepress[executorch]` survives."""
-    import compress.cli as cli
+    import compress.api as api
     from compress.errors import MissingDependencyError
 
     def boom(*a, **k):
         raise MissingDependencyError("executorch is needed: pip install 'edgepress[executorch]'")
 
-    monkeypatch.setattr(cli, "_standalone_config", boom)
+    monkeypatch.setattr(api, "_config", boom)  # stage commands build their config through compress.api
     with pytest.raises(SystemExit) as exc:
         main(["distill", "x", "y"])
     assert exc.value.code == 1
