@@ -307,7 +307,7 @@ def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageR
                   None)
     info = build_final(cfg, records, choice, export, out_dir / FINAL, inputs.run_dir, report)
     metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
-               "origin": info["chosen"]["origin"], "bundle_mb": info["bundle"]["size_mb"]}
+               "bundle_mb": info["bundle"]["size_mb"]}
     return StageResult(outputs={"final": FINAL}, metrics=metrics)
 
 
