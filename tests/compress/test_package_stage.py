@@ -4,6 +4,7 @@ run returns exactly the outputs it declares."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,18 @@ def test_package_does_not_import_the_pipeline():
     assert out.strip() == "False"
     source = __import__("inspect").getsource(__import__("compress.package", fromlist=["x"]))
     assert "compress.pipeline" not in source
+
+
+def test_a_run_writes_outside_its_stage_folders_only_where_specs_declare(tiny_run):
+    """Besides NN-stage/ folders, a run folder holds the pipeline's own files, the stages' published copies and
+    the work folders their specs declare (work_dirs) — nothing else."""
+    from compress.pipeline import LOCK_FILE, LOG_FILE
+
+    cfg, outcomes, _ = tiny_run
+    run_dir = cfg.run_dir
+    allowed = {o.dir for o in outcomes} | {run_dir / n for n in (LOCK_FILE, LOG_FILE, "config.resolved.yaml", "data")}
+    for o in outcomes:
+        spec, (rec, _) = STAGES[o.name], read_record(o.dir)
+        allowed |= {run_dir / Path(rec.outputs[k]).name for k in spec.publish if k in rec.outputs}
+        allowed |= {Path(d) for d in spec.call("work_dirs", cfg, run_dir) or ()}
+    assert sorted(p.name for p in run_dir.iterdir() if p not in allowed) == []
