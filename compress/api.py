@@ -155,7 +155,7 @@ def prune(model: PathLike, out: PathLike, *, task: str | None = None, data: str 
           config: Any = None, overwrite: bool = False, **sections: Any) -> StageRun:
     """Remove heads / FFN neurons / layers of a save_pretrained folder (section ``prune``); ``run["model"]``."""
     return _stage("prune", out, {"model": model}, config,
-                  {"task": task, "teacher.model": str(model), "data.train": data}, sections, overwrite)
+                  {"task": task, "data.train": data}, sections, overwrite)
 
 
 def trim_vocab(model: PathLike, out: PathLike, *, task: str | None = None, data: str | None = None,
@@ -163,7 +163,7 @@ def trim_vocab(model: PathLike, out: PathLike, *, task: str | None = None, data:
     """Keep the tokens ``data`` uses: embedding rows and tokenizer rewritten together (section ``vocab``);
     ``run["model"]``."""
     return _stage("trim_vocab", out, {"model": model}, config,
-                  {"task": task, "teacher.model": str(model), "data.train": data}, sections, overwrite)
+                  {"task": task, "data.train": data}, sections, overwrite)
 
 
 def export(model: PathLike, out: PathLike, *, task: str | None = None, config: Any = None,
