@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compress.console import note
+from compress.stages import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
 
-CHECKPOINTS_DIR = ".checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")  # transformers.trainer_utils.PREFIX_CHECKPOINT_DIR + step
 # training_args.bin is a pickled TrainingArguments written for reference; resuming never reads it
 _NOT_READ_ON_RESUME = {"training_args.bin"}
@@ -110,7 +110,7 @@ def resumable_checkpoint(folder: Path | str, delete: bool | None = None) -> str 
 
 def stage_checkpoint_dirs(cfg: "RunConfig", stage: str, run_dir: Path) -> list[Path]:
     """``.checkpoints/<stage>-<hash>`` folders a stage of this config writes (finetune and distill name them so)."""
-    from compress.stages import get_stage
+    from compress.stage_registry import get_stage
 
     spec = get_stage(stage)
     hashes = {cfg.section_hash(spec.sections), cfg.section_hash(spec.sections, spec.unused)}

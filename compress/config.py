@@ -121,7 +121,7 @@ class RunConfig(Section):
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
         from compress.errors import EdgepressError
-        from compress.stages import get_stage
+        from compress.stage_registry import get_stage
 
         for s in stages:
             try:

@@ -20,7 +20,7 @@ from compress.tasks import TASKS
 if TYPE_CHECKING:
     from compress.config import RunConfig
     from compress.interface import ModelInterface
-    from compress.package import Choice
+    from compress.choice import Choice
 
 PIPELINE_TAG = {name: spec.pipeline_tag for name, spec in TASKS.items()}
 

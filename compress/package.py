@@ -23,10 +23,10 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.choice import Choice, run_relative
 from compress.errors import EdgepressError
 
 if TYPE_CHECKING:
@@ -38,33 +38,6 @@ MOBILE_FORMATS = ("ptl", "pte", "torchscript")
 OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
                 "regression": "text-classification", "mlm": "fill-mask",
                 "token-classification": "token-classification", "question-answering": "question-answering"}
-
-
-@dataclass
-class Choice:
-    """The model a run ships: its PyTorch folder, the compressed ONNX file and where they came from."""
-
-    model_dir: Path
-    onnx: Path
-    precision: str
-    origin: str  # search winner | quantize | export
-    name: str
-
-    def to_dict(self, run_dir: Path | None = None) -> dict[str, Any]:
-        """As JSON; with ``run_dir``, paths relative to it (what package.json ships: no path of this machine)."""
-        d = asdict(self)
-        return {k: (_relative(v, run_dir) if run_dir is not None else str(v)) if isinstance(v, Path) else v
-                for k, v in d.items()}
-
-
-def _relative(path: Path, run_dir: Path | None) -> str:
-    """``path`` relative to the run folder when it lies inside it, else its last two parts."""
-    if run_dir is not None:
-        try:
-            return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
-        except ValueError:
-            pass
-    return Path(*Path(path).parts[-2:]).as_posix()
 
 
 def run_dir_of(records: list["StageRecord"]) -> Path | None:
@@ -379,7 +352,7 @@ def _quantization_details(records: list["StageRecord"], choice: Choice) -> dict[
                 attempt = (r.get("attempts") or [{}])[r.get("chosen", 0)]
                 return {"method": method, "settings": attempt.get("settings"), "retention_vs_fp32": r.get("retention"),
                         "source": f"{rec.dir.name}/{r['path']}"}
-    return {"method": choice.name, "source": _relative(choice.onnx, run_dir_of(records))}
+    return {"method": choice.name, "source": run_relative(choice.onnx, run_dir_of(records))}
 
 
 def recipe_facts(cfg: "RunConfig", records: list["StageRecord"], choice: Choice) -> dict[str, Any]:

@@ -389,7 +389,7 @@ def _raise_write_failure(exc: BaseException, stage: str, tmp: Path, run_dir: Pat
     stage's folder or its Trainer checkpoints. The stage's unfinished folder is removed on a full disk, to give
     back the space; its checkpoints stay, and a damaged last one is discarded on the next run.
     """
-    from compress.checkpoints import CHECKPOINTS_DIR
+    from compress.stages import CHECKPOINTS_DIR
     from compress.fsio import filename_in, translate
 
     newest = _newest_file([tmp, run_dir / CHECKPOINTS_DIR]) or tmp

@@ -10,7 +10,7 @@ from compress.data import distillation_dataset, load_distill_splits
 from compress.errors import ConfigError
 from compress.splits import read_plan
 from compress.distributed import is_main_process
-from compress.stages import StageInputs, StageResult, Variant, teacher_source
+from compress.stages import StageInputs, StageResult, Variant, distill_cache_root, teacher_source
 
 if TYPE_CHECKING:
     from compress.interface import ModelInterface
@@ -26,11 +26,6 @@ def build_student(cfg: RunConfig, teacher, teacher_tok):
         student = load_model(cfg.student.model, cfg.task, num_labels=teacher.config.num_labels, allow_new_head=True)
         return student, None
     return student_from_teacher(teacher, cfg.student.layers, cfg.student.num_layers)
-
-
-def distill_cache_root(cfg: RunConfig, run_dir: Path) -> Path:
-    """Where distillation keeps its disk caches: ``distill.cache_dir``, else ``<run folder>/.cache``."""
-    return Path(cfg.distill.cache_dir).expanduser().resolve() if cfg.distill.cache_dir else Path(run_dir) / ".cache"
 
 
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:

@@ -64,7 +64,7 @@ def model_depth(model_dir: Path) -> int:
 def _narrowed(cfg: "RunConfig", name: str, stages: list[str]) -> dict:
     """The sections every branch config changes: its name, folder and stages, and the shared cache root."""
     # sub-runs share the parent run's disk caches (teacher outputs, Arrow data), so each teacher forward is paid once
-    from compress.distill.stage import distill_cache_root
+    from compress.stages import distill_cache_root
 
     return {"name": name, "output_dir": str(cfg.run_dir / "search"), "stages": stages,
             "distill": {"cache_dir": str(distill_cache_root(cfg, cfg.run_dir))}}
