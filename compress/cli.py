@@ -228,6 +228,7 @@ def _stage_command(verb: str, model: Path, out: Path, set_: list[str], **options
 TASK_HELP = ("embedding | classification | regression | mlm | token-classification | question-answering "
              "(default: from config)")  # compress.config.Task, spelled out: importing the schema slows --help
 TaskOpt = typer.Option(None, "--task", help=TASK_HELP)
+FINETUNE_TASK_HELP = "classification | regression | token-classification | question-answering (the tasks that train on labels)"
 DataOpt = typer.Option(None, "--data", help="Training/calibration data: .tsv/.csv/.jsonl/.txt, hub:NAME, builtin:pydoc")
 ConfigOpt = typer.Option(None, "--config", help="Take defaults from this pipeline YAML.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace a non-empty output directory.")
@@ -238,7 +239,7 @@ def finetune(
     model: str = typer.Argument(..., help="Backbone to fine-tune: local folder, hub name, or packaged:minilm-l6."),
     out: Path = typer.Argument(..., help="Output directory (the fine-tuned teacher lands in OUT/model)."),
     data: str = typer.Option(..., "--data", help="Labelled training file."),
-    task: str = typer.Option("classification", "--task", help="classification | regression"),
+    task: str = typer.Option("classification", "--task", help=FINETUNE_TASK_HELP),
     text_column: str = typer.Option("sentence", help="Column with the text."),
     text_pair_column: Optional[str] = typer.Option(None, help="Column with the second text (pairs)."),
     label_column: str = typer.Option("label", help="Column with the label / score."),

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 FINAL = "final"
 MOBILE_FORMATS = ("ptl", "pte", "torchscript")
-OPTIMUM_TASK = {"embedding": "feature-extraction", "classification": "text-classification",
-                "regression": "text-classification", "mlm": "fill-mask",
-                "token-classification": "token-classification", "question-answering": "question-answering"}
 
 
 def run_dir_of(records: list["StageRecord"]) -> Path | None:

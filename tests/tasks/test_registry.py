@@ -100,3 +100,15 @@ def test_read_interface_takes_pooling_and_labels_from_the_spec_and_names_the_mod
     assert iface.source == str(path)  # the model, never the task spec
     assert (iface.pooling is not None) == TASKS[task].pooled
     assert (iface.id2label is not None) == TASKS[task].class_names
+
+
+def test_cli_task_help_names_the_registry_tasks():
+    """The CLI spells the task names out (importing the registry would slow --help): they must match it."""
+    from compress import cli
+    from compress.tasks import TASKS
+
+    def named(text: str) -> list[str]:
+        return [w.strip() for w in text.split("(")[0].split("|")]
+
+    assert named(cli.TASK_HELP) == list(TASKS)
+    assert named(cli.FINETUNE_TASK_HELP) == [n for n, s in TASKS.items() if s.train_labels]
