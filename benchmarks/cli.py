@@ -43,6 +43,7 @@ def _ints(text: str, what: str, upper: int | None = None) -> list[int]:
 # ------------------------------------------------------------------ bench-section options, made from BenchConfig
 
 MEASURING_PANEL = "Measuring (the config's bench section)"
+SWITCHES_PANEL = "Measuring switches (the config's bench section)"
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,9 @@ def typer_option(opt: ConfigOption) -> Any:
         bound = _lower_bound(opt.fields[0])
         if bound is not None and option_type(opt) is not bool:
             extra["min"] = bound
-    return typer.Option(option_default(opt), *decls, help=option_help(opt), rich_help_panel=MEASURING_PANEL, **extra)
+    # on/off switches in a panel of their own: their --no-X names take a column that would squeeze every help text
+    panel = SWITCHES_PANEL if option_type(opt) is bool else MEASURING_PANEL
+    return typer.Option(option_default(opt), *decls, help=option_help(opt), rich_help_panel=panel, **extra)
 
 
 def _check_choices(opt: ConfigOption, value: Any) -> None:

@@ -111,6 +111,16 @@ def test_help_prose_has_no_one_word_lines_at_80_columns(capsys, monkeypatch, arg
         assert all(len(words) > 1 and len(words[-1].split()) > 1 for words in described), described
 
 
+def test_bench_run_option_help_keeps_a_readable_column_at_80_columns(capsys, monkeypatch):
+    """Every option panel of `bench run --help` leaves its help text a column wide enough for phrases: at most a few
+    of its wrapped lines hold a single word (the --no-X switches sit in a panel of their own)."""
+    text = _help(capsys, monkeypatch, "bench", "run")
+    for panel in text.split("╭")[1:]:
+        rows = [line.strip("│ ").strip() for line in panel.splitlines()[1:] if line.startswith("│")]
+        single = [r for r in rows if len(r.split()) == 1 and not r.startswith(("[", "-", "(bench.", "bench."))]
+        assert len(single) <= 3, (panel.splitlines()[0], single)
+
+
 def test_unwrap_joins_docstring_lines_and_keeps_paragraphs():
     from compress.cli_help import unwrap
 
