@@ -169,7 +169,10 @@ def run(
     from compress.pipeline import run_pipeline
 
     cfg = load_config(config, set_ + (["keep_checkpoints=true"] if keep_checkpoints else []))
-    console.print(f"[bold]edgepress[/] run '{cfg.name}' -> {cfg.run_dir}  stages: {' -> '.join(cfg.stages)}")
+    from compress.stage_registry import with_followers
+
+    stages = " -> ".join(with_followers(cfg.stages))  # package follows a run that exports or searches
+    console.print(f"[bold]edgepress[/] run '{escape(cfg.name)}' -> {escape(str(cfg.run_dir))}  stages: {stages}")
 
     def on_stage(name: str, status: str) -> None:
         style = {"running": "yellow", "done": "green", "skipped": "dim"}[status]

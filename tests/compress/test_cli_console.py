@@ -167,3 +167,20 @@ def test_readme_quick_start_shows_where_a_run_put_its_result():
     assert re.fullmatch(r"report: \S+/default/report\.md", last[1]) and re.fullmatch(r"plot: \S+/default/pareto\.png",
                                                                                   last[2]), last
     assert re.search(r"quantize .* retention [\d.]+ % of fp32", block) and re.search(r"best speed-up [\d.]+x", block)
+
+
+def test_run_start_line_names_the_following_package_stage_and_keeps_markup_literal(tmp_path, capsys):
+    """The first line shows every stage that will run (package follows export) and prints a run folder holding
+    console markup as written."""
+    from compress.cli import main
+
+    out = tmp_path / "[bold]runs"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\noutput_dir: '{out}'\nstages: [distill, export]\nteacher: {{model: '{tmp_path / 'none'}'}}\n"
+                   "data: {train: 'builtin:pydoc'}\n")
+    with pytest.raises(SystemExit):
+        main(["run", str(cfg)])
+    err = capsys.readouterr().err
+    first = "".join(err.split("error:")[0].split())  # the start line, as wrapped by the console, without spaces
+    assert "".join(f"{out}/t".split()) in first, err
+    assert "distill->export->package" in first, err
