@@ -50,11 +50,10 @@ def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = No
     """
     from compress.data import announce_cut, load_splits
 
-    task = cfg.task  # labels are parsed for every task but mlm: STS pairs carry their gold scores
     from compress.splits import read_plan
 
-    plan = read_plan(run_dir) if task != "mlm" else None  # mlm's artifact was split without gold scores
-    splits = load_splits(cfg.data, task if task != "mlm" else "embedding", cfg.seed, **(labels or {}), plan=plan)
+    # the task's own loader (its spec's), on the rows the run's data artifact planned: labels as the task reads them
+    splits = load_splits(cfg.data, cfg.task, cfg.seed, **(labels or {}), plan=read_plan(run_dir))
     rows = getattr(splits, split)
     eval_set = EvalSet.from_text_data(rows.head(cfg.bench.max_eval_samples))
     announce_cut(split, len(eval_set), len(rows), cap_field)

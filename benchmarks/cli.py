@@ -13,7 +13,7 @@ import typer
 
 from benchmarks.config import BenchConfig
 from compress.errors import EdgepressError, UsageError
-from compress.tasks import TASKS as TASK_SPECS
+from compress.tasks import task_spec
 
 MAX_TOKENS = 8192  # no BERT-family model takes longer inputs; a larger --seq / --max-length is a typo
 
@@ -298,9 +298,6 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 
 
-TASKS = tuple(TASK_SPECS)  # the task registry's names (compress/tasks/)
-
-
 def tag_names_of(specs: list[Any]) -> list[str]:
     """The tag of each class id from the first model whose config.json names them (token classification): a
     folder's own, or the one beside an ONNX file (an optimum or `edgepress export` folder)."""
@@ -323,23 +320,13 @@ def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str]
     from benchmarks.evalset import EvalSet
     from compress.data import announce_cut
 
-    def cut(rows: Any) -> Any:
-        announce_cut(f"--data '{data}'", min(len(rows), max_samples), len(rows), "--max-samples")
-        return rows.head(max_samples)
-
-    if task == "token-classification":
-        from compress.tasks.ner import read_tagged
-
-        eval_set = EvalSet.from_text_data(cut(read_tagged(data)))
+    spec = task_spec(task)
+    rows = spec.read(data, text_column, pair_column, label_column)  # the task's reader (TaskSpec.reader)
+    announce_cut(f"--data '{data}'", min(len(rows), max_samples), len(rows), "--max-samples")
+    eval_set = EvalSet.from_text_data(rows.head(max_samples))
+    if spec.gold == "tags":  # gold tags are scored by name: the model's tag of each class id
         eval_set.label_names = tag_names_of(specs or [])
-        return eval_set
-    if task == "question-answering":
-        from compress.tasks.qa import read_qa
-
-        return EvalSet.from_text_data(cut(read_qa(data)))
-    from compress.data import load_text_data
-
-    return EvalSet.from_text_data(cut(load_text_data(data, text_column, pair_column, label_column, task=task)))
+    return eval_set
 
 
 @app.command("run")
@@ -387,8 +374,10 @@ def run_cmd(
     from compress.console import capture_logs
     from compress.pipeline import ensure_output_dir
 
-    if task not in TASKS:
-        raise EdgepressError(f"--task '{task}': expected one of {', '.join(TASKS)}")
+    try:
+        task_spec(task)  # the registry as it is now: a task registered after import counts
+    except EdgepressError as exc:
+        raise EdgepressError(f"--task: {exc}") from None
     specs = [parse_model_arg(m) for m in models]
     if teacher:
         specs.insert(0, parse_model_arg(teacher if "=" in teacher else f"teacher={teacher}", role="teacher"))
@@ -396,7 +385,7 @@ def run_cmd(
     bench = _realistic_only_with_data(ctx, bench, data is not None)
     eval_set = load_eval(data, task, text_column, pair_column, label_column, bench.max_eval_samples, specs) \
         if data else None
-    if eval_set is not None and task == "question-answering":
+    if eval_set is not None and eval_set.examples is not None:  # question-answering: context windows
         eval_set.doc_stride = doc_stride or max(1, max_length // 3)
     if eval_set is not None and tokenizer is None and not any(s.path.is_dir() for s in specs):
         raise EdgepressError("quality needs a tokenizer: pass --tokenizer DIR (no PyTorch folder among the models)")

@@ -17,6 +17,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     """Measure quality and latency of the teacher and all variants; report into out_dir (the pipeline copies the
     report beside the stage folders, runs/<name>/report.json)."""
     from benchmarks.report import write_report
+    from compress.tasks import task_spec
 
     specs = model_specs(cfg, inputs)
     tok = inputs.latest("tokenizer") or specs[0].path
@@ -37,7 +38,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
                        targets=cfg.bench.targets, remote_options=remote_options(cfg.bench), pooling=teacher_iface)
     report["teacher_model"] = teacher_name(cfg, inputs)
-    if cfg.task == "classification":  # class names as the teacher (and every variant) knows them
+    if task_spec(cfg.task).label_kind == "classes":  # class names as the teacher (and every variant) knows them
         id2label = teacher_iface.id2label
         report["id2label"] = {str(k): v for k, v in sorted((id2label or {}).items())} or None
     paths = write_report(report, out_dir)

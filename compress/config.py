@@ -27,6 +27,8 @@ from compress.search.config import SearchConfig
 from compress.vocab.config import VocabConfig
 from export.config import ExportConfig
 
+# The shipped tasks (compress/tasks/); ``RunConfig.task`` takes any name in the registry when the config is read,
+# so a task registered later (one file in compress/tasks/, or a test's) is accepted too.
 Task = Literal["embedding", "classification", "regression", "mlm", "token-classification", "question-answering"]
 
 
@@ -101,7 +103,7 @@ class RunConfig(Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     output_dir: str = "runs"
     seed: int = Field(42, ge=0, lt=2**32, description="random seed (NumPy accepts 0 <= seed < 2**32)")
-    task: Task = "embedding"
+    task: str = Field("embedding", description="a task of the registry (compress/tasks/): " + " | ".join(typing.get_args(Task)))
     stages: list[str] = Field(default_factory=lambda: ["distill", "export", "quantize", "bench"])
     teacher: TeacherConfig
     data: DataConfig
@@ -134,20 +136,35 @@ class RunConfig(Section):
             raise ValueError("no stage listed: give at least one, e.g. stages: [distill, export, quantize, bench]")
         return stages
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        from compress.errors import EdgepressError
+        from compress.tasks import task_spec
+
+        try:
+            task_spec(task)
+        except EdgepressError as exc:  # pydantic reports ValueErrors with the key path
+            raise ValueError(str(exc)) from None
+        return task
+
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
         """Checks across sections, and defaults derived from other fields (data.doc_stride from teacher.max_length)."""
         if "quantize" in self.stages and not self.quantize.methods:
             raise ValueError("quantize.methods is empty but the quantize stage is listed: give at least one method, "
                              "e.g. [dynamic], or remove quantize from stages")
+        from compress.tasks import TASKS, task_spec
+
+        spec = task_spec(self.task)
         distills = {"distill", "search"} & set(self.stages)
-        if distills and self.task == "regression" and self.data.unlabeled:
-            raise ValueError("data.unlabeled is used by embedding, mlm and classification distillation; regression "
+        on_text = " and ".join(", ".join(n for n, s in TASKS.items() if s.unlabeled_text).rsplit(", ", 1))
+        if distills and spec.scores and self.data.unlabeled:
+            raise ValueError(f"data.unlabeled is used by {on_text} distillation; {self.task} "
                              "needs a score for every row: remove data.unlabeled")
         rec = self.prune.recovery
-        if ({"prune", "search"} & set(self.stages) and rec.enabled and rec.unlabeled
-                and self.task not in ("embedding", "mlm", "classification")):
-            raise ValueError(f"prune.recovery.unlabeled is for embedding, mlm and classification (the tasks that "
+        if {"prune", "search"} & set(self.stages) and rec.enabled and rec.unlabeled and not spec.unlabeled_text:
+            raise ValueError(f"prune.recovery.unlabeled is for {on_text} (the tasks that "
                              f"distill on unlabelled text), not {self.task}: set it to false")
         limit = name_max(self.run_dir)  # every folder name on the run's path must fit the file system
         for field, value in (("output_dir", self.output_dir), ("name", self.name)):
@@ -158,7 +175,7 @@ class RunConfig(Section):
         length = self.teacher.max_length
         if self.data.doc_stride is None:
             self.data.doc_stride = max(1, length // 3)
-        elif self.task == "question-answering" and self.data.doc_stride >= length:
+        elif spec.outputs == "answers" and self.data.doc_stride >= length:  # question-answering's context windows
             raise ValueError(f"data.doc_stride={self.data.doc_stride} must be below teacher.max_length={length} (a "
                              "window shares that many tokens with the next one); leave it unset for a third of "
                              "teacher.max_length")

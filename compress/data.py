@@ -2,7 +2,8 @@
 
 Sources are read into columns by :mod:`compress.datafiles` (files through Hugging Face ``datasets``, hub
 datasets, the built-in demo corpus) and split by :mod:`compress.datasplit`; this module turns columns into
-rows and dispatches token-level tasks to their own readers (:mod:`compress.tasks.ner`, :mod:`compress.tasks.qa`).
+rows and dispatches every task to its spec's loader (``TaskSpec.loader``: this module's for sentence rows,
+:mod:`compress.tasks.ner` and :mod:`compress.tasks.qa` for theirs); how labels are read is the spec's ``label_kind``.
 
 Classification labels are integer class ids or class names (``positive``, ``Sci/Tech``); names get
 ids from a given ``label2id`` or, as transformers' run_glue does, from the sorted names of the train
@@ -23,6 +24,7 @@ from compress.datafiles import builtin_pydoc_sentences, parse_hub_spec  # noqa: 
 from compress.datasplit import Splits, announce_cut, capped_splits, carve_splits, checked_splits, planned_eval_ids
 from compress.datasplit import eval_split_ids  # noqa: F401 - callers import it from here
 from compress.errors import DataError
+from compress.tasks import task_spec
 
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -140,8 +142,9 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
                    header: bool = True, label2id: dict[str, int] | None = None) -> TextData:
     """Read a source into TextData, checking the named columns exist and labels parse.
 
-    Classification labels may be integer ids or class names (mapped through ``label2id`` if given, else
-    sorted); regression and embedding (STS) labels are numbers. A ``.txt`` file has one column: its lines.
+    Class labels (the spec's ``label_kind`` "classes") may be integer ids or class names (mapped through
+    ``label2id`` if given, else sorted); scores (regression, embedding's STS) are numbers; a task without a
+    ``label_kind`` reads no labels. A ``.txt`` file has one column: its lines.
     """
     cols = read_columns(source, header)
     if source in BUILTIN_CORPORA or (not source.startswith("hub:") and Path(source).suffix.lower() == ".txt"):
@@ -150,9 +153,10 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
     pairs = (_texts(_column(cols, text_pair_column, source, "text_pair", header), source, "text_pair")
              if text_pair_column else None)
     labels, names = None, None
-    if label_column and task != "mlm":  # embedding: STS-style similarity scores
+    kind = task_spec(task).label_kind
+    if label_column and kind is not None:
         raw = _column(cols, label_column, source, "label", header)
-        if task == "classification":
+        if kind == "classes":
             labels, names = _class_labels(raw, source, label2id, cols.class_names.get(label_column), label_column)
         else:
             labels = _float_labels(raw, source)
@@ -161,17 +165,18 @@ def load_text_data(source: str, text_column: str, text_pair_column: str | None =
 
 def _check_trainable(train: TextData, task: str, source: str) -> None:
     """Refuse labels that cannot train the task: a single class, or scores that never vary."""
-    if train.labels is None:
+    spec = task_spec(task)
+    if train.labels is None or not spec.train_labels:
         return
-    if task == "classification":
+    if spec.label_kind == "classes":
         classes = sorted(set(train.labels) - {UNLABELED})
         if len(classes) < 2:
             shown = train.label_names[classes[0]] if classes and train.label_names else (classes[0] if classes else "none")
             raise DataError(f"training data '{source}' has a single class ({shown!r}) in its label column: "
-                            "classification needs at least two classes; check data.label_column and the file")
-    elif task == "regression" and len(set(train.labels)) < 2:
+                            f"{task} needs at least two classes; check data.label_column and the file")
+    elif spec.label_kind == "scores" and len(set(train.labels)) < 2:
         raise DataError(f"training data '{source}' has the same score ({train.labels[0]}) on every row: "
-                        "regression needs scores that vary; check data.label_column and the file")
+                        f"{task} needs scores that vary; check data.label_column and the file")
 
 
 def check_class_ids(data: TextData, column: str, num_labels: int, head: str) -> None:
@@ -194,26 +199,28 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
     data artifact, :mod:`compress.splits`) gives the eval row ids and the digests the rows must match.
     ``num_labels`` (the model head's class count, described by ``head``) refuses a class id outside it in any
     file; ``fine_tuned`` checks against the head a fine-tune makes from the train file (teacher.num_labels, else
-    one class per distinct train label).
+    one class per distinct train label). The task's spec reads them (``TaskSpec.loader``).
     """
-    if task == "token-classification":
-        from compress.tasks.ner import load_ner_splits
+    return task_spec(task).load(data_cfg, seed, plan, label2id=label2id, num_labels=num_labels, head=head,
+                                fine_tuned=fine_tuned)
 
-        return load_ner_splits(data_cfg, seed, plan)
-    if task == "question-answering":
-        from compress.tasks.qa import load_qa_splits
 
-        return load_qa_splits(data_cfg, seed, plan)
+def load_sentence_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "embedding",
+                         label2id: dict[str, int] | None = None, num_labels: int | None = None, head: str = "",
+                         fine_tuned: bool = False) -> Splits:
+    """:func:`load_splits` for sentence rows (the loader of every task whose spec names no other)."""
+    spec = task_spec(task)
     header = getattr(data_cfg, "header", True)
     kw = dict(text_column=data_cfg.text_column, text_pair_column=data_cfg.text_pair_column,
               label_column=data_cfg.label_column, task=task, header=header)
-    if task in ("classification", "regression") and not data_cfg.label_column:
+    if spec.train_labels and not data_cfg.label_column:
         raise DataError(f"task '{task}' needs labels: set data.label_column")
     train = load_text_data(data_cfg.train, label2id=label2id, **kw)
     if label2id is None and train.label_names is not None:
         label2id = {n: i for i, n in enumerate(train.label_names)}
     names = train.label_names
-    checked = task == "classification" and (num_labels is not None or fine_tuned)
+    classes = spec.label_kind == "classes"
+    checked = classes and (num_labels is not None or fine_tuned)
     if checked:
         if num_labels is None:  # the head finetune makes: one class per distinct train label
             num_labels = len(names) if names else len(set(train.labels or []) - {UNLABELED})
@@ -222,7 +229,7 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
 
     def other(source: str) -> TextData:
         d = load_text_data(source, label2id=label2id, **kw)
-        if task == "classification" and (d.label_names is None) != (names is None):
+        if classes and (d.label_names is None) != (names is None):
             kinds = ("class names", "integer ids") if names is not None else ("integer ids", "class names")
             raise DataError(f"data '{source}': labels are {kinds[1]}, but the training file '{data_cfg.train}' "
                             f"uses {kinds[0]}; use one kind in every split")
@@ -268,11 +275,13 @@ def with_unlabeled(data_cfg: Any, train: TextData) -> TextData:
 
 
 def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:
-    """What distillation (and QAT) trains on: every sentence plus data.unlabeled for embedding/mlm,
-    labelled rows plus unlabelled ones for classification, the labelled rows otherwise."""
-    if task in ("embedding", "mlm"):
+    """What distillation (and QAT) trains on: every sentence plus data.unlabeled for label-free tasks (embedding,
+    mlm), labelled rows plus unlabelled ones for a labelled task that distills on text (classification), the
+    labelled rows otherwise."""
+    spec = task_spec(task)
+    if not spec.train_labels:
         return TextData(distillation_texts(data_cfg, train), source=train.source)
-    if task == "classification":
+    if spec.unlabeled_text:
         return with_unlabeled(data_cfg, train)
     return train
 
@@ -331,21 +340,22 @@ def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str,
     cols = ds.to_dict()
     texts = _texts(cols["text"], source, "text")
     pairs = _texts(cols["pair"], source, "text_pair") if "pair" in cols else None
-    labels = _float_labels(cols["label"], source) if "label" in cols and task != "mlm" else None
+    labels = _float_labels(cols["label"], source) if "label" in cols and task_spec(task).label_kind else None
     return TextData(texts, pairs, labels, source)
 
 
 def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
                         label2id: dict[str, int] | None = None, plan: Any = None, num_labels: int | None = None,
                         head: str = "") -> "Splits | StreamedSplits":
-    """The distill stage's splits: for embedding/mlm the train split is a memory-mapped Arrow dataset (the
-    same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits` (class ids
-    checked against ``num_labels`` when given)."""
-    if task not in ("embedding", "mlm"):
+    """The distill stage's splits: for label-free tasks (embedding, mlm) the train split is a memory-mapped Arrow
+    dataset (the same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits`
+    (class ids checked against ``num_labels`` when given)."""
+    spec = task_spec(task)
+    if spec.train_labels:
         return load_splits(data_cfg, task, seed, label2id, plan, num_labels=num_labels, head=head)
     header = getattr(data_cfg, "header", True)
     raw = arrow_dataset(data_cfg.train, Path(cache_dir), header)
-    label_col = data_cfg.label_column if task != "mlm" else None
+    label_col = data_cfg.label_column if spec.label_kind else None
     if label_col and data_cfg.train not in BUILTIN_CORPORA and Path(data_cfg.train).suffix.lower() != ".txt":
         _check_column(raw, label_col, data_cfg.train, "label", header)
     full = _text_columns(raw, data_cfg.train, data_cfg.text_column, data_cfg.text_pair_column, header)
@@ -434,7 +444,8 @@ def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cach
             out.append(d.select(range(min(src.limit, len(d)))) if src.limit else d)
         return out
 
-    if task in ("embedding", "mlm"):
+    spec = task_spec(task)
+    if not spec.train_labels:
         base = train if not isinstance(train, TextData) else from_textdata(train, labels=False)
         parts = [base.select_columns(["text"])]
         if "pair" in base.column_names:
@@ -442,8 +453,8 @@ def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cach
         ds = _keyed(datasets.concatenate_datasets(parts + unlabeled()), "distillation rows")
         keep = _first_unique(ds)
         return ds if len(keep) == len(ds) else ds.select(keep)
-    labelled = _keyed(from_textdata(train, labels=task in ("classification", "regression")), train.source)
-    if task != "classification" or not data_cfg.unlabeled:
+    labelled = _keyed(from_textdata(train, labels=True), train.source)
+    if not spec.unlabeled_text or not data_cfg.unlabeled:
         return labelled
     if train.pairs is not None:
         raise DataError("data.unlabeled adds single sentences, but this task's training rows are sentence pairs "
@@ -456,3 +467,9 @@ def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cach
     extra = extra.add_column("labels", np.full(len(extra), UNLABELED, dtype=np.int64))
     extra = extra.select_columns(labelled.column_names).cast(labelled.features)
     return datasets.concatenate_datasets([labelled, extra])
+
+
+def read_sentence_rows(source: str, task: str, text_column: str = "text", pair_column: str | None = None,
+                       label_column: str | None = None) -> TextData:
+    """One eval file's sentence rows (bench --data), labels read as the task's spec says (``TaskSpec.reader``)."""
+    return load_text_data(source, text_column, pair_column, label_column, task=task)

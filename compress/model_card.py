@@ -220,7 +220,7 @@ def _js_snippet(task: str, iface: "ModelInterface", files: dict[str, str], root:
         return head + [f'const extract = await pipeline("feature-extraction", "model", {{ dtype: "{dtype}" }});',
                        f'const out = await extract(["A sentence to embed."], {{ pooling: "{JS_POOLING[modes[0]]}", '
                        f'normalize: {"true" if iface.normalize else "false"} }});', "console.log(out.dims);"]
-    if task == "classification":
+    if TASKS[task].label_kind == "classes":
         return head + [f'const classify = await pipeline("text-classification", "model", {{ dtype: "{dtype}" }});',
                        'console.log(await classify("A sentence to classify."));']
     return []

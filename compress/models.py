@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from compress.errors import ModelLoadError
 
@@ -26,14 +26,13 @@ PACKAGED_HUB_IDS = {
     "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
 }
 
-TASK_HEADS = {
-    "embedding": "AutoModel",
-    "classification": "AutoModelForSequenceClassification",
-    "regression": "AutoModelForSequenceClassification",
-    "mlm": "AutoModelForMaskedLM",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-}
+
+def _task_spec(task: str) -> Any:
+    """The registry's spec of ``task``, looked up when a model loads: the task files use this module's tokenizer
+    helpers, so the registry sits above it and is named, not imported."""
+    from compress.tasks.spec import resolve
+
+    return resolve("compress.tasks:task_spec")(task)
 
 
 def resolve_model_path(spec: str) -> str:
@@ -178,9 +177,7 @@ def _generic_fast_tokenizer(folder: Path, spec: str, exc: ValueError) -> "PreTra
 
 def head_weights_missing(missing_keys: list[str], task: str) -> list[str]:
     """Missing keys that belong to the task head (they would be randomly initialised)."""
-    prefixes = {"classification": ("classifier", "score", "pre_classifier"), "regression": ("classifier", "score", "pre_classifier"),
-                "mlm": ("cls.", "lm_head", "vocab_", "generator_lm_head", "predictions"),
-                "token-classification": ("classifier",), "question-answering": ("qa_outputs",)}.get(task, ())
+    prefixes = _task_spec(task).head.weights
     return [k for k in missing_keys if any(p in k for p in prefixes)]
 
 
@@ -194,13 +191,14 @@ def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_he
     import transformers
 
     path = resolve_model_path(spec)
-    cls = getattr(transformers, TASK_HEADS[task])
+    task_info = _task_spec(task)
+    cls = getattr(transformers, task_info.head.auto_class)
     kwargs: dict = {}
     if id2label is not None:
         num_labels = len(id2label)
-    if task == "regression":
+    if task_info.scores:  # one real-valued output
         kwargs.update(num_labels=1, problem_type="regression")
-    elif task in ("classification", "token-classification") and allow_new_head and num_labels is not None:
+    elif task_info.class_names and allow_new_head and num_labels is not None:
         kwargs["num_labels"] = num_labels  # a new head; a trained one keeps its size (checked below)
         if id2label is not None:
             kwargs["id2label"] = {int(k): str(v) for k, v in id2label.items()}
@@ -213,15 +211,11 @@ def load_model(spec: str, task: str, num_labels: int | None = None, allow_new_he
         raise ModelLoadError(f"model '{spec}' cannot be loaded with a {task} head: {str(exc).splitlines()[0][:300]}") from None
     missing = head_weights_missing(info.get("missing_keys", []), task)
     if missing and not allow_new_head:
-        hint = {"mlm": "use a checkpoint with a masked-LM head (e.g. bert-base-uncased), or task: embedding",
-                "classification": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
-                "regression": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
-                "token-classification": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)",
-                "question-answering": "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"}[task]
+        hint = task_info.no_head_hint
         raise ModelLoadError(
             f"model '{spec}' has no trained {task} head (missing weights: {', '.join(missing[:4])}); {hint}"
         )
-    if task in ("classification", "token-classification") and not missing and num_labels is not None \
+    if task_info.class_names and not missing and num_labels is not None \
             and model.config.num_labels != num_labels:
         raise ModelLoadError(f"model '{spec}' has a trained {model.config.num_labels}-class head, but {num_labels} "
                              "classes were asked for (teacher.num_labels or the data's labels); fix teacher.num_labels, "

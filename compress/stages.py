@@ -245,7 +245,9 @@ def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
     """``load_splits`` keywords for classification: class names in the data map to the teacher's own ids (a
     fine-tuned teacher's, else those of the model being worked on, else the configured teacher's), and class ids
     are checked against that model's head."""
-    if cfg.task != "classification":
+    from compress.tasks import task_spec
+
+    if task_spec(cfg.task).label_kind != "classes":
         return {}
     from compress.interface import class_space, interface_of
 
@@ -257,7 +259,9 @@ def head_labels(cfg: "RunConfig", tuned: Path | None = None) -> dict[str, Any]:
     """``load_splits`` keywords that check the data's class ids against the head the run will use (classification):
     the one finetune makes from the train file (teacher.num_labels when set), else that of ``tuned`` (a teacher
     fine-tuned upstream: a search branch's) or of the configured teacher, whose class names the data's map to."""
-    if cfg.task != "classification":
+    from compress.tasks import task_spec
+
+    if task_spec(cfg.task).label_kind != "classes":
         return {}
     if "finetune" in cfg.stages:
         n = cfg.teacher.num_labels
@@ -273,7 +277,9 @@ def head_labels(cfg: "RunConfig", tuned: Path | None = None) -> dict[str, Any]:
 def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
     """Token classification: the tag of each class id (id2label in id order) of the latest model, else the teacher's;
     the measuring layer maps logits to tags with it. None for other tasks."""
-    if cfg.task != "token-classification":
+    from compress.tasks import task_spec
+
+    if task_spec(cfg.task).gold != "tags":
         return None
     from compress.interface import interface_of
 

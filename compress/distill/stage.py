@@ -50,7 +50,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
     cache_root = distill_cache_root(cfg, inputs.run_dir)
-    space = class_space(iface) if cfg.task == "classification" else label_mapping(iface)
+    space = class_space(iface) if spec_of_task.label_kind == "classes" else label_mapping(iface)
     splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **space,
                                  plan=read_plan(inputs.run_dir))
     tok = load_tokenizer(spec)
@@ -59,7 +59,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     student, picked = build_student(cfg, teacher, tok)
     ml = cfg.teacher.max_length
     reference = None
-    if cfg.task in ("embedding", "mlm") and splits.eval.labels is None:
+    if not spec_of_task.train_labels and splits.eval.labels is None:  # label-free eval rows: fidelity to the teacher
         reference = encode(teacher, tok, splits.eval.texts, cfg.task, ml, interface=iface)
     teacher_q = task_quality(teacher, tok, splits.eval, cfg.task, ml, reference, iface)
     before = task_quality(student, tok, splits.eval, cfg.task, ml, reference, iface)

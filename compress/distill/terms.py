@@ -1,11 +1,11 @@
 """The distillation loss terms as a registry: one small function per ``LossWeights`` field.
 
-Each entry says which tasks it applies to and what it needs from the forward passes; the Trainer's
+Each entry says which tasks it applies to (a test on the task's spec) and what it needs from the forward passes; the Trainer's
 ``compute_loss`` runs the entries whose weight is above 0, in registry order, and ``_check_compatible``
 reads the task table from here. The loss math itself lives in :mod:`compress.distill.losses`.
 
-A new task (e.g. token classification) is added by listing it in the ``tasks`` of the terms that apply
-to it (and registering its own terms, e.g. a per-token KL); nothing else here changes.
+A new task gets the terms whose test its spec passes (KL for any head with logits, the hard loss for a task
+that trains on labels); a term of its own (e.g. a per-token KL) is registered here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.distill.config import DistillConfig, LossWeights
+    from compress.tasks.spec import TaskSpec
 
 # What a term can need from the forward passes (TermSpec.needs):
 LAST_HIDDEN = "last_hidden"        # student and teacher last hidden states (TermContext.student_last/teacher_last)
@@ -34,6 +35,11 @@ VALUE_HOOK = "value_hook"          # last-layer value projections captured by fo
 SAME_WIDTH = "same_width"          # student and teacher hidden sizes must be equal
 
 TASKS = tuple(TASK_SPECS)  # every task of the registry (compress/tasks/)
+
+
+def every_task(spec: "TaskSpec") -> bool:
+    """The terms on the encoder's hidden states apply to every task."""
+    return True
 
 
 @dataclass
@@ -72,24 +78,31 @@ class TermContext:
 
 @dataclass(frozen=True)
 class TermSpec:
-    """One loss term: its ``LossWeights`` name, the function computing it, the tasks it applies to, its needs."""
+    """One loss term: its ``LossWeights`` name, the function computing it, which tasks' specs it applies to, its
+    needs."""
 
     name: str
     compute: Callable[[TermContext], torch.Tensor]
-    tasks: frozenset[str]
+    applies: Callable[["TaskSpec"], bool]
     needs: frozenset[str]
+
+    @property
+    def tasks(self) -> frozenset[str]:
+        """The registered tasks the term applies to."""
+        return frozenset(n for n, s in TASK_SPECS.items() if self.applies(s))
 
 
 TERMS: dict[str, TermSpec] = {}
 
 
-def register(name: str, tasks: tuple[str, ...], needs: tuple[str, ...]) -> Callable:
-    """Decorator: add the function as the term ``name`` (registry order is the order terms are summed and logged)."""
+def register(name: str, applies: Callable[["TaskSpec"], bool], needs: tuple[str, ...]) -> Callable:
+    """Decorator: add the function as the term ``name`` for the tasks whose spec ``applies`` accepts (registry
+    order is the order terms are summed and logged)."""
 
     def add(fn: Callable[[TermContext], torch.Tensor]) -> Callable[[TermContext], torch.Tensor]:
         if name in TERMS:
             raise ValueError(f"loss term '{name}' is registered twice")
-        TERMS[name] = TermSpec(name, fn, frozenset(tasks), frozenset(needs))
+        TERMS[name] = TermSpec(name, fn, applies, frozenset(needs))
         return fn
 
     return add
@@ -106,31 +119,30 @@ def needed(weights: "LossWeights", need: str) -> bool:
 
 
 def allowed_terms(task: str) -> set[str]:
-    """Names of the terms that apply to ``task`` (KeyError for a task no term knows)."""
-    if not any(task in spec.tasks for spec in TERMS.values()):
-        raise KeyError(task)
-    return {name for name, spec in TERMS.items() if task in spec.tasks}
+    """Names of the terms that apply to ``task`` (KeyError for a task the registry lacks)."""
+    spec = TASK_SPECS[task]
+    return {name for name, term in TERMS.items() if term.applies(spec)}
 
 
-@register("cos", TASKS, (LAST_HIDDEN, SAME_WIDTH))
+@register("cos", every_task, (LAST_HIDDEN, SAME_WIDTH))
 def cos_term(ctx: TermContext) -> torch.Tensor:
     """1 - cosine between student and teacher last hidden states over real tokens."""
     return L.hidden_cosine(ctx.student_last, ctx.teacher_last, ctx.mask)
 
 
-@register("embed_mse", TASKS, (POOLED, SAME_WIDTH))
+@register("embed_mse", every_task, (POOLED, SAME_WIDTH))
 def embed_mse_term(ctx: TermContext) -> torch.Tensor:
     """MSE between pooled student and teacher sentence embeddings."""
     return L.embedding_mse(*ctx.embeddings())
 
 
-@register("embed_cos", TASKS, (POOLED, SAME_WIDTH))
+@register("embed_cos", every_task, (POOLED, SAME_WIDTH))
 def embed_cos_term(ctx: TermContext) -> torch.Tensor:
     """1 - cosine between pooled student and teacher sentence embeddings."""
     return L.embedding_cosine(*ctx.embeddings())
 
 
-@register("kl", ("mlm", "classification", "regression", "token-classification", "question-answering"), (LOGITS,))
+@register("kl", lambda s: not s.pooled, (LOGITS,))  # every head with logits
 def kl_term(ctx: TermContext) -> torch.Tensor:
     """Soft-label KL on logits; for MLM only at masked positions when ``kl_on_masked_only``; for token
     classification per token at real (non-padding) tokens; for QA on the start and end distributions
@@ -149,7 +161,7 @@ def kl_term(ctx: TermContext) -> torch.Tensor:
     return L.soft_label_kl(logits, ctx.teacher_logits(), d.temperature, d.t_squared, d.kl_reduction)
 
 
-@register("mlm", ("mlm",), (LOGITS, MLM_LABELS))
+@register("mlm", lambda s: s.outputs == "tokens", (LOGITS, MLM_LABELS))  # a vocabulary distribution per token
 def mlm_term(ctx: TermContext) -> torch.Tensor:
     """Cross-entropy of the student's MLM logits on the masked tokens."""
     logits = ctx.student_out.logits
@@ -157,7 +169,7 @@ def mlm_term(ctx: TermContext) -> torch.Tensor:
                                              ignore_index=-100)
 
 
-@register("hard", ("classification", "regression", "token-classification", "question-answering"), (LOGITS, LABELS))
+@register("hard", lambda s: s.train_labels, (LOGITS, LABELS))  # tasks that train on gold labels
 def hard_term(ctx: TermContext) -> torch.Tensor:
     """Cross-entropy (classification; per labelled token for token classification; of the gold start and end
     positions for QA) or MSE (regression)."""
@@ -172,7 +184,7 @@ def hard_term(ctx: TermContext) -> torch.Tensor:
     return L.hard_label_loss(logits, ctx.inputs["labels"], ctx.task)
 
 
-@register("hidden_mse", TASKS, (HIDDEN_STATES,))
+@register("hidden_mse", every_task, (HIDDEN_STATES,))
 def hidden_mse_term(ctx: TermContext) -> torch.Tensor:
     """Mean over mapped (student, teacher) layers of the hidden-state MSE (student projected when widths differ)."""
     proj = getattr(ctx.student, "distill_projection", None)
@@ -181,7 +193,7 @@ def hidden_mse_term(ctx: TermContext) -> torch.Tensor:
     return torch.stack(parts).mean()
 
 
-@register("attn_kl", TASKS, (ATTENTIONS,))
+@register("attn_kl", every_task, (ATTENTIONS,))
 def attn_kl_term(ctx: TermContext) -> torch.Tensor:
     """KL between the last layers' attention distributions."""
     return L.attention_kl(ctx.student_out.attentions[-1], ctx.teacher_out.attentions[-1], ctx.mask)
@@ -192,7 +204,7 @@ def _num_heads(config: Any, default: int | None = None) -> int:
     return getattr(config, "num_attention_heads", getattr(config, "n_heads", default))
 
 
-@register("value_kl", TASKS, (VALUE_HOOK,))
+@register("value_kl", every_task, (VALUE_HOOK,))
 def value_kl_term(ctx: TermContext) -> torch.Tensor:
     """KL between the last layers' value-relation matrices (MiniLM), from the hooked value projections."""
     heads = _num_heads(ctx.student.config)

@@ -37,6 +37,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
     from compress.models import load_model, load_tokenizer
     from compress.prune.api import prune_model
+    from compress.tasks import task_spec
 
     src = inputs.require("model", "prune")
     pcfg = cfg.prune
@@ -44,7 +45,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     tokenizer = load_tokenizer(str(src))
     iface = interface_of(src, cfg.task)
     # calibration, recovery and quality before/after
-    space = class_space(iface) if cfg.task == "classification" else label_mapping(iface)
+    space = class_space(iface) if task_spec(cfg.task).label_kind == "classes" else label_mapping(iface)
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **space, plan=read_plan(inputs.run_dir))
     model, report = prune_model(
         model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),

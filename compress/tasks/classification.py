@@ -30,9 +30,9 @@ SPEC = TaskSpec(
     head=HeadSpec("classification", "AutoModelForSequenceClassification", (
         OutputSpec("logits", ("batch", "num_labels"), "unnormalised class scores; softmax gives probabilities, "
                    "argmax indexes labels.json"),
-    )),
+    ), weights=("classifier", "score", "pre_classifier")),
     metric="accuracy", fidelity="top1_agreement", score=score, agreement=agreement,
     optimum_task="text-classification", pipeline_tag="text-classification",
     cached=True, static_calibration=True, class_names=True, ort_class="ORTModelForSequenceClassification",
-    unlabeled_text=True,
+    unlabeled_text=True, label_kind="classes",
 )

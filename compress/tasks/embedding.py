@@ -44,5 +44,5 @@ SPEC = TaskSpec(
     cached=True, static_calibration=True, train_labels=False,
     has_gold=lambda gold: gold.labels is not None and gold.pairs, agreement_extra=agreement_extra,
     outputs="pooled", gold="sts", ort_class="ORTModelForFeatureExtraction",
-    unlabeled_text=True, recovery_loss=(("embed_mse", 1.0), ("cos", 1.0)),
+    unlabeled_text=True, recovery_loss=(("embed_mse", 1.0), ("cos", 1.0)), label_kind="scores",  # STS similarity scores
 )

@@ -22,9 +22,10 @@ SPEC = TaskSpec(
     head=HeadSpec("mlm", "AutoModelForMaskedLM", (
         OutputSpec("logits", ("batch", "sequence", "vocab"), "score of every vocabulary token at every position; "
                    "argmax at a [MASK] position is the predicted token id"),
-    )),
+    ), weights=("cls.", "lm_head", "vocab_", "generator_lm_head", "predictions")),
     metric=None, fidelity="top1_agreement", score=score, agreement=agreement,
     optimum_task="fill-mask", pipeline_tag="fill-mask",
     static_calibration=True, train_labels=False, outputs="tokens", gold=None, ort_class="ORTModelForMaskedLM",
     example="Paris is the [MASK] of France.", unlabeled_text=True,
+    no_head_hint="use a checkpoint with a masked-LM head (e.g. bert-base-uncased), or task: embedding",
 )

@@ -174,8 +174,10 @@ def read_tagged(source: str, tokens_field: str = "tokens", tags_field: str = "ta
     return read_conll(source)
 
 
-def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
-    """Train/eval/test sentences per the data config, as :func:`compress.data.load_splits` does for text rows.
+def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "token-classification",
+                    **_class_checks: Any) -> Any:
+    """Train/eval/test sentences per the data config, as :func:`compress.data.load_splits` does for text rows
+    (its class-id checks are for sentence labels: tags are checked against the training file's here).
 
     JSONL fields: ``data.text_column`` (default ``tokens``) and ``data.label_column`` (default ``tags``). The eval
     split is carved out of train when ``data.eval`` is not given (the run's data artifact holds its row ids).
@@ -195,7 +197,12 @@ def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
         raise DataError(f"training data '{data_cfg.train}' has no sentences left after the eval split")
     if len(names) < 2:
         raise DataError(f"training data '{data_cfg.train}' has a single tag ({names[0]!r}): NER needs entity tags")
-    return capped_splits(splits, data_cfg, plan, "token-classification")
+    return capped_splits(splits, data_cfg, plan, task)
+
+
+def read_eval(source: str, task: str, *_columns: str | None) -> TaggedSentences:
+    """One eval file's tagged sentences (bench --data: CoNLL, or JSONL with the fields tokens and tags)."""
+    return read_tagged(source)
 
 
 def tokenized_dataset(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentences, label2id: dict[str, int],
@@ -286,11 +293,11 @@ def _spec() -> "TaskSpec":
         head=HeadSpec("token-classification", "AutoModelForTokenClassification", (
             OutputSpec("logits", ("batch", "sequence", "num_labels"),
                        "per-token class scores; argmax indexes labels.json"),
-        )),
+        ), weights=("classifier",)),
         metric="f1", fidelity="word_agreement", score=score, agreement=agreement,
         optimum_task="token-classification", pipeline_tag="token-classification", token_level=True,
         has_gold=lambda gold: gold.tags is not None, outputs="words", gold="tags", model_score=model_score,
-        class_names=True,
+        class_names=True, loader="compress.tasks.ner:load_ner_splits", reader="compress.tasks.ner:read_eval",
     )
 
 

@@ -89,9 +89,10 @@ def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> 
                   max_answer_length)
 
 
-def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
+def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "question-answering",
+                   **_class_checks: Any) -> Any:
     """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
-    (the run's data artifact holds their ids)."""
+    (the run's data artifact holds their ids). Sentence-label checks do not apply to answer spans."""
     from compress.datasplit import capped_splits, carve_splits
 
     windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
@@ -99,7 +100,12 @@ def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None) -> Any:
                           lambda source: read_qa(source, *windows))
     if not any(e.answerable for e in splits.train.examples):
         raise DataError(f"training data '{data_cfg.train}' has no answerable question: nothing to learn spans from")
-    return capped_splits(splits, data_cfg, plan, "question-answering")
+    return capped_splits(splits, data_cfg, plan, task)
+
+
+def read_eval(source: str, task: str, *_columns: str | None) -> QAData:
+    """One eval file's questions (bench --data: SQuAD JSON, whose fields are fixed, so no column applies)."""
+    return read_qa(source)
 
 
 def feature_dataset(features: dict[str, list]) -> Any:
@@ -360,11 +366,11 @@ def _spec() -> "TaskSpec":
         head=HeadSpec("question-answering", "AutoModelForQuestionAnswering", (
             OutputSpec("start_logits", ("batch", "sequence"), "score of each token being the answer start"),
             OutputSpec("end_logits", ("batch", "sequence"), "score of each token being the answer end"),
-        )),
+        ), weights=("qa_outputs",)),
         metric="f1", fidelity="answer_agreement", score=score, agreement=agreement,
         optimum_task="question-answering", pipeline_tag="question-answering", token_level=True, full_scale=100.0,
         has_gold=lambda gold: gold.examples is not None and gold.labels is not None, outputs="answers", gold="spans",
-        model_score=model_score,
+        model_score=model_score, loader="compress.tasks.qa:load_qa_splits", reader="compress.tasks.qa:read_eval",
     )
 
 

@@ -34,9 +34,10 @@ SPEC = TaskSpec(
     name="regression",
     head=HeadSpec("regression", "AutoModelForSequenceClassification", (
         OutputSpec("logits", ("batch", "1"), "the predicted score itself (no activation)"),
-    )),
+    ), weights=("classifier", "score", "pre_classifier")),
     metric="spearman", fidelity="fidelity_spearman", score=score, agreement=agreement,
     optimum_task="text-classification", pipeline_tag="text-classification",
     cached=True, static_calibration=True, scores=True, ort_class="ORTModelForSequenceClassification",
+    label_kind="scores",
     recovery_loss=(("cos", 1.0), ("embed_mse", 1.0), ("hard", 1.0)),  # hard: only with labels
 )

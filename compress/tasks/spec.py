@@ -36,6 +36,7 @@ class HeadSpec:
     auto_class: str
     outputs: tuple[OutputSpec, ...]
     formats: tuple[str, ...] = FORMATS
+    weights: tuple[str, ...] = ()  # parts of the head's weight names: a checkpoint missing them has no trained head
 
     @property
     def output_names(self) -> list[str]:
@@ -96,6 +97,19 @@ class TaskSpec:
     ort_class: str | None = None  # optimum.onnxruntime's class; None: the model card shows no transformers/optimum code
     unlabeled_text: bool = False  # distills on unlabelled text too (data.unlabeled, prune.recovery.unlabeled)
     example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
+    label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
+    loader: str = "compress.data:load_sentence_splits"  # "module:function": (data_cfg, seed, plan=None, **options) -> Splits
+    reader: str = "compress.data:read_sentence_rows"  # "module:function": one eval file (source, task, columns) -> rows
+    no_head_hint: str = "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"  # a head is missing
+
+    def load(self, data_cfg: Any, seed: int, plan: Any = None, **options: Any) -> Any:
+        """The task's train/eval/test splits (``options``: the class-label checks of ``compress.data.load_splits``)."""
+        return resolve(self.loader)(data_cfg, seed, plan, task=self.name, **options)
+
+    def read(self, source: str, text_column: str = "text", pair_column: str | None = None,
+             label_column: str | None = None) -> Any:
+        """The rows of one eval file (bench --data), with gold labels where the file holds them."""
+        return resolve(self.reader)(source, self.name, text_column, pair_column, label_column)
 
     @property
     def pooled(self) -> bool:
@@ -106,6 +120,15 @@ class TaskSpec:
     def sentence_logits(self) -> bool:
         """One logits row per sentence (pair): classification and regression heads."""
         return self.outputs == "logits"
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    """The function a "module:function" string names, imported at call time (a task's loader lives in the data layer,
+    which imports the registry)."""
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def row_argmax(x: "np.ndarray") -> "np.ndarray":

@@ -85,10 +85,13 @@ def test_token_classification_scores_entities_with_seqeval():
     assert spec.agreement({"a": np.array([1, 0, -1])}, {"a": np.array([1, 1, 1])}) == pytest.approx(0.5)
 
 
-def test_the_model_loader_uses_each_heads_class():
-    from compress.models import TASK_HEADS  # below the registry in the import graph, so kept as its own table
+def test_the_model_loader_takes_each_heads_class_and_weights_from_the_spec():
+    from compress.models import head_weights_missing
 
-    assert TASK_HEADS == {n: s.head.auto_class for n, s in TASKS.items()}
+    assert head_weights_missing(["bert.pooler.dense.weight", "classifier.bias"], "classification") == ["classifier.bias"]
+    assert head_weights_missing(["cls.predictions.bias"], "mlm") == ["cls.predictions.bias"]
+    assert head_weights_missing(["qa_outputs.weight", "classifier.bias"], "question-answering") == ["qa_outputs.weight"]
+    assert head_weights_missing(["classifier.bias"], "embedding") == []
 
 
 @pytest.mark.parametrize("task", ["embedding", "classification"])
