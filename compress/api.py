@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.quantize.report import QuantizeReport
 
 __all__ = ["run", "finetune", "distill", "prune", "trim_vocab", "export", "quantize", "bench", "derive", "run_branch",
            "StageRun", "RunResult", "BenchResult"]
@@ -39,6 +40,16 @@ class StageRun:
         if key not in self.outputs:
             raise KeyError(f"{self.stage} wrote no output '{key}'; it wrote: {', '.join(self.outputs)}")
         return self.outputs[key]
+
+    def quantize_report(self) -> "QuantizeReport":
+        """The quantize stage's metrics typed (``.methods["dynamic"].retention``, ``.recommended``); the same
+        report as ``metrics`` (schema: compress/quantize/report.schema.json)."""
+        from compress.errors import EdgepressError
+        from compress.quantize.report import QuantizeReport
+
+        if self.stage != "quantize":
+            raise EdgepressError(f"quantize_report() reads a quantize stage's metrics; this is the {self.stage} stage")
+        return QuantizeReport.from_dict(self.metrics)
 
 
 @dataclass

@@ -76,7 +76,10 @@ def _stage_headline(name: str, metrics: dict) -> str:
     """The numbers a person looks for in one stage's row: quantize's pick (retention, size), bench's best
     speed-up over the teacher, else the stage's key metrics (retention as a percentage)."""
     if name == "quantize" and isinstance(metrics.get("methods"), dict):
-        return _quantize_headline(metrics)
+        try:
+            return _quantize_headline(metrics)
+        except EdgepressError:  # a stage.json of an older edgepress: its key metrics below
+            pass
     if name == "bench" and any(isinstance(v, dict) and "p50_ms" in v for v in metrics.values()):
         return _bench_headline(metrics)
     shown = [f"{k}={percent(metrics[k]) if k == 'retention' else _fmt(metrics[k])}" for k in STAGE_KEYS
@@ -89,15 +92,15 @@ def _stage_headline(name: str, metrics: dict) -> str:
 def _quantize_headline(metrics: dict) -> str:
     """The recommended INT8 file's retention (of the fp32 model's metric, the guard's measure) and size, or why
     fp32 was kept."""
-    methods, rec = metrics["methods"], metrics.get("recommended") or {}
-    fp32 = metrics.get("fp32_size_mb")
-    chosen = methods.get(rec.get("method") or "")
+    from compress.quantize.report import QuantizeReport
+
+    report = QuantizeReport.from_dict(metrics)
+    fp32, chosen = report.fp32_size_mb, report.recommended_result
     if chosen is not None:
-        size = f", {chosen['size_mb']:.3g} MiB" + (f" (fp32 {fp32:.3g} MiB)" if fp32 else "")
-        return f"{chosen['variant']}: retention {percent(chosen['retention'])} of fp32{size}"
-    tried = ", ".join(f"{m} {percent(r.get('retention'))}" for m, r in methods.items() if isinstance(r, dict))
-    return f"kept fp32: {rec.get('reason', 'no INT8 file chosen')}" + (f" (retention of fp32: {tried})" if tried
-                                                                       else "")
+        size = f", {chosen.size_mb:.3g} MiB" + (f" (fp32 {fp32:.3g} MiB)" if fp32 else "")
+        return f"{chosen.variant}: retention {percent(chosen.retention)} of fp32{size}"
+    tried = ", ".join(f"{m} {percent(r.retention)}" for m, r in report.methods.items())
+    return f"kept fp32: {report.recommended.reason}" + (f" (retention of fp32: {tried})" if tried else "")
 
 
 def _bench_headline(metrics: dict) -> str:

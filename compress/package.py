@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from compress.choice import Choice, run_relative
 from compress.errors import EdgepressError
+from compress.quantize.report import QuantizeReport
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -48,16 +49,15 @@ def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
     The recommendation also weighs latency on this CPU; a bundle is judged by size first, so an INT8 file
     that keeps the floor but is not faster here still ships (the model card says so).
     """
+    report = QuantizeReport.from_dict(rec.metrics)
     if "onnx_int8" in rec.outputs:
-        methods = rec.metrics.get("methods", {})
-        name = next((r["variant"] for r in methods.values() if r.get("path") == rec.outputs["onnx_int8"]), "int8")
-        return rec.path("onnx_int8"), "int8", name
-    passed = [r for m, r in rec.metrics.get("methods", {}).items()
-              if r.get("precision") == "int8" and r.get("meets_floor") and r.get("path")]
+        found = report.method_of_path(rec.outputs["onnx_int8"])
+        return rec.path("onnx_int8"), "int8", found[1].variant if found else "int8"
+    passed = report.int8_passing()
     if not passed:
         return None
-    best = min(passed, key=lambda r: r.get("size_mb", float("inf")))
-    return rec.dir / best["path"], "int8", best["variant"]
+    best = min(passed, key=lambda r: r.size_mb)
+    return rec.dir / best.path, "int8", best.variant
 
 
 def choose(records: list["StageRecord"]) -> Choice:
@@ -344,11 +344,12 @@ def _quantization_details(records: list["StageRecord"], choice: Choice) -> dict[
     if choice.precision != "int8":
         return None
     for rec in records:
-        for method, r in (rec.metrics.get("methods") or {}).items():
-            if r.get("path") and (rec.dir / r["path"]).resolve() == choice.onnx.resolve():
-                attempt = (r.get("attempts") or [{}])[r.get("chosen", 0)]
-                return {"method": method, "settings": attempt.get("settings"), "retention_vs_fp32": r.get("retention"),
-                        "source": f"{rec.dir.name}/{r['path']}"}
+        if rec.name != "quantize":
+            continue
+        for method, r in QuantizeReport.from_dict(rec.metrics).methods.items():
+            if (rec.dir / r.path).resolve() == choice.onnx.resolve():
+                return {"method": method, "settings": r.chosen_attempt.settings, "retention_vs_fp32": r.retention,
+                        "source": f"{rec.dir.name}/{r.path}"}
     return {"method": choice.name, "source": run_relative(choice.onnx, run_dir_of(records))}
 
 

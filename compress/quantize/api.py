@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from compress.errors import DataError, EdgepressError
 from compress.quantize.config import QuantizeConfig
 from compress.quantize.methods import CALIBRATION_FEEDS, METHODS, PLAIN_GRAPH, PYTORCH_STUDENT, method_spec, needs_any
+from compress.quantize.report import REPORT_FILE, validate_report
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -57,7 +58,8 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                   task: str = "embedding", max_length: int = 128, config: QuantizeConfig | None = None,
                   name_prefix: str = "model", qat_source: "QATSource | None" = None,
                   interface: "ModelInterface | None" = None) -> dict[str, Any]:
-    """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report.
+    """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report
+    (checked against report.schema.json before it is written; ``QuantizeReport.from_dict`` types it).
 
     ``interface``: the model's (its teacher's) pooling, for files that output token vectors only; default: the
     edgepress interface saved beside ``onnx_path``, else mean pooling.
@@ -176,7 +178,9 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.perf_counter() - start, 2)
-    (out_dir / "quantize_report.json").write_text(json.dumps(report, indent=2, default=str))
+    report = json.loads(json.dumps(report, default=str))  # the JSON form, what the file and stage.json hold
+    validate_report(report)
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return report
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compress.errors import EdgepressError
+from compress.quantize.report import REPORT_FILE, QuantizeReport
 from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
 from compress.tasks import task_spec
 
@@ -73,11 +74,12 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
                            name_prefix="student", qat_source=qat, interface=model_interface(cfg, inputs))
-    outputs: dict[str, str] = {"report": "quantize_report.json"}
-    if report["recommended"]["path"]:
-        outputs["onnx_int8"] = report["recommended"]["path"]
+    typed = QuantizeReport.from_dict(report)
+    outputs: dict[str, str] = {"report": REPORT_FILE}
+    if typed.recommended.path:
+        outputs["onnx_int8"] = typed.recommended.path
     for method, key in OUTPUT_KEYS.items():
-        if method in report["methods"]:
-            outputs[key] = report["methods"][method]["path"]
-    variants = [Variant(v["name"], v["format"], v["path"], v["precision"]) for v in report["variants"]]
+        if method in typed.methods:
+            outputs[key] = typed.methods[method].path
+    variants = [Variant(v.name, v.format, v.path, v.precision) for v in typed.variants]
     return StageResult(outputs=outputs, metrics=report, variants=variants)

@@ -133,11 +133,14 @@ def test_unwrap_joins_docstring_lines_and_keeps_paragraphs():
 
 def test_stage_headlines_from_stage_metrics():
     from compress.cli import _stage_headline
+    from tests.quantize.sample_report import method_result, sample_report
 
-    quantize = {"fp32_size_mb": 86.2, "recommended": {"variant": "student-int8-dynamic", "method": "dynamic"},
-                "methods": {"dynamic": {"variant": "student-int8-dynamic", "retention": 0.98149, "size_mb": 21.7}}}
+    quantize = sample_report({"dynamic": method_result("dynamic", 0.98149, 21.7)}, "dynamic")
     assert _stage_headline("quantize", quantize) == ("student-int8-dynamic: retention 98.1 % of fp32, "
                                                       "21.7 MiB (fp32 86.2 MiB)")
+    kept = sample_report({"dynamic": method_result("dynamic", 0.95, 21.7, meets_floor=False)}, None)
+    assert _stage_headline("quantize", kept) == ("kept fp32: no INT8 variant both met the retention floor and ran "
+                                                  "faster than fp32 on this CPU (retention of fp32: dynamic 95.0 %)")
     bench = {"metric": "spearman",
              "teacher": {"role": "teacher", "status": "ok", "p50_ms": 12.0, "retention": 1.0},
              "optimum-int8-dynamic": {"role": "baseline", "status": "ok", "p50_ms": 2.0, "retention": 0.99},

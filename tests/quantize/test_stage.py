@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from compress.config import RunConfig
+from compress.quantize.report import QuantizeReport, validate_report
 from compress.quantize.stage import run_stage
 from compress.stages import StageInputs, StageRecord
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
@@ -56,6 +58,9 @@ def test_stage_writes_variants_and_metrics(exported, tmp_path):
     else:
         assert "onnx_int8" not in result.outputs and m["methods"]["dynamic"]["flags"]
     assert result.outputs["onnx_int4"] == "model.int4.onnx"
+    written = json.loads((out / result.outputs["report"]).read_text())
+    validate_report(written)  # the file is stage.json's metrics, schema-valid
+    assert written == m and QuantizeReport.from_dict(m).to_dict() == m
     tok = AutoTokenizer.from_pretrained(model_dir)
     ref = run_onnx(export_dir / "model.onnx", tok, TEXTS, "sentence_embedding")
     got = run_onnx(out / "model.int8-dynamic.onnx", tok, TEXTS, "sentence_embedding")
