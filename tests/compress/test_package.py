@@ -137,6 +137,29 @@ def test_bundle_holds_the_int8_model_and_its_ort_and_says_how_it_pools(st_run):
     assert "base_model:" in card and "library_name: sentence-transformers" in card and "cls pooling" in card
 
 
+def test_every_stage_json_follows_its_schema(st_run):
+    """Each stage.json of the run (distill, export, quantize, bench, package) matches compress/stage.schema.json; the
+    quantize one's metrics its report's schema; a record missing a field is refused naming it."""
+    from compress.errors import EdgepressError
+    from compress.quantize.report import QuantizeReport
+    from compress.stage_schema import validate_stage_dir, validate_stage_record
+
+    final, _, outcomes = st_run
+    dirs = sorted(p for p in final.parent.iterdir() if (p / "stage.json").is_file())
+    records = {d.name.split("-", 1)[1]: validate_stage_dir(d) for d in dirs}
+    assert list(records) == [o.name for o in outcomes] == ["distill", "export", "quantize", "bench", "package"]
+    quant = records["quantize"]
+    assert QuantizeReport.from_dict(quant["metrics"]).to_dict() == quant["metrics"]
+    broken = json.loads(json.dumps(quant))
+    del broken["machine"]["cores"]
+    with pytest.raises(EdgepressError, match=r"at machine: 'cores' is a required property"):
+        validate_stage_record(broken)
+    broken = json.loads(json.dumps(quant))
+    del broken["metrics"]["recommended"]
+    with pytest.raises(EdgepressError, match=r"metrics: .* at \(top level\): 'recommended' is a required property"):
+        validate_stage_record(broken)
+
+
 def test_package_command_rewrites_final_from_a_finished_run(st_run):
     from compress.cli import main
 

@@ -8,6 +8,7 @@ from compress import stages as registry
 from compress.config import load_config
 from compress.errors import EdgepressError, RunInterrupted
 from compress.pipeline import run_pipeline
+from compress.stage_schema import validate_stage_dir
 from compress.stages import StageResult, StageSpec, Variant
 
 CALLS: list[str] = []
@@ -53,6 +54,8 @@ def test_stage_json_written_and_second_run_skips(fake_stages, tmp_path):
     assert {"config_hash", "versions", "wall_s", "machine", "inputs"} <= set(meta)
     assert (tmp_path / "t" / "02-b" / "b.txt").read_text() == "42+b"
     assert json.loads((tmp_path / "t" / "02-b" / "stage.json").read_text())["metrics"]["n_variants"] == 1
+    for stage_dir in ("01-a", "02-b"):
+        validate_stage_dir(tmp_path / "t" / stage_dir)  # compress/stage.schema.json
     out = run_pipeline(_cfg(tmp_path))
     assert [o.status for o in out] == ["skipped", "skipped"] and CALLS == ["a", "b"]
 
