@@ -98,8 +98,10 @@ class TaskSpec:
     unlabeled_text: bool = False  # distills on unlabelled text too (data.unlabeled, prune.recovery.unlabeled)
     example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
     label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
-    loader: str = "compress.data:load_sentence_splits"  # "module:function": (data_cfg, seed, plan=None, **options) -> Splits
-    reader: str = "compress.data:read_sentence_rows"  # "module:function": one eval file (source, task, columns) -> rows
+    # "module:function" (or the function): (data_cfg, seed, plan=None, *, task, **class_checks) -> Splits
+    loader: str | Callable[..., Any] = "compress.data:load_sentence_splits"
+    # "module:function" (or the function): one eval file (source, task, text, pair, label column) -> rows
+    reader: str | Callable[..., Any] = "compress.data:read_sentence_rows"
     no_head_hint: str = "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"  # a head is missing
 
     def load(self, data_cfg: Any, seed: int, plan: Any = None, **options: Any) -> Any:
@@ -122,11 +124,13 @@ class TaskSpec:
         return self.outputs == "logits"
 
 
-def resolve(ref: str) -> Callable[..., Any]:
+def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
     """The function a "module:function" string names, imported at call time (a task's loader lives in the data layer,
-    which imports the registry)."""
+    which imports the registry); a function is its own answer."""
     import importlib
 
+    if callable(ref):
+        return ref
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
 
