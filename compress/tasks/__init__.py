@@ -16,7 +16,6 @@ from compress.tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskSpec] = {m.SPEC.name: m.SPEC for m in (embedding, classification, regression, mlm, ner, qa)}
 TOKEN_TASKS = tuple(n for n, s in TASKS.items() if s.token_level)  # outputs per token, trained on pre-tokenized rows
-FIDELITY_NAMES = frozenset(s.fidelity for s in TASKS.values())
 
 
 def task_spec(name: str) -> TaskSpec:

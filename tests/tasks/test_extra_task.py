@@ -143,6 +143,15 @@ def test_a_task_registered_in_one_place_runs_finetune_distill_export_quantize_be
     assert json.loads((run / "final" / "bundle" / "labels.json").read_text()) == {"0": "negative", "1": "positive"}
 
 
+def test_bench_run_reads_an_eval_file_with_the_tasks_reader(review_task, tmp_path):
+    from benchmarks.cli import load_eval
+
+    path = _reviews(tmp_path / "eval.jsonl", ["two words", "now three words", "four words in all", "one"])
+    eval_set = load_eval(str(path), NAME, "sentence", None, None, max_samples=3)
+    assert eval_set.texts == ["two words", "now three words", "four words in all"]  # cut to --max-samples
+    assert eval_set.labels == [1, 0, 1] and eval_set.label_names == ["negative", "positive"]
+
+
 def test_the_config_takes_a_registered_task_and_names_the_closest_for_an_unknown_one(review_task):
     from compress.config import load_config
     from compress.errors import ConfigError
