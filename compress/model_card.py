@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from compress.tasks import TASKS
 
 if TYPE_CHECKING:
+    from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
     from compress.interface import ModelInterface
     from compress.choice import Choice
@@ -31,26 +32,22 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def _results(bench: dict[str, Any] | None) -> list[str]:
-    if not bench or not bench.get("teacher"):
+def _results(bench: "BenchRows | None") -> list[str]:
+    if bench is None or bench.teacher is None:
         return ["No bench stage ran in this run, so no measured quality or latency is reported here."]
-    t, c = bench["teacher"], bench.get("chosen")
-    data = bench.get("data") or {}
-    dev = (bench.get("devices") or {}).get("local") or {}
-    s = bench.get("settings") or {}
-    lines = [f"Measured by the run's bench stage on `{source_label(data.get('source'))}` ({data.get('rows')} rows, metric "
-             f"`{data.get('metric')}`); latency at batch {', '.join(map(str, s.get('batch_sizes', [])))}"
-             f"{', lengths drawn from the eval texts' if s.get('realistic') else ''}, on {dev.get('cpu')} "
-             f"({dev.get('cores')} cores).", "",
+    t, c, data = bench.teacher, bench.chosen, bench.data
+    lines = [f"Measured by the run's bench stage on `{source_label(data.source)}` ({data.rows} rows, metric "
+             f"`{data.metric}`); latency at batch {', '.join(map(str, bench.batch_sizes))}"
+             f"{', lengths drawn from the eval texts' if bench.realistic else ''}, on {bench.cpu} "
+             f"({bench.cores} cores).", "",
              "| model | format | size MB | metric | retention | p50 ms |", "|---|---|---:|---:|---:|---:|"]
     for e in (t, c):
-        if not e:
+        if e is None:
             continue
-        q = e.get("quality") or {}
-        ret = e.get("retention")
-        lines.append(f"| {e['name']}{' (teacher)' if e is t else ''} | {e['format']}/{e.get('precision')} | "
-                     f"{_fmt(e.get('size_mb'), 1)} | {_fmt(q.get('value'))} | "
-                     f"{'–' if ret is None else f'{100 * ret:.1f} %'} | {_fmt((e.get('latency_ms') or {}).get('p50'), 2)} |")
+        ret = e.retention
+        lines.append(f"| {e.name}{' (teacher)' if e is t else ''} | {e.format}/{e.precision} | "
+                     f"{_fmt(e.size_mb, 1)} | {_fmt(e.value)} | "
+                     f"{'–' if ret is None else f'{100 * ret:.1f} %'} | {_fmt(e.p50_ms, 2)} |")
     if c is None:
         lines.append("")
         lines.append("(The shipped file was not among the bench stage's measured files.)")
@@ -226,11 +223,11 @@ def _js_snippet(task: str, iface: "ModelInterface", files: dict[str, str], root:
     return []
 
 
-def _quality_note(bench: dict[str, Any] | None, cfg: "RunConfig") -> list[str]:
+def _quality_note(bench: "BenchRows | None", cfg: "RunConfig") -> list[str]:
     """A plain sentence on what the quality number is: teacher fidelity, and on which data."""
-    data = (bench or {}).get("data") or {}
-    metric, source = data.get("metric"), data.get("source") or cfg.data.train
-    if not bench or not bench.get("teacher"):
+    metric = bench.data.metric if bench is not None else None
+    source = (bench.data.source if bench is not None else None) or cfg.data.train
+    if bench is None or bench.teacher is None:
         what = DEMO_CORPORA.get(cfg.data.train)
         return [f"No quality was measured in this run. It was trained on {what or f'`{source_label(cfg.data.train)}`'}; "
                 "measure it on your own data before relying on it."] if what else []
@@ -257,29 +254,27 @@ def _recipe_tags(recipe: dict[str, Any], precision: str, iface: "ModelInterface"
     return tags
 
 
-def _eval_results(cfg: "RunConfig", bench: dict[str, Any] | None) -> list[Any]:
+def _eval_results(cfg: "RunConfig", bench: "BenchRows | None") -> list[Any]:
     """model-index results: the shipped file's quality (and retention) as the bench stage measured them."""
     from huggingface_hub import EvalResult
 
-    chosen = (bench or {}).get("chosen") or {}
-    q = chosen.get("quality") or {}
-    data = (bench or {}).get("data") or {}
-    if q.get("value") is None or not q.get("metric"):
+    chosen = bench.chosen if bench is not None else None
+    if chosen is None or chosen.value is None or not chosen.metric:
         return []
-    source = data.get("source") or ""
+    source = bench.data.source or ""
     hub = hub_dataset(source)
     common = {"task_type": PIPELINE_TAG.get(cfg.task, cfg.task), "dataset_type": hub or source_label(source),
               "dataset_name": DEMO_CORPORA.get(source) or hub or source_label(source), "dataset_split": "held-out eval rows"}
-    metric = q["metric"]
-    results = [EvalResult(**common, metric_type=metric, metric_value=round(float(q["value"]), 4),
+    metric = chosen.metric
+    results = [EvalResult(**common, metric_type=metric, metric_value=round(float(chosen.value), 4),
                           metric_name=FIDELITY_METRICS.get(metric, metric))]
-    if chosen.get("retention") is not None:
-        results.append(EvalResult(**common, metric_type="retention", metric_value=round(float(chosen["retention"]), 4),
+    if chosen.retention is not None:
+        results.append(EvalResult(**common, metric_type="retention", metric_value=round(float(chosen.retention), 4),
                                   metric_name=f"{metric} as a share of the teacher's"))
     return results
 
 
-def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", bench: dict[str, Any] | None,
+def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", bench: "BenchRows | None",
                manifest: dict[str, Any], info: dict[str, Any], teacher: Teacher, where: str = ".") -> str:
     """The card as Markdown with Hugging Face's YAML header, its snippets relative to ``where`` (``.`` for
     ``final/README.md``, ``model`` for ``final/model/README.md``)."""
@@ -289,7 +284,7 @@ def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", benc
     sources = [cfg.data.train, *(u.source for u in cfg.data.unlabeled)]
     datasets = sorted({d for d in map(hub_dataset, sources) if d})
     results = _eval_results(cfg, bench)
-    metric = ((bench or {}).get("data") or {}).get("metric")
+    metric = bench.data.metric if bench is not None else None
     header = ModelCardData(
         base_model=teacher.hub_id, license=teacher.license, language=teacher.language, datasets=datasets or None,
         library_name="sentence-transformers" if iface.sentence_transformers else "transformers",

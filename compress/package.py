@@ -31,6 +31,7 @@ from compress.errors import EdgepressError
 from compress.quantize.report import QuantizeReport
 
 if TYPE_CHECKING:
+    from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
     from compress.stages import StageInputs, StageRecord, StageResult
 
@@ -209,17 +210,11 @@ def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any, 
     return files
 
 
-def bench_rows(path: Path | None, choice: Choice) -> dict[str, Any] | None:
+def bench_rows(path: Path | None, choice: Choice) -> "BenchRows | None":
     """The teacher's and the chosen model's rows of the run's bench report.json (None when there is none)."""
-    if path is None or not Path(path).is_file():
-        return None
-    report = json.loads(path.read_text())
-    chosen = str(choice.onnx.resolve())
-    local = [e for e in report.get("models", []) if e.get("target") == "local"]
-    teacher = next((e for e in local if e.get("role") == "teacher"), None)
-    mine = next((e for e in local if str(Path(e.get("path", "")).resolve()) == chosen), None)
-    return {"teacher": teacher, "chosen": mine, "data": report.get("data"), "devices": report.get("devices"),
-            "settings": report.get("settings"), "id2label": report.get("id2label")}
+    from benchmarks.report_types import BenchRows
+
+    return BenchRows.load(path, choice.onnx)
 
 
 def package_key(cfg: "RunConfig", choice: Choice, run_dir: Path) -> str:

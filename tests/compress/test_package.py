@@ -160,6 +160,31 @@ def test_every_stage_json_follows_its_schema(st_run):
         validate_stage_record(broken)
 
 
+def test_bench_rows_type_the_teacher_and_the_shipped_entry(st_run):
+    """The card's numbers come from BenchRows: the local teacher and the entry of the shipped file, as report.json
+    holds them; an entry missing a required key is refused naming it."""
+    from benchmarks.report_types import BenchRows
+    from compress.errors import EdgepressError
+
+    final, _, _ = st_run
+    report = json.loads((final.parent / "report.json").read_text())
+    package = json.loads((final / "package.json").read_text())
+    shipped = final.parent / package["chosen"]["onnx"]
+    rows = BenchRows.load(final.parent / "report.json", shipped)
+    raw = {e["name"]: e for e in report["models"] if e["target"] == "local"}
+    assert rows.teacher is not None and raw[rows.teacher.name]["role"] == "teacher"
+    assert rows.chosen is not None and rows.chosen.precision == "int8"
+    e = raw[rows.chosen.name]
+    assert (rows.chosen.p50_ms, rows.chosen.retention, rows.chosen.value, rows.chosen.metric) == (
+        e["latency_ms"]["p50"], e["retention"], e["quality"]["value"], e["quality"]["metric"])
+    assert rows.data.metric == report["data"]["metric"] and rows.batch_sizes == report["settings"]["batch_sizes"]
+    card = (final / "README.md").read_text()
+    assert f"| {rows.chosen.name} | onnx/int8 |" in card and f"({rows.data.rows} rows, metric `{rows.data.metric}`)" in card
+    del report["models"][0]["role"]
+    with pytest.raises(EdgepressError, match="lacks role"):
+        BenchRows.from_report(report, shipped)
+
+
 def test_package_command_rewrites_final_from_a_finished_run(st_run):
     from compress.cli import main
 
