@@ -92,6 +92,7 @@ def test_a_task_registered_in_one_place_runs_finetune_distill_export_quantize_be
                                                                                     tiny_model_dir):
     from compress.config import load_config
     from compress.pipeline import run_pipeline
+    from compress.stage_schema import validate_stage_dir
 
     sents = builtin_pydoc_sentences()
     train, test = _reviews(tmp_path / "train.jsonl", sents[:120]), _reviews(tmp_path / "test.jsonl", sents[120:170])
@@ -107,6 +108,8 @@ def test_a_task_registered_in_one_place_runs_finetune_distill_export_quantize_be
     outcomes = run_pipeline(cfg)
     assert [o.name for o in outcomes][:5] == ["finetune", "distill", "export", "quantize", "bench"]
     run = tmp_path / "runs" / "reviews"
+    for stage_dir in sorted(run.glob("0*-*")):
+        validate_stage_dir(stage_dir)  # every stage.json (the quantize metrics too) holds to its schema
 
     teacher = json.loads((run / "01-finetune" / "model" / "config.json").read_text())
     assert teacher["id2label"] == {"0": "negative", "1": "positive"}  # the loader's class names shaped the head
