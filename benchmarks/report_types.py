@@ -1,5 +1,6 @@
 """Typed reads of a bench report.json (schema: benchmarks/report.schema.json) for the readers outside benchmarks:
-the package stage picks the teacher's and the shipped file's rows, the model card prints them."""
+the package stage picks the teacher's and the shipped file's rows, the model card prints them, the search stage
+reads its candidates' rows."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class ModelEntry:
     status: str
     size_mb: float | None
     p50_ms: float | None
+    p90_ms: float | None
     metric: str | None
     value: float | None
     retention: float | None
@@ -35,11 +37,15 @@ class ModelEntry:
         if missing:
             raise EdgepressError(f"bench report entry {e.get('name', '?')!r} lacks {', '.join(missing)} "
                                  "(benchmarks/report.schema.json); re-run the bench stage")
-        q = e.get("quality") or {}
+        q, lat = e.get("quality") or {}, e.get("latency_ms") or {}
         return cls(name=e["name"], role=e["role"], format=e["format"], precision=e["precision"], path=e["path"],
-                   target=e["target"], status=e["status"], size_mb=e.get("size_mb"),
-                   p50_ms=(e.get("latency_ms") or {}).get("p50"), metric=q.get("metric"), value=q.get("value"),
-                   retention=e.get("retention"))
+                   target=e["target"], status=e["status"], size_mb=e.get("size_mb"), p50_ms=lat.get("p50"),
+                   p90_ms=lat.get("p90"), metric=q.get("metric"), value=q.get("value"), retention=e.get("retention"))
+
+
+def model_entries(report: dict[str, Any], target: str | None = None) -> list[ModelEntry]:
+    """The report's entries (those measured on ``target`` when given), typed."""
+    return [ModelEntry.from_dict(e) for e in report.get("models", []) if target is None or e.get("target") == target]
 
 
 @dataclass
@@ -74,7 +80,7 @@ class BenchRows:
         """Rows of ``report`` (a parsed report.json): the local teacher, and the local entry whose file is
         ``chosen_path``."""
         chosen = str(Path(chosen_path).resolve())
-        local = [ModelEntry.from_dict(e) for e in report.get("models", []) if e.get("target") == "local"]
+        local = model_entries(report, "local")
         device = (report.get("devices") or {}).get("local") or {}
         settings = report.get("settings") or {}
         return cls(teacher=next((e for e in local if e.role == "teacher"), None),

@@ -96,36 +96,39 @@ def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: st
                     branches: list[Branch] | None = None) -> list[Candidate]:
     """Candidate rows: latency from the target's entry, quality from the selection split and the test split;
     a byte-identical repeat (``same_as``) is a row of its own, not measured, naming the candidate it repeats."""
-    local = {e["name"]: e for e in report["models"] if e["target"] == "local"}
-    chosen_on = {e["name"]: e for e in select_report["models"]} if select_report else local
-    at_target = {e["name"]: e for e in report["models"] if e["target"] == target} if target != "local" else local
+    from benchmarks.report_types import model_entries
+
+    local = {e.name: e for e in model_entries(report, "local")}
+    chosen_on = {e.name: e for e in model_entries(select_report)} if select_report else local
+    at_target = {e.name: e for e in model_entries(report, target)} if target != "local" else local
     out = []
     for name, b in where.items():
-        q, sel, lat = local.get(name, {}), chosen_on.get(name, {}), at_target.get(name, {})
-        status = next((e.get("status", "missing") for e in (q, sel, lat) if e.get("status") != "ok"), "ok")
-        lat_ms = lat.get("latency_ms") or {}
-        out.append(Candidate(name=name, path=q.get("path", ""), depth=b.depth, prune_ratio=b.prune_ratio,
-                             precision=q.get("precision", "fp32"), size_mb=q.get("size_mb") or 0.0,
-                             p50_ms=lat_ms.get("p50"), p90_ms=lat_ms.get("p90"), retention=sel.get("retention"),
-                             value=(sel.get("quality") or {}).get("value"), test_retention=q.get("retention"),
-                             test_value=(q.get("quality") or {}).get("value"), status=status,
-                             head_ratio=b.head_ratio))
+        q, sel, lat = local.get(name), chosen_on.get(name), at_target.get(name)
+        status = next(("missing" if e is None else e.status for e in (q, sel, lat) if e is None or e.status != "ok"),
+                      "ok")
+        out.append(Candidate(name=name, path=q.path if q else "", depth=b.depth, prune_ratio=b.prune_ratio,
+                             precision=q.precision if q else "fp32", size_mb=(q.size_mb if q else None) or 0.0,
+                             p50_ms=lat.p50_ms if lat else None, p90_ms=lat.p90_ms if lat else None,
+                             retention=sel.retention if sel else None, value=sel.value if sel else None,
+                             test_retention=q.retention if q else None, test_value=q.value if q else None,
+                             status=status, head_ratio=b.head_ratio))
     by_name = {b.name: b for b in branches or []}
     for name, first in (same_as or {}).items():
-        b, q = by_name[name.split("/")[0]], local.get(first, {})
-        out.append(Candidate(name=name, path=q.get("path", ""), depth=b.depth, prune_ratio=b.prune_ratio,
-                             precision=q.get("precision", "fp32"), size_mb=q.get("size_mb") or 0.0, p50_ms=None,
-                             retention=None, status=f"same file as {first}", head_ratio=b.head_ratio))
+        b, q = by_name[name.split("/")[0]], local.get(first)
+        out.append(Candidate(name=name, path=q.path if q else "", depth=b.depth, prune_ratio=b.prune_ratio,
+                             precision=q.precision if q else "fp32", size_mb=(q.size_mb if q else None) or 0.0,
+                             p50_ms=None, retention=None, status=f"same file as {first}", head_ratio=b.head_ratio))
     return out
 
 
 def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None = None) -> dict[str, Any]:
     """The teacher's size, p50 and metric on the selection split (and on test)."""
-    e = next(e for e in report["models"] if e["role"] == "teacher")
-    sel = next(x for x in select_report["models"] if x["role"] == "teacher") if select_report else e
-    q, t = sel.get("quality") or {}, e.get("quality") or {}
-    return {"name": e["name"], "format": e["format"], "size_mb": e.get("size_mb"), "metric": q.get("metric"),
-            "value": q.get("value"), "test_value": t.get("value"), "p50_ms": (e.get("latency_ms") or {}).get("p50")}
+    from benchmarks.report_types import model_entries
+
+    e = next(e for e in model_entries(report) if e.role == "teacher")
+    sel = next(x for x in model_entries(select_report) if x.role == "teacher") if select_report else e
+    return {"name": e.name, "format": e.format, "size_mb": e.size_mb, "metric": sel.metric, "value": sel.value,
+            "test_value": e.value, "p50_ms": e.p50_ms}
 
 
 def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:

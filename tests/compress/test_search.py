@@ -275,7 +275,8 @@ def test_byte_identical_branch_files_are_measured_once_and_named(tmp_path):
     distinct, same_as = distinct_files(branches)
     assert list(distinct) == ["d3-p00-v24k/student-int8-dynamic", "d3-p00-full/student-int8-dynamic"]
     assert same_as == {"d3-p00-v16k/student-int8-dynamic": "d3-p00-v24k/student-int8-dynamic"}
-    report = {"models": [{"name": n, "target": "local", "status": "ok", "path": str(p), "precision": "int8",
+    report = {"models": [{"name": n, "role": "variant", "format": "onnx", "target": "local", "status": "ok",
+                          "path": str(p), "precision": "int8",
                           "size_mb": 5.0 + i, "latency_ms": {"p50": 1.0 + i}, "retention": 0.99,
                           "quality": {"value": 0.8}} for i, (n, (_, _, p)) in enumerate(distinct.items())]}
     where = {n: b for n, (b, _, _) in distinct.items()}
