@@ -156,137 +156,201 @@ class DistillationTrainer:
 
     @staticmethod
     def build(**kwargs: Any):
-        from transformers import Trainer
+        return _trainer_class()(**kwargs)
 
-        class _Trainer(Trainer):
-            def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, pooler, cache=None,
-                         fixed_teacher=False, **kw):
-                super().__init__(*args, **kw)
-                self.teacher, self.task, self.dcfg, self.layer_map = teacher, task, dcfg, layer_map
-                self.pooler = pooler
-                self.cache, self.fixed_teacher = cache, fixed_teacher
-                self.teacher_seconds = 0.0
-                self.rows_seen = 0
-                self._t0: float | None = None
-                self._sums: dict[str, float] = {}
-                self._count = 0
-                self._s_names = model_input_names(self.model)
-                self._t_names = model_input_names(teacher)
-                self._values: dict[str, torch.Tensor] = {}
-                if dcfg.loss.value_kl > 0:
-                    _value_module(self.model).register_forward_hook(lambda m, i, o: self._values.__setitem__("s", o))
-                    _value_module(teacher).register_forward_hook(lambda m, i, o: self._values.__setitem__("t", o))
 
-            def _teacher_forward(self, inputs: dict[str, torch.Tensor], need_hidden: bool, need_attn: bool):
-                t0 = time.perf_counter()
-                dev = inputs["input_ids"].device
-                if next(self.teacher.parameters()).device != dev:
-                    self.teacher.to(dev)
-                with torch.no_grad():
-                    out = self.teacher(**{k: v for k, v in inputs.items() if k in self._t_names},
-                                       output_hidden_states=need_hidden, output_attentions=need_attn)
-                self.teacher_seconds += time.perf_counter() - t0
-                return out
+def _trainer_class() -> type:
+    """The Trainer subclass: each method hands off to a module-level function below."""
+    from transformers import Trainer
 
-            def _fixed_teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> None:
-                """Teacher outputs (last hidden rounded through fp16, pooled, logits) from the disk cache; rows
-                not there are run through the teacher now and written (while the cache has room)."""
-                ids, mask = inputs["input_ids"], inputs["attention_mask"]
-                bsz, seq = ids.shape
-                lengths = mask.sum(1).tolist()
-                keys = inputs["key"].tolist()
-                found = self.cache.lookup(keys) if self.cache is not None else [None] * bsz
-                found = [f if f is not None and f[0].shape[0] == n else None for f, n in zip(found, lengths)]
-                miss = [j for j, f in enumerate(found) if f is None]
-                width = found[next(j for j in range(bsz) if j not in miss)][0].shape[1] if len(miss) < bsz else None
-                last = emb = logits = None
-                if miss:
-                    sel = torch.tensor(miss, device=ids.device)
-                    sub = {k: v.index_select(0, sel) for k, v in inputs.items()
-                           if k in self._t_names and torch.is_tensor(v)}
-                    out = self._teacher_forward(sub, True, False)
-                    hidden = (out.last_hidden_state if task_spec(self.task).pooled else out.hidden_states[-1])
-                    hidden = hidden.to(torch.float16).float()  # what the cache holds, so warm == cold
-                    m_emb = self.pooler.pooled(hidden, sub["attention_mask"]).float()
-                    m_logits = out.logits.float() if task_spec(self.task).sentence_logits else None
-                    width = hidden.shape[-1]
-                    last = torch.zeros(bsz, seq, width, device=ids.device)
-                    emb = torch.zeros(bsz, m_emb.shape[-1], device=ids.device)
-                    last[sel], emb[sel] = hidden, m_emb
-                    if m_logits is not None:
-                        logits = torch.zeros(bsz, m_logits.shape[-1], device=ids.device)
-                        logits[sel] = m_logits
-                    if self.cache is not None:
-                        h_cpu = hidden.to(torch.float16).cpu().numpy()
-                        self.cache.write([keys[j] for j in miss], [h_cpu[i, :lengths[j]] for i, j in enumerate(miss)],
-                                         m_emb.cpu().numpy(), None if m_logits is None else m_logits.cpu().numpy())
-                if last is None:
-                    last = torch.zeros(bsz, seq, width, device=ids.device)
-                    emb = torch.zeros(bsz, found[0][1].shape[0], device=ids.device)
-                    if task_spec(self.task).sentence_logits:
-                        logits = torch.zeros(bsz, found[0][2].shape[0], device=ids.device)
-                for j, f in enumerate(found):
-                    if f is not None:
-                        h, e, lg = f
-                        last[j, : h.shape[0]] = torch.from_numpy(h.astype("float32"))
-                        emb[j] = torch.from_numpy(e)
-                        if logits is not None and lg is not None:
-                            logits[j] = torch.from_numpy(lg)
-                inputs["teacher_last_hidden"], inputs["teacher_embedding"] = last, emb
-                if logits is not None:
-                    inputs["teacher_logits"] = logits
+    class _Trainer(Trainer):
+        def __init__(self, *args, teacher, task, dcfg, layer_map, projection_needed, pooler, cache=None,
+                     fixed_teacher=False, **kw):
+            super().__init__(*args, **kw)
+            _init_distill_state(self, teacher, task, dcfg, layer_map, pooler, cache, fixed_teacher)
 
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                w, d = self.dcfg.loss, self.dcfg
-                if self._t0 is None:
-                    self._t0 = time.perf_counter()
-                self.rows_seen += int(inputs["input_ids"].shape[0])
-                if self.fixed_teacher and "key" in inputs:
-                    self._fixed_teacher_outputs(inputs)
-                mask = inputs["attention_mask"]
-                need_layers = T.needed(w, T.HIDDEN_STATES)
-                need_attn = T.needed(w, T.ATTENTIONS)
-                need_hidden_out = not task_spec(self.task).pooled or need_layers
-                s_out = model(**{k: v for k, v in inputs.items() if k in self._s_names and k not in GOLD_KEYS},
-                              output_hidden_states=need_hidden_out, output_attentions=need_attn)
-                s_last = s_out.last_hidden_state if task_spec(self.task).pooled else s_out.hidden_states[-1]
-                cached = "teacher_last_hidden" in inputs or "teacher_logits" in inputs
-                t_out = None if cached else self._teacher_forward(inputs, True, need_attn)
-                t_last = inputs.get("teacher_last_hidden")
-                if t_last is None and t_out is not None:
-                    t_last = t_out.last_hidden_state if task_spec(self.task).pooled else t_out.hidden_states[-1]
-                ctx = T.TermContext(task=self.task, cfg=d, inputs=inputs, mask=mask, student_out=s_out,
-                                    teacher_out=t_out, student_last=s_last, teacher_last=t_last, pooler=self.pooler,
-                                    student=model, teacher=self.teacher, layer_map=self.layer_map, values=self._values)
-                terms = {spec.name: spec.compute(ctx) for spec in T.active_terms(w)}  # registry order
-                total = sum(getattr(w, k) * v for k, v in terms.items())
-                for k, v in terms.items():
-                    self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
-                self._count += 1
-                return (total, s_out) if return_outputs else total
+        def _teacher_forward(self, inputs: dict[str, torch.Tensor], need_hidden: bool, need_attn: bool):
+            return _teacher_forward(self, inputs, need_hidden, need_attn)
 
-            def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-                if "loss" in logs and self._t0 is not None:
-                    world = max(1, self.args.world_size)
-                    logs["rows_per_second"] = round(self.rows_seen * world / max(time.perf_counter() - self._t0, 1e-9), 1)
-                if "loss" in logs and self._count:
-                    for k, v in self._sums.items():
-                        logs[f"loss_{k}"] = round(v / self._count, 6)
-                    self._sums, self._count = {}, 0
-                    if self.cache is not None:
-                        logs["teacher_cache_mb"] = round(self.cache.size_bytes() / 2**20, 1)
-                        seen = self.cache.stats.hits + self.cache.stats.misses
-                        logs["teacher_cache_hit_rate"] = round(self.cache.stats.hits / seen, 3) if seen else 0.0
-                super().log(logs, *args, **kwargs)
+        def _fixed_teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> None:
+            _fixed_teacher_outputs(self, inputs)
 
-            def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
-                """The task metric on the eval rows (:class:`EvalProbe`), logged and handed to Trainer's best-model
-                bookkeeping; Trainer's own loss-based evaluation when no probe is set."""
-                if getattr(self, "quality", None) is None:
-                    return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-                return evaluate_with_probe(self, self.quality, metric_key_prefix)
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            total, s_out = _distill_loss(self, model, inputs)
+            return (total, s_out) if return_outputs else total
 
-        return _Trainer(**kwargs)
+        def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+            _add_distill_logs(self, logs)
+            super().log(logs, *args, **kwargs)
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+            """The task metric on the eval rows (:class:`EvalProbe`), logged and handed to Trainer's best-model
+            bookkeeping; Trainer's own loss-based evaluation when no probe is set."""
+            if getattr(self, "quality", None) is None:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            return evaluate_with_probe(self, self.quality, metric_key_prefix)
+
+    return _Trainer
+
+
+def _init_distill_state(tr: Any, teacher: "PreTrainedModel", task: str, dcfg: "DistillConfig",
+                        layer_map: list[tuple[int, int]], pooler: Any, cache: Any, fixed_teacher: bool) -> None:
+    """The distillation fields a fresh trainer carries; value-KL hooks capture both value projections."""
+    tr.teacher, tr.task, tr.dcfg, tr.layer_map = teacher, task, dcfg, layer_map
+    tr.pooler = pooler
+    tr.cache, tr.fixed_teacher = cache, fixed_teacher
+    tr.teacher_seconds = 0.0
+    tr.rows_seen = 0
+    tr._t0 = None
+    tr._sums = {}
+    tr._count = 0
+    tr._s_names = model_input_names(tr.model)
+    tr._t_names = model_input_names(teacher)
+    tr._values = {}
+    if dcfg.loss.value_kl > 0:
+        _value_module(tr.model).register_forward_hook(lambda m, i, o: tr._values.__setitem__("s", o))
+        _value_module(teacher).register_forward_hook(lambda m, i, o: tr._values.__setitem__("t", o))
+
+
+def _teacher_forward(tr: Any, inputs: dict[str, torch.Tensor], need_hidden: bool, need_attn: bool) -> Any:
+    """The teacher's outputs without gradients (moved to the batch's device first); timed into teacher_seconds."""
+    t0 = time.perf_counter()
+    dev = inputs["input_ids"].device
+    if next(tr.teacher.parameters()).device != dev:
+        tr.teacher.to(dev)
+    with torch.no_grad():
+        out = tr.teacher(**{k: v for k, v in inputs.items() if k in tr._t_names},
+                         output_hidden_states=need_hidden, output_attentions=need_attn)
+    tr.teacher_seconds += time.perf_counter() - t0
+    return out
+
+
+def _last_hidden(out: Any, task: str) -> torch.Tensor:
+    """The final hidden states: last_hidden_state for pooled (embedding) models, else hidden_states[-1]."""
+    return out.last_hidden_state if task_spec(task).pooled else out.hidden_states[-1]
+
+
+def _fixed_teacher_outputs(tr: Any, inputs: dict[str, torch.Tensor]) -> None:
+    """Teacher outputs (last hidden rounded through fp16, pooled, logits) from the disk cache; rows
+    not there are run through the teacher now and written (while the cache has room)."""
+    bsz, seq = inputs["input_ids"].shape
+    lengths = inputs["attention_mask"].sum(1).tolist()
+    keys = inputs["key"].tolist()
+    found = _cached_rows(tr.cache, keys, lengths)
+    miss = [j for j, f in enumerate(found) if f is None]
+    if miss:
+        last, emb, logits = _teacher_rows_now(tr, inputs, miss, keys, lengths)
+    else:
+        last, emb, logits = _empty_teacher_tensors(tr.task, found, seq, inputs["input_ids"].device)
+    _copy_cached_rows(found, last, emb, logits)
+    inputs["teacher_last_hidden"], inputs["teacher_embedding"] = last, emb
+    if logits is not None:
+        inputs["teacher_logits"] = logits
+
+
+def _cached_rows(cache: Any, keys: list[int], lengths: list[int]) -> list[Any]:
+    """Per row the cached (hidden, embedding, logits), or None where absent or cached at another length."""
+    found = cache.lookup(keys) if cache is not None else [None] * len(keys)
+    return [f if f is not None and f[0].shape[0] == n else None for f, n in zip(found, lengths)]
+
+
+def _teacher_rows_now(tr: Any, inputs: dict[str, torch.Tensor], miss: list[int], keys: list[int],
+                      lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Runs the missing rows through the teacher into full-batch tensors (other rows zero) and caches them."""
+    ids = inputs["input_ids"]
+    bsz, seq = ids.shape
+    sel = torch.tensor(miss, device=ids.device)
+    sub = {k: v.index_select(0, sel) for k, v in inputs.items() if k in tr._t_names and torch.is_tensor(v)}
+    out = _teacher_forward(tr, sub, True, False)
+    hidden = _last_hidden(out, tr.task).to(torch.float16).float()  # what the cache holds, so warm == cold
+    m_emb = tr.pooler.pooled(hidden, sub["attention_mask"]).float()
+    m_logits = out.logits.float() if task_spec(tr.task).sentence_logits else None
+    last = torch.zeros(bsz, seq, hidden.shape[-1], device=ids.device)
+    emb = torch.zeros(bsz, m_emb.shape[-1], device=ids.device)
+    last[sel], emb[sel] = hidden, m_emb
+    logits = None
+    if m_logits is not None:
+        logits = torch.zeros(bsz, m_logits.shape[-1], device=ids.device)
+        logits[sel] = m_logits
+    if tr.cache is not None:
+        h_cpu = hidden.to(torch.float16).cpu().numpy()
+        tr.cache.write([keys[j] for j in miss], [h_cpu[i, :lengths[j]] for i, j in enumerate(miss)],
+                       m_emb.cpu().numpy(), None if m_logits is None else m_logits.cpu().numpy())
+    return last, emb, logits
+
+
+def _empty_teacher_tensors(task: str, found: list[Any], seq: int,
+                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Zero full-batch tensors shaped like the cached rows (every row was cached)."""
+    bsz, width = len(found), found[0][0].shape[1]
+    last = torch.zeros(bsz, seq, width, device=device)
+    emb = torch.zeros(bsz, found[0][1].shape[0], device=device)
+    logits = torch.zeros(bsz, found[0][2].shape[0], device=device) if task_spec(task).sentence_logits else None
+    return last, emb, logits
+
+
+def _copy_cached_rows(found: list[Any], last: torch.Tensor, emb: torch.Tensor, logits: torch.Tensor | None) -> None:
+    """Writes each cached row's hidden states (its own length), embedding and logits into the batch tensors."""
+    for j, f in enumerate(found):
+        if f is None:
+            continue
+        h, e, lg = f
+        last[j, : h.shape[0]] = torch.from_numpy(h.astype("float32"))
+        emb[j] = torch.from_numpy(e)
+        if logits is not None and lg is not None:
+            logits[j] = torch.from_numpy(lg)
+
+
+def _distill_loss(tr: Any, model: "PreTrainedModel", inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    """The weighted sum of the active loss terms (registry order) and the student's outputs; sums kept for logs."""
+    w = tr.dcfg.loss
+    if tr._t0 is None:
+        tr._t0 = time.perf_counter()
+    tr.rows_seen += int(inputs["input_ids"].shape[0])
+    if tr.fixed_teacher and "key" in inputs:
+        _fixed_teacher_outputs(tr, inputs)
+    ctx = _term_context(tr, model, inputs, T.needed(w, T.ATTENTIONS), T.needed(w, T.HIDDEN_STATES))
+    terms = {spec.name: spec.compute(ctx) for spec in T.active_terms(w)}  # registry order
+    total = sum(getattr(w, k) * v for k, v in terms.items())
+    for k, v in terms.items():
+        tr._sums[k] = tr._sums.get(k, 0.0) + float(v.detach())
+    tr._count += 1
+    return total, ctx.student_out
+
+
+def _term_context(tr: Any, model: "PreTrainedModel", inputs: dict[str, torch.Tensor], need_attn: bool,
+                  need_layers: bool) -> "T.TermContext":
+    """Student forward, teacher forward unless its outputs came from the cache, gathered for the loss terms."""
+    need_hidden_out = not task_spec(tr.task).pooled or need_layers
+    s_out = model(**{k: v for k, v in inputs.items() if k in tr._s_names and k not in GOLD_KEYS},
+                  output_hidden_states=need_hidden_out, output_attentions=need_attn)
+    cached = "teacher_last_hidden" in inputs or "teacher_logits" in inputs
+    t_out = None if cached else _teacher_forward(tr, inputs, True, need_attn)
+    t_last = inputs.get("teacher_last_hidden")
+    if t_last is None and t_out is not None:
+        t_last = _last_hidden(t_out, tr.task)
+    return T.TermContext(task=tr.task, cfg=tr.dcfg, inputs=inputs, mask=inputs["attention_mask"], student_out=s_out,
+                         teacher_out=t_out, student_last=_last_hidden(s_out, tr.task), teacher_last=t_last,
+                         pooler=tr.pooler, student=model, teacher=tr.teacher, layer_map=tr.layer_map,
+                         values=tr._values)
+
+
+def _add_distill_logs(tr: Any, logs: dict[str, float]) -> None:
+    """On a training-loss log: throughput, each term's mean since the last log, and the teacher cache's state."""
+    if "loss" not in logs:
+        return
+    if tr._t0 is not None:
+        world = max(1, tr.args.world_size)
+        logs["rows_per_second"] = round(tr.rows_seen * world / max(time.perf_counter() - tr._t0, 1e-9), 1)
+    if not tr._count:
+        return
+    for k, v in tr._sums.items():
+        logs[f"loss_{k}"] = round(v / tr._count, 6)
+    tr._sums, tr._count = {}, 0
+    if tr.cache is not None:
+        logs["teacher_cache_mb"] = round(tr.cache.size_bytes() / 2**20, 1)
+        seen = tr.cache.stats.hits + tr.cache.stats.misses
+        logs["teacher_cache_hit_rate"] = round(tr.cache.stats.hits / seen, 3) if seen else 0.0
 
 
 def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", task: str, cfg: "DistillConfig") -> None:
