@@ -12,7 +12,7 @@ The host-side harness imports the same timing and device-probe code from this fi
 ``--feeds`` runs the model once on the given inputs (an .npz of input name -> array) and adds its outputs
 to the JSON (``outputs_npz_b64``: an .npz, base64), so the host can check them against its own run.
 A device that runs under an emulator says so: ``EDGEPRESS_EMULATED`` in the environment (set by
-``benchmarks/emulated.py``) makes ``device_info()`` report ``emulated: true`` and the emulator.
+``tests/arm/emulated.py``) makes ``device_info()`` report ``emulated: true`` and the emulator.
 
 Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 onnxruntime/numpy missing.
 """

@@ -1,4 +1,4 @@
-"""The emulated aarch64 device (benchmarks/emulated.py), built or reused once per session and served on 127.0.0.1.
+"""The emulated aarch64 device (tests/arm/emulated.py), built or reused once per session and served on 127.0.0.1.
 
 Without qemu-user-static/debootstrap, root, or the Debian mirror, every test here skips with the one-line reason.
 """
@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def emulated_python():
-    from benchmarks.emulated import EmulatorUnavailable, build
+    from tests.arm.emulated import EmulatorUnavailable, build
 
     try:
         return build()
@@ -22,7 +22,7 @@ def emulated_python():
 def arm_device(emulated_python, tmp_path_factory):
     """An EmulatedDevice: ``.target`` (ssh://edgepress@127.0.0.1:PORT), ``.options()`` (verified host key)."""
     pytest.importorskip("asyncssh", reason="pip install asyncssh for the emulated SSH device")
-    from benchmarks.emulated import EmulatedDevice
+    from tests.arm.emulated import EmulatedDevice
 
     with EmulatedDevice(emulated_python, tmp_path_factory.mktemp("arm-device")) as dev:
         yield dev
@@ -48,7 +48,7 @@ def wide_onnx_pair(tmp_path_factory):
     """One BERT layer at MiniLM's width (hidden 384, FFN 1536), random weights, as ONNX fp32 and dynamic INT8.
 
     Wide enough for onnxruntime's packed INT8 GEMM kernels, which the tiny model's 32-wide MatMuls never reach
-    (under qemu's default CPU model those gave outputs unrelated to x86's; see benchmarks/emulated.py).
+    (under qemu's default CPU model those gave outputs unrelated to x86's; see tests/arm/emulated.py).
     """
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic

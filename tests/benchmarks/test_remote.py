@@ -197,7 +197,7 @@ def test_probe_and_feeds_outputs_match_a_local_run(ssh_server, onnx_model, tmp_p
     assert compare_outputs(reference, off)["outputs"]["sentence_embedding"]["max_abs_diff"] == pytest.approx(0.5, abs=1e-6)
     with pytest.raises(RemoteError, match="missing from the target"):
         compare_outputs(reference, {"last_hidden_state": res["outputs"]["last_hidden_state"]})
-    monkeypatch.setenv("EDGEPRESS_EMULATED", "qemu-test")  # what benchmarks/emulated.py sets for its device
+    monkeypatch.setenv("EDGEPRESS_EMULATED", "qemu-test")  # what tests/arm/emulated.py sets for its device
     info = probe_device(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", opts)
     assert info["emulated"] is True and info["emulator"] == "qemu-test"
     assert np.asarray(res["outputs"]["sentence_embedding"]).dtype == np.float32

@@ -1,11 +1,11 @@
-"""benchmarks/emulated.py without the emulator: mirror discovery, cache key, one-line reasons when it cannot run."""
+"""tests/arm/emulated.py without the emulator: mirror discovery, cache key, one-line reasons when it cannot run."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import emulated
-from benchmarks.emulated import EmulatorUnavailable, apt_sources, cache_key, debian_mirror
+from tests.arm import emulated
+from tests.arm.emulated import EmulatorUnavailable, apt_sources, cache_key, debian_mirror
 
 
 def test_mirror_read_from_both_apt_source_formats(tmp_path):

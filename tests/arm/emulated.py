@@ -1,7 +1,7 @@
 """An emulated aarch64 device on an x86 Linux machine, served as an SSH target on 127.0.0.1 only.
 
-    python -m benchmarks.emulated build                 # build (or reuse) the aarch64 Python; print where it is
-    python -m benchmarks.emulated serve --dir DIR       # serve it over SSH until Ctrl-C; print target + options
+    python -m tests.arm.emulated build                 # build (or reuse) the aarch64 Python; print where it is
+    python -m tests.arm.emulated serve --dir DIR       # serve it over SSH until Ctrl-C; print target + options
 
 The device is a Debian arm64 userland (``debootstrap --foreign`` from the mirror apt already uses; every
 ``.deb`` unpacked with ``dpkg-deb -x``, because the second debootstrap stage needs binfmt) plus aarch64
@@ -197,7 +197,7 @@ def _wrapper(d: Path, emulator: str) -> str:
     """The device's python3: a private mount namespace, aarch64 cpuinfo over /proc/cpuinfo, then qemu."""
     q = shlex.quote
     root, site, cpuinfo = d / "rootfs", d / "site-packages", d / "cpuinfo"
-    return ("#!/bin/sh\n# python3 of the emulated aarch64 device (written by benchmarks/emulated.py)\n"
+    return ("#!/bin/sh\n# python3 of the emulated aarch64 device (written by tests/arm/emulated.py)\n"
             "exec unshare -m sh -c 'mount --bind \"$1\" /proc/cpuinfo && shift && exec \"$@\"' sh "
             f"{q(str(cpuinfo))} qemu-aarch64-static -cpu {QEMU_CPU} -L {q(str(root))} -E PYTHONPATH={q(str(site))} "
             f"-E PYTHONNOUSERSITE=1 -E {EMULATED_ENV}={q(emulator)} {q(str(root / 'usr/bin' / ('python' + PYTHON_VERSION)))}"
@@ -445,7 +445,7 @@ class EmulatedDevice:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.emulated", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tests.arm.emulated", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build (or reuse) the emulated aarch64 python; print its folder and versions")
     b.add_argument("--cache-dir", type=Path, default=None, help="default ~/.cache/edgepress")
