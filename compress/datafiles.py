@@ -13,11 +13,15 @@ This is the layer under every task's loader (:mod:`compress.data` for sentence r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from compress.errors import DataError
 
@@ -220,8 +224,89 @@ def read_hub(spec: str) -> Columns:
 
 
 
+# ---------------------------------------------------------------- the run's copy of each source (read once)
+#
+# A run reads each source once: while its data artifact is written (compress.splits.write_plan, inside
+# ``keeping_sources``) every source read is also stored as Parquet under ``runs/<name>/data/sources/``; while its
+# stages run (and its search branches, nested in the same process), ``reading_sources`` serves every later read of
+# that source from the stored copy instead of the file.
+
+_SOURCES: ContextVar[tuple[Path, bool] | None] = ContextVar("edgepress_sources", default=None)
+
+
+def _stored_name(source: str, header: bool) -> str:
+    return hashlib.sha256(f"{source}\0{header}".encode()).hexdigest()[:24]
+
+
+@contextmanager
+def keeping_sources(folder: Path) -> Iterator[None]:
+    """Inside the block every source read is stored under ``folder`` (Parquet, written whole or not at all)."""
+    token = _SOURCES.set((Path(folder), True))
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
+
+
+@contextmanager
+def reading_sources(folder: Path) -> Iterator[None]:
+    """Inside the block a source stored under ``folder`` is read from there, not from its file."""
+    token = _SOURCES.set((Path(folder), False))
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
+
+
+def active_sources() -> Path | None:
+    """The folder the running pipeline reads its stored sources from, or None (a stage on its own)."""
+    got = _SOURCES.get()
+    return got[0] if got is not None and not got[1] else None
+
+
+def _stored(folder: Path, source: str, header: bool) -> Columns | None:
+    import pyarrow.parquet as pq
+
+    base = folder / _stored_name(source, header)
+    try:
+        table = pq.read_table(base.with_suffix(".parquet"))
+        class_names = json.loads(base.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return Columns(table.to_pydict(), class_names)
+
+
+def _store(folder: Path, source: str, header: bool, cols: Columns) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from compress.fsio import refuse_symlink, write_bytes, write_text
+
+    refuse_symlink(folder, "the run's stored data")
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / _stored_name(source, header)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(cols.data), buf)
+    # the names first: a copy is only read when both files are there, each written whole
+    write_text(base.with_suffix(".json"), json.dumps(cols.class_names), "the run's stored data")
+    write_bytes(base.with_suffix(".parquet"), buf.getvalue().to_pybytes(), "the run's stored data")
+
+
 def read_columns(source: str, header: bool = True) -> Columns:
-    """Columns of a file path, hub spec or builtin corpus (builtin corpora have one 'text' column)."""
+    """Columns of a file path, hub spec or builtin corpus (builtin corpora have one 'text' column); inside a
+    running pipeline, the run's stored copy of the source when it has one (see ``reading_sources``)."""
+    kept = _SOURCES.get()
+    if kept is not None and not kept[1]:
+        cols = _stored(kept[0], source, header)
+        if cols is not None:
+            return cols
+    cols = _read_source(source, header)
+    if kept is not None and kept[1]:
+        _store(kept[0], source, header, cols)
+    return cols
+
+
+def _read_source(source: str, header: bool) -> Columns:
     if source in BUILTIN_CORPORA:
         return Columns({"text": builtin_pydoc_sentences()}, {})
     if source.startswith("hub:"):

@@ -204,7 +204,14 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     ensure_output_dir(run_dir, "output folder (output_dir/name)")
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
     preload = tuple(m for name in stages for m in get_stage(name).call("preload", cfg) or ())
-    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=preload):
+    from compress.datafiles import active_sources, reading_sources
+    from compress.splits import SOURCES_DIR, SPLITS_DIR
+
+    # every stage (and every search branch inside one) reads the copies the run's split kept, not the files
+    sources = reading_sources(run_dir / SPLITS_DIR / SOURCES_DIR) if active_sources() is None \
+        else contextlib.nullcontext()
+    with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=preload), \
+            sources:
         return _run_stages(cfg, stages, run_dir, force, on_stage, seed)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 SPLITS_DIR = "data"
 SPLITS_FILE = "splits.json"
 EVAL_IDS_FILE = "eval_ids.npy"
+SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.datafiles.keeping_sources)
 SPLITS = ("train", "eval", "test")
 
 
@@ -120,10 +122,18 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
 
     from compress.tasks import task_spec
 
+    from compress.datafiles import active_sources, keeping_sources
+
     streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
-    splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
-        load_splits(data_cfg, task, seed, **(labels or {}))
     folder = Path(run_dir) / SPLITS_DIR
+    refuse_symlink(folder, "the run's data folder")
+    # the run's own split reads the files and keeps a copy of each; a search branch (its parent's copies being
+    # read) splits those copies
+    parent = active_sources()
+    keep = keeping_sources(folder / SOURCES_DIR) if parent in (None, folder / SOURCES_DIR) else nullcontext()
+    with keep:
+        splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
+            load_splits(data_cfg, task, seed, **(labels or {}))
     meta: dict[str, Any] = {"task": task, "seed": seed, "eval_from_train": not data_cfg.eval, "splits": {}}
     for split in SPLITS:
         data = getattr(splits, split)
@@ -131,7 +141,6 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
         meta["splits"][split] = {"source": str(source), "rows": len(data),
                                  "sha256": split_digest(data, labels_in_digest(task, split))}
     meta["splits"]["train"]["source_rows"] = splits.source_rows
-    refuse_symlink(folder, "the run's data folder")
     folder.mkdir(parents=True, exist_ok=True)
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):

@@ -1,0 +1,68 @@
+"""A run reads each source file once: its data split keeps a Parquet copy of every source under
+``runs/<name>/data/sources/``, and every stage and search branch reads that copy instead of the file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import compress.datafiles as datafiles
+
+
+def _count_reads(monkeypatch) -> Counter:
+    """Counts every read of a source file (the one function that opens data files for rows)."""
+    reads: Counter = Counter()
+    real = datafiles._read_source
+
+    def counting(source, header):
+        reads[source] += 1
+        return real(source, header)
+
+    monkeypatch.setattr(datafiles, "_read_source", counting)
+    return reads
+
+
+def _rows(path, n: int, offset: int) -> None:
+    lines = ["sentence\tlabel"] + [f"{'a fine warm film' if i % 2 else 'a dull cold film'} number {i + offset}\t"
+                                   f"{'positive' if i % 2 else 'negative'}" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_run_with_finetune_distill_search_and_bench_reads_each_file_once(tmp_path, tiny_model_dir, monkeypatch):
+    from compress.config import load_config
+    from compress.pipeline import run_pipeline
+
+    train, dev, test = tmp_path / "train.tsv", tmp_path / "dev.tsv", tmp_path / "test.tsv"
+    _rows(train, 48, 0), _rows(dev, 16, 100), _rows(test, 16, 200)
+    cfg = load_config(None, base={
+        "name": "once", "output_dir": str(tmp_path / "runs"), "task": "classification",
+        "stages": ["finetune", "distill", "search", "bench"],
+        "teacher": {"model": str(tiny_model_dir("bert", "mlm")), "max_length": 32},
+        "data": {"train": str(train), "eval": str(dev), "test": str(test), "text_column": "sentence",
+                 "label_column": "label"},
+        "finetune": {"epochs": 1, "batch_size": 16}, "student": {"num_layers": 1},
+        "distill": {"max_steps": 2, "batch_size": 16}, "prune": {"round_to": 4},
+        "search": {"prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 16,
+                   "targets": {"retention_floor": 0.01}},
+        "quantize": {"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
+        "bench": {"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 16}})
+    reads = _count_reads(monkeypatch)
+    run_pipeline(cfg)
+    search = json.loads((cfg.run_dir / "03-search" / "candidates.json").read_text())
+    assert len({c["name"].split("/")[0] for c in search["candidates"]}) == 2  # two branches ran
+    assert reads == Counter({str(train): 1, str(dev): 1, str(test): 1})
+    stored = sorted(p.suffix for p in (cfg.run_dir / "data" / "sources").iterdir())
+    assert stored == [".json"] * 3 + [".parquet"] * 3
+
+    # resuming reads each file once more (its digest decides what is redone), and redoes nothing when unchanged
+    reads.clear()
+    out = run_pipeline(cfg)
+    assert reads == Counter({str(train): 1, str(dev): 1, str(test): 1})
+    assert {o.status for o in out} == {"skipped"}
+
+    # an edited file is read at the next run's split: the stages that read data run again on its new rows
+    reads.clear()
+    _rows(test, 12, 300)
+    out = {o.name: o.status for o in run_pipeline(cfg, force=set())}
+    assert reads == Counter({str(train): 1, str(dev): 1, str(test): 1})
+    assert out["bench"] == "ran"
