@@ -1,18 +1,11 @@
-"""experiments/headline.py: ratios and target checks from a report.json (a lab script, outside the packages)."""
+"""`edgepress bench headline` (benchmarks/headline.py): ratios and target checks from a finished run's report.json."""
 
-import importlib.util
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "headline.py"
-_spec = importlib.util.spec_from_file_location("experiments_headline", SCRIPT)
-_mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_mod)
-headline, to_markdown = _mod.headline, _mod.to_markdown
+from benchmarks.headline import headline, to_markdown
+from compress.cli import main
 
 
 def _entry(name, role, p50, size, value, retention, precision="fp32", b32=None, session=None):
@@ -26,7 +19,7 @@ def _entry(name, role, p50, size, value, retention, precision="fp32", b32=None, 
 
 
 def _run(tmp_path, winner_p50=1.0, winner_b32=10.0):
-    report = {"data": {"metric": "spearman", "rows": 10}, "devices": {"local": {"cpu": "AMD EPYC"}}, "models": [
+    report = {"schema_version": 1, "data": {"metric": "spearman", "rows": 10}, "devices": {"local": {"cpu": "AMD EPYC"}}, "models": [
         _entry("teacher", "teacher", 12.0, 90.0, 0.8, 1.0, b32=300.0),
         _entry("optimum-onnx-fused", "baseline", 5.0, 90.0, 0.8, 1.0, b32=200.0, session=140.0),
         _entry("optimum-int8-dynamic", "baseline", 3.0, 23.0, 0.79, 0.99, "int8", b32=30.0, session=50.0),
@@ -55,15 +48,26 @@ def test_headline_checks_issue_17s_targets_from_one_bench_stage(tmp_path):
     assert not h["checks"]["throughput_vs_baseline"] and h["checks"]["retention"] and h["checks"]["size_fraction"]
 
 
-def test_headline_runs_as_a_script_outside_the_packages(tmp_path):
-    import benchmarks
-
-    assert not (Path(benchmarks.__file__).parent / "headline.py").exists()
-    report = {"data": {"metric": "accuracy", "rows": 4}, "models": [
+def test_bench_headline_command_prints_and_writes_the_tables(tmp_path, capsys):
+    report = {"schema_version": 1, "data": {"metric": "accuracy", "rows": 4}, "models": [
         _entry("teacher", "teacher", 10.0, 90.0, 0.9, 1.0),
         _entry("search-winner (d3/student-int8)", "variant", 1.0, 10.0, 0.88, 0.98, "int8")]}
     (tmp_path / "report.json").write_text(json.dumps(report))
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "10.00× ✔" in proc.stdout and "| batch-1 p50 vs Optimum INT8 | ≥ 3× | – ✘ |" in proc.stdout
+    main(["bench", "headline", str(tmp_path), "--out", str(tmp_path / "headline.md")])  # returns: exit 0
+    printed = capsys.readouterr().out
+    assert "10.00× ✔" in printed and "| batch-1 p50 vs Optimum INT8 | ≥ 3× | – ✘ |" in printed
+    assert (tmp_path / "headline.md").read_text().strip() == printed.strip()
+
+
+def test_bench_headline_without_a_search_winner_is_a_one_line_error(tmp_path, capsys):
+    report = {"schema_version": 1, "data": {"metric": "accuracy", "rows": 4},
+              "models": [_entry("teacher", "teacher", 10.0, 90.0, 0.9, 1.0)]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "headline", str(tmp_path)])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "no search-winner entry (run a search stage before bench)" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "headline", str(tmp_path / "missing")])
+    assert exc.value.code == 1 and "no report.json at" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Issue 17's headline table for BENCHMARKS.md from a finished search + bench run: the chosen model against the
 teacher (PyTorch fp32), the Optimum-only INT8 baseline and the teacher as ORT fp32 (fused), every target checked.
 
-    python experiments/headline.py runs/stsb-minilm [runs/sst2-minilm ...]
+    edgepress bench headline runs/stsb-minilm [runs/sst2-minilm ...]
 
 All ratios divide two numbers of the run's one bench stage (report.json); the dev retention the winner was chosen
 by comes from the search stage's candidates.json beside it.
@@ -9,13 +9,12 @@ by comes from the search stage's candidates.json beside it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for a checkout that is not installed
+from benchmarks.report import load_report
+from compress.errors import EdgepressError
 
 TARGETS = {"retention": 0.97, "size_fraction": 1 / 8, "speedup_vs_teacher": 10.0, "speedup_vs_baseline": 3.0,
            "throughput_vs_baseline": 3.0, "session_fraction": 1 / 4}
@@ -51,18 +50,21 @@ def dev_retention(run_dir: Path) -> float | None:
     return None if winner is None else winner.get("retention")
 
 
-def headline(run_dir: Path) -> dict[str, Any]:
+def headline(run_dir: str | Path) -> dict[str, Any]:
     """Numbers of one run: teacher, baselines and winner entries of report.json, their ratios, the checks."""
-    report = json.loads((run_dir / "report.json").read_text())
+    report = load_report(run_dir)
+    run_dir = Path(report["_path"]).parent if Path(run_dir).is_file() else Path(run_dir)
     local = [m for m in report["models"] if m["target"] == "local" and m["status"] == "ok"]
-    teacher = next(m for m in local if m["role"] == "teacher")
+    teacher = next((m for m in local if m["role"] == "teacher"), None)
+    if teacher is None:
+        raise EdgepressError(f"{report['_path']}: no local teacher entry measured (bench the run with its teacher)")
     by_name = {m["name"]: m for m in local}
     baseline = by_name.get("optimum-int8-dynamic") or next(
         (m for m in local if m["role"] == "baseline" and m["precision"] == "int8"), None)
     ort_fp32 = by_name.get("optimum-onnx-fused") or by_name.get("optimum-onnx")
     winner = next((m for m in local if m["name"].startswith("search-winner")), None)
     if winner is None:
-        raise SystemExit(f"{run_dir}: report.json has no search-winner entry (run a search stage before bench)")
+        raise EdgepressError(f"{report['_path']}: no search-winner entry (run a search stage before bench)")
     sweep = sorted({p["batch"] for p in winner.get("points", [])} - {winner["points"][0]["batch"]}) \
         if winner.get("points") else []
     big = sweep[-1] if sweep else None
@@ -121,13 +123,3 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
                   f"1/{_fmt(h['session_fraction'] and 1 / h['session_fraction'], '.2f')} {ok('session_fraction')} |", ""]
     return "\n".join(lines)
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders holding report.json (runs/<name>)")
-    args = ap.parse_args()
-    print(to_markdown([headline(r) for r in args.runs]))
-
-
-if __name__ == "__main__":
-    main()
