@@ -7,7 +7,8 @@ import typer
 from typer.testing import CliRunner
 
 from benchmarks.api import settings_from_config
-from benchmarks.cli import CONFIG_OPTIONS, app, bench_config
+from benchmarks.cli import app
+from benchmarks.cli.options import CONFIG_OPTIONS, bench_config
 from benchmarks.config import BenchConfig
 from compress.errors import EdgepressError, UsageError
 
@@ -104,7 +105,7 @@ def test_a_value_the_config_refuses_names_its_flag(capture, files):
 
 
 def test_a_field_without_a_spelling_gets_an_option_named_after_it():
-    from benchmarks.cli import SPELLINGS, _all_options
+    from benchmarks.cli.options import SPELLINGS, _all_options
 
     without_warmup = tuple(o for o in SPELLINGS if o.fields != ("warmup",))
     made = [o for o in _all_options(without_warmup) if "warmup" in o.fields]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from benchmarks.cli import parse_model_arg
+from benchmarks.cli.run import parse_model_arg
 from benchmarks.identity import onnx_precision, shape_label
 from compress.quantize.api import quantize_onnx
 from tests.quantize.test_quantize import _cfg, _corpus, tiny_embedding  # noqa: F401  (fixture)

@@ -147,7 +147,7 @@ def test_a_task_registered_in_one_place_runs_finetune_distill_export_quantize_be
 
 
 def test_bench_run_reads_an_eval_file_with_the_tasks_reader(review_task, tmp_path):
-    from benchmarks.cli import load_eval
+    from benchmarks.cli.run import load_eval
 
     path = _reviews(tmp_path / "eval.jsonl", ["two words", "now three words", "four words in all", "one"])
     eval_set = load_eval(str(path), NAME, "sentence", None, None, max_samples=3)
