@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from compress.errors import DataError
 
@@ -234,8 +234,8 @@ def read_hub(spec: str) -> Columns:
 _SOURCES: ContextVar[tuple[Path, bool] | None] = ContextVar("edgepress_sources", default=None)
 
 
-def _stored_name(source: str, header: bool) -> str:
-    return hashlib.sha256(f"{source}\0{header}".encode()).hexdigest()[:24]
+def _stored_name(source: str, kind: str) -> str:
+    return hashlib.sha256(f"{source}\0{kind}".encode()).hexdigest()[:24]
 
 
 @contextmanager
@@ -264,10 +264,10 @@ def active_sources() -> Path | None:
     return got[0] if got is not None and not got[1] else None
 
 
-def _stored(folder: Path, source: str, header: bool) -> Columns | None:
+def _stored(folder: Path, source: str, kind: str) -> Columns | None:
     import pyarrow.parquet as pq
 
-    base = folder / _stored_name(source, header)
+    base = folder / _stored_name(source, kind)
     try:
         table = pq.read_table(base.with_suffix(".parquet"))
         class_names = json.loads(base.with_suffix(".json").read_text())
@@ -276,7 +276,7 @@ def _stored(folder: Path, source: str, header: bool) -> Columns | None:
     return Columns(table.to_pydict(), class_names)
 
 
-def _store(folder: Path, source: str, header: bool, cols: Columns) -> None:
+def _store(folder: Path, source: str, kind: str, cols: Columns) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -284,26 +284,40 @@ def _store(folder: Path, source: str, header: bool, cols: Columns) -> None:
 
     refuse_symlink(folder, "the run's stored data")
     folder.mkdir(parents=True, exist_ok=True)
-    base = folder / _stored_name(source, header)
+    base = folder / _stored_name(source, kind)
     buf = pa.BufferOutputStream()
-    pq.write_table(pa.table(cols.data), buf)
+    try:
+        pq.write_table(pa.table(cols.data), buf)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return  # columns Arrow cannot hold as one type each: no copy, later reads go to the file
     # the names first: a copy is only read when both files are there, each written whole
     write_text(base.with_suffix(".json"), json.dumps(cols.class_names), "the run's stored data")
     write_bytes(base.with_suffix(".parquet"), buf.getvalue().to_pybytes(), "the run's stored data")
 
 
+def read_once(source: str, kind: str, read: Callable[[], Columns]) -> Columns:
+    """``read()``, the columns of ``source`` as one reader (``kind``) parses them; inside a running pipeline, the
+    run's stored copy when it has one (``reading_sources``), and kept as that copy while the run splits its data."""
+    kept = _SOURCES.get()
+    if kept is not None and not kept[1]:
+        cols = _stored(kept[0], source, kind)
+        if cols is not None:
+            return cols
+    cols = _fresh_read(source, read)
+    if kept is not None and kept[1]:
+        _store(kept[0], source, kind, cols)
+    return cols
+
+
+def _fresh_read(source: str, read: Callable[[], Columns]) -> Columns:
+    """The one place a source's file (or hub dataset) is actually read (a test counts the calls)."""
+    return read()
+
+
 def read_columns(source: str, header: bool = True) -> Columns:
     """Columns of a file path, hub spec or builtin corpus (builtin corpora have one 'text' column); inside a
     running pipeline, the run's stored copy of the source when it has one (see ``reading_sources``)."""
-    kept = _SOURCES.get()
-    if kept is not None and not kept[1]:
-        cols = _stored(kept[0], source, header)
-        if cols is not None:
-            return cols
-    cols = _read_source(source, header)
-    if kept is not None and kept[1]:
-        _store(kept[0], source, header, cols)
-    return cols
+    return read_once(source, f"columns:{header}", lambda: _read_source(source, header))
 
 
 def _read_source(source: str, header: bool) -> Columns:

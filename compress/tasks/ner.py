@@ -164,7 +164,19 @@ def _read_hub_tagged(spec: str, tokens_field: str, tags_field: str) -> TaggedSen
 
 
 def read_tagged(source: str, tokens_field: str = "tokens", tags_field: str = "tags") -> TaggedSentences:
-    """A NER source: ``.json``/``.jsonl`` (token and tag lists), ``hub:NAME``, anything else CoNLL-style text."""
+    """A NER source: ``.json``/``.jsonl`` (token and tag lists), ``hub:NAME``, anything else CoNLL-style text;
+    inside a running pipeline, read once (:func:`compress.datafiles.read_once`)."""
+    from compress.datafiles import Columns, read_once
+
+    def read() -> Columns:
+        got = _read_tagged(source, tokens_field, tags_field)
+        return Columns({"tokens": got.tokens, "tags": got.tags, "source": [got.source] * len(got)}, {})
+
+    cols = read_once(source, f"tagged:{tokens_field}:{tags_field}", read).data
+    return TaggedSentences(cols["tokens"], cols["tags"], cols["source"][0] if cols["source"] else source)
+
+
+def _read_tagged(source: str, tokens_field: str, tags_field: str) -> TaggedSentences:
     if source.startswith("hub:"):
         return _read_hub_tagged(source, tokens_field, tags_field)
     if Path(source).suffix.lower() in (".json", ".jsonl"):

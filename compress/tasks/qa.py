@@ -84,9 +84,20 @@ def _read_hub_squad(spec: str) -> list[QAExample]:
 
 
 def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> QAData:
-    """A QA source: a SQuAD JSON file (v1.1 / v2.0) or ``hub:squad`` / ``hub:squad_v2``."""
-    return QAData(_read_hub_squad(source) if source.startswith("hub:") else read_squad(source), source, doc_stride,
-                  max_answer_length)
+    """A QA source: a SQuAD JSON file (v1.1 / v2.0) or ``hub:squad`` / ``hub:squad_v2``; inside a running
+    pipeline, read once (:func:`compress.datafiles.read_once`)."""
+    from compress.datafiles import Columns, read_once
+
+    def read() -> Columns:
+        got = _read_hub_squad(source) if source.startswith("hub:") else read_squad(source)
+        return Columns({"id": [e.id for e in got], "question": [e.question for e in got],
+                        "context": [e.context for e in got],
+                        "answers": [[{"text": a["text"], "answer_start": a["answer_start"]} for a in e.answers]
+                                    for e in got]}, {})
+
+    cols = read_once(source, "squad", read).data
+    examples = [QAExample(*row) for row in zip(cols["id"], cols["question"], cols["context"], cols["answers"])]
+    return QAData(examples, source, doc_stride, max_answer_length)
 
 
 def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "question-answering",

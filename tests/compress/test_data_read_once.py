@@ -10,15 +10,16 @@ import compress.datafiles as datafiles
 
 
 def _count_reads(monkeypatch) -> Counter:
-    """Counts every read of a source file (the one function that opens data files for rows)."""
+    """Counts every read of a source file or hub dataset per source (the one function through which every
+    reader, sentence rows, tagged sentences and SQuAD questions, reads one)."""
     reads: Counter = Counter()
-    real = datafiles._read_source
+    real = datafiles._fresh_read
 
-    def counting(source, header):
+    def counting(source, read):
         reads[source] += 1
-        return real(source, header)
+        return real(source, read)
 
-    monkeypatch.setattr(datafiles, "_read_source", counting)
+    monkeypatch.setattr(datafiles, "_fresh_read", counting)
     return reads
 
 
@@ -66,3 +67,26 @@ def test_a_run_with_finetune_distill_search_and_bench_reads_each_file_once(tmp_p
     out = {o.name: o.status for o in run_pipeline(cfg, force=set())}
     assert reads == Counter({str(train): 1, str(dev): 1, str(test): 1})
     assert out["bench"] == "ran"
+
+
+def test_tagged_sentences_and_squad_questions_come_back_from_the_run_copy_unchanged(tmp_path, monkeypatch):
+    """NER and QA readers go through the same copy: read once while the run splits, then served as read."""
+    from compress.tasks.ner import read_tagged
+    from compress.tasks.qa import read_qa
+    from tests.compress.test_ner_pipeline import write_conll, write_squad
+    from tests.squad_tiny import EXAMPLES
+
+    conll = write_conll(tmp_path / "train.txt", 12, 0)
+    squad = write_squad(tmp_path / "squad.json", EXAMPLES)
+    reads = _count_reads(monkeypatch)
+    copies = tmp_path / "run" / "data" / "sources"
+    with datafiles.keeping_sources(copies):
+        tagged, qa = read_tagged(str(conll)), read_qa(str(squad), 64, 20)
+    conll.write_text("edited\tO\n")  # the copy, not the file, is what the run reads from now on
+    with datafiles.reading_sources(copies):
+        tagged2, qa2 = read_tagged(str(conll)), read_qa(str(squad), 64, 20)
+    assert reads == Counter({str(conll): 1, str(squad): 1})
+    assert (tagged2.tokens, tagged2.tags, tagged2.source) == (tagged.tokens, tagged.tags, tagged.source)
+    assert qa2.examples == qa.examples and (qa2.doc_stride, qa2.max_answer_length) == (64, 20)
+    assert any(not e.answers for e in qa2.examples) and any(e.answers for e in qa2.examples)
+    assert read_tagged(str(conll)).tokens == [["edited"]]  # outside a run: the file itself
