@@ -229,7 +229,7 @@ def read_hub(spec: str) -> Columns:
 # A run reads each source once: while its data artifact is written (compress.splits.write_plan, inside
 # ``keeping_sources``) every source read is also stored as Parquet under ``runs/<name>/data/sources/``; while its
 # stages run (and its search branches, nested in the same process), ``reading_sources`` serves every later read of
-# that source from the stored copy instead of the file.
+# that source from the stored copy instead of the file (a source first read by a stage is stored then).
 
 _SOURCES: ContextVar[tuple[Path, bool] | None] = ContextVar("edgepress_sources", default=None)
 
@@ -240,7 +240,12 @@ def _stored_name(source: str, kind: str) -> str:
 
 @contextmanager
 def keeping_sources(folder: Path) -> Iterator[None]:
-    """Inside the block every source read is stored under ``folder`` (Parquet, written whole or not at all)."""
+    """Inside the block every source read is stored under ``folder`` (Parquet, written whole or not at all); the
+    copies an earlier split left there are removed first (the files may have changed since)."""
+    from compress.fsio import refuse_symlink, remove_own
+
+    refuse_symlink(folder, "the run's stored data")
+    remove_own(Path(folder))
     token = _SOURCES.set((Path(folder), True))
     try:
         yield
@@ -250,7 +255,8 @@ def keeping_sources(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def reading_sources(folder: Path) -> Iterator[None]:
-    """Inside the block a source stored under ``folder`` is read from there, not from its file."""
+    """Inside the block a source stored under ``folder`` is read from there, not from its file; one the split did
+    not read (the streamed train file of label-free distillation) is stored there at its first read."""
     token = _SOURCES.set((Path(folder), False))
     try:
         yield
@@ -297,14 +303,13 @@ def _store(folder: Path, source: str, kind: str, cols: Columns) -> None:
 
 def read_once(source: str, kind: str, read: Callable[[], Columns]) -> Columns:
     """``read()``, the columns of ``source`` as one reader (``kind``) parses them; inside a running pipeline, the
-    run's stored copy when it has one (``reading_sources``), and kept as that copy while the run splits its data."""
+    run's stored copy of it, made at its first read (``keeping_sources``, ``reading_sources``)."""
     kept = _SOURCES.get()
-    if kept is not None and not kept[1]:
-        cols = _stored(kept[0], source, kind)
-        if cols is not None:
-            return cols
-    cols = _fresh_read(source, read)
-    if kept is not None and kept[1]:
+    if kept is None:
+        return _fresh_read(source, read)
+    cols = _stored(kept[0], source, kind)
+    if cols is None:
+        cols = _fresh_read(source, read)
         _store(kept[0], source, kind, cols)
     return cols
 

@@ -90,3 +90,22 @@ def test_tagged_sentences_and_squad_questions_come_back_from_the_run_copy_unchan
     assert qa2.examples == qa.examples and (qa2.doc_stride, qa2.max_answer_length) == (64, 20)
     assert any(not e.answers for e in qa2.examples) and any(e.answers for e in qa2.examples)
     assert read_tagged(str(conll)).tokens == [["edited"]]  # outside a run: the file itself
+
+
+def test_a_label_free_run_reads_its_streamed_train_file_once_as_rows(tiny_model_dir, shared_data, tmp_path,
+                                                                     monkeypatch):
+    """embedding distill -> 2-branch search -> bench: the split streams the train file (memory-mapped Arrow in the
+    run's cache); the stages that take it as rows read it once, at the first of them, then the copy."""
+    from compress.config import RunConfig
+    from compress.pipeline import run_pipeline
+    from tests.compress.test_search import _tiny_search_run
+
+    cfg = RunConfig.model_validate(_tiny_search_run(
+        tiny_model_dir, shared_data, tmp_path, name="stream", stages=["distill", "search", "bench"],
+        search={"depths": [1], "prune_ratios": [0.0, 0.5], "quantize": ["dynamic"], "max_eval_samples": 16,
+                "targets": {"retention_floor": 0.01}},
+        quantize={"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}},
+        bench={"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 16}))
+    reads = _count_reads(monkeypatch)
+    run_pipeline(cfg)
+    assert reads == Counter({cfg.data.train: 1, cfg.data.test: 1})
