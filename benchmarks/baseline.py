@@ -13,9 +13,9 @@ from pathlib import Path
 
 from compress.errors import EdgepressError
 from compress.quantize.graph import quiet
-from compress.tasks import TASKS
+from compress.tasks import TASKS, TaskTable
 
-OPTIMUM_TASK = {name: spec.optimum_task for name, spec in TASKS.items()}
+OPTIMUM_TASK = TaskTable("optimum_task")
 BASELINES = ("optimum-onnx", "optimum-onnx-fused", "optimum-int8-dynamic", "optimum-int8-static")
 CALIBRATION_ROWS = 100  # ORTQuantizer.get_calibration_dataset's default num_samples
 STATIC_TASKS = tuple(n for n, s in TASKS.items() if s.static_calibration)  # calibration from sentences (pairs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.tasks import TASKS
+from compress.tasks import TASKS, TaskTable
 
 if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from compress.interface import ModelInterface
     from compress.choice import Choice
 
-PIPELINE_TAG = {name: spec.pipeline_tag for name, spec in TASKS.items()}
+PIPELINE_TAG = TaskTable("pipeline_tag")
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
-from compress.tasks import TASKS
+from compress.tasks import TASKS, TaskTable
 from compress.tasks.spec import FORMATS, HeadSpec, OutputSpec  # noqa: F401  (re-exported for importers)
 from export.errors import UnsupportedHeadError
 
@@ -24,7 +24,7 @@ FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
 
-HEADS: dict[str, HeadSpec] = {name: spec.head for name, spec in TASKS.items()}  # each task file owns its head
+HEADS: Mapping[str, HeadSpec] = TaskTable("head")  # each task file owns its head; read live
 # Aliases used by transformers / optimum task names.
 ALIASES = {"feature-extraction": "embedding", "sentence-embedding": "embedding", "fill-mask": "mlm",
            "text-classification": "classification", "sequence-classification": "classification"}

@@ -6,6 +6,7 @@ adding a task is one file here plus its tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +16,25 @@ from compress.tasks import classification, embedding, mlm, ner, qa, regression
 from compress.tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskSpec] = {m.SPEC.name: m.SPEC for m in (embedding, classification, regression, mlm, ner, qa)}
+
+
+class TaskTable(Mapping[str, Any]):
+    """One field of every registered task, by task name, read from ``TASKS`` at each lookup: a task registered
+    after import (a plug-in, a test) is seen, where a dict built at import would miss it."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(TASKS[name], self.field)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(TASKS))
+
+    def __len__(self) -> int:
+        return len(TASKS)
+
+
 TOKEN_TASKS = tuple(n for n, s in TASKS.items() if s.token_level)  # outputs per token, trained on pre-tokenized rows
 
 
