@@ -375,11 +375,20 @@ GATED_CLI = BARRIER + '''
     gate, n = Path(sys.argv[1]), int(sys.argv[2])
 
     class Gated(cache.TeacherCache):
-        """Opens the shared cache, then waits for the other run: both start training on the same empty cache."""
+        """Opens the shared cache, then waits for the other run: both start training on the same empty cache. The
+        first write waits for the other run's first write too, so both write: without it, a run that is one batch
+        ahead fills every row the other then only reads."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             barrier(gate, n)
+            self._first_write = True
+
+        def write(self, *args, **kwargs):
+            if self._first_write and self.writable:
+                self._first_write = False
+                barrier(Path(str(gate) + "-write"), n)
+            return super().write(*args, **kwargs)
 
     cache.TeacherCache = Gated
     from compress.cli import main
