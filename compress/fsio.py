@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from compress.errors import DiskFull, EdgepressError, Unwritable
 
@@ -204,20 +204,27 @@ def _temp_beside(path: Path) -> tuple[int, Path]:
     raise EdgepressError(f"could not create a temporary file beside '{path}'; remove the stale .part files there")
 
 
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A fresh temp file beside ``path`` to fill (handle, its path); renamed over ``path`` when the block ends,
+    removed when it fails, so ``path`` is written whole or not at all."""
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh, tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_bytes(path: Path | str, data: bytes, what: str = "") -> Path:
     """Write ``path`` whole or not at all (temp file + ``os.replace``), refusing a symlink at ``path``."""
     path = Path(path)
     refuse_symlink(path, what)
-    with writing(path, needs=len(data)):
-        fd, tmp = _temp_beside(path)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+    with writing(path, needs=len(data)), _replacing(path) as (fh, _):
+        fh.write(data)
     return path
 
 
@@ -233,16 +240,10 @@ def copy_file(src: Path | str, dst: Path | str, what: str = "") -> Path:
     size = src.stat().st_size
     with writing(dst, needs=size):
         check_free_space(dst.parent, size)
-        fd, tmp = _temp_beside(dst)
-        try:
-            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
+        with _replacing(dst) as (fout, tmp), open(src, "rb") as fin:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
             shutil.copystat(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
     return dst
 
 
