@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from compress.cli import main
+from tests.cli_errors import expect_one_line_error
 from tests.tiny import make_tiny_model
 
 R = "run"
@@ -203,19 +203,7 @@ def test_bad_input(world, tmp_path, capsys, case_id, argv, code, needles):
     case.mkdir()
     args = argv(world, case)
     before = _files(world.root, tmp_path)
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert exc.value.code == code, (case_id, err)
-    assert "Traceback" not in err + out
-    lines = err.strip().splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(("error:", "Error:"))), None)
-    assert start is not None, err
-    message = lines[start:]
-    assert 1 <= len(message) <= 3, err
-    text = " ".join(message)
-    for needle in needles:
-        assert needle in text, (needle, err)
+    expect_one_line_error(capsys, args, code, needles, case_id)
     run_folder = case / "runs"
     after = _files(world.root, tmp_path)
     # a standalone command's OUT keeps its lock and log beside it (.out.lock, .out.log.txt): part of its folder
