@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,34 @@ def terminate(proc: subprocess.Popen, stage: str) -> str:
     assert len(lines[first:]) <= 3, err[-3000:]
     assert f"during stage '{stage}'" in message and "run the same command again to resume" in message, err[-3000:]
     return err
+
+
+HELD = """
+import sys, time
+from pathlib import Path
+import export.onnx_export as onnx_export
+
+reached, real = Path(sys.argv[1]), onnx_export.export_onnx
+
+def held(*args, **kwargs):  # the stage is inside the exporter: say so, then wait for the signal
+    reached.touch()
+    for _ in range(2400):
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+
+onnx_export.export_onnx = held
+from compress.cli import main
+main(sys.argv[2:])
+"""
+
+
+def start_held_in_export(reached: Path, *args: str, cwd: Path) -> subprocess.Popen:
+    """``edgepress ARGS`` in a child that stops inside the ONNX exporter once it gets there, so a signal sent after
+    ``reached`` exists lands inside the stage however fast this machine exports a tiny model."""
+    from tests.compress.test_cli_process import _env, _interruptible
+
+    return subprocess.Popen([sys.executable, "-c", HELD, str(reached), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_interruptible)
 
 
 def ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -79,8 +108,9 @@ def test_sigterm_during_export_exits_143_and_the_rerun_writes_the_same_model(tmp
     args = ["--set", "export.formats=[onnx, ort]"]
     ok(edgepress("export", str(tiny_bert_dir), str(tmp_path / "base"), *args, cwd=tmp_path))
     out = tmp_path / "out"
-    proc = start("export", str(tiny_bert_dir), str(out), *args, cwd=tmp_path)
-    wait_for(lambda: (tmp_path / ".out.tmp").is_dir(), proc)
+    reached = tmp_path / "in-exporter"
+    proc = start_held_in_export(reached, "export", str(tiny_bert_dir), str(out), *args, cwd=tmp_path)
+    wait_for(reached.exists, proc)
     terminate(proc, "export")
     assert not out.exists() and not (tmp_path / ".out.tmp" / "stage.json").exists()
     ok(edgepress("export", str(tiny_bert_dir), str(out), *args, cwd=tmp_path))
