@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from compress.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
-MOBILE_FORMATS = ("ptl", "pte", "torchscript")
+MOBILE_FORMATS = ("ptl", "executorch", "torchscript")
 
 
 def run_dir_of(records: list["StageRecord"]) -> Path | None:

@@ -13,6 +13,11 @@ from typing import Any, Callable
 from compress.errors import EdgepressError
 
 
+# the export's other files: one key per format, one per runtime format's quantized / fp16 file (<format>_<precision>)
+RUNTIME_FILES = ("torchscript", "ptl", "ort", "executorch", "litert", "litert_fp16", "litert_int8", "openvino",
+                 "openvino_int8", "coreml", "coreml_int8")
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """Where a stage's function lives and which config sections its result depends on."""
@@ -67,7 +72,7 @@ STAGES: dict[str, StageSpec] = {
                   needs=("model",), provides=("model",)),
         StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
-                  provides=("onnx", "tokenizer"), optional=("bundle", "onnx_optimized", "teacher_onnx")),
+                  provides=("onnx", "tokenizer"), optional=("bundle", "onnx_optimized", "teacher_onnx", *RUNTIME_FILES)),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),
                   "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("report",),
                   optional=("onnx_int8", "onnx_fp16", "onnx_int4"),

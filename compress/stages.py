@@ -29,7 +29,7 @@ class Variant:
     """A model file a later stage (bench, bundle) should consider: e.g. ``student-onnx-int8``."""
 
     name: str
-    format: str  # pytorch | onnx | torchscript | ptl | ort | pte
+    format: str  # pytorch | onnx | torchscript | ptl | ort | executorch | litert | openvino | coreml
     path: str  # relative to the stage directory that produced it
     precision: str = "fp32"
 

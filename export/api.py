@@ -24,7 +24,10 @@ def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], 
     from export.onnx_export import check_opset
     from export.writer import write_formats
 
+    from export.heads import canonical_format
+
     out_dir, model_dir = Path(out_dir), Path(model_dir)
+    formats = [canonical_format(f) for f in formats]
     for fmt in formats:
         get_head(task, fmt)
     check_opset(opset)

@@ -27,7 +27,7 @@ RUNTIMES = {
     "ort": "ONNX Runtime mobile format (full package, or a reduced build from required_operators.config)",
     "torchscript": "libtorch torch.jit.load (TorchScript: maintenance mode upstream)",
     "ptl": "PyTorch Mobile lite interpreter (pytorch_android_lite / LibTorch-Lite: maintenance mode, use ExecuTorch)",
-    "pte": "ExecuTorch runtime with the XNNPACK backend",
+    "executorch": "ExecuTorch runtime with the XNNPACK backend",
 }
 INPUT_MEANING = {"input_ids": "token ids from the tokenizer, [CLS] ... [SEP] included",
                  "attention_mask": "1 for real tokens, 0 for padding",
@@ -89,7 +89,7 @@ def _versions(formats: Sequence[str]) -> dict[str, str | None]:
     from importlib import metadata
 
     names = ["edgepress", "torch", "transformers", "onnx", "onnxruntime", "tokenizers"]
-    if "pte" in formats:
+    if "executorch" in formats:
         names.append("executorch")
     found: dict[str, str | None] = {"python": sys.version.split()[0]}
     for n in names:
@@ -234,7 +234,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
     bundle_dir.mkdir(parents=True, exist_ok=True)
     models = []
     parity_key = {"onnx": "parity_onnx", "ort": "parity_ort", "torchscript": "parity_torchscript",
-                  "ptl": "parity_ptl", "pte": "parity_pte"}
+                  "ptl": "parity_ptl", "executorch": "parity_executorch"}
     entries = [(fmt, path, parity_key[fmt], False) for fmt, path in written.files.items()
                if fp32_formats is None or fmt in fp32_formats]
     if "onnx_optimized" in written.extra and (fp32_formats is None or "onnx" in fp32_formats):

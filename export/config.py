@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from compress.config_base import Section
 from export.parity import DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL
 
-ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "pte"]
+ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml"]
 
 
 class ExportConfig(Section):
@@ -18,7 +18,10 @@ class ExportConfig(Section):
     formats: list[ExportFormat] = Field(
         default_factory=lambda: ["onnx"],
         description="onnx (always written: quantize and bench read it), torchscript (.pt), ptl (lite interpreter), "
-                    "ort (ONNX Runtime mobile format), pte (ExecuTorch + XNNPACK; needs the executorch extra)")
+                    "ort (ONNX Runtime mobile format), executorch (.pte with XNNPACK; 'pte' is accepted too), "
+                    "litert (.tflite, + fp16 and INT8), openvino (IR .xml/.bin, + NNCF INT8), coreml (.mlpackage "
+                    "fp16, + INT8 weights; not run on Linux). Each runtime format needs its extra: "
+                    "pip install 'edgepress[litert|openvino|coreml|executorch]'")
     opset: int = Field(17, ge=11, le=21, description="ONNX opset (torch's dynamo=False exporter writes up to 20)")
     rtol: float = Field(DEFAULT_RTOL, gt=0,
                         description="allowed max |diff| against PyTorch, relative to the output's largest |value|, "
@@ -32,6 +35,14 @@ class ExportConfig(Section):
     bundle: bool = Field(False, description="also write bundle/: model files, tokenizer, labels, manifest.json, reference.py")
     max_length: int | None = Field(None, ge=8, le=8192,
                                    description="longest sequence the exported files promise (None: teacher.max_length)")
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _pte_is_executorch(cls, formats: object) -> object:
+        """``pte`` (the format's former name, after its file suffix) reads as ``executorch``."""
+        from export.heads import canonical_format
+
+        return [canonical_format(f) if isinstance(f, str) else f for f in formats] if isinstance(formats, list) else formats
 
     @field_validator("formats")
     @classmethod

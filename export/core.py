@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from compress.tasks import TASKS
 from export.heads import HeadSpec, get_head, input_names_for, load_for_export, make_wrapper
-from export.parity import (DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL, Batch, Runner, Tolerance, check_parity,
-                            encode_batch, example_batch, parity_groups, torch_runner)
+from export.parity import (DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL, QUANTIZED_FLOOR, Batch, Runner, Tolerance,
+                            check_fidelity, check_parity, encode_batch, example_batch, parity_groups, torch_runner)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,12 @@ class Prepared:
         """Parity of ``runner`` against PyTorch on every batch; stored under ``label`` and returned."""
         result = check_parity(label, self.expected, runner, self.batches, self.output_names, self.tolerance,
                               enforce=enforce)
+        self.parity[label] = result
+        return result
+
+    def check_quantized(self, label: str, runner: Runner, floor: float = QUANTIZED_FLOOR) -> dict[str, Any]:
+        """The task's fidelity of a quantized / fp16 file (``runner``) to PyTorch on every batch, held to ``floor``."""
+        result = check_fidelity(label, self.head.task, self.expected, runner, self.batches, self.output_names, floor)
         self.parity[label] = result
         return result
 

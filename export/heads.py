@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
     from compress.interface import ModelInterface
 
-FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort", "pte": "model.pte"}
+FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort",
+              "executorch": "model.pte", "litert": "litert/model.tflite", "openvino": "openvino/openvino_model.xml",
+              "coreml": "coreml/model.mlpackage"}
+FILE_PRECISION = {"coreml": "fp16"}  # the precision of a format's main file when it is not fp32
+FORMAT_ALIASES = {"pte": "executorch"}  # former names, still read
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -28,6 +32,11 @@ HEADS: Mapping[str, HeadSpec] = TaskTable("head")  # each task file owns its hea
 # Aliases used by transformers / optimum task names.
 ALIASES = {"feature-extraction": "embedding", "sentence-embedding": "embedding", "fill-mask": "mlm",
            "text-classification": "classification", "sequence-classification": "classification"}
+
+
+def canonical_format(fmt: str) -> str:
+    """A format's current name (``pte`` reads as ``executorch``)."""
+    return FORMAT_ALIASES.get(fmt, fmt)
 
 
 def get_head(task: str, fmt: str | None = None) -> HeadSpec:

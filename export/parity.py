@@ -176,3 +176,59 @@ def check_parity(label: str, expected: list[list["np.ndarray"]], candidate: Runn
             "difference is expected (e.g. a quantized model)."
         )
     return worst
+
+
+# A quantized or fp16 runtime file is not held to fp32 round-off: it must keep the task's fidelity to PyTorch
+# (mean cosine of sentence vectors, top-1 agreement of class logits, argmax agreement of token logits) on the
+# parity texts at or above this floor (the bar an INT8 / fp16 embedding file must meet against the teacher).
+QUANTIZED_FLOOR = 0.98
+
+
+def task_rows(task: str, outputs: list["np.ndarray"], names: list[str], batch: Batch) -> "np.ndarray | None":
+    """What the task's fidelity compares per row for one batch of a file's outputs: sentence vectors (pooled),
+    logits rows (sentence heads), the argmax id of every unpadded token (token heads); None for span heads."""
+    import numpy as np
+
+    from compress.tasks import task_spec
+
+    kind = task_spec(task).outputs
+    if kind == "pooled":
+        return np.asarray(outputs[names.index("sentence_embedding")], dtype=np.float32)
+    if kind == "logits":
+        return np.asarray(outputs[0], dtype=np.float32).reshape(len(outputs[0]), -1)
+    if kind in ("words", "tokens"):
+        mask = batch["attention_mask"].astype(bool)
+        return np.asarray(outputs[0]).argmax(-1)[mask]
+    return None
+
+
+def check_fidelity(label: str, task: str, expected: list[list["np.ndarray"]], candidate: Runner,
+                   batches: list[Batch], names: list[str], floor: float = QUANTIZED_FLOOR) -> dict[str, Any]:
+    """The task's fidelity of a quantized / fp16 file to PyTorch on ``batches``; ParityError below ``floor``.
+
+    The result holds ``fidelity`` (its task name and value), ``floor``, the minimum cosine and max |diff| of the
+    raw outputs (for the record) and the precision-independent keys of ``check_parity`` with ``enforced`` False,
+    so the fp32 aggregates (max |diff|, bound used) are not mixed with a quantized file's drift.
+    """
+    import numpy as np
+
+    from compress.tasks import task_spec
+
+    spec = task_spec(task)
+    got = [candidate(b) for b in batches]
+    raw = [compare(ref, out, names) for ref, out in zip(expected, got)]
+    result: dict[str, Any] = {"max_abs_diff": max(r["max_abs_diff"] for r in raw),
+                              "min_cosine": min(r["min_cosine"] for r in raw), "cases": len(batches),
+                              "floor": floor, "enforced": False}
+    rows = [(task_rows(task, o, names, b), task_rows(task, r, names, b)) for o, r, b in zip(got, expected, batches)]
+    if any(a is None for a, _ in rows):  # span heads: the raw outputs' cosine is the fidelity
+        name, value = "min_cosine", result["min_cosine"]
+    else:
+        a, ref = {"a": np.concatenate([x for x, _ in rows])}, {"a": np.concatenate([y for _, y in rows])}
+        name, value = spec.fidelity, float(spec.agreement(a, ref))
+    result["fidelity"] = {"name": name, "value": value}
+    if value < floor:
+        raise ParityError(f"{label} keeps {name} {value:.4f} to PyTorch on the parity texts, below the floor {floor} "
+                          f"(raw outputs: min cosine {result['min_cosine']:.4f}). Do not ship this file; use the "
+                          "fp32 file or another precision")
+    return result

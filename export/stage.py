@@ -36,7 +36,7 @@ def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Export the latest upstream ``model`` (and the teacher if asked) to every configured format."""
-    from export.heads import get_head
+    from export.heads import FILE_PRECISION, get_head
     from export.onnx_export import check_opset
     from compress.models import resolve_model_path
 
@@ -51,7 +51,12 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     result.metrics = {"student": written.metrics}
     for fmt, path in written.files.items():
         result.variants.append(Variant(f"student-{fmt}" if fmt != "onnx" else "student", fmt,
-                                       str(path.relative_to(out_dir)), "fp32"))
+                                       str(path.relative_to(out_dir)), FILE_PRECISION.get(fmt, "fp32")))
+        result.outputs.setdefault(fmt, str(path.relative_to(out_dir)))
+    for fmt, by_precision in written.precisions.items():
+        for precision, path in by_precision.items():
+            result.variants.append(Variant(f"student-{fmt}-{precision}", fmt, str(path.relative_to(out_dir)), precision))
+            result.outputs[f"{fmt}_{precision}"] = str(path.relative_to(out_dir))
     if "onnx_optimized" in written.extra:
         result.outputs["onnx_optimized"] = "model.optimized.onnx"
         result.variants.append(Variant("student-onnx-optimized", "onnx", "model.optimized.onnx", "fp32"))

@@ -12,11 +12,14 @@ from export.heads import FILE_NAMES, get_head
 
 @dataclass
 class Written:
-    """Files written (format -> path), extra files (operator config, optimised ONNX) and metrics."""
+    """Files written (format -> path), extra files (operator config, optimised ONNX), each runtime format's
+    quantized / fp16 files (format -> precision -> path; recorded in metrics as ``quantized_<format>_<precision>``)
+    and metrics."""
 
     files: dict[str, Path] = field(default_factory=dict)
     extra: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    precisions: dict[str, dict[str, Path]] = field(default_factory=dict)
 
 
 def _write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
@@ -42,7 +45,7 @@ def _write_ptl(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> No
 def _write_pte(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
     from export import mobile
 
-    done.metrics["parity_pte"] = mobile.export_pte(prep, path)
+    done.metrics["parity_executorch"] = mobile.export_pte(prep, path)
 
 
 def _pte_ready() -> None:
@@ -68,8 +71,17 @@ WRITERS: dict[str, FormatWriter] = {
     "ort": FormatWriter(_write_ort),
     "torchscript": FormatWriter(_write_torchscript),
     "ptl": FormatWriter(_write_ptl),
-    "pte": FormatWriter(_write_pte, _pte_ready),
+    "executorch": FormatWriter(_write_pte, _pte_ready),
 }
+
+
+def file_size(path: Path) -> int:
+    """Bytes of a model file, or of every file under a model folder (a Core ML ``.mlpackage``, an IR's .xml + .bin)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    size = path.stat().st_size
+    weights = path.with_suffix(".bin")
+    return size + weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else size
 
 
 def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: int = 17,
@@ -101,7 +113,9 @@ def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: 
         path = out_dir / FILE_NAMES[fmt]
         WRITERS[fmt].write(prep, onnx_path, path, done)
         done.files[fmt] = path
-    done.metrics["size_bytes"] = {p.name: p.stat().st_size for p in [*done.files.values(), *done.extra.values()]}
+    done.metrics["size_bytes"] = {str(p.relative_to(out_dir)): file_size(p) for p in
+                                  [*done.files.values(), *done.extra.values(),
+                                   *(q for by in done.precisions.values() for q in by.values())]}
     done.metrics["max_abs_diff"] = max(v["max_abs_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["min_cosine"] = min(v["min_cosine"] for k, v in done.metrics.items() if k.startswith("parity_"))
     done.metrics["max_rel_diff"] = max(v["max_rel_diff"] for k, v in done.metrics.items() if k.startswith("parity_"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from compress.errors import EdgepressError
 
-FORMATS = ("pytorch", "onnx", "torchscript", "ptl", "ort", "pte")
+FORMATS = ("pytorch", "onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml")
 DEVICES = ("cpu", "cuda", "tensorrt")
 
 # (format, device) -> "module:Class"; imported only when used so `import benchmarks` stays light
@@ -22,8 +22,8 @@ _REGISTRY: dict[tuple[str, str], str] = {
 }
 
 UNSUPPORTED = {
-    "pte": "ExecuTorch .pte files run only inside the ExecuTorch runtime; benchmark them on device with "
-           "executorch's executor_runner (not measured here)",
+    "executorch": "ExecuTorch .pte files run only inside the ExecuTorch runtime; benchmark them on device with "
+                  "executorch's executor_runner (not measured here)",
 }
 
 
@@ -55,7 +55,7 @@ def locate(path: Path) -> tuple[str, Path]:
         raise EdgepressError(f"'{path}' is a folder with neither model weights (config.json + model.safetensors) nor "
                              f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}); pass a save_pretrained folder, an optimum "
                              "export folder or a model file")
-    by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "pte"}
+    by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "executorch"}
     fmt = by_suffix.get(path.suffix.lower())
     if fmt is None:
         raise EdgepressError(f"cannot tell the format of '{path}': expected a model folder or "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
-FORMATS = ("onnx", "torchscript", "ptl", "ort", "pte")
+FORMATS = ("onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml")
 
 Outputs = dict  # a model's outputs on eval rows: "a" (per row / word / question), "b" (embedding pairs' 2nd side)
 

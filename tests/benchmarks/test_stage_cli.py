@@ -39,7 +39,7 @@ def test_stage_measures_teacher_and_variants(tiny_model_dir, shared_data, tmp_pa
     export_onnx(teacher, "embedding", export_dir / "model.onnx")
     (export_dir / "model.pte").write_bytes(b"x")
     rec = StageRecord("export", export_dir, {"onnx": "model.onnx"}, {},
-                      [Variant("student-onnx", "onnx", "model.onnx"), Variant("student-pte", "pte", "model.pte")])
+                      [Variant("student-onnx", "onnx", "model.onnx"), Variant("student-pte", "executorch", "model.pte")])
     inputs = StageInputs(cfg.run_dir, [rec])
     out = tmp_path / "runs" / "t" / "05-bench"
     out.mkdir()

@@ -31,4 +31,4 @@ def test_pte_refuses_before_any_work_when_executorch_is_missing(monkeypatch):
 
     monkeypatch.setattr(mobile, "executorch_available", lambda: (False, "executorch is not installed"))
     with pytest.raises(FormatUnavailableError, match="cannot write .pte: executorch is not installed"):
-        WRITERS["pte"].preflight()
+        WRITERS["executorch"].preflight()

@@ -140,5 +140,5 @@ def test_pte_round_trip_or_clear_refusal(tiny_model_dir, tmp_path):
         assert not (tmp_path / "out" / "model.pte").exists()
         return
     res = export_model(model_dir, tmp_path / "out", "embedding", ["pte"])
-    assert res["metrics"]["parity_pte"]["max_abs_diff"] < 1e-4
+    assert res["metrics"]["parity_executorch"]["max_abs_diff"] < 1e-4
     assert res["metrics"]["size_bytes"]["model.pte"] > 10_000
