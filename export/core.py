@@ -35,6 +35,16 @@ class Prepared:
     tolerance: Tolerance = field(default_factory=Tolerance)
     interface: "ModelInterface | None" = None
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration_texts: list[str] | None = None  # the run's training texts, when the export stage has them
+
+    def calibration_batches(self, rows: int = 64, batch_size: int = 8) -> list[Batch]:
+        """Real-text batches (padded to their longest row) to calibrate a runtime's INT8 file: the run's training
+        texts when set, else sentences from the Python docs bundled with CPython."""
+        from compress.data import builtin_pydoc_sentences
+
+        texts = (self.calibration_texts or builtin_pydoc_sentences(min_words=5, max_words=60))[:rows]
+        return [encode_batch(self.tokenizer, texts[i:i + batch_size], self.input_names, self.max_length)
+                for i in range(0, len(texts), batch_size)]
 
     @property
     def output_names(self) -> list[str]:
