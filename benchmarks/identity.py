@@ -43,11 +43,13 @@ def _folder_weights(folder: Path) -> list[Path]:
 
 def weight_files(path: Path) -> list[Path]:
     """The files holding the model itself: an ONNX file and the external-data files its graph names, another model
-    file alone, or the weights a save_pretrained folder loads. Other files beside it never count in its size or
-    hash."""
+    file alone (an OpenVINO IR's .xml with its .bin), or the weights a save_pretrained folder loads. Other files
+    beside it never count in its size or hash."""
     path = Path(path)
     if path.is_dir():
         return _folder_weights(path)
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        return [path, path.with_suffix(".bin")]
     return [path, *_onnx_external_files(path)]
 
 

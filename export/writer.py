@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from export.core import Prepared
+from export import openvino_ir
 from export.heads import FILE_NAMES, get_head
 
 
@@ -72,6 +73,7 @@ WRITERS: dict[str, FormatWriter] = {
     "torchscript": FormatWriter(_write_torchscript),
     "ptl": FormatWriter(_write_ptl),
     "executorch": FormatWriter(_write_pte, _pte_ready),
+    "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready),
 }
 
 

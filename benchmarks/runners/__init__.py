@@ -19,12 +19,10 @@ _REGISTRY: dict[tuple[str, str], str] = {
     ("ort", "cpu"): "benchmarks.runners.ort_runner:OrtCpuRunner",
     ("onnx", "cuda"): "benchmarks.runners.ort_runner:OrtCudaRunner",
     ("onnx", "tensorrt"): "benchmarks.runners.ort_runner:OrtTensorrtRunner",
+    ("executorch", "cpu"): "benchmarks.runners.executorch_runner:ExecuTorchCpuRunner",
 }
 
-UNSUPPORTED = {
-    "executorch": "ExecuTorch .pte files run only inside the ExecuTorch runtime; benchmark them on device with "
-                  "executorch's executor_runner (not measured here)",
-}
+UNSUPPORTED: dict[str, str] = {}  # format -> why no runner here can measure it
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")

@@ -1,0 +1,122 @@
+"""OpenVINO runner: an IR (.xml + .bin) compiled on CPU for latency, reshaped to the static shape of its feeds.
+
+OpenVINO's docs recommend the LATENCY performance hint with one stream for one-request-at-a-time inference, and
+static shapes where the inputs allow: a BERT IR with dynamic [batch, sequence] inputs measured about 2x slower than
+the same IR reshaped to the call's shape. So ``prepare`` compiles the model once per distinct input shape (outside
+the timed loop) and keeps it; ``predict`` (quality, not timed) runs one dynamic-shape compile instead of compiling
+every eval batch's length. fp32 files run in f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 OpenVINO would
+otherwise compute them in bf16, which is a different precision from the one the report names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.runners.base import Runner, task_output
+from compress.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+OPENVINO_HINT = "pip install 'edgepress[openvino]'"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What ``prepare`` returns: the infer request of the model compiled for these feeds' shape, and the feeds."""
+
+    request: Any
+    feeds: dict[str, "np.ndarray"]
+
+
+class OpenVinoCpuRunner(Runner):
+    """openvino.Core on CPU: LATENCY hint, one stream, ``Threads.intra_op`` as INFERENCE_NUM_THREADS, f32."""
+
+    backend = "openvino"
+    formats = ("openvino",)
+    device = "cpu"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            return f"openvino is not installed: {OPENVINO_HINT}"
+        return None
+
+    def config(self) -> dict[str, Any]:
+        """The compile properties: the latency hint, one stream, the intra-op threads when set, f32 inference."""
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        cfg: dict[str, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY, props.num_streams: 1,
+                               hints.inference_precision: ov.Type.f32}
+        if self.threads.intra_op is not None:
+            cfg[props.inference_num_threads] = self.threads.intra_op
+        return cfg
+
+    def load(self) -> None:
+        import openvino as ov
+
+        weights = self.path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelLoadError(f"OpenVINO IR '{self.path}' has no weights file '{weights.name}' beside it; copy "
+                                 "the .bin written with the .xml into the same folder")
+        self.core = ov.Core()
+        try:
+            self.model = self.core.read_model(str(self.path))
+        except RuntimeError as exc:
+            raise ModelLoadError(f"openvino cannot read '{self.path}': {str(exc).strip().splitlines()[0][:200]}") \
+                from None
+        self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+        self._static: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self._dynamic: Any = None
+
+    def compiled_for(self, shapes: tuple[tuple[int, ...], ...]) -> Any:
+        """The model compiled for these static input shapes (in ``input_names`` order), compiled once and kept."""
+        if shapes not in self._static:
+            model = self.model.clone()
+            model.reshape(dict(zip(self.input_names, [list(s) for s in shapes])))
+            self._static[shapes] = self.core.compile_model(model, "CPU", self.config())
+        return self._static[shapes]
+
+    def prepare(self, feeds: dict[str, "np.ndarray"]) -> Compiled:
+        import numpy as np
+
+        arrays = {n: np.ascontiguousarray(feeds[n], dtype=np.int64) for n in self.input_names}
+        compiled = self.compiled_for(tuple(tuple(arrays[n].shape) for n in self.input_names))
+        return Compiled(compiled.create_infer_request(), arrays)
+
+    def run(self, prepared: Compiled) -> Any:
+        return prepared.request.infer(prepared.feeds, share_inputs=True)
+
+    def outputs(self, prepared: Compiled) -> dict[str, "np.ndarray"]:
+        got = prepared.request.infer(prepared.feeds)
+        return {n: got[n] for n in self.output_names}
+
+    def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
+        """Task output from the dynamic-shape compile: eval batches have many lengths, none of them timed."""
+        import numpy as np
+
+        if self._dynamic is None:
+            self._dynamic = self.core.compile_model(self.model, "CPU", self.config())
+        got = self._dynamic({n: np.asarray(feeds[n], dtype=np.int64) for n in self.input_names})
+        outs = {n: got[n] for n in self.output_names}
+        return task_output(self.task, outs, feeds["attention_mask"], getattr(self, "pooling", None))
+
+    def describe(self) -> dict[str, Any]:
+        """Adds the openvino version and the settings a compiled model reports (not the ones asked for)."""
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        out = {**super().describe(), "openvino": ov.get_version(), "shapes": "static: one compile per [batch, length]"}
+        compiled = next(iter(self._static.values()), self._dynamic) if hasattr(self, "_static") else None
+        if compiled is not None:
+            values = {k: compiled.get_property(k) for k in (hints.performance_mode, props.num_streams,
+                                                            props.inference_num_threads, hints.inference_precision)}
+            out["hints"] = {k: v.to_string() if isinstance(v, ov.Type) else str(v) for k, v in values.items()}
+        return out
