@@ -1,0 +1,99 @@
+"""The ExecuTorch runner: the harness times a .pte like an .onnx file, and its task outputs match ONNX Runtime's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
+from benchmarks.report import validate_report
+from benchmarks.runners import runner_class
+from benchmarks.runners.base import Threads
+
+pytest.importorskip("executorch.runtime", reason="pip install 'edgepress[executorch]'")
+
+HEADS = ("embedding", "classification", "token-classification")
+FAST = dict(batch_sizes=[1, 4], seq_lens=[12], warmup=1, min_runs=3, min_seconds=0.0, rounds=1, threads=Threads(1, 1))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """head -> the export folder of a tiny BERT with that head, written as model.onnx and model.pte."""
+    from export.api import export_model
+    from tests.tiny import make_tiny_model
+
+    out = {}
+    for head in HEADS:
+        model = make_tiny_model(tmp_path_factory.mktemp(f"tiny-{head}"), "bert", head)
+        res = export_model(model, tmp_path_factory.mktemp(f"export-{head}"), head, ["onnx", "executorch"])
+        assert res["metrics"]["parity_executorch"]["enforced"] is True
+        out[head] = res
+    return out
+
+
+def _feeds(tokenizer_dir, texts: list[str]) -> dict:
+    from benchmarks.feeds import tokenize_feeds
+    from compress.models import load_tokenizer
+
+    return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, 64)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_the_harness_times_a_pte_beside_its_onnx_file(exported, head):
+    files = exported[head]["files"]
+    texts = ["a b c", "the quick brown fox jumps over the lazy dog", "short", "one more line of words here"]
+    rep = benchmark([ModelSpec("onnx", files["onnx"], role="teacher"), ModelSpec("pte", files["executorch"])], head,
+                    BenchSettings(**FAST), eval_set=EvalSet(texts, source="hand"), tokenizer_path=files["tokenizer"])
+    validate_report(rep)
+    onnx_e, pte_e = rep["models"]
+    assert pte_e["status"] == "ok", pte_e["reason"]
+    assert pte_e["format"] == "executorch" and pte_e["runtime"]["backend"] == "executorch"
+    assert pte_e["runtime"]["threadpool_threads"] == 1  # Threads.intra_op resized ExecuTorch's pool
+    assert [p["batch"] for p in pte_e["points"]] == [1, 4] and all(p["latency_ms"]["p50"] > 0 for p in pte_e["points"])
+    assert pte_e["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    # no labels: the pte is scored by its fidelity to the teacher row (the ONNX file of the same model)
+    assert pte_e["quality"]["value"] == pytest.approx(1.0, abs=1e-4), pte_e["quality"]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_pte_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(exported, head):
+    from export.parity import Tolerance
+
+    files = exported[head]["files"]
+    pte = runner_class("executorch")(files["executorch"], head, Threads(1))
+    ort = runner_class("onnx")(files["onnx"], head, Threads(1))
+    pte.load()
+    ort.load()
+    assert pte.output_names == [o for o in ort.output_names]  # named like the ONNX file's head outputs
+    tol = Tolerance(depth=2)
+    words = "the quick brown fox jumps over the lazy dog again and again".split()
+    for batch, n_words in [(1, 1), (3, 7), (2, 40), (64, 5)]:  # dynamic batch (<= 64) and sequence
+        texts = [" ".join(words * 4)[: 6 * n_words - i] for i in range(batch)]
+        feeds = _feeds(files["tokenizer"], texts)
+        got, want = pte.outputs(pte.prepare(feeds)), ort.outputs(ort.prepare(feeds))
+        for name in want:
+            assert got[name].shape == want[name].shape
+            allowed = 2 * tol.allowed(float(np.abs(want[name]).max()), feeds["input_ids"].shape[1])
+            assert float(np.abs(got[name] - want[name]).max()) <= allowed, (name, batch, n_words)
+        np.testing.assert_allclose(pte.predict(feeds), ort.predict(feeds), atol=1e-4)
+
+
+def test_feeds_past_the_exported_bounds_get_a_clear_error(exported):
+    from compress.errors import EdgepressError
+
+    files = exported["classification"]["files"]
+    pte = runner_class("executorch")(files["executorch"], "classification", Threads(1))
+    pte.load()
+    assert pte.max_batch == 64
+    feeds = _feeds(files["tokenizer"], ["a b"] * 65)
+    with pytest.raises(EdgepressError, match=r"exported for batch <= 64 .* got batch 65"):
+        pte.prepare(feeds)
+
+
+def test_a_broken_pte_is_an_error_entry_naming_the_file(tmp_path):
+    bad = tmp_path / "broken.pte"
+    bad.write_bytes(b"not a program")
+    rep = benchmark([ModelSpec("bad", bad)], "embedding", BenchSettings(**FAST))
+    entry = rep["models"][0]
+    assert entry["status"] == "error" and entry["format"] == "executorch"
+    assert entry["reason"].startswith(f"ExecuTorch cannot load '{bad}'") and "\n" not in entry["reason"]
