@@ -298,7 +298,8 @@ def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", benc
     layers = manifest["num_layers"]
     recipe = [f"- stages: {' → '.join(cfg.stages)}; student: {layers} layer{'s' * (layers != 1)}, hidden "
               f"{manifest['hidden_size']}" + ("" if recipe_facts.get("pruned") else "; nothing pruned"),
-              f"- shipped: **{choice.name}** ({choice.origin}, {choice.precision})"
+              f"- shipped: **{choice.name}** ({choice.origin}, {choice.precision}"
+              + (f", runs in {choice.runtime}: `{choice.runtime}/`)" if choice.runtime != "onnxruntime" else ")")
               + (f", quantized with `{quant.get('method')}`" if quant.get("method") else ""),
               f"- interface (same as the teacher's): {iface.describe()}",
               f"- training data: {train}"]
@@ -328,5 +329,7 @@ def _files(info: dict[str, Any], where: str) -> list[str]:
             + ", config.json, tokenizer), the same files under `onnx/` for transformers.js",
             f"- `{base}bundle/`: {', '.join(info['bundle']['models'])} ({info['bundle']['size_mb']:.1f} MB with "
             "tokenizer and manifest)",
+            *(f"- `{base}{fmt}/`: {r['runtime_name']} — `{r['file']}` ({r['precision']}), tokenizer and "
+              "manifest.json (how to call it)" for fmt, r in (info.get("runtimes") or {}).items()),
             "- Every name of one model file is a hard link to the same bytes: copy the folder with a tool that keeps "
             "hard links (`cp -a`, `rsync -H`, `tar`) to keep it that small."]

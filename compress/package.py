@@ -70,8 +70,16 @@ def choose(records: list["StageRecord"]) -> Choice:
     search = by_name.get("search")
     if search is not None and "winner_model" in search.outputs and "onnx" in search.outputs:
         w = search.metrics.get("winner") or {}
+        runtime = w.get("runtime", "onnxruntime")
+        file = None
+        if runtime != "onnxruntime":  # the winner's own file, in the branch export that winner/export links
+            v = next((v for v in search.variants if v.name.startswith("search-winner")), None)
+            if v is None:
+                raise EdgepressError(f"{search.dir}: the search chose a {runtime} file but names none in its "
+                                     "variants; rerun with --force search")
+            file = search.dir / v.path
         return Choice(search.path("winner_model"), search.path("onnx"), w.get("precision", "fp32"), "search winner",
-                      w.get("name", "search-winner"))
+                      w.get("name", "search-winner"), runtime, file)
     model_dir = latest("model")
     if model_dir is None:
         raise EdgepressError("nothing to package: no stage wrote a student model (put distill, prune or search in "
@@ -181,12 +189,12 @@ def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: An
         (dst / INTERFACE_FILE).write_text(json.dumps({**saved, "source": source}, indent=2) + "\n")
     files = {"pytorch": f"{dst.name}/", "onnx_fp32": "model/onnx/model.onnx"}
     storage.place(fp32_onnx, dst / "onnx" / "model.onnx")
-    if choice.precision == "int8":
+    if choice.onnx_precision == "int8":
         storage.place(choice.onnx, dst / "onnx" / "model_quantized.onnx")
         files["onnx_int8"] = "model/onnx/model_quantized.onnx"
     if interface.sentence_transformers:
         files["st_onnx"] = "model/onnx/model.onnx"
-        if choice.precision == "int8":
+        if choice.onnx_precision == "int8":
             name = f"model_qint8_{_cpu_profile()}.onnx"
             storage.place(choice.onnx, dst / "onnx" / name)
             files["st_onnx_int8"] = f"model/onnx/{name}"
@@ -201,11 +209,12 @@ def write_optimum_folder(choice: Choice, dst: Path, fp32_onnx: Path, prep: Any, 
     dst.mkdir(parents=True)
     optimum_layout(prep, dst)
     files = {"onnx": "onnx/model.onnx"}
-    named = [("model.onnx", fp32_onnx)] + ([("model_quantized.onnx", choice.onnx)] if choice.precision == "int8" else [])
+    int8 = choice.onnx_precision == "int8"
+    named = [("model.onnx", fp32_onnx)] + ([("model_quantized.onnx", choice.onnx)] if int8 else [])
     for name, src in named:
         storage.place(src, dst / name)
         storage.place(src, dst / "onnx" / name)
-    if choice.precision == "int8":
+    if choice.onnx_precision == "int8":
         files["onnx_int8"] = "onnx/model_quantized.onnx"
     return files
 
@@ -214,7 +223,7 @@ def bench_rows(path: Path | None, choice: Choice) -> "BenchRows | None":
     """The teacher's and the chosen model's rows of the run's bench report.json (None when there is none)."""
     from benchmarks.report_types import BenchRows
 
-    return BenchRows.load(path, choice.onnx)
+    return BenchRows.load(path, choice.chosen_file)
 
 
 def package_key(cfg: "RunConfig", choice: Choice, run_dir: Path) -> str:
@@ -243,16 +252,20 @@ def fp32_export(records: list["StageRecord"], choice: Choice) -> "StageRecord":
 
 
 def exported_files(rec: "StageRecord") -> "Any":
-    """An export stage's fp32 student files and parity metrics as ``export.writer.Written``, to reuse them."""
+    """An export stage's student files (each format's main file and the runtime formats' quantized / fp16
+    siblings) and their checks as ``export.writer.Written``, to reuse them."""
     from export.writer import Written
 
-    files = {v.format: rec.dir / v.path for v in rec.variants
-             if v.precision == "fp32" and v.name.startswith("student") and "optimized" not in v.name}
+    files = {v.format: rec.dir / v.path for v in rec.variants if v.name in ("student", f"student-{v.format}")}
+    precisions: dict[str, dict[str, Path]] = {}
+    for v in rec.variants:
+        if v.name == f"student-{v.format}-{v.precision}":
+            precisions.setdefault(v.format, {})[v.precision] = rec.dir / v.path
     extra = {}
     ops = rec.dir / "required_operators.config"
     if "ort" in files and ops.is_file():
         extra["ort_required_operators"] = ops
-    return Written(files=files, extra=extra, metrics=dict(rec.metrics.get("student") or {}))
+    return Written(files=files, extra=extra, metrics=dict(rec.metrics.get("student") or {}), precisions=precisions)
 
 
 def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageResult":
@@ -265,6 +278,8 @@ def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageR
     choice = choose(records)
     refuse_links_out(choice.model_dir, choice.model_dir)
     refuse_links_out(choice.onnx, inputs.run_dir)
+    if choice.file is not None:
+        refuse_links_out(choice.file, inputs.run_dir)
     export = fp32_export(records, choice)
     refuse_links_out(export.path("onnx"), inputs.run_dir)
     check_free_space(inputs.run_dir / FINAL, package_needs(choice))  # named as the user sees it: final/
@@ -281,9 +296,12 @@ def package_needs(choice: Choice) -> int:
     file and its .ort conversion; further names of a file are hard links)."""
     from compress.fsio import tree_size
 
+    from export.runtime_folder import model_files
+
     weights = sum(tree_size(p) for p in choice.model_dir.glob("*.safetensors"))
-    int8 = tree_size(choice.onnx) if choice.precision == "int8" else 0
-    return tree_size(choice.model_dir) + 2 * weights + 2 * int8
+    int8 = tree_size(choice.onnx) if choice.onnx_precision == "int8" else 0
+    runtime = sum(f.stat().st_size for f in model_files(choice.file)) if choice.file is not None else 0
+    return tree_size(choice.model_dir) + 2 * weights + 2 * int8 + runtime
 
 
 def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, export: "StageRecord", dst: Path,
@@ -305,16 +323,20 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
                    rtol=ex.rtol)
     scratch = dst / ".export"
     mobile = [f for f in ex.formats if f in MOBILE_FORMATS]
-    fp32_formats = list(mobile) if choice.precision == "int8" else ["onnx", "ort", *mobile]
-    written = complete_formats(prep, exported_files(export), scratch, fp32_formats)
+    fp32_formats = list(mobile) if choice.onnx_precision == "int8" else ["onnx", "ort", *mobile]
+    folders = runtime_folders(cfg, choice)
+    written = complete_formats(prep, exported_files(export), scratch, [*fp32_formats, *folders])
     fp32_onnx = written.files["onnx"]
     files = write_model_folder(choice, dst / "model", fp32_onnx, iface, storage, teacher.reference)
     files.update(write_optimum_folder(choice, dst / "onnx", fp32_onnx, prep, storage))
     quant = _quantization_details(records, choice)
     manifest = build_bundle(prep, written, dst / "bundle", ex.opset,
-                            choice.onnx if choice.precision == "int8" else None,
-                            fp32_formats=fp32_formats, quantized_ort=choice.precision == "int8",
-                            quantization=quant, created_by="edgepress run (final package)", place=storage.place)
+                            choice.onnx if choice.onnx_precision == "int8" else None,
+                            fp32_formats=fp32_formats, quantized_ort=choice.onnx_precision == "int8",
+                            quantization=quant, created_by="edgepress run (final package)", place=storage.place,
+                            chosen=chosen_entry(choice, manifest_name(choice)))
+    runtimes = {fmt: write_runtime(prep, fmt, written, choice, dst / fmt, storage) for fmt in folders}
+    files.update({fmt: f"{fmt}/{r['file']}" for fmt, r in runtimes.items()})
     shutil.rmtree(scratch, ignore_errors=True)
     bench = bench_rows(report, choice)
     parity = {k[len("parity_"):]: {m: v[m] for m in ("max_abs_diff", "min_cosine")}
@@ -325,6 +347,9 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
             "recipe": recipe_facts(cfg, records, choice), "files": files,
             "bundle": {"models": [m["file"] for m in manifest["models"]],
                        "size_mb": round(sum(p.stat().st_size for p in (dst / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
+            "runtimes": {fmt: {"folder": f"{fmt}/", "file": r["file"], "precision": r["precision"],
+                               "runtime_name": r["runtime_name"], "chosen_by": r["chosen_by"]}
+                         for fmt, r in runtimes.items()},
             "parity": parity, "seconds": round(time.perf_counter() - t0, 2)}
     for where in CARD_FOLDERS:  # final/README.md and final/model/README.md, each with paths from its folder
         (dst / where / "README.md").write_text(model_card(cfg, choice, iface, bench, manifest, info, teacher, where))
@@ -334,9 +359,55 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
     return info
 
 
+RUNTIME_FOLDERS = ("openvino", "litert", "executorch", "coreml")  # formats final/ ships in a folder of their own
+
+
+def runtime_folders(cfg: "RunConfig", choice: Choice) -> list[str]:
+    """The formats that get a ``final/<runtime>/`` folder: the search winner's runtime when it is not ONNX
+    Runtime, then every runtime format export.formats lists."""
+    won = [choice.runtime] if choice.runtime in RUNTIME_FOLDERS else []
+    return [*won, *(f for f in cfg.export.formats if f in RUNTIME_FOLDERS and f not in won)]
+
+
+def manifest_name(choice: Choice) -> str:
+    """The chosen file as the bundle's manifest names it: its file in the bundle when ONNX Runtime runs it, else
+    its path in the runtime's folder beside the bundle."""
+    if choice.file is None:
+        return "model.int8.onnx" if choice.onnx_precision == "int8" else "model.onnx"
+    return f"../{choice.runtime}/{choice.file.name}"
+
+
+def chosen_entry(choice: Choice, file: str) -> dict[str, Any]:
+    """The bundle manifest's ``chosen``: which file the run chose and which runtime runs it."""
+    from compress.search.config import RUNTIME_FORMATS
+
+    return {"name": choice.name, "origin": choice.origin, "runtime": choice.runtime,
+            "format": RUNTIME_FORMATS.get(choice.runtime, choice.runtime), "file": file,
+            "precision": choice.precision}
+
+
+def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, storage: Storage) -> dict[str, Any]:
+    """``final/<fmt>/`` from the files the export (or the search winner's branch) wrote: the format's main file
+    and its quantized / fp16 siblings, hard-linked; the winner's file is the one its manifest says to load."""
+    from export.heads import FILE_PRECISION
+    from export.runtime_folder import RuntimeFile, write_runtime_folder
+
+    files = [RuntimeFile(written.files[fmt], FILE_PRECISION.get(fmt, "fp32"), written.metrics.get(f"parity_{fmt}"))]
+    files += [RuntimeFile(p, precision, written.metrics.get(f"quantized_{fmt}_{precision}"))
+              for precision, p in written.precisions.get(fmt, {}).items()]
+    chosen, why = files[0], f"export.formats lists {fmt}: its main file"
+    if choice.runtime == fmt and choice.file is not None:
+        chosen = next((f for f in files if f.path.resolve() == choice.file.resolve()), None)
+        if chosen is None:  # a winner file the branch export does not list: shipped as it is
+            chosen = RuntimeFile(choice.file, choice.precision)
+            files.append(chosen)
+        why = f"search winner ({choice.name}): the fastest candidate meeting the search targets"
+    return write_runtime_folder(prep, fmt, files, chosen, dst, why, place=storage.place)
+
+
 def _quantization_details(records: list["StageRecord"], choice: Choice) -> dict[str, Any] | None:
     """How the INT8 file was made (method, settings, retention on the guard rows), from the quantize report."""
-    if choice.precision != "int8":
+    if choice.onnx_precision != "int8":
         return None
     for rec in records:
         if rec.name != "quantize":

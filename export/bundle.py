@@ -224,12 +224,14 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
                  quantized_onnx: Path | None = None, *, fp32_formats: Sequence[str] | None = None,
                  quantized_ort: bool = False, quantization: dict[str, Any] | None = None,
                  created_by: str = "edgepress export",
-                 place: Callable[[Path, Path], Any] = shutil.copy2) -> dict[str, Any]:
+                 place: Callable[[Path, Path], Any] = shutil.copy2,
+                 chosen: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fill ``bundle_dir`` (already empty) from written files; write labels, tokenizer, manifest, reference.py.
 
     ``fp32_formats`` limits which fp32 files are copied (None: every written one); ``quantized_onnx`` adds the
     INT8 file (and, with ``quantized_ort``, its ORT-format conversion); ``quantization`` adds how it was made.
     ``place(src, dst)`` puts each model file into the bundle (a copy; ``final/`` passes one that hard-links).
+    ``chosen`` names the file a run chose and the runtime that runs it (a file outside the bundle: ``../<runtime>/``).
     """
     bundle_dir.mkdir(parents=True, exist_ok=True)
     models = []
@@ -300,6 +302,7 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
         "quantization": quant_info,
         "javascript": _javascript_section(),
         "versions": _versions([m["format"] for m in models]),
+        **({"chosen": chosen} if chosen is not None else {}),
     }
     for out in prep.head.outputs:
         axes = {str(i): d for i, d in enumerate(out.shape) if d in ("batch", "sequence")}

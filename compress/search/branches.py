@@ -1,8 +1,10 @@
 """Candidate branches: each (depth, prune ratio, vocabulary) is a small pipeline run under runs/<name>/search/.
 
 A branch is seeded with the parent run's finished stages (fine-tuned teacher, distilled student), so it
-only runs what differs: prune (+ recovery), trim_vocab, export and quantize. A trimmed branch is also seeded
-with its untrimmed sibling's prune stage when that ran, so a prune ratio is pruned (and recovered) once;
+only runs what differs: prune (+ recovery), trim_vocab, export (ONNX, plus the files of every runtime in
+search.runtimes) and quantize (ONNX INT8 / fp16, when ONNX Runtime is one of the runtimes). A trimmed branch
+is also seeded with its untrimmed sibling's prune stage when that ran, so a prune ratio is pruned (and
+recovered) once;
 trimming comes after pruning because recovery distils from the teacher, whose token ids are the untrimmed
 ones. A depth other than the upstream student's is distilled once, in its own sub-run ``d<depth>-distill``,
 and seeds every branch of that depth. Branches live
@@ -91,14 +93,17 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", voc
     point = PrunePoint.of(ratio)
     stages = ((["prune"] if point.removes_anything and not pruned else []) + (["trim_vocab"] if vocab is not None else [])
               + ["export"])
-    if s.quantize:
+    timed_in_ort = "onnxruntime" in s.runtimes
+    if s.quantize and timed_in_ort:  # quantize writes ONNX files: only ONNX Runtime times them
         stages.append("quantize")
     data = _narrowed(cfg, branch_name(depth, point, vocab), stages)
     data["prune"] = {"target": "ratios", "amount": 0.0, "head_ratio": point.heads, "ffn_ratio": point.ffn}
     if vocab is not None:
         data["vocab"] = {"max_size": vocab, "coverage": None}
-    # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export
-    data["export"] = {"formats": ["onnx"], "optimize": s.optimize_graph and not s.quantize, "bundle": False,
+    # the fused fp32 file comes from quantize when it runs (it fuses before quantizing), else from export; the
+    # other runtimes' files (fp32 and their quantized / fp16 siblings) are written by export
+    data["export"] = {"formats": ["onnx", *s.runtime_formats()],
+                      "optimize": s.optimize_graph and timed_in_ort and "quantize" not in stages, "bundle": False,
                       "include_teacher": False}
     # the search's floor (against the teacher) is the accuracy guard here: the guard's fallbacks keep blocks
     # in float, which would hide the plain INT8 candidate and inflate its file
@@ -134,10 +139,10 @@ def plan_branches(cfg: "RunConfig", inputs: StageInputs) -> list[tuple[int, "Pru
 FUSED_FP32 = ("student-onnx-optimized", "student-fp32-opt")  # export's / quantize's fused fp32 file
 
 
-def _candidate_variants(records: list[StageRecord]) -> list[tuple[Variant, Path]]:
-    """ONNX variants of the branch's export and quantize stages (the fused fp32 file instead of the plain one)."""
+def _candidate_variants(records: list[StageRecord], formats: list[str]) -> list[tuple[Variant, Path]]:
+    """The branch's export and quantize variants in ``formats`` (the fused fp32 ONNX file instead of the plain one)."""
     found = [(v, rec.dir / v.path) for rec in records if rec.name in ("export", "quantize")
-             for v in rec.variants if v.format == "onnx"]
+             for v in rec.variants if v.format in formats]
     if any(v.name in FUSED_FP32 for v, _ in found):
         found = [(v, p) for v, p in found if v.name != "student"]
     return found
@@ -145,8 +150,9 @@ def _candidate_variants(records: list[StageRecord]) -> list[tuple[Variant, Path]
 
 def run_branches(cfg: "RunConfig", inputs: StageInputs,
                  progress: Callable[[str], None] | None = None) -> list[Branch]:
-    """Run (or resume) every branch; returns their candidate ONNX variants."""
+    """Run (or resume) every branch; returns their candidate variants (ONNX and the other runtimes' files)."""
     from compress.api import run_branch
+    from compress.search.config import RUNTIME_FORMATS
     from compress.stages import read_record
 
     upstream = (list(inputs.upstream), upstream_hash(inputs))
@@ -178,6 +184,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         tok = next((r.path("tokenizer") for r in records if "tokenizer" in r.outputs), None)
         model_dir = next((r.path("model") for r in reversed([*seed[0], *records]) if "model" in r.outputs), None)
         export_dir = next((r.dir for r in records if "onnx" in r.outputs and "tokenizer" in r.outputs), None)
-        branches.append(Branch(depth, point.ffn, bcfg.name, _candidate_variants(records), tok, model_dir, vocab,
-                               point.heads, export_dir))
+        formats = [RUNTIME_FORMATS[r] for r in cfg.search.runtimes]
+        branches.append(Branch(depth, point.ffn, bcfg.name, _candidate_variants(records, formats), tok, model_dir,
+                               vocab, point.heads, export_dir))
     return branches

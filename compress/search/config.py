@@ -9,6 +9,16 @@ from pydantic import Field, field_validator, model_validator
 from compress.config_base import Section
 from compress.quantize.config import Method
 
+# runtime -> the export format it runs (the search writes that format in every branch and times it in this runtime)
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "litert": "litert", "executorch": "executorch"}
+COREML_REFUSED = ("Core ML cannot be timed here (it runs only on Apple devices); ship it with export.formats: "
+                  "[coreml]")
+
+
+def runtime_of(fmt: str) -> str:
+    """The runtime that runs an export format (``onnx`` and ``ort`` files: onnxruntime)."""
+    return "onnxruntime" if fmt in ("onnx", "ort") else fmt
+
 
 class SearchTargets(Section):
     """What the chosen model must meet, and where it is measured."""
@@ -82,6 +92,11 @@ class SearchConfig(Section):
         0.05, ge=0, lt=1, description="candidates meeting the targets whose p50 is within this fraction of the "
                                      "fastest one's count as equally fast; the most accurate of them (on the "
                                      "select_on split) wins, then the smaller file. 0 = strictly the fastest")
+    runtimes: list[str] = Field(
+        default_factory=lambda: ["onnxruntime"],
+        description="runtimes every candidate is timed in on the target: onnxruntime, openvino, litert, executorch "
+                    "(each branch also writes that runtime's files, fp32 and its quantized / fp16 siblings); the "
+                    "fastest file meeting the targets wins whatever its runtime, and final/ ships it")
     select_on: Literal["eval", "test"] = Field(
         "eval", description="split whose retention picks the winner; eval keeps the test split out of the choice "
                             "(test retention is reported beside it)")
@@ -117,6 +132,28 @@ class SearchConfig(Section):
         if any(v is not None and v < 8 for v in values) or len(set(values)) != len(values):
             raise ValueError("vocab_sizes must be distinct token counts >= 8 or null (null: untrimmed)")
         return values
+
+    @field_validator("runtimes")
+    @classmethod
+    def _runtimes(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError(f"give at least one runtime ({', '.join(RUNTIME_FORMATS)})")
+        for v in values:
+            if v == "coreml":
+                raise ValueError(COREML_REFUSED)
+            if v not in RUNTIME_FORMATS:
+                import difflib
+
+                close = difflib.get_close_matches(v, RUNTIME_FORMATS, n=1, cutoff=0.5)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown runtime '{v}'{hint}; choose from {', '.join(RUNTIME_FORMATS)}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"a runtime is listed twice in {values}")
+        return values
+
+    def runtime_formats(self) -> list[str]:
+        """The export formats of ``runtimes`` other than ONNX Runtime's (which every branch writes anyway)."""
+        return [RUNTIME_FORMATS[r] for r in self.runtimes if r != "onnxruntime"]
 
     @model_validator(mode="after")
     def _no_duplicate_methods(self) -> "SearchConfig":

@@ -31,13 +31,13 @@ def to_markdown(cands: list[Candidate], choice: Choice, teacher: dict[str, Any],
         "",
         f"**Choice:** {choice.reason}" + ("" if choice.meets_targets else " — **targets not met**"),
         "",
-        f"| Candidate | Depth | Pruned | Precision | Size MB | {split_cols} | p50 ms | p90 ms | Speed-up vs teacher "
-        "| Pareto | Verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if both else ""),
+        f"| Candidate | Runtime | Depth | Pruned | Precision | Size MB | {split_cols} | p50 ms | p90 ms "
+        "| Speed-up vs teacher | Pareto | Verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if both else ""),
     ]
     for c in sorted(cands, key=lambda c: (c.p50_ms is None, c.p50_ms or 0.0)):
         speed = f"{t_p50 / c.p50_ms:.1f}×" if t_p50 and c.p50_ms else "–"
-        lines.append(f"| {c.name} | {c.depth} | {c.pruned} | {c.precision} | {c.size_mb:.1f} | "
+        lines.append(f"| {c.name} | {c.runtime} | {c.depth} | {c.pruned} | {c.precision} | {c.size_mb:.1f} | "
                      f"{_fmt(c.value, '.4f')} | {_fmt(c.retention, '.3f')} | "
                      + (f"{_fmt(c.test_retention, '.3f')} | " if both else "") + f"{_fmt(c.p50_ms, '.2f')} | "
                      f"{_fmt(c.p90_ms, '.2f')} | {speed} | {'★' if c.on_front else ''} | {c.verdict} |")

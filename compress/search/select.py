@@ -27,6 +27,7 @@ class Candidate:
     verdict: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     head_ratio: float | None = None  # share of attention heads removed; None: prune_ratio (FFN) applies to both
+    runtime: str = "onnxruntime"  # what runs the file on the target (search.runtimes)
 
     @property
     def pruned(self) -> str:

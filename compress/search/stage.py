@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from compress.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
+from compress.search.config import RUNTIME_FORMATS, runtime_of
 from compress.search.select import Candidate, choose
 from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels
 
@@ -91,6 +92,11 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
     return report, where, select_report, same_as
 
 
+def variant_of(b: Branch, name: str) -> Any:
+    """The branch's variant a candidate (``branch/variant``) names."""
+    return next(v for v, _ in b.variants if f"{b.name}/{v.name}" == name)
+
+
 def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: str,
                     select_report: dict[str, Any] | None = None, same_as: dict[str, str] | None = None,
                     branches: list[Branch] | None = None) -> list[Candidate]:
@@ -111,13 +117,14 @@ def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: st
                              p50_ms=lat.p50_ms if lat else None, p90_ms=lat.p90_ms if lat else None,
                              retention=sel.retention if sel else None, value=sel.value if sel else None,
                              test_retention=q.retention if q else None, test_value=q.value if q else None,
-                             status=status, head_ratio=b.head_ratio))
+                             status=status, head_ratio=b.head_ratio, runtime=runtime_of(variant_of(b, name).format)))
     by_name = {b.name: b for b in branches or []}
     for name, first in (same_as or {}).items():
         b, q = by_name[name.split("/")[0]], local.get(first)
         out.append(Candidate(name=name, path=q.path if q else "", depth=b.depth, prune_ratio=b.prune_ratio,
                              precision=q.precision if q else "fp32", size_mb=(q.size_mb if q else None) or 0.0,
-                             p50_ms=None, retention=None, status=f"same file as {first}", head_ratio=b.head_ratio))
+                             p50_ms=None, retention=None, status=f"same file as {first}", head_ratio=b.head_ratio,
+                             runtime=runtime_of(variant_of(b, name).format)))
     return out
 
 
@@ -129,6 +136,29 @@ def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None
     sel = next(x for x in model_entries(select_report) if x.role == "teacher") if select_report else e
     return {"name": e.name, "format": e.format, "size_mb": e.size_mb, "metric": sel.metric, "value": sel.value,
             "test_value": e.value, "p50_ms": e.p50_ms}
+
+
+def check_runtimes(cfg: "RunConfig") -> None:
+    """Refuse, before any branch runs, a runtime of search.runtimes this machine cannot write or time, with the
+    ``pip install`` that fixes it (the format writer's preflight, the runner's unavailable_reason)."""
+    from benchmarks.runners import skip_reason
+    from export.writer import WRITERS
+
+    t = cfg.search.targets
+    device = "cpu" if t.remote else t.device  # a remote target's files are loaded (and scored) here first
+    for runtime in cfg.search.runtimes:
+        fmt = RUNTIME_FORMATS[runtime]
+        if fmt != "onnx" and fmt not in WRITERS:
+            raise EdgepressError(f"search.runtimes: this edgepress cannot write {runtime} files (no '{fmt}' export "
+                                 f"writer); drop {runtime} from search.runtimes")
+        if fmt in WRITERS and WRITERS[fmt].preflight is not None:
+            try:
+                WRITERS[fmt].preflight()
+            except EdgepressError as exc:
+                raise EdgepressError(f"search.runtimes: {runtime}: {exc}") from None
+        reason = skip_reason(fmt, device)
+        if reason:
+            raise EdgepressError(f"search.runtimes: {runtime} cannot be timed on {device}: {reason}")
 
 
 def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:
@@ -160,6 +190,19 @@ def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:
     return derive(cfg, quantize={"target_cpu": cpu.model_dump(mode="json")}), info
 
 
+def winner_variant(w: Candidate, b: Branch, out_dir: Path) -> Variant:
+    """The winner as the bench stage measures it: winner/model.onnx for ONNX Runtime, else its file in its own
+    runtime's format, read from the branch export that winner/export links (not copied again)."""
+    name = f"search-winner ({w.name})"
+    if w.runtime == "onnxruntime":
+        return Variant(name, "onnx", "winner/model.onnx", w.precision)
+    v = variant_of(b, w.name)
+    if not (out_dir / "winner" / "export" / v.path).exists():
+        raise EdgepressError(f"search: the winner's {w.runtime} file '{v.path}' is not in its branch export "
+                             f"'{b.export_dir}'; rerun with --force search")
+    return Variant(name, v.format, f"winner/export/{v.path}", w.precision)
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Branches -> one benchmark of all candidates -> Pareto front and winner -> winner/ + search.md."""
     from compress.quantize.api import recipe_cpu
@@ -167,6 +210,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     from compress.search import report as search_report
 
     t = cfg.search.targets
+    check_runtimes(cfg)
     cfg, probed = for_target(cfg)
     recipe_for, recipe_source = recipe_cpu(cfg.quantize, detect_cpu)
     recipe = {"cpu": recipe_for.to_dict(), "source": recipe_source, **recommend_int8(recipe_for).to_dict()}
@@ -205,7 +249,9 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         w = choice.winner
         b = where[w.name]
         (out_dir / "winner").mkdir()
-        shutil.copy2(w.path, out_dir / "winner" / "model.onnx")
+        # the ONNX folders of final/ ship the winner when ONNX Runtime runs it, else its branch's fp32 ONNX file
+        onnx_src = w.path if w.runtime == "onnxruntime" or b.export_dir is None else b.export_dir / "model.onnx"
+        shutil.copy2(onnx_src, out_dir / "winner" / "model.onnx")
         if b.tokenizer is not None:
             shutil.copytree(b.tokenizer, out_dir / "winner" / "tokenizer")
             outputs["tokenizer"] = "winner/tokenizer"
@@ -219,7 +265,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
             outputs["winner_export"] = "winner/export"
         outputs["onnx"] = "winner/model.onnx"
         metrics["winner"] = w.to_dict()
-        variants.append(Variant(f"search-winner ({w.name})", "onnx", "winner/model.onnx", w.precision))
+        variants.append(winner_variant(w, b, out_dir))
         if not choice.meets_targets:
             log.warning("search: %s", choice.reason)
     return StageResult(outputs=outputs, metrics=metrics, variants=variants)

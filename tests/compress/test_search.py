@@ -73,9 +73,9 @@ def test_markdown_names_the_selection_split_and_shows_test_beside_it():
                "p50_ms": 20.0, "size_mb": 90.0}
     md = to_markdown(cands, choice, teacher, {"retention_floor": 0.97}, "cpu", "eval")
     assert "chosen by retention on the **eval** split" in md and "0.8100 on eval, 0.8700 on test" in md
-    assert "| a | 3 | 0% | int8 | 10.0 | – | 0.980 | 0.965 | 1.00 |" in md  # eval picks a; its test score is shown
+    assert "| a | onnxruntime | 3 | 0% | int8 | 10.0 | – | 0.980 | 0.965 | 1.00 |" in md  # eval picks a; its test score is shown
     md_test = to_markdown(cands, choice, teacher, {"retention_floor": 0.97}, "cpu", "test")
-    assert "Retention (test)" not in md_test and "| a | 3 | 0% | int8 | 10.0 | – | 0.980 | 1.00 |" in md_test
+    assert "Retention (test)" not in md_test and "| a | onnxruntime | 3 | 0% | int8 | 10.0 | – | 0.980 | 1.00 |" in md_test
 
 
 def test_search_config_rejects_bad_grid():
@@ -223,7 +223,7 @@ def test_search_prunes_heads_and_ffn_by_their_own_shares(tiny_model_dir, shared_
     (cand,) = data["candidates"]
     assert cand["name"] == "d1-h50-f25/student-onnx-optimized" and cand["head_ratio"] == 0.5
     assert cand["prune_ratio"] == 0.25
-    assert "| d1-h50-f25/student-onnx-optimized | 1 | heads 50%, FFN 25% |" in (
+    assert "| d1-h50-f25/student-onnx-optimized | onnxruntime | 1 | heads 50%, FFN 25% |" in (
         cfg.run_dir / "02-search" / "search.md").read_text()
 
 
