@@ -44,7 +44,7 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     """``PATH`` or ``NAME=PATH`` -> ModelSpec (name defaults to the file stem / folder name)."""
     from benchmarks.harness import ModelSpec
     from benchmarks.identity import onnx_precision
-    from benchmarks.runners import locate
+    from benchmarks.runners import UNSUPPORTED, locate
 
     name, sep, path = arg.partition("=")
     if not sep:
@@ -52,7 +52,9 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     p = Path(path).expanduser()
     if not p.exists():
         raise EdgepressError(f"model '{path}' does not exist (give a model file or a save_pretrained folder)")
-    locate(p)  # a folder with no model, or with several ONNX files, is a usage error: say so before measuring
+    fmt = locate(p)[0]  # a folder with no model, or with several ONNX files, is a usage error: say so before measuring
+    if fmt in UNSUPPORTED:  # a format no runner here can time (Core ML): say why before loading anything
+        raise EdgepressError(f"model '{path}': {UNSUPPORTED[fmt]}")
     precision = onnx_precision(p) or ("int8" if any(t in p.name.lower() for t in ("int8", "qint", "quant")) else "fp32")
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 

@@ -22,7 +22,10 @@ _REGISTRY: dict[tuple[str, str], str] = {
     ("executorch", "cpu"): "benchmarks.runners.executorch_runner:ExecuTorchCpuRunner",
 }
 
-UNSUPPORTED: dict[str, str] = {}  # format -> why no runner here can measure it
+UNSUPPORTED: dict[str, str] = {  # format -> why no runner here can measure it
+    "coreml": "Core ML .mlpackage files run only on Apple devices (macOS / iOS); they are not timed here: "
+              "measure them on the Mac or iPhone with Xcode's Core ML performance report",
+}
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -38,6 +41,8 @@ def locate(path: Path) -> tuple[str, Path]:
     refused rather than guessed; one file under two names counts once); a file is judged by its suffix.
     """
     path = Path(path)
+    if path.is_dir() and path.suffix.lower() == ".mlpackage":  # a Core ML package is a folder
+        return "coreml", path
     if path.is_dir():
         if (path / "config.json").is_file() and any((path / w).is_file() for w in WEIGHT_FILES):
             return "pytorch", path
