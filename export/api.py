@@ -37,6 +37,8 @@ def export_model(model_dir: Path, out_dir: Path, task: str, formats: list[str], 
     result: dict[str, Any] = {"out_dir": str(out_dir),
                               "files": {k: str(v) for k, v in {**written.files, **written.extra}.items()},
                               "metrics": written.metrics}
+    for fmt, by_precision in written.precisions.items():  # a runtime's INT8 / fp16 files: <format>_<precision>
+        result["files"].update({f"{fmt}_{precision}": str(path) for precision, path in by_precision.items()})
     if bundle:
         manifest = build_bundle(prep, written, out_dir, opset, quantized_onnx)
         result["manifest"] = str(out_dir / "manifest.json")
