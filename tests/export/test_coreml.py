@@ -54,6 +54,8 @@ def test_packages_written_loaded_and_shaped_like_the_head(tiny_model_dir, tmp_pa
     assert par["checks"]["weights"]["max_error_in_fp16_roundings"] <= 1.0
     assert q["checks"]["weights"]["quantized_weights"] >= 1 and q["checks"]["weights"]["max_error_in_half_steps"] <= 1.0
     assert q["checks"]["compute_ops"] == par["checks"]["compute_ops"] and par["checks"]["compute_ops"]["linear"] >= 12
+    for checks in (par["checks"], q["checks"]):  # the stored weights, in PyTorch at fp16, keep the task's fidelity
+        assert checks["emulated"]["weights_loaded"] >= 20 and checks["emulated"]["fidelity"]["value"] >= 0.98
     if sys.platform != "darwin":
         assert par["predicted"] is False and q["predicted"] is False and "macOS" in par["why"]
         assert par["max_abs_diff"] is None and par["enforced"] is False
@@ -100,3 +102,21 @@ def test_bench_run_on_a_package_says_core_ml_is_not_timed_here(tmp_path, capsys)
     assert locate(pkg) == ("coreml", pkg)
     expect_one_line_error(capsys, ["bench", "run", str(pkg)], 1, ("Apple devices", "not timed here"))
     assert "Apple" in UNSUPPORTED["coreml"]
+
+
+def test_emulation_fails_for_weights_of_another_model(tiny_model_dir, tmp_path):
+    """The emulation runs the package's own weights: a package holding another model's weights falls below the
+    floor (ParityError), while the model's own package passes."""
+    from export.core import prepare
+    from export.coreml import convert, emulate
+    from export.errors import ParityError
+    from tests.tiny import make_tiny_model
+
+    prep = prepare(tiny_model_dir("bert", "token-classification"), "token-classification", max_length=32)
+    convert(prep).save(str(tmp_path / "own.mlpackage"))
+    assert emulate(prep, tmp_path / "own.mlpackage", "own")["fidelity"]["value"] >= 0.98
+    other = prepare(make_tiny_model(tmp_path / "other", "bert", "token-classification", seed=1),
+                    "token-classification", max_length=32)
+    convert(other).save(str(tmp_path / "other.mlpackage"))
+    with pytest.raises(ParityError, match="below the floor"):
+        emulate(prep, tmp_path / "other.mlpackage", "other")
