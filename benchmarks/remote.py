@@ -1,5 +1,7 @@
 """Remote devices: copy ``remote_runner.py`` and a model over SSH (asyncssh) or adb (adbutils), run it, read JSON.
 
+The runner picks the runtime by the model's suffix: onnxruntime for ``.onnx``/``.ort``, LiteRT for ``.tflite``.
+
 Targets are written ``ssh://user@host[:port]`` or ``adb://serial``. SSH host keys are always verified
 against a known_hosts file or a key given in the options; an unknown key is an error, never accepted.
 """
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 from compress.errors import EdgepressError
 
 RUNNER_FILE = Path(__file__).with_name("remote_runner.py")
+REMOTE_FORMATS = ("onnx", "ort", "litert")  # what remote_runner.py runs: onnxruntime, and LiteRT for .tflite
 
 
 class RemoteError(EdgepressError):
@@ -24,7 +27,7 @@ class RemoteError(EdgepressError):
 
 
 class RemoteModelError(RemoteError):
-    """The target was reached but its onnxruntime cannot load the model file."""
+    """The target was reached but its runtime (onnxruntime, LiteRT) cannot load the model file."""
 
 
 @dataclass(frozen=True)
@@ -285,11 +288,19 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any]) -> dict[st
 
 
 def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fixed inputs (batch 2 x 16 tokens, the second row padded after 9) and this machine's onnxruntime outputs."""
-    from benchmarks.remote_runner import synthetic_feeds
-    from benchmarks.sessions import open_session
+    """Fixed inputs (batch 2 x 16 tokens, the second row padded after 9) and this machine's outputs for them.
 
-    sess = open_session(model, 1, 1)
+    The reference runs in the model's own runtime here: onnxruntime, or the LiteRT interpreter for a .tflite
+    (through the same LiteRTSession, static length buckets and padding, as on the device).
+    """
+    from benchmarks.remote_runner import LiteRTSession, runtime_for, synthetic_feeds
+
+    if runtime_for(str(model)) == "litert":
+        sess: Any = LiteRTSession(str(model), 1)
+    else:
+        from benchmarks.sessions import open_session
+
+        sess = open_session(model, 1, 1)
     names = [i.name for i in sess.get_inputs()]
     feeds = synthetic_feeds(names, 2, 16, vocab, seed=1, lengths=[16, 9])
     outs = sess.run(None, feeds)
@@ -298,9 +309,10 @@ def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any
 
 def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab: int, lengths: list[int] | None,
                  opts: RemoteOptions | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A report entry for one model measured on ``target`` (ONNX/ORT only), plus the device record.
+    """A report entry for one model measured on ``target`` (ONNX/ORT in onnxruntime, .tflite in LiteRT), plus the
+    device record.
 
-    The entry's ``parity`` compares the target's outputs on fixed inputs with this machine's onnxruntime.
+    The entry's ``parity`` compares the target's outputs on fixed inputs with this machine's run in the same runtime.
     """
     import platform
 
@@ -309,8 +321,9 @@ def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab:
              "reason": None, "parity": None}
     if local_entry["quality"]:
         entry["quality"] = {**local_entry["quality"], "measured_on": "local"}
-    if local_entry["format"] not in ("onnx", "ort"):
-        entry.update(status="skipped", reason=f"remote targets run onnxruntime only; format '{local_entry['format']}'")
+    if local_entry["format"] not in REMOTE_FORMATS:
+        entry.update(status="skipped", reason=f"remote targets run onnxruntime (.onnx, .ort) and LiteRT (.tflite) "
+                                              f"only; format '{local_entry['format']}'")
         return entry, {}
     model = Path(local_entry.get("file") or local_entry["path"])
     try:
@@ -323,11 +336,15 @@ def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab:
     except RemoteModelError as exc:  # unreachable / wrong host key stop the whole run instead
         entry.update(status="error", reason=str(exc))
         return entry, {}
+    backend = res.get("runtime", "onnxruntime")
+    version_key = "ai_edge_litert" if backend == "litert" else "onnxruntime"
     entry.update(points=res["points"], latency_ms=res["latency_ms"], throughput=res["latency_ms"]["throughput"],
                  cold_start_ms=res["cold_start_ms"], peak_rss_mb=res["peak_rss_mb"],
-                 runtime={"backend": "onnxruntime", "device": "cpu", "threads": res["threads"],
-                          "onnxruntime": res["device"]["versions"].get("onnxruntime")})
+                 runtime={"backend": backend, "device": "cpu", "threads": res["threads"],
+                          version_key: res["device"]["versions"].get(version_key)})
+    if "litert" in res:  # how the file's static shapes ran there (buckets, batch, cut feeds)
+        entry["runtime"]["shapes"] = res["litert"]
     if reference is not None and "outputs" in res:
-        entry["parity"] = {"reference": f"local onnxruntime ({platform.machine()})", "inputs": "batch 2 x 16 tokens",
+        entry["parity"] = {"reference": f"local {backend} ({platform.machine()})", "inputs": "batch 2 x 16 tokens",
                            **compare_outputs(reference, res["outputs"])}
     return entry, res["device"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Standalone ONNX Runtime latency runner: copied to a device and run there, prints one JSON object.
+"""Standalone latency runner (ONNX Runtime, LiteRT): copied to a device and run there, prints one JSON object.
 
-Needs only Python 3.8+, ``onnxruntime`` and ``numpy`` on the device (no edgepress import).
+Needs only Python 3.8+, ``numpy`` and the model's runtime on the device (no edgepress import): ``onnxruntime``
+for ``.onnx``/``.ort`` files, ``ai-edge-litert`` (its ``Interpreter``, XNNPACK on CPU) for ``.tflite`` files.
 The host-side harness imports the same timing and device-probe code from this file
 (``benchmarks.stats``), so a phone and a laptop are measured by identical loops.
 
@@ -14,7 +15,11 @@ to the JSON (``outputs_npz_b64``: an .npz, base64), so the host can check them a
 A device that runs under an emulator says so: ``EDGEPRESS_EMULATED`` in the environment (set by
 ``tests/arm/emulated.py``) makes ``device_info()`` report ``emulated: true`` and the emulator.
 
-Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 onnxruntime/numpy missing.
+A ``.tflite`` file has static shapes (one signature per sequence length, as ``edgepress export`` writes it): a
+feed runs in the smallest length that holds it, padded with masked positions outside the timed loop, exactly as
+the local LiteRT runner does (``LiteRTSession``).
+
+Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 the runtime or numpy missing.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55"
              "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
              "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2", "0xd80": "Cortex-A520", "0xd81": "Cortex-A720"}
 EMULATED_ENV = "EDGEPRESS_EMULATED"
+STANDARD_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TOKEN_SCORES = ("start_logits", "end_logits")  # 2-D outputs with one score per token
+# runtime -> (module imported on the device, the pip line that installs it); a model's suffix picks its runtime
+RUNTIMES = {"onnxruntime": ("onnxruntime", "pip install onnxruntime numpy"),
+            "litert": ("ai_edge_litert", "pip install ai-edge-litert numpy")}
+LITERT_SUFFIXES = (".tflite",)
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -181,7 +192,7 @@ def device_info() -> Dict[str, Any]:
     info: Dict[str, Any] = cpu_info()
     info.update({"platform": platform.platform(), "python": platform.python_version(), "hostname": platform.node()})
     versions = {}
-    for mod in ("onnxruntime", "numpy"):
+    for mod in ("onnxruntime", "ai_edge_litert", "numpy"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
@@ -208,6 +219,144 @@ def run_feeds(sess: Any, path: str) -> Dict[str, Any]:
     buf = io.BytesIO()
     np.savez(buf, **{n: np.asarray(o) for n, o in zip(names, outs)})
     return {"output_names": names, "outputs_npz_b64": base64.b64encode(buf.getvalue()).decode("ascii")}
+
+
+# --------------------------------------------------------------------------------------------- runtimes
+
+
+def runtime_for(model: str) -> str:
+    """The runtime a model file runs in, by its suffix: ``litert`` for .tflite, else ``onnxruntime`` (.onnx/.ort)."""
+    return "litert" if model.lower().endswith(LITERT_SUFFIXES) else "onnxruntime"
+
+
+class _Named:
+    """An input or output name, shaped like onnxruntime's NodeArg (``.name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class LiteRTSession:
+    """A ``.tflite`` file's signatures as static length buckets, behind onnxruntime's session calls (get_inputs,
+    get_outputs, run(None, feeds)), so one timing loop, feed builder and output check serve both runtimes.
+
+    Mirrors ``benchmarks.runners.litert_runner`` (the local runner): litert-torch writes static shapes, one
+    signature ``len_<L>`` per sequence length at a fixed batch; a feed runs in chunks of that batch in the smallest
+    bucket that holds its length (the largest when none does: cut to it), padded with masked positions and cast to
+    the file's integer type in ``prepare`` (untimed); token outputs are cut back to the feed's length.
+    """
+
+    def __init__(self, model: str, threads: Optional[int]) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=model, num_threads=int(threads) if threads else None)
+        self.buckets: Dict[int, Any] = {}  # sequence length -> signature runner
+        self.batch = 1
+        self.input_names: List[str] = []
+        self.output_names: List[str] = []
+        self.dtypes: Dict[str, Any] = {}
+        self.truncated = False
+        for key in self.interpreter.get_signature_list():
+            runner = self.interpreter.get_signature_runner(key)
+            inputs = runner.get_input_details()
+            shapes = {tuple(int(d) for d in v["shape"]) for v in inputs.values()}
+            if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+                raise ValueError(f"signature '{key}' takes inputs of shapes {sorted(shapes)}; expected one "
+                                 "[batch, sequence] shape for every input (a BERT-style file)")
+            self.batch, length = next(iter(shapes))
+            self.buckets[length] = runner
+            order = {n: i for i, n in enumerate(STANDARD_INPUTS)}
+            self.input_names = sorted(inputs, key=lambda n: (order.get(n, len(order)), n))
+            self.dtypes = {n: v["dtype"] for n, v in inputs.items()}
+            self.output_names = list(runner.get_output_details())
+        if not self.buckets:
+            raise ValueError("the file has no signature to call (litert-torch writes signatures)")
+        self.lengths = sorted(self.buckets)
+        # per-token outputs: dim 1 is the signature's length in every signature. With one signature a 2-D output
+        # whose width happens to equal its length (sentence_embedding [1, 32] at len_32) is per-token only when
+        # named so (question answering's start/end logits)
+        self.sequence_outputs = set(self.output_names)
+        for length, runner in self.buckets.items():
+            self.sequence_outputs &= {n for n, d in runner.get_output_details().items()
+                                      if len(d["shape"]) >= 2 and int(d["shape"][1]) == length
+                                      and (len(d["shape"]) >= 3 or len(self.buckets) > 1 or n in TOKEN_SCORES)}
+
+    def get_inputs(self) -> List[_Named]:
+        return [_Named(n) for n in self.input_names]
+
+    def get_outputs(self) -> List[_Named]:
+        return [_Named(n) for n in self.output_names]
+
+    def prepare(self, feeds: Dict[str, Any]) -> Any:
+        """(rows, feed length, bucket length, per-call inputs): the untimed padding, chunking and cast."""
+        import numpy as np
+
+        first = feeds[self.input_names[0]]
+        n, length = int(first.shape[0]), int(first.shape[1])
+        size = next((b for b in self.lengths if b >= length), self.lengths[-1])
+        keep = min(length, size)
+        self.truncated = self.truncated or length > size
+        calls = []
+        for start in range(0, n, self.batch):
+            call = {}
+            for name in self.input_names:
+                block = np.zeros((self.batch, size), dtype=self.dtypes[name])
+                part = feeds[name][start:start + self.batch, :keep]
+                block[:part.shape[0], :keep] = part
+                call[name] = block
+            calls.append(call)
+        return n, length, size, calls
+
+    def run_prepared(self, prepared: Any) -> List[Dict[str, Any]]:
+        """Every call through the bucket's signature (the timed part)."""
+        runner = self.buckets[prepared[2]]
+        return [runner(**call) for call in prepared[3]]
+
+    def run(self, output_names: Optional[List[str]], feeds: Dict[str, Any]) -> List[Any]:
+        """Run once; the outputs (in ``output_names`` or the file's order) with the feeds' rows and length."""
+        import numpy as np
+
+        prepared = self.prepare(feeds)
+        n, length, size, _ = prepared
+        results = self.run_prepared(prepared)
+        outs = []
+        for name in output_names or self.output_names:
+            whole = np.concatenate([r[name] for r in results])[:n]
+            if name in self.sequence_outputs and length != size:
+                if length < size:
+                    whole = whole[:, :length]
+                else:
+                    pad = [(0, 0)] * whole.ndim
+                    pad[1] = (0, length - size)
+                    whole = np.pad(whole, pad)
+            outs.append(whole)
+        return outs
+
+    def describe(self) -> Dict[str, Any]:
+        """How the file's shapes were run, for the report."""
+        return {"delegate": "XNNPACK (the interpreter's default)", "batch": self.batch, "sequence_lengths": self.lengths,
+                "truncated": self.truncated}
+
+
+def open_model(model: str, threads: Optional[int], inter: Optional[int]) -> Any:
+    """A session for ``model`` in its runtime: an onnxruntime InferenceSession, or a LiteRTSession for .tflite."""
+    if runtime_for(model) == "litert":
+        return LiteRTSession(model, threads)
+    return make_session(model, threads, inter)
+
+
+def timed_call(sess: Any, feeds: Dict[str, Any]) -> Callable[[], Any]:
+    """One timed run on ``feeds``, their preparation done now (LiteRT: padding into its bucket, cast; onnxruntime
+    takes the int64 feeds as they are)."""
+    if isinstance(sess, LiteRTSession):
+        prepared = sess.prepare(feeds)
+        return lambda: sess.run_prepared(prepared)
+    return lambda: sess.run(None, feeds)
+
+
+def runtime_version(runtime: str) -> str:
+    """The installed version of a runtime's module."""
+    return str(getattr(__import__(RUNTIMES[runtime][0]), "__version__", "unknown"))
 
 
 # --------------------------------------------------------------------------------------------- ORT runner
@@ -254,21 +403,25 @@ def realistic_batches(lengths: Sequence[int], batch: int, n_batches: int, seed: 
 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     """Load the model (timed: cold start), then the fixed-shape sweep or the realistic mode."""
-    import onnxruntime as ort
-
+    runtime = runtime_for(args.model)
     result: Dict[str, Any] = {"model": args.model, "size_mb": os.path.getsize(args.model) / 1e6,
                               "threads": {"intra_op": args.threads, "inter_op": args.inter_threads},
-                              "device": device_info(), "providers": ort.get_available_providers()}
+                              "device": device_info(), "runtime": runtime, "runtime_version": runtime_version(runtime)}
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        result["providers"] = ort.get_available_providers()
+    else:
+        result["threads"]["inter_op"] = None  # LiteRT has one thread pool (num_threads)
     rss0 = rss_mb()
     reset_peak_rss()
     t0 = time.perf_counter()
     try:
-        sess = make_session(args.model, args.threads, args.inter_threads)
-    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
+        sess = open_model(args.model, args.threads, args.inter_threads)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types, LiteRT ValueError
         raise ModelLoadFailure(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400]}") from None
     names = [i.name for i in sess.get_inputs()]
-    first = synthetic_feeds(names, args.batch[0], args.seq[0], args.vocab)
-    sess.run(None, first)
+    timed_call(sess, synthetic_feeds(names, args.batch[0], args.seq[0], args.vocab))()
     result["cold_start_ms"] = (time.perf_counter() - t0) * 1000.0
     result["inputs"] = names
     points = []
@@ -276,15 +429,16 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
         lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
         for b in args.batch:
             batches = realistic_batches(lengths, b, 64, seed=args.seed)
-            feeds = [synthetic_feeds(names, b, max(ls), args.vocab, seed=k, lengths=ls) for k, ls in enumerate(batches)]
-            times = measure(lambda i: sess.run(None, feeds[i % len(feeds)]), args.warmup, args.min_runs, args.min_seconds)
+            calls = [timed_call(sess, synthetic_feeds(names, b, max(ls), args.vocab, seed=k, lengths=ls))
+                     for k, ls in enumerate(batches)]
+            times = measure(lambda i: calls[i % len(calls)](), args.warmup, args.min_runs, args.min_seconds)
             points.append({"batch": b, "seq": "realistic", "mean_seq": sum(map(sum, batches)) / (b * len(batches)),
                            "latency_ms": summarize(times, b)})
     else:
         for b in args.batch:
             for s in args.seq:
-                feeds_one = synthetic_feeds(names, b, s, args.vocab)
-                times = measure(lambda i: sess.run(None, feeds_one), args.warmup, args.min_runs, args.min_seconds)
+                call = timed_call(sess, synthetic_feeds(names, b, s, args.vocab))
+                times = measure(lambda i: call(), args.warmup, args.min_runs, args.min_seconds)
                 points.append({"batch": b, "seq": s, "latency_ms": summarize(times, b)})
     result["points"] = points
     result["latency_ms"] = points[0]["latency_ms"]
@@ -292,11 +446,13 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     result["rss_before_load_mb"] = rss0
     if args.feeds:
         result.update(run_feeds(sess, args.feeds))
+    if isinstance(sess, LiteRTSession):
+        result["litert"] = sess.describe()
     return result
 
 
 class ModelLoadFailure(Exception):
-    """onnxruntime refused the model file."""
+    """The runtime (onnxruntime, LiteRT) refused the model file."""
 
 
 def _int_list(text: str) -> List[int]:
@@ -311,8 +467,9 @@ def _int_list(text: str) -> List[int]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line arguments of the device-side runner."""
-    p = argparse.ArgumentParser(description="Measure an ONNX model's latency with onnxruntime; prints JSON.")
-    p.add_argument("--model", help="the .onnx/.ort file (required unless --device-info)")
+    p = argparse.ArgumentParser(description="Measure a model's latency with onnxruntime (.onnx/.ort) or LiteRT "
+                                            "(.tflite); prints JSON.")
+    p.add_argument("--model", help="the .onnx/.ort/.tflite file (required unless --device-info)")
     p.add_argument("--device-info", action="store_true", help="print only what this device is (no model)")
     p.add_argument("--feeds", default="", help="an .npz of inputs: also run them once and return the outputs")
     p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, comma-separated")
@@ -322,7 +479,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--min-runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=2.0)
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: onnxruntime default)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (LiteRT: num_threads; 0: the runtime's "
+                                                          "default)")
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -340,11 +498,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.device_info:
         print(json.dumps(device_info()))
         return 0
+    runtime = runtime_for(args.model)
+    module, hint = RUNTIMES[runtime]
     try:
         import numpy  # noqa: F401
-        import onnxruntime  # noqa: F401
+
+        __import__(module)
     except ImportError as exc:
-        print(json.dumps({"error": f"missing on device: {exc.name}; pip install onnxruntime numpy", "kind": "dependency"}))
+        print(json.dumps({"error": f"missing on device: {exc.name}; {hint}", "kind": "dependency"}))
         return 4
     if not os.path.isfile(args.model):
         print(json.dumps({"error": f"model file not found on device: {args.model}", "kind": "load"}))
@@ -355,7 +516,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         out = run_benchmark(args)
     except ModelLoadFailure as exc:
-        print(json.dumps({"error": f"onnxruntime cannot load {args.model}: {exc}", "kind": "load"}))
+        print(json.dumps({"error": f"{runtime} cannot load {args.model}: {exc}", "kind": "load"}))
         return 2
     except Exception as exc:  # a run-time failure (bad input shapes, out of memory): report it as JSON too
         msg = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""

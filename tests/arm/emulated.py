@@ -5,7 +5,10 @@
 
 The device is a Debian arm64 userland (``debootstrap --foreign`` from the mirror apt already uses; every
 ``.deb`` unpacked with ``dpkg-deb -x``, because the second debootstrap stage needs binfmt) plus aarch64
-wheels of onnxruntime and numpy at this machine's versions, run by ``qemu-aarch64-static -L ROOT``.
+wheels of onnxruntime and numpy at this machine's versions, and of ai-edge-litert (the LiteRT interpreter) when
+this machine has it, run by ``qemu-aarch64-static -L ROOT``. Wheels are chosen for the device's glibc (bookworm:
+2.36; ai-edge-litert publishes ``manylinux_2_27_aarch64`` only, which an explicit ``pip download --platform``
+does not match from ``manylinux_2_28`` or ``manylinux2014`` alone, so every tag up to 2.36 is listed).
 onnxruntime's CPU probe parses ``/proc/cpuinfo`` and crashes on the host's x86 text, so every run happens
 in a private mount namespace (``unshare -m``) with an aarch64 (Neoverse-N1) cpuinfo bind-mounted over it,
 and qemu emulates that same CPU (``-cpu neoverse-n1``). Under qemu's default ``max`` CPU the auxiliary vector
@@ -45,12 +48,14 @@ from typing import Any, Callable
 
 from compress.errors import EdgepressError
 
-SCRIPT_VERSION = 2  # bump when the build recipe below changes: a new cache key rebuilds
+SCRIPT_VERSION = 3  # bump when the build recipe below changes: a new cache key rebuilds
 SUITE = "bookworm"
 PYTHON_VERSION = "3.11"  # bookworm's python3
 DEBIAN_PACKAGES = ("python3", "libpython3.11")
 DEVICE_WHEELS = ("onnxruntime", "numpy")  # at the host's versions, so outputs compare like for like
-WHEEL_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
+OPTIONAL_WHEELS = ("ai-edge-litert",)  # on the device (at the host's version) when this machine has it installed
+DEVICE_GLIBC = (2, 36)  # bookworm's: pip download matches each --platform literally, so list every manylinux tag
+WHEEL_PLATFORMS = tuple(f"manylinux_2_{m}_aarch64" for m in range(DEVICE_GLIBC[1], 16, -1)) + ("manylinux2014_aarch64",)
 QEMU_CPU = "neoverse-n1"  # the CPU the cpuinfo below describes: features and HWCAPs agree
 LOOPBACK = "127.0.0.1"
 EMULATED_ENV = "EDGEPRESS_EMULATED"
@@ -129,13 +134,17 @@ def debian_mirror(suite: str = SUITE, etc: Path = Path("/etc/apt")) -> str:
 
 
 def wheel_versions() -> dict[str, str]:
-    """The host's versions of the device wheels (the device runs the same onnxruntime and numpy)."""
+    """The host's versions of the device wheels (the device runs the same onnxruntime, numpy and, when this machine
+    has it, ai-edge-litert)."""
     out = {}
     for name in DEVICE_WHEELS:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             raise EmulatorUnavailable(f"{name} is not installed on this machine; pip install {name}") from None
+    for name in OPTIONAL_WHEELS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
     return out
 
 
@@ -216,9 +225,13 @@ def _check(cmd: list[str], what: str, timeout: float, **kw: Any) -> str:
 
 
 SMOKE = ("import json, os, platform, numpy, onnxruntime; "
-         "print(json.dumps({'machine': platform.machine(), 'python': platform.python_version(), "
+         "info = {'machine': platform.machine(), 'python': platform.python_version(), "
          "'onnxruntime': onnxruntime.__version__, 'numpy': numpy.__version__, "
-         "'providers': onnxruntime.get_available_providers(), 'emulated': os.environ.get('" + EMULATED_ENV + "')}))")
+         "'providers': onnxruntime.get_available_providers(), 'emulated': os.environ.get('" + EMULATED_ENV + "')}\n"
+         "if os.environ.get('EDGEPRESS_SMOKE_LITERT'):\n"
+         "    import ai_edge_litert, ai_edge_litert.interpreter\n"
+         "    info['ai_edge_litert'] = ai_edge_litert.__version__\n"
+         "print(json.dumps(info))")
 
 
 def _build_into(d: Path, suite: str, wheels: dict[str, str], progress: Callable[[str], None] | None) -> None:
@@ -247,6 +260,7 @@ def _build_into(d: Path, suite: str, wheels: dict[str, str], progress: Callable[
     _check(cmd + [f"{k}=={v}" for k, v in wheels.items()], "pip download of the aarch64 wheels", 600)
     site = d / "site-packages"
     site.mkdir()
+    wheel_files = sorted(w.name for w in wheel_dir.glob("*.whl"))
     for whl in sorted(wheel_dir.glob("*.whl")):
         with zipfile.ZipFile(whl) as z:
             z.extractall(site)
@@ -269,13 +283,16 @@ def _build_into(d: Path, suite: str, wheels: dict[str, str], progress: Callable[
     compiler = compiler or [str(py)]
     subprocess.run([*compiler, "-m", "compileall", "-q", "-j", str(cores), str(root / "usr/lib" / f"python{PYTHON_VERSION}"),
                     str(site)], capture_output=True, timeout=900)  # a few test files do not compile: not an error
-    _log(progress, "checking: import onnxruntime under qemu-aarch64")
-    out = _check([str(py), "-c", SMOKE], "the emulated aarch64 python (import onnxruntime, numpy)", 600)
+    litert = "ai-edge-litert" in wheels
+    _log(progress, "checking: import onnxruntime" + (", ai_edge_litert" if litert else "") + " under qemu-aarch64")
+    out = _check([str(py), "-c", SMOKE], "the emulated aarch64 python (import onnxruntime, numpy"
+                 + (", ai_edge_litert)" if litert else ")"), 600,
+                 env={**os.environ, "EDGEPRESS_SMOKE_LITERT": "1" if litert else ""})
     info = json.loads(out.strip().splitlines()[-1])
     if info["machine"] != "aarch64":
         raise EmulatorUnavailable(f"the emulated python reports machine '{info['machine']}', not aarch64")
     info.update(suite=suite, mirror=mirror, emulator=emulator, cache_key=d.name.split("-", 1)[-1].split(".")[0],
-                script_version=SCRIPT_VERSION, build_seconds=round(time.perf_counter() - t0, 1))
+                script_version=SCRIPT_VERSION, wheels=wheel_files, build_seconds=round(time.perf_counter() - t0, 1))
     (d / "device.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -161,6 +161,24 @@ def test_model_the_runtime_cannot_load(ssh_server, tmp_path):
     assert "broken.onnx" in str(err.value)
 
 
+def test_tflite_picks_litert_by_suffix_and_a_missing_litert_is_one_line(ssh_server, tmp_path, monkeypatch, capsys):
+    """A .tflite runs in the LiteRT interpreter (a broken one is a load error naming it); a device without
+    ai-edge-litert answers with the one-line dependency error and its pip line, before looking at the file."""
+    import benchmarks.remote_runner as rr
+
+    pytest.importorskip("ai_edge_litert", reason="pip install 'edgepress[litert]' for the LiteRT interpreter")
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"this is not a flatbuffer" * 10)
+    with pytest.raises(RemoteModelError, match="litert cannot load") as err:
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", bad, ARGS, _opts(ssh_server, tmp_path))
+    assert "broken.tflite" in str(err.value) and "\n" not in str(err.value)
+    assert rr.runtime_for("m.TFLITE") == "litert" and rr.runtime_for("m.onnx") == rr.runtime_for("m.ort") == "onnxruntime"
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # `import ai_edge_litert` fails as on a bare device
+    assert rr.main(["--model", str(tmp_path / "absent.tflite")]) == 4
+    assert json.loads(capsys.readouterr().out) == {
+        "error": "missing on device: ai_edge_litert; pip install ai-edge-litert numpy", "kind": "dependency"}
+
+
 def test_runner_standalone_json(onnx_model, capsys):
     """The device file imports nothing from edgepress and prints one JSON object."""
     import benchmarks.remote_runner as rr
