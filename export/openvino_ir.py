@@ -49,14 +49,15 @@ def write_openvino(prep: "Prepared", onnx_path: Path, path: Path, done: "Written
     """Write the fp32 IR at ``path`` and the NNCF INT8 IR beside it; check both after loading them back."""
     import openvino as ov
 
+    from benchmarks.runners.openvino_runner import reason
+
     openvino_ready()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         model = ov.convert_model(str(onnx_path))
         ov.save_model(model, str(path), compress_to_fp16=False)
     except Exception as exc:  # noqa: BLE001 - surface the converter's reason in one line
-        raise ExportError(f"OpenVINO could not convert '{onnx_path}': {type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0][:300]}") from exc
+        raise ExportError(f"OpenVINO could not convert '{onnx_path}': {reason(exc)}") from exc
     done.metrics["parity_openvino"] = prep.check(f"OpenVINO IR '{path.name}'", ir_runner(path, prep.output_names))
     int8 = path.with_name(INT8_NAME)
     quantize_ir(prep, path, int8)
@@ -71,6 +72,8 @@ def quantize_ir(prep: "Prepared", src: Path, dst: Path) -> None:
     import nncf
     import openvino as ov
 
+    from benchmarks.runners.openvino_runner import reason
+
     batches = prep.calibration_batches()
     dataset = nncf.Dataset(batches, lambda b: {n: b[n] for n in prep.input_names})
     try:
@@ -78,6 +81,5 @@ def quantize_ir(prep: "Prepared", src: Path, dst: Path) -> None:
                                   subset_size=len(batches))
         ov.save_model(quantized, str(dst), compress_to_fp16=False)
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"NNCF INT8 quantization of '{src}' failed: {type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0][:300]}") from exc
+        raise ExportError(f"NNCF INT8 quantization of '{src}' failed: {reason(exc)}") from exc
 

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 OPENVINO_HINT = "pip install 'edgepress[openvino]'"
 
 
+def reason(exc: BaseException) -> str:
+    """OpenVINO's message without its "Exception from src/...cpp:N:" location lines, on one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from ")]
+    return " ".join(lines)[:300] or type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Compiled:
     """What ``prepare`` returns: the infer request of the model compiled for these feeds' shape, and the feeds."""
@@ -76,9 +82,9 @@ class OpenVinoCpuRunner(Runner):
         try:
             self.model = self.core.read_model(str(self.path))
         except RuntimeError as exc:
-            raise ModelLoadError(f"openvino cannot read '{self.path}': {str(exc).strip().splitlines()[0][:200]}") \
-                from None
+            raise ModelLoadError(f"openvino cannot read '{self.path}': {reason(exc)}") from None
         self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.dtypes = {i.get_any_name(): i.get_element_type().to_dtype() for i in self.model.inputs}
         self.output_names = [o.get_any_name() for o in self.model.outputs]
         self._static: dict[tuple[tuple[int, ...], ...], Any] = {}
         self._dynamic: Any = None
@@ -94,7 +100,7 @@ class OpenVinoCpuRunner(Runner):
     def prepare(self, feeds: dict[str, "np.ndarray"]) -> Compiled:
         import numpy as np
 
-        arrays = {n: np.ascontiguousarray(feeds[n], dtype=np.int64) for n in self.input_names}
+        arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.dtypes[n]) for n in self.input_names}
         compiled = self.compiled_for(tuple(tuple(arrays[n].shape) for n in self.input_names))
         return Compiled(compiled.create_infer_request(), arrays)
 
@@ -111,7 +117,7 @@ class OpenVinoCpuRunner(Runner):
 
         if self._dynamic is None:
             self._dynamic = self.core.compile_model(self.model, "CPU", self.config())
-        got = self._dynamic({n: np.asarray(feeds[n], dtype=np.int64) for n in self.input_names})
+        got = self._dynamic({n: np.asarray(feeds[n], dtype=self.dtypes[n]) for n in self.input_names})
         outs = {n: got[n] for n in self.output_names}
         return task_output(self.task, outs, feeds["attention_mask"], getattr(self, "pooling", None))
 

@@ -129,6 +129,15 @@ def test_bench_run_cli_measures_an_xml_file(exported, tmp_path):
     assert entry["runtime"]["hints"]["INFERENCE_NUM_THREADS"] == "1"
 
 
+def test_a_damaged_ir_is_an_error_entry_in_one_line(tmp_path):
+    (tmp_path / "openvino_model.xml").write_text("<net>cut off")
+    (tmp_path / "openvino_model.bin").write_bytes(b"\0" * 16)
+    entry = benchmark([ModelSpec("bad", tmp_path)], "classification", BenchSettings(**FAST))["models"][0]
+    assert entry["status"] == "error" and entry["format"] == "openvino"
+    assert entry["reason"].startswith(f"openvino cannot read '{tmp_path / 'openvino_model.xml'}': Unable to read the model")
+    assert "\n" not in entry["reason"] and "Exception from" not in entry["reason"]
+
+
 def test_missing_openvino_skips_the_ir_with_the_pip_hint(exported, monkeypatch):
     _, out = exported
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` fails, find_spec finds nothing
