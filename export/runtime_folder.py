@@ -49,7 +49,8 @@ def model_files(path: Path) -> list[Path]:
 
 
 def _feeds(input_names: list[str], dtype: str) -> str:
-    items = ", ".join(f'"{n}": np.array([enc.{ENCODING[n]}], dtype=np.{dtype})' for n in input_names)
+    """``feeds = {...}``: the encoding's rows by input name, as ``dtype`` (``{n}`` stands for the input's name)."""
+    items = ", ".join(f'"{n}": np.array([enc.{ENCODING[n]}], dtype={dtype.format(n=n)})' for n in input_names)
     return f"feeds = {{{items}}}"
 
 
@@ -61,27 +62,48 @@ def call_snippet(fmt: str, file: str, input_names: list[str], output_names: list
     first = output_names[-1] if "sentence_embedding" in output_names else output_names[0]
     if fmt == "openvino":
         body = ["import openvino as ov", "", f'model = ov.Core().compile_model("{file}", "CPU")',
-                _feeds(input_names, "int64"), "outputs = model(feeds)",
+                _feeds(input_names, "np.int64"), "outputs = model(feeds)",
                 f'print(outputs[model.output("{first}")])']
-    elif fmt == "litert":
+    elif fmt == "litert":  # static shapes: one signature len_<L> per padded length, batch 1
         body = ["from ai_edge_litert.interpreter import Interpreter", "",
                 f'interpreter = Interpreter(model_path="{file}", num_threads=4)',
-                "runner = interpreter.get_signature_runner()", _feeds(input_names, "int64"),
+                'lengths = sorted(int(name[len("len_"):]) for name in interpreter.get_signature_list())',
+                "length = next((n for n in lengths if n >= len(enc.ids)), lengths[-1])",
+                "enc.truncate(length)", "enc.pad(length)",
+                'runner = interpreter.get_signature_runner(f"len_{length}")',
+                'types = {name: d["dtype"] for name, d in runner.get_input_details().items()}',
+                _feeds(input_names, 'types["{n}"]'),
                 "outputs = runner(**feeds)  # output name -> array", f'print(outputs["{first}"])']
     elif fmt == "executorch":
         body = ["import torch", "from executorch.runtime import Runtime", "",
                 f'method = Runtime.get().load_program("{file}").load_method("forward")',
-                _feeds(input_names, "int64"),
+                _feeds(input_names, "np.int64"),
                 f"outputs = method.execute([torch.from_numpy(feeds[n]) for n in {input_names!r}])",
                 f"print(outputs[{output_names.index(first)}])  # outputs in the order {output_names}"]
     elif fmt == "coreml":
         body = ["import coremltools as ct", "",
                 f'model = ct.models.MLModel("{file}")  # predict() runs on macOS / iOS only',
-                _feeds(input_names, "int32"), "outputs = model.predict(feeds)", f'print(outputs["{first}"])']
+                _feeds(input_names, "np.int32"), "outputs = model.predict(feeds)", f'print(outputs["{first}"])']
     else:
         raise ValueError(f"no runtime folder for format '{fmt}'; known: {', '.join(RUNTIMES)}")
     imports = [line for line in body if line.startswith(("import ", "from "))]
     return "\n".join([*imports, *head, *(line for line in body if line not in imports and line)]) + "\n"
+
+
+def input_types(fmt: str, path: Path, input_names: list[str]) -> tuple[dict[str, str], list[Any], list[int]]:
+    """(input dtypes, input shape, static sequence lengths) of a runtime file: Core ML takes int32; a LiteRT file
+    has one batch-1 signature ``len_<L>`` per padded length, with the integer type its converter chose."""
+    if fmt == "coreml":
+        return {n: "int32" for n in input_names}, ["batch", "sequence"], []
+    if fmt != "litert":
+        return {n: "int64" for n in input_names}, ["batch", "sequence"], []
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    names = list(interpreter.get_signature_list())
+    details = interpreter.get_signature_runner(names[0]).get_input_details()
+    lengths = sorted(int(n[len("len_"):]) for n in names if n.startswith("len_"))
+    return {n: details[n]["dtype"].__name__ for n in input_names if n in details}, [1, "sequence"], lengths
 
 
 def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], chosen: RuntimeFile, dst: Path,
@@ -106,6 +128,7 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
                                                        "enforced", "note") if k in f.check}
         entries.append(entry)
     name, platforms, package = RUNTIMES[fmt]
+    dtypes, shape, lengths = input_types(fmt, dst / chosen.path.name, prep.input_names)
     labels = ({str(k): str(v) for k, v in sorted(prep.model.config.id2label.items())}
               if TASKS[prep.head.task].class_names else None)
     manifest: dict[str, Any] = {
@@ -119,10 +142,13 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
         "chosen_by": chosen_by,
         "files": entries,
         "task": prep.head.task,
-        "inputs": [{"name": n, "dtype": "int32" if fmt == "coreml" else "int64", "shape": ["batch", "sequence"],
-                    "meaning": INPUT_MEANING[n]} for n in prep.input_names],
+        "inputs": [{"name": n, "dtype": dtypes.get(n, "int64"), "shape": shape, "meaning": INPUT_MEANING[n]}
+                   for n in prep.input_names],
         "outputs": _output_specs(prep),
         "max_sequence_length": prep.max_length,
+        **({"static_lengths": lengths, "static_note": "one batch-1 signature len_<L> per length: pad the tokens to "
+                                                      "the smallest length that holds them (mask 0)"}
+           if lengths else {}),
         "tokenizer": {"file": "tokenizer.json", "files": sorted(p.name for p in dst.iterdir()
                                                                  if p.name.startswith(("tokenizer", "vocab",
                                                                                        "special_tokens")))},

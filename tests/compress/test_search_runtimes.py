@@ -153,37 +153,43 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
 
 
 def test_export_formats_ship_a_folder_per_runtime(tiny_model_dir, shared_data, tmp_path):
-    """export.formats [onnx, executorch, openvino] without a search: final/ keeps its ONNX folders and adds
-    executorch/ and openvino/, each from the export stage's files, with a manifest whose call runs."""
+    """export.formats [onnx, executorch, openvino, litert] without a search: final/ keeps its ONNX folders and adds
+    executorch/, openvino/ and litert/, each from the export stage's files, with a manifest whose call runs."""
     cfg = _run_config(tiny_model_dir, shared_data, tmp_path, name="ex", stages=["distill", "export"],
-                      export={"formats": ["onnx", "executorch", "openvino"]})
+                      export={"formats": ["onnx", "executorch", "openvino", "litert"]})
     main(["run", _write(tmp_path, cfg)])
     run_dir = tmp_path / "runs" / "ex"
     final = run_dir / "final"
     package = json.loads((final / "package.json").read_text())
-    assert package["chosen"]["runtime"] == "onnxruntime" and set(package["runtimes"]) == {"executorch", "openvino"}
-    assert {"model", "onnx", "bundle", "executorch", "openvino"} <= {p.name for p in final.iterdir()}
+    assert package["chosen"]["runtime"] == "onnxruntime"
+    assert set(package["runtimes"]) == {"executorch", "openvino", "litert"}
+    assert {"model", "onnx", "bundle", "executorch", "openvino", "litert"} <= {p.name for p in final.iterdir()}
     bundle = json.loads((final / "bundle" / "manifest.json").read_text())
     assert bundle["chosen"]["runtime"] == "onnxruntime" and bundle["chosen"]["file"] == "model.onnx"
     assert "model.pte" in [m["file"] for m in bundle["models"]]  # .pte stays a bundle file too, as before
     export = run_dir / "02-export"
     for fmt, main_file, quantized in (("executorch", "model.pte", []),
-                                      ("openvino", "openvino_model.xml", ["openvino_model_int8.xml"])):
+                                      ("openvino", "openvino_model.xml", ["openvino_model_int8.xml"]),
+                                      ("litert", "model.tflite", ["model_fp16.tflite", "model_int8.tflite"])):
         folder = final / fmt
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["runtime"] == fmt and manifest["file"] == main_file and manifest["precision"] == "fp32"
         assert manifest["chosen_by"] == f"export.formats lists {fmt}: its main file"
-        assert [f["file"] for f in manifest["files"]] == [main_file, *quantized]
+        assert sorted(f["file"] for f in manifest["files"]) == sorted([main_file, *quantized])
+        assert manifest["files"][0]["file"] == main_file
+        assert all(f["check"]["fidelity"]["value"] >= 0.98 for f in manifest["files"][1:])
         assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
         assert manifest["outputs"][1] == {"name": "sentence_embedding", "dtype": "float32",
                                           "meaning": manifest["outputs"][1]["meaning"], "shape": ["batch", 32]}
         assert manifest["files"][0]["check"]["min_cosine"] > 0.999
         assert manifest["pooling"] == bundle["pooling"]
         assert manifest["max_sequence_length"] == bundle["max_sequence_length"]
-        src = export / (main_file if fmt == "executorch" else f"openvino/{main_file}")
+        src = export / (main_file if fmt == "executorch" else f"{fmt}/{main_file}")
         assert _sha(folder / main_file) == _sha(src)
         assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
         printed = _runs_its_snippet(folder)
         assert any(ch.isdigit() for ch in printed) and "nan" not in printed
     assert (final / "openvino" / "openvino_model.bin").is_file() and (final / "openvino" / "openvino_model_int8.bin").is_file()
     assert package["files"]["openvino"] == "openvino/openvino_model.xml"
+    litert = json.loads((final / "litert" / "manifest.json").read_text())
+    assert litert["static_lengths"][-1] == litert["max_sequence_length"] and litert["inputs"][0]["shape"] == [1, "sequence"]
