@@ -26,7 +26,7 @@ class BenchConfig(Section):
     realistic: bool = Field(True, description="draw sequence lengths from the eval texts (dynamic padding)")
     seq_lens: list[int] = Field(default_factory=lambda: [128], min_length=1, description="fixed lengths when realistic is false")
     sweep_batch_sizes: list[int] = Field(default_factory=list, description="extra batch sizes to sweep")
-    session_memory: bool = Field(True, description="measure each ONNX model's peak session memory in a fresh process "
+    session_memory: bool = Field(True, description="measure each model file's peak session memory (every runtime) in a fresh process "
                                                    "per batch size (its own load and that size's batches; a few seconds each)")
     device: Literal["cpu", "cuda", "tensorrt"] = Field(
         "cpu", description="where local runners run: cpu, cuda (ORT CUDA EP, PyTorch fp16) or tensorrt (ORT TensorRT EP)")

@@ -46,7 +46,7 @@ class BenchSettings:
     max_length: int = 128
     eval_batch_size: int = 32
     seed: int = 0
-    session_memory: bool = False  # ONNX files: also measure the session's peak RSS in a fresh process
+    session_memory: bool = False  # model files (not PyTorch folders): also measure the session's peak RSS in a fresh process
     clock: Callable[[], float] = time.perf_counter
 
     def to_dict(self) -> dict[str, Any]:
@@ -388,9 +388,9 @@ def finish_local(opened: OpenModel, task: str, settings: BenchSettings, eval_set
     entry["throughput"] = entry["latency_ms"]["throughput"]
     if opened.end_to_end is not None:
         entry["end_to_end"] = opened.end_to_end.record
-    if settings.session_memory and entry["format"] in ("onnx", "ort") and settings.device == "cpu":
+    if settings.session_memory and entry["format"] != "pytorch" and settings.device == "cpu":
         entry["session_memory"] = probe_session_memory(opened.model_path, settings, opened.vocab, opened.tokenizer,
-                                                       eval_set, task)
+                                                       eval_set, task, entry["format"])
     outs = None
     from compress.tasks import task_spec
 
@@ -434,14 +434,15 @@ def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
 
 
 def probe_session_memory(model_path: Path, settings: BenchSettings, vocab: int, tokenizer: Any,
-                         eval_set: EvalSet | None, task: str = "") -> dict[str, Any]:
-    """The session's peak memory in a fresh process, at the bench's batch sizes and (realistic) lengths."""
+                         eval_set: EvalSet | None, task: str = "", fmt: str | None = None) -> dict[str, Any]:
+    """The session's peak memory in a fresh process that opens the file with the runner of its format (``fmt``),
+    at the bench's batch sizes and (realistic) lengths."""
     from benchmarks.memory import session_memory
 
     lengths = None
     if settings.realistic and tokenizer is not None and eval_set is not None and eval_set.texts:
         lengths = call_lengths(tokenizer, eval_set, settings.max_length, task)
-    return session_memory(model_path, settings, vocab, lengths)
+    return session_memory(model_path, settings, vocab, lengths, fmt, task or "embedding")
 
 
 def _error_entry(spec: ModelSpec, settings: BenchSettings, exc: EdgepressError) -> dict[str, Any]:

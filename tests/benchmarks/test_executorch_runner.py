@@ -97,3 +97,26 @@ def test_a_broken_pte_is_an_error_entry_naming_the_file(tmp_path):
     entry = rep["models"][0]
     assert entry["status"] == "error" and entry["format"] == "executorch"
     assert entry["reason"].startswith(f"ExecuTorch cannot load '{bad}'") and "\n" not in entry["reason"]
+
+
+def test_session_memory_is_probed_for_every_runtime_file(exported, tmp_path):
+    """One fresh process per file and batch size, with the runner that times it: .onnx, .pte and an OpenVINO IR."""
+    files = exported["classification"]["files"]
+    models = [ModelSpec("onnx", files["onnx"]), ModelSpec("pte", files["executorch"])]
+    try:
+        import openvino as ov
+    except ImportError:
+        ov = None
+    if ov is not None:
+        xml = tmp_path / "openvino_model.xml"
+        ov.save_model(ov.convert_model(files["onnx"]), str(xml), compress_to_fp16=False)
+        models.append(ModelSpec("ir", xml))
+    settings = BenchSettings(**{**FAST, "session_memory": True})
+    rep = benchmark(models, "classification", settings, tokenizer_path=files["tokenizer"])
+    validate_report(rep)
+    for e in rep["models"]:
+        mem = e["session_memory"]
+        assert e["status"] == "ok" and mem["process"] == "fresh", (e["name"], e["reason"], mem)
+        assert [b["batch"] for b in mem["by_batch"]] == [1, 4] and mem["session_mb"] == mem["by_batch"][0]["session_mb"]
+        assert 0 < mem["session_mb"] < 500, (e["name"], mem)
+    assert [e["format"] for e in rep["models"]] == ["onnx", "executorch", "openvino"][:len(models)]

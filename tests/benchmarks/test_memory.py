@@ -80,3 +80,46 @@ def test_bench_reports_session_memory_for_onnx_rows_and_the_ratio_to_the_fp32_ba
     off = benchmark([ModelSpec("small", small)], "embedding", BenchSettings(**FAST),
                     eval_set=EvalSet(["a b"], source="hand"))
     assert "session_memory" not in off["models"][0]
+
+
+def dense_pte(path: Path, width: int) -> Path:
+    """An ExecuTorch .pte (XNNPACK) that embeds input_ids in 1000 x 64 and runs two width-wide linear layers: its
+    weights, all read on every call, are about 2 * 64 * width * 4 bytes."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    class Dense(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(1000, 64)
+            self.up, self.down = torch.nn.Linear(64, width), torch.nn.Linear(width, 64)
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.down(torch.relu(self.up(self.emb(input_ids)))) * attention_mask.unsqueeze(-1).float()
+            return hidden, hidden.mean(dim=1)
+
+    torch.manual_seed(0)
+    ids = torch.randint(5, 1000, (2, 8))
+    dims = {0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("sequence", min=2, max=128)}
+    with torch.no_grad():
+        program = torch.export.export(Dense().eval(), (ids, torch.ones_like(ids)), dynamic_shapes=(dims, dims))
+        path.write_bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    return path
+
+
+def test_every_runtime_gets_the_probe_a_pte_in_the_executorch_runtime(tmp_path):
+    pytest.importorskip("executorch.runtime", reason="pip install 'edgepress[executorch]'")
+    big = dense_pte(tmp_path / "big.pte", width=65_536)   # 2 x 64 x 65536 fp32 weights: 34 MB
+    small = dense_pte(tmp_path / "small.pte", width=256)  # 0.1 MB
+    settings = BenchSettings(**{**FAST, "batch_sizes": [1, 4]})
+    heavy = session_memory(big, settings, vocab=1_000, lengths=[3, 7, 12])
+    light = session_memory(small, settings, vocab=1_000, lengths=[3, 7, 12])
+    assert [b["batch"] for b in heavy["by_batch"]] == [1, 4] and heavy["process"] == "fresh"
+    assert heavy["session_mb"] >= 30, heavy  # the file's weights, read in the ExecuTorch runtime
+    assert light["session_mb"] < heavy["session_mb"] - 25, (light, heavy)
+    bad = tmp_path / "broken.pte"
+    bad.write_bytes(b"not a program")
+    out = session_memory(bad, BenchSettings(**FAST), vocab=100, lengths=None)
+    assert out["session_mb"] is None and "memory probe failed (exit 2)" in out["reason"]
+    assert "ExecuTorch cannot load" in out["reason"]
