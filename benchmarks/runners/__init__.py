@@ -20,6 +20,7 @@ _REGISTRY: dict[tuple[str, str], str] = {
     ("onnx", "cuda"): "benchmarks.runners.ort_runner:OrtCudaRunner",
     ("onnx", "tensorrt"): "benchmarks.runners.ort_runner:OrtTensorrtRunner",
     ("executorch", "cpu"): "benchmarks.runners.executorch_runner:ExecuTorchCpuRunner",
+    ("openvino", "cpu"): "benchmarks.runners.openvino_runner:OpenVinoCpuRunner",
 }
 
 UNSUPPORTED: dict[str, str] = {  # format -> why no runner here can measure it
@@ -30,6 +31,7 @@ UNSUPPORTED: dict[str, str] = {  # format -> why no runner here can measure it
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 ONNX_IN_FOLDER = ("model.onnx", "onnx/model.onnx", "model_quantized.onnx")
+OPENVINO_IN_FOLDER = "openvino_model.xml"  # optimum-intel's and `edgepress export`'s openvino/ folder
 
 
 def locate(path: Path) -> tuple[str, Path]:
@@ -38,7 +40,8 @@ def locate(path: Path) -> tuple[str, Path]:
     A save_pretrained folder with weights is ``pytorch`` (a sentence-transformers folder too); an optimum
     export folder (config.json + model.onnx) or a sentence-transformers ONNX layout (onnx/model.onnx) is its
     ONNX file (a folder holding several different ones, such as optimum's model.onnx + model_quantized.onnx, is
-    refused rather than guessed; one file under two names counts once); a file is judged by its suffix.
+    refused rather than guessed; one file under two names counts once); a folder holding openvino_model.xml (and no
+    ONNX file) is that OpenVINO IR; a file is judged by its suffix (an IR's .xml needs its .bin beside it).
     """
     path = Path(path)
     if path.is_dir() and path.suffix.lower() == ".mlpackage":  # a Core ML package is a folder
@@ -53,17 +56,30 @@ def locate(path: Path) -> tuple[str, Path]:
         if len(found) > 1:
             names = " and ".join(str(f.relative_to(path)) for f in found)
             raise EdgepressError(f"'{path}' holds {names}: pass the file to measure, e.g. '{found[-1]}'")
+        if found and (path / OPENVINO_IN_FOLDER).is_file():
+            raise EdgepressError(f"'{path}' holds {found[0].name} and {OPENVINO_IN_FOLDER}: pass the file to measure")
         if found:
             return "onnx", found[0]
+        if (path / OPENVINO_IN_FOLDER).is_file():
+            return "openvino", _ir_with_weights(path / OPENVINO_IN_FOLDER)
         raise EdgepressError(f"'{path}' is a folder with neither model weights (config.json + model.safetensors) nor "
-                             f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}); pass a save_pretrained folder, an optimum "
-                             "export folder or a model file")
-    by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "executorch"}
+                             f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}) nor an OpenVINO IR ({OPENVINO_IN_FOLDER}); "
+                             "pass a save_pretrained folder, an optimum export folder or a model file")
+    by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "executorch",
+                 ".xml": "openvino"}
     fmt = by_suffix.get(path.suffix.lower())
     if fmt is None:
         raise EdgepressError(f"cannot tell the format of '{path}': expected a model folder or "
                              f"one of {', '.join(sorted(by_suffix))}")
-    return fmt, path
+    return fmt, (_ir_with_weights(path) if fmt == "openvino" else path)
+
+
+def _ir_with_weights(xml: Path) -> Path:
+    """An OpenVINO IR's .xml, refused in one line when its weights (.bin of the same name) are not beside it."""
+    if not xml.with_suffix(".bin").is_file():
+        raise EdgepressError(f"OpenVINO IR '{xml}' has no weights file '{xml.with_suffix('.bin').name}' beside it; "
+                             "keep the .bin written with the .xml in the same folder")
+    return xml
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
