@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from export.core import Prepared
 from export import openvino_ir
+from export import litert
 from export import coreml
 from export.heads import FILE_NAMES, get_head
 
@@ -76,6 +77,7 @@ WRITERS: dict[str, FormatWriter] = {
     "executorch": FormatWriter(_write_pte, _pte_ready),
     "coreml": FormatWriter(coreml.write_coreml, coreml.coreml_ready),
     "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready),
+    "litert": FormatWriter(litert.write_litert, litert.litert_ready),
 }
 
 

@@ -21,6 +21,7 @@ _REGISTRY: dict[tuple[str, str], str] = {
     ("onnx", "tensorrt"): "benchmarks.runners.ort_runner:OrtTensorrtRunner",
     ("executorch", "cpu"): "benchmarks.runners.executorch_runner:ExecuTorchCpuRunner",
     ("openvino", "cpu"): "benchmarks.runners.openvino_runner:OpenVinoCpuRunner",
+    ("litert", "cpu"): "benchmarks.runners.litert_runner:LiteRtCpuRunner",
 }
 
 UNSUPPORTED: dict[str, str] = {  # format -> why no runner here can measure it
@@ -66,7 +67,7 @@ def locate(path: Path) -> tuple[str, Path]:
                              f"an ONNX file ({', '.join(ONNX_IN_FOLDER)}) nor an OpenVINO IR ({OPENVINO_IN_FOLDER}); "
                              "pass a save_pretrained folder, an optimum export folder or a model file")
     by_suffix = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pth": "torchscript", ".ptl": "ptl", ".pte": "executorch",
-                 ".xml": "openvino"}
+                 ".xml": "openvino", ".tflite": "litert"}
     fmt = by_suffix.get(path.suffix.lower())
     if fmt is None:
         raise EdgepressError(f"cannot tell the format of '{path}': expected a model folder or "

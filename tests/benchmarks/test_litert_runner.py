@@ -1,0 +1,93 @@
+"""The LiteRT runner: the harness times a .tflite like an .onnx file, and its outputs match ONNX Runtime's on the
+same feeds (batches and lengths the file's static buckets must pad, run row by row and cut back)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
+from benchmarks.report import validate_report
+from benchmarks.runners import locate, runner_class
+from benchmarks.runners.base import Threads
+
+pytest.importorskip("ai_edge_litert", reason="pip install 'edgepress[litert]'")
+pytestmark = pytest.mark.litert_converter
+
+HEADS = ("embedding", "token-classification")
+FAST = dict(batch_sizes=[1, 4], seq_lens=[12], warmup=1, min_runs=3, min_seconds=0.0, rounds=1, threads=Threads(1, 1))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """head -> the export folder of a tiny BERT with that head, written as model.onnx and litert/*.tflite."""
+    from export.api import export_model
+    from tests.tiny import make_tiny_model
+
+    out = {}
+    for head in HEADS:
+        model = make_tiny_model(tmp_path_factory.mktemp(f"tiny-{head}"), "bert", head)
+        out[head] = export_model(model, tmp_path_factory.mktemp(f"export-{head}"), head, ["onnx", "litert"],
+                                 max_length=64)
+    return out
+
+
+def _feeds(tokenizer_dir, texts: list[str]) -> dict:
+    from benchmarks.feeds import tokenize_feeds
+    from compress.models import load_tokenizer
+
+    return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, 64)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_the_harness_times_a_tflite_beside_its_onnx_file(exported, head):
+    files = exported[head]["files"]
+    assert locate(files["litert"]) == ("litert", locate(files["litert"])[1])
+    texts = ["a b c", "the quick brown fox jumps over the lazy dog", "short", "one more line of words here"]
+    rep = benchmark([ModelSpec("onnx", files["onnx"], role="teacher"), ModelSpec("tflite", files["litert"])], head,
+                    BenchSettings(**FAST), eval_set=EvalSet(texts, source="hand"), tokenizer_path=files["tokenizer"])
+    validate_report(rep)
+    onnx_e, lite_e = rep["models"]
+    assert lite_e["status"] == "ok", lite_e["reason"]
+    assert lite_e["format"] == "litert" and lite_e["runtime"]["backend"] == "litert"
+    assert lite_e["runtime"]["threads"]["intra_op"] == 1 and "XNNPACK" in lite_e["runtime"]["delegate"]
+    assert "[32, 64]" in lite_e["runtime"]["shapes"]
+    assert [p["batch"] for p in lite_e["points"]] == [1, 4] and all(p["latency_ms"]["p50"] > 0 for p in lite_e["points"])
+    assert lite_e["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert lite_e["quality"]["value"] == pytest.approx(1.0, abs=1e-4), lite_e["quality"]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_tflite_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(exported, head):
+    from export.parity import Tolerance
+
+    files = exported[head]["files"]
+    lite = runner_class("litert")(files["litert"], head, Threads(1))
+    ort = runner_class("onnx")(files["onnx"], head, Threads(1))
+    lite.load()
+    ort.load()
+    assert sorted(lite.output_names) == sorted(ort.output_names)  # named like the ONNX file's head outputs
+    tol = Tolerance(depth=2)
+    words = "the quick brown fox jumps over the lazy dog again and again".split()
+    for batch, n_words in [(1, 1), (3, 7), (2, 40), (5, 12)]:  # lengths in both buckets, batches the file lacks
+        texts = [" ".join(words * 4)[: 6 * n_words - i] for i in range(batch)]
+        feeds = _feeds(files["tokenizer"], texts)
+        got, want = lite.outputs(lite.prepare(feeds)), ort.outputs(ort.prepare(feeds))
+        for name in want:
+            assert got[name].shape == want[name].shape
+            allowed = 2 * tol.allowed(float(np.abs(want[name]).max()), feeds["input_ids"].shape[1])
+            assert float(np.abs(got[name] - want[name]).max()) <= allowed, (name, batch, n_words)
+        np.testing.assert_allclose(lite.predict(feeds), ort.predict(feeds), atol=1e-4)
+
+
+def test_int8_file_runs_and_stays_close(exported):
+    files = exported["embedding"]["files"]
+    int8 = str(files["litert"]).replace("model.tflite", "model_int8.tflite")
+    lite = runner_class("litert")(int8, "embedding", Threads(1))
+    ort = runner_class("onnx")(files["onnx"], "embedding", Threads(1))
+    lite.load()
+    ort.load()
+    feeds = _feeds(files["tokenizer"], ["the quick brown fox", "jumps over the lazy dog twice today"])
+    a, b = lite.predict(feeds), ort.predict(feeds)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.98 and float(np.abs(a - b).max()) > 1e-6  # quantized: close, not identical
