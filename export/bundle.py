@@ -13,7 +13,9 @@ from typing import Any, Callable, Sequence
 from compress.tasks import TASKS
 from export.core import Prepared, prepare
 from export.errors import ExportError, OutputExistsError
+from export.heads import FILE_NAMES, FILE_PRECISION
 from export.parity import DEFAULT_ATOL, DEFAULT_RTOL
+from export.runtime_folder import model_files
 from export.writer import Written, write_formats
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
@@ -28,6 +30,9 @@ RUNTIMES = {
     "torchscript": "libtorch torch.jit.load (TorchScript: maintenance mode upstream)",
     "ptl": "PyTorch Mobile lite interpreter (pytorch_android_lite / LibTorch-Lite: maintenance mode, use ExecuTorch)",
     "executorch": "ExecuTorch runtime with the XNNPACK backend",
+    "litert": "LiteRT (TensorFlow Lite) interpreter with XNNPACK",
+    "openvino": "OpenVINO Runtime",
+    "coreml": "Core ML (iOS / macOS)",
 }
 INPUT_MEANING = {"input_ids": "token ids from the tokenizer, [CLS] ... [SEP] included",
                  "attention_mask": "1 for real tokens, 0 for padding",
@@ -237,16 +242,25 @@ def build_bundle(prep: Prepared, written: Written, bundle_dir: Path, opset: int,
     models = []
     parity_key = {"onnx": "parity_onnx", "ort": "parity_ort", "torchscript": "parity_torchscript",
                   "ptl": "parity_ptl", "executorch": "parity_executorch"}
-    entries = [(fmt, path, parity_key[fmt], False) for fmt, path in written.files.items()
+    entries = [(fmt, path, parity_key.get(fmt), False) for fmt, path in written.files.items()
                if fp32_formats is None or fmt in fp32_formats]
     if "onnx_optimized" in written.extra and (fp32_formats is None or "onnx" in fp32_formats):
         entries.insert(1, ("onnx", written.extra["onnx_optimized"], "parity_onnx_optimized", True))
     for fmt, path, key, optimized in entries:
-        if path.parent.resolve() != bundle_dir.resolve():
-            place(path, bundle_dir / path.name)
-        par = written.metrics[key]
-        entry = {"file": path.name, "format": fmt, "precision": "fp32", "runtime": RUNTIMES[fmt],
-                 "parity": {"max_abs_diff": par["max_abs_diff"], "min_cosine": par["min_cosine"], "enforced": True}}
+        # a platform runtime's file keeps its folder (litert/, openvino/, coreml/) and every file it is made of
+        name = FILE_NAMES[fmt] if "/" in FILE_NAMES.get(fmt, "") else path.name
+        parts = model_files(path)
+        rel = [Path(name).parent / f.relative_to(path.parent) for f in parts]
+        for src, dst in zip(parts, rel):
+            if src.resolve() != (bundle_dir / dst).resolve():
+                (bundle_dir / dst).parent.mkdir(parents=True, exist_ok=True)
+                place(src, bundle_dir / dst)
+        par = written.metrics[key or f"parity_{fmt}"]
+        entry = {"file": name, "format": fmt, "precision": FILE_PRECISION.get(fmt, "fp32"), "runtime": RUNTIMES[fmt]}
+        if par.get("predicted", True):  # Core ML on Linux was not run: its note says so, and there is no parity
+            entry["parity"] = {"max_abs_diff": par["max_abs_diff"], "min_cosine": par["min_cosine"], "enforced": True}
+        if rel != [Path(name)]:  # an IR's .xml + .bin, a .mlpackage folder's files
+            entry["files"] = [r.as_posix() for r in rel]
         if fmt in ("onnx", "ort"):
             entry["opset"] = opset
             entry["graph_optimized"] = optimized

@@ -120,3 +120,35 @@ def test_emulation_fails_for_weights_of_another_model(tiny_model_dir, tmp_path):
     convert(other).save(str(tmp_path / "other.mlpackage"))
     with pytest.raises(ParityError, match="below the floor"):
         emulate(prep, tmp_path / "other.mlpackage", "other")
+
+
+def test_bundle_lists_the_package_and_the_ir_with_their_runtimes(tiny_model_dir, tmp_path):
+    """A bundle built from an export folder carries the .mlpackage folder and the IR's .xml + .bin under their
+    runtime's folder; the manifest names each runtime, lists every file, and gives Core ML no parity (not run)."""
+    pytest.importorskip("openvino")
+    import json
+
+    from export.bundle import build_bundle, validate_manifest
+    from export.core import prepare
+    from export.errors import ExportError
+    from export.writer import write_formats
+
+    prep = prepare(tiny_model_dir("bert", "classification"), "classification", max_length=32)
+    written = write_formats(prep, tmp_path / "export", ["onnx", "openvino", "coreml"])
+    build_bundle(prep, written, tmp_path / "bundle", 17)
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    validate_manifest(manifest)
+    models = {m["format"]: m for m in manifest["models"]}
+    assert models["coreml"]["runtime"] == "Core ML (iOS / macOS)" and models["openvino"]["runtime"] == "OpenVINO Runtime"
+    assert models["coreml"]["file"] == "coreml/model.mlpackage" and models["coreml"]["precision"] == "fp16"
+    assert "parity" not in models["coreml"] and "macOS" in models["coreml"]["note"]
+    assert models["openvino"]["files"] == ["openvino/openvino_model.xml", "openvino/openvino_model.bin"]
+    assert models["openvino"]["parity"]["max_abs_diff"] < 1e-3 and "files" not in models["onnx"]
+    pkg = models["coreml"]["files"]
+    assert "coreml/model.mlpackage/Manifest.json" in pkg and len(pkg) >= 3
+    for rel in [*pkg, *models["openvino"]["files"]]:
+        assert (tmp_path / "bundle" / rel).is_file() and rel in manifest["files"]
+    assert _spec(tmp_path / "bundle" / "coreml" / "model.mlpackage").description.output[0].name == "logits"
+    broken = dict(manifest, models=[dict(models["coreml"], format="mlmodel")])
+    with pytest.raises(ExportError, match="format"):
+        validate_manifest(broken)
