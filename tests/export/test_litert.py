@@ -113,3 +113,30 @@ def test_cli_export_writes_litert_files_as_stage_outputs(tiny_model_dir, tmp_pat
     assert student["parity_litert"]["bound_used"] <= 1.0
     assert student["parity_litert"]["shapes"]["sequence_lengths"] == [32, 40]
     assert student["quantized_litert_int8"]["fidelity"]["value"] >= 0.98
+
+
+@pytest.mark.integration
+def test_teacher_litert_files_keep_sentence_transformers_embeddings(minilm_path, tmp_path):
+    """The packaged MiniLM teacher: fp32 .tflite cosine >= 0.999 and fp16 / INT8 >= 0.98 to
+    ``SentenceTransformer.encode`` on real sentences the export never saw, through the bench runner."""
+    from sentence_transformers import SentenceTransformer
+
+    from benchmarks.feeds import tokenize_feeds
+    from benchmarks.runners import runner_class
+    from benchmarks.runners.base import Threads
+    from compress.data import builtin_pydoc_sentences
+    from compress.models import load_tokenizer
+    from export.api import export_model
+
+    res = export_model(minilm_path, tmp_path / "out", "embedding", ["onnx", "litert"])
+    assert res["metrics"]["parity_litert"]["shapes"]["sequence_lengths"] == [32, 64, 128, 256]
+    texts = builtin_pydoc_sentences(min_words=4, max_words=80)[100:116]
+    want = SentenceTransformer(minilm_path, device="cpu").encode(texts, convert_to_numpy=True)
+    feeds = tokenize_feeds(load_tokenizer(minilm_path), texts, None, 256)
+    folder = tmp_path / "out" / "litert"
+    for name, floor in [("model.tflite", 0.999), ("model_fp16.tflite", 0.98), ("model_int8.tflite", 0.98)]:
+        runner = runner_class("litert")(folder / name, "embedding", Threads(2))
+        runner.load()
+        got = runner.predict(feeds)
+        cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+        assert cos.min() >= floor, (name, cos.min())
