@@ -104,6 +104,24 @@ def test_bench_run_on_a_package_says_core_ml_is_not_timed_here(tmp_path, capsys)
     assert "Apple" in UNSUPPORTED["coreml"]
 
 
+def test_a_package_among_a_runs_variants_is_a_skipped_report_entry(tmp_path):
+    """The bench stage times every variant the export wrote: a Core ML one becomes a skipped entry saying why, in a
+    report that still validates."""
+    from benchmarks.harness import BenchSettings, ModelSpec, benchmark
+    from benchmarks.report import validate_report
+    from benchmarks.runners.base import Threads
+
+    pkg = tmp_path / "model.mlpackage"
+    (pkg / "Data").mkdir(parents=True)
+    (pkg / "Manifest.json").write_text("{}")
+    rep = benchmark([ModelSpec("student-coreml", pkg, "coreml", "fp16")], "embedding",
+                    BenchSettings(batch_sizes=[1], seq_lens=[8], warmup=0, min_runs=1, min_seconds=0.0, rounds=1,
+                                  threads=Threads(1, 1)))
+    validate_report(rep)
+    entry = rep["models"][0]
+    assert entry["status"] == "skipped" and entry["format"] == "coreml" and "Apple devices" in entry["reason"]
+
+
 def test_emulation_fails_for_weights_of_another_model(tiny_model_dir, tmp_path):
     """The emulation runs the package's own weights: a package holding another model's weights falls below the
     floor (ParityError), while the model's own package passes."""
