@@ -33,12 +33,16 @@ FP16_SCHEME = "fp16 weights (ai-edge-quantizer float casting), fp32 compute"
 
 
 def litert_ready() -> None:
-    """The LiteRT interpreter is needed to check the files: refuse before any work when it is missing."""
+    """Before any work: the LiteRT interpreter (it checks the files) must be installed, and the converter's env is
+    made now if it is missing, so a machine that cannot install it (no network) fails before the ONNX export."""
     import importlib.util
+
+    from export.converter_env import LITERT, ensure_env
 
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise FormatUnavailableError("cannot write LiteRT files: the LiteRT interpreter (ai-edge-litert) is not "
                                      "installed; pip install 'edgepress[litert]'")
+    ensure_env(LITERT)
 
 
 def bucket_lengths(max_length: int, smallest: int = 32) -> list[int]:

@@ -80,6 +80,22 @@ def test_tflite_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(ex
         np.testing.assert_allclose(lite.predict(feeds), ort.predict(feeds), atol=1e-4)
 
 
+def test_feed_longer_than_the_largest_bucket_is_cut_and_said(exported):
+    from benchmarks.feeds import tokenize_feeds
+    from compress.models import load_tokenizer
+
+    files = exported["embedding"]["files"]
+    lite = runner_class("litert")(files["litert"], "embedding", Threads(1))
+    lite.load()
+    assert "cut" not in lite.describe()["shapes"]
+    text = " ".join("the quick brown fox jumps over the lazy dog".split() * 12)
+    feeds = tokenize_feeds(load_tokenizer(str(files["tokenizer"])), [text], None, 100)
+    assert feeds["input_ids"].shape[1] == 100
+    out = lite.outputs(lite.prepare(feeds))
+    assert out["last_hidden_state"].shape[:2] == (1, 100) and not out["last_hidden_state"][:, 64:].any()
+    assert "feeds longer than 64 tokens were cut to it" in lite.describe()["shapes"]
+
+
 def test_int8_file_runs_and_stays_close(exported):
     files = exported["embedding"]["files"]
     int8 = str(files["litert"]).replace("model.tflite", "model_int8.tflite")

@@ -98,6 +98,25 @@ def test_missing_interpreter_is_refused_in_one_line_before_any_work(tiny_model_d
     assert not list(out.rglob("model.onnx"))  # refused before the ONNX export, not after it
 
 
+def test_converter_env_failure_is_refused_in_one_line_before_any_work(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """No network: the converter's env cannot be made; the export stops before writing model.onnx, saying pip's error."""
+    from export import converter_env
+    from tests.cli_errors import expect_one_line_error
+
+    def offline(spec, target, torch_version):
+        raise converter_env.ConverterEnvError(f"cannot install {spec.label} into its own environment: pip says: "
+                                              "ERROR: Could not find a version that satisfies the requirement")
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(converter_env, "_build", offline)
+    out = tmp_path / "exp"
+    expect_one_line_error(capsys, ["export", str(tiny_model_dir("bert", "classification")), str(out), "--task",
+                                   "classification", "--set", "export.formats=[onnx, litert]"],
+                          1, ["litert-torch", "pip says: ERROR: Could not find a version"])
+    assert not list(out.rglob("model.onnx"))
+    assert not [p for p in (tmp_path / "cache" / "edgepress" / "envs").iterdir() if p.is_dir()]
+
+
 def test_cli_export_writes_litert_files_as_stage_outputs(tiny_model_dir, tmp_path):
     from compress.cli import main
 
