@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from compress.data import TextData
     from compress.interface import ModelInterface
+    from compress.quantize.evaluate import RuntimeFile
     from compress.quantize.qat import QATSource
 
 INT8_METHODS = tuple(name for name, spec in METHODS.items() if spec.precision == "int8")
@@ -57,7 +58,8 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
                   calibration: "TextData | list[str] | None" = None, eval_data: "TextData | list[str] | None" = None,
                   task: str = "embedding", max_length: int = 128, config: QuantizeConfig | None = None,
                   name_prefix: str = "model", qat_source: "QATSource | None" = None,
-                  interface: "ModelInterface | None" = None) -> dict[str, Any]:
+                  interface: "ModelInterface | None" = None,
+                  runtime_files: "list[RuntimeFile] | None" = None) -> dict[str, Any]:
     """Quantize ``onnx_path`` with each method into ``out_dir``, guard accuracy, compare latency; returns the report
     (checked against report.schema.json before it is written; ``QuantizeReport.from_dict`` types it).
 
@@ -66,10 +68,13 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
 
     Method ``qat`` also needs ``qat_source`` (the PyTorch student the ONNX file came from, its teacher and
     training texts); it runs last, and by default only when NNCF PTQ missed the floor.
+
+    ``runtime_files`` (the export stage's ExecuTorch / LiteRT / OpenVINO / Core ML files) are scored on the guard's
+    rows in their own runtimes against the same fp32 reference: the report's ``runtimes`` section.
     """
     from compress.quantize.calibration import TextCalibrationFeeds, calibration_texts
     from compress.quantize.cpu import detect_cpu, recommend_int8
-    from compress.quantize.evaluate import build_eval_set, set_reference
+    from compress.quantize.evaluate import build_eval_set, score_runtime, set_reference
     from benchmarks.feeds import tokenize_feeds
     from benchmarks.sessions import input_names, open_session
     from compress.quantize.graph import optimize_bert, prepare_for_quantization
@@ -175,6 +180,7 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
         report["calibration"] = None if feeds is None else feeds.summary()
         report["fp32_size_mb"] = round(baseline.stat().st_size / 2**20, 3)
         report["recommended"] = _recommend(report["methods"])
+        report["runtimes"] = [score_runtime(f, ev, cfg.guard.retention_floor, out_dir) for f in runtime_files or []]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.perf_counter() - start, 2)

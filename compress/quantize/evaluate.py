@@ -14,10 +14,16 @@ The metric and the fidelity are the task's own (``compress.tasks.scoring``, the 
 
 ``retention`` = metric / fp32 metric. When the fp32 metric is not meaningfully positive (an untrained
 model), retention falls back to fidelity with fp32 and ``basis`` says so.
+
+Every file is run through the benchmark runner of its format (``benchmarks.runners.runner_class``): ONNX files in
+ONNX Runtime, and the export stage's runtime files (ExecuTorch, LiteRT, OpenVINO) in their own runtimes, so the
+guard's INT8 files and the runtime files are scored by one code path on the same rows (``score_runtime``).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,24 +88,33 @@ def _answers(starts: list["np.ndarray"], ends: list["np.ndarray"], ev: EvalBatch
     return np.asarray(texts, dtype=object)
 
 
-def run_model(path: Path, ev: EvalBatches) -> dict[str, "np.ndarray"]:
+def open_runner(path: Path, task: str, fmt: str | None = None) -> Any:
+    """The loaded benchmark runner of ``path``'s format (``fmt``, else read from the path) with the runtime's default
+    threads, as the guard's ONNX Runtime session always had."""
+    from benchmarks.runners import detect_format, runner_class
+
+    runner = runner_class(fmt or detect_format(Path(path)), "cpu")(Path(path), task)
+    runner.load()
+    return runner
+
+
+def run_model(path: Path, ev: EvalBatches, fmt: str | None = None) -> dict[str, "np.ndarray"]:
     """Outputs needed for scoring, concatenated over batches (token classification: one class per word; question
-    answering: one answer text per question)."""
+    answering: one answer text per question), from ``path`` run in the runner of its format (``fmt``)."""
     import numpy as np
 
     from benchmarks.spans import span_logits
 
     from compress.tasks import task_spec
 
-    sess = open_session(path)
-    names = [o.name for o in sess.get_outputs()]
+    runner = open_runner(path, ev.task, fmt)
     kind = task_spec(ev.task).outputs  # answers | words | pooled | tokens | logits
 
     def tower(batches: list[dict[str, "np.ndarray"]]) -> dict[str, list]:
         out: dict[str, list] = {"emb": [], "logits": [], "mask": [], "start": [], "end": []}
         row = 0
         for feed in batches:
-            res = dict(zip(names, sess.run(None, feed)))
+            res = runner.outputs(runner.prepare(feed))
             n = feed["input_ids"].shape[0]
             if kind == "answers":
                 start, end = span_logits(res)
@@ -172,11 +187,16 @@ def set_reference(ev: EvalBatches, fp32_path: Path) -> dict[str, Any]:
     return summary
 
 
-def score(path: Path, ev: EvalBatches) -> dict[str, Any]:
-    """Metric, fidelity and retention of ``path`` relative to the fp32 reference on ``ev``."""
+def score(path: Path, ev: EvalBatches, fmt: str | None = None) -> dict[str, Any]:
+    """Metric, fidelity and retention of ``path`` (run in the runner of ``fmt``) relative to the fp32 reference on
+    ``ev``."""
     if not ev.reference:
         raise RuntimeError("set_reference must run before score")
-    out = run_model(path, ev)
+    return relative_scores(run_model(path, ev, fmt), ev)
+
+
+def relative_scores(out: dict[str, "np.ndarray"], ev: EvalBatches) -> dict[str, Any]:
+    """``score`` of outputs already run: the fidelity under its name, the metric, fp32's and the retention."""
     ref_out, ref_metric = ev.reference["outputs"], ev.reference["metric"]
     fid_name, fid = fidelity(out, ref_out, ev)
     result: dict[str, Any] = {fid_name: round(fid, 6)}
@@ -196,3 +216,43 @@ def score(path: Path, ev: EvalBatches) -> dict[str, Any]:
         result["retention"] = round(fid, 6)
         result["basis"] = fid_name
     return result
+
+
+@dataclass(frozen=True)
+class RuntimeFile:
+    """A runtime file the export stage wrote: its format (executorch, litert, openvino, coreml), precision, path."""
+
+    format: str
+    precision: str
+    path: Path
+
+
+def score_runtime(file: RuntimeFile, ev: EvalBatches, floor: float, report_dir: Path) -> dict[str, Any]:
+    """One runtime file scored as the guard scores a quantized file (``score``, its format's runner) on the same rows:
+    the task metric, retention against the fp32 ONNX reference, the fidelity, and whether it meets ``floor``. A file
+    no runner here can run (Core ML on Linux, a runtime not installed) or that its runtime refuses is listed with
+    ``scored: false`` and the reason. ``path`` is written relative to ``report_dir``."""
+    from benchmarks.runners import skip_reason
+    from compress.errors import EdgepressError
+    from compress.tasks import task_spec
+
+    entry: dict[str, Any] = {"format": file.format, "precision": file.precision,
+                             "path": os.path.relpath(Path(file.path), Path(report_dir))}
+    reason = skip_reason(file.format, "cpu")
+    if reason is None:
+        try:
+            out = run_model(Path(file.path), ev, file.format)
+        except EdgepressError as exc:
+            reason = f"{file.format} runtime failed on the eval rows: {exc}"
+    if reason is not None:
+        return {**entry, "scored": False, "reason": reason}
+    got = relative_scores(out, ev)
+    fid_name = task_spec(ev.task).fidelity
+    metric = task_metric(out, ev)
+    ref_metric = ev.reference["metric"]
+    return {**entry, "scored": True,
+            "metric": None if metric is None else {"name": metric[0], "value": round(metric[1], 6),
+                                                   "fp32_value": None if ref_metric is None else round(ref_metric[1], 6)},
+            "retention": got["retention"], "basis": got["basis"],
+            "fidelity": {"name": fid_name, "value": got[fid_name]},
+            "retention_floor": floor, "meets_floor": bool(got["retention"] >= floor)}

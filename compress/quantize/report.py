@@ -193,6 +193,53 @@ class VariantFile:
 
 
 @dataclass
+class RuntimeScore:
+    """One runtime file of the export stage scored on the guard's rows (``compress.quantize.evaluate.score_runtime``):
+    the task metric (None without labels), retention against the fp32 ONNX file, fidelity, the guard's floor; a file
+    not scored (Core ML on Linux, a runtime not installed) has ``scored`` False and the ``reason``."""
+
+    format: str
+    precision: str
+    path: str
+    scored: bool
+    reason: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    fp32_value: float | None = None
+    retention: float | None = None
+    basis: str | None = None
+    fidelity: str | None = None
+    fidelity_value: float | None = None
+    retention_floor: float | None = None
+    meets_floor: bool | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "runtimes/") -> "RuntimeScore":
+        base = {k: _field(d, k, where) for k in ("format", "precision", "path", "scored")}
+        if not base["scored"]:
+            return cls(**base, reason=_field(d, "reason", where))
+        metric = _field(d, "metric", where)
+        fid = _field(d, "fidelity", where)
+        return cls(**base, metric=None if metric is None else metric["name"],
+                   value=None if metric is None else metric["value"],
+                   fp32_value=None if metric is None else metric["fp32_value"],
+                   retention=_field(d, "retention", where), basis=_field(d, "basis", where),
+                   fidelity=fid["name"], fidelity_value=fid["value"],
+                   retention_floor=_field(d, "retention_floor", where), meets_floor=_field(d, "meets_floor", where))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": self.format, "precision": self.precision, "path": self.path,
+                               "scored": self.scored}
+        if not self.scored:
+            return {**out, "reason": self.reason}
+        metric = None if self.metric is None else {"name": self.metric, "value": self.value,
+                                                   "fp32_value": self.fp32_value}
+        return {**out, "metric": metric, "retention": self.retention, "basis": self.basis,
+                "fidelity": {"name": self.fidelity, "value": self.fidelity_value},
+                "retention_floor": self.retention_floor, "meets_floor": self.meets_floor}
+
+
+@dataclass
 class QuantizeReport:
     """The whole report. ``cpu``, ``int8_recipe``, ``graph``, ``eval`` and ``calibration`` stay the schema's
     objects (informational: nothing in edgepress reads them back)."""
@@ -210,6 +257,7 @@ class QuantizeReport:
     eval: dict[str, Any]
     skipped: dict[str, str]
     calibration: dict[str, Any] | None
+    runtimes: list[RuntimeScore] = field(default_factory=list)
 
     PLAIN = ("source", "task", "fp32_size_mb", "seconds", "cpu", "int8_recipe", "graph", "eval", "skipped", "calibration")
 
@@ -219,6 +267,7 @@ class QuantizeReport:
         methods = {m: MethodResult.from_dict(r, f"methods/{m}/") for m, r in _field(d, "methods", "").items()}
         return cls(methods=methods, recommended=Recommendation.from_dict(_field(d, "recommended", "")),
                    variants=[VariantFile.from_dict(v, f"variants/{i}/") for i, v in enumerate(_field(d, "variants", ""))],
+                   runtimes=[RuntimeScore.from_dict(r, f"runtimes/{i}/") for i, r in enumerate(d.get("runtimes", []))],
                    **{k: _field(d, k, "") for k in cls.PLAIN})
 
     @classmethod
@@ -236,7 +285,8 @@ class QuantizeReport:
                 "cpu": self.cpu, "int8_recipe": self.int8_recipe, "graph": self.graph, "eval": self.eval,
                 "skipped": self.skipped, "variants": [v.to_dict() for v in self.variants],
                 "calibration": self.calibration, "fp32_size_mb": self.fp32_size_mb,
-                "recommended": self.recommended.to_dict(), "seconds": self.seconds}
+                "recommended": self.recommended.to_dict(), "seconds": self.seconds,
+                "runtimes": [r.to_dict() for r in self.runtimes]}
 
     @property
     def recommended_result(self) -> MethodResult | None:

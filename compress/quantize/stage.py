@@ -12,10 +12,12 @@ from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.quantize.evaluate import RuntimeFile
     from compress.interface import ModelInterface
     from compress.quantize.qat import QATSource
 
 OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
+RUNTIME_FORMATS = ("executorch", "litert", "openvino", "coreml")  # scored on the guard's rows beside the ONNX files
 
 
 def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
@@ -54,6 +56,17 @@ def null_threshold(cfg: "RunConfig", inputs: StageInputs) -> float | None:
     return None if iface is None else iface.null_threshold
 
 
+def runtime_files(inputs: StageInputs) -> "list[RuntimeFile]":
+    """The runtime files (ExecuTorch, LiteRT, OpenVINO, Core ML; every precision) the latest upstream export wrote."""
+    from compress.quantize.evaluate import RuntimeFile
+
+    export = next((rec for rec in reversed(inputs.upstream) if rec.name == "export"), None)
+    if export is None:
+        return []
+    return [RuntimeFile(v.format, v.precision, export.dir / v.path) for v in export.variants
+            if v.format in RUNTIME_FORMATS]
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
     from compress.data import load_splits
@@ -73,7 +86,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     qat = qat_source(cfg, inputs, splits) if "qat" in cfg.quantize.methods else None
     report = quantize_onnx(onnx_path, out_dir, tokenizer=tokenizer, calibration=splits.train, eval_data=splits.eval,
                            task=cfg.task, max_length=cfg.teacher.max_length, config=cfg.quantize,
-                           name_prefix="student", qat_source=qat, interface=model_interface(cfg, inputs))
+                           name_prefix="student", qat_source=qat, interface=model_interface(cfg, inputs),
+                           runtime_files=runtime_files(inputs))
     typed = QuantizeReport.from_dict(report)
     outputs: dict[str, str] = {"report": REPORT_FILE}
     if typed.recommended.path:
