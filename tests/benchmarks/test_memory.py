@@ -82,9 +82,11 @@ def test_bench_reports_session_memory_for_onnx_rows_and_the_ratio_to_the_fp32_ba
     assert "session_memory" not in off["models"][0]
 
 
-def dense_pte(path: Path, width: int) -> Path:
+def dense_pte(path: Path, width: int, max_batch: int = 4, max_seq: int = 16) -> Path:
     """An ExecuTorch .pte (XNNPACK) that embeds input_ids in 1000 x 64 and runs two width-wide linear layers: its
-    weights, all read on every call, are about 2 * 64 * width * 4 bytes."""
+    weights, all read on every call, are about 2 * 64 * width * 4 bytes. ExecuTorch plans its activation arena for
+    the largest shape the export allows (``max_batch`` x ``max_seq`` x width floats), so the bounds are kept small
+    here: the weights, not the arena, are what differs between a wide and a narrow file."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -101,7 +103,7 @@ def dense_pte(path: Path, width: int) -> Path:
 
     torch.manual_seed(0)
     ids = torch.randint(5, 1000, (2, 8))
-    dims = {0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("sequence", min=2, max=128)}
+    dims = {0: torch.export.Dim("batch", min=1, max=max_batch), 1: torch.export.Dim("sequence", min=2, max=max_seq)}
     with torch.no_grad():
         program = torch.export.export(Dense().eval(), (ids, torch.ones_like(ids)), dynamic_shapes=(dims, dims))
         path.write_bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
@@ -118,6 +120,13 @@ def test_every_runtime_gets_the_probe_a_pte_in_the_executorch_runtime(tmp_path):
     assert [b["batch"] for b in heavy["by_batch"]] == [1, 4] and heavy["process"] == "fresh"
     assert heavy["session_mb"] >= 30, heavy  # the file's weights, read in the ExecuTorch runtime
     assert light["session_mb"] < heavy["session_mb"] - 25, (light, heavy)
+    # the arena planned for the export's upper bounds is resident too: the same narrow model exported for
+    # batch <= 64 x sequence <= 128 holds 64 * 128 * 4096 floats (128 MiB) more than at batch <= 4 x sequence <= 16
+    wide_bounds = session_memory(dense_pte(tmp_path / "bounds.pte", width=4096, max_batch=64, max_seq=128),
+                                 BenchSettings(**FAST), vocab=1_000, lengths=[3, 7, 12])
+    narrow_bounds = session_memory(dense_pte(tmp_path / "narrow.pte", width=4096), BenchSettings(**FAST), vocab=1_000,
+                                   lengths=[3, 7, 12])
+    assert wide_bounds["session_mb"] > narrow_bounds["session_mb"] + 100, (wide_bounds, narrow_bounds)
     bad = tmp_path / "broken.pte"
     bad.write_bytes(b"not a program")
     out = session_memory(bad, BenchSettings(**FAST), vocab=100, lengths=None)
