@@ -335,7 +335,7 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
                             fp32_formats=fp32_formats, quantized_ort=choice.onnx_precision == "int8",
                             quantization=quant, created_by="edgepress run (final package)", place=storage.place,
                             chosen=chosen_entry(choice, manifest_name(choice)))
-    runtimes = {fmt: write_runtime(prep, fmt, written, choice, dst / fmt, storage) for fmt in folders}
+    runtimes = {fmt: write_runtime(prep, fmt, written, choice, dst / fmt, storage, run_dir) for fmt in folders}
     files.update({fmt: f"{fmt}/{r['file']}" for fmt, r in runtimes.items()})
     shutil.rmtree(scratch, ignore_errors=True)
     bench = bench_rows(report, choice)
@@ -386,9 +386,11 @@ def chosen_entry(choice: Choice, file: str) -> dict[str, Any]:
             "precision": choice.precision}
 
 
-def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, storage: Storage) -> dict[str, Any]:
+def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, storage: Storage,
+                  run_dir: Path) -> dict[str, Any]:
     """``final/<fmt>/`` from the files the export (or the search winner's branch) wrote: the format's main file
     and its quantized / fp16 siblings, hard-linked; the winner's file is the one its manifest says to load."""
+    from compress.fsio import refuse_links_out
     from export.heads import FILE_PRECISION
     from export.runtime_folder import RuntimeFile, write_runtime_folder
 
@@ -401,7 +403,9 @@ def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, 
         if chosen is None:  # a winner file the branch export does not list: shipped as it is
             chosen = RuntimeFile(choice.file, choice.precision)
             files.append(chosen)
-        why = f"search winner ({choice.name}): the fastest candidate meeting the search targets"
+        why = f"search winner ({choice.name}): the search's choice on its targets (its search.md says why)"
+    for f in files:  # only the run's own bytes are shipped
+        refuse_links_out(f.path, run_dir)
     return write_runtime_folder(prep, fmt, files, chosen, dst, why, place=storage.place)
 
 

@@ -80,7 +80,8 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("search", "compress.search.stage:run_stage",
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section
-                  "build candidates (depth x prune x precision), measure on the target, pick the fastest above the floor",
+                  "build candidates (depth x prune x precision x runtime), measure on the target, pick the fastest "
+                  "above the floor",
                   # the bench fields the search sets itself (batch, device, rows) or never reads: changing them
                   # (a baseline, a sweep size) re-runs the bench stage, not every candidate's measurement
                   unused=("bench.batch_size", "bench.sweep_batch_sizes", "bench.max_eval_samples", "bench.device",

@@ -144,7 +144,8 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
         "task": prep.head.task,
         "inputs": [{"name": n, "dtype": dtypes.get(n, "int64"), "shape": shape, "meaning": INPUT_MEANING[n]}
                    for n in prep.input_names],
-        "outputs": _output_specs(prep),
+        "outputs": [{**o, "shape": [1 if d == "batch" and lengths else d for d in o["shape"]]}
+                    for o in _output_specs(prep)],
         "max_sequence_length": prep.max_length,
         **({"static_lengths": lengths, "static_note": "one batch-1 signature len_<L> per length: pad the tokens to "
                                                       "the smallest length that holds them (mask 0)"}

@@ -94,12 +94,12 @@ def test_a_runtime_that_cannot_run_here_is_refused_before_any_branch(tiny_model_
 
 
 def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_model_dir, shared_data, tmp_path):
-    """runtimes [onnxruntime, executorch, openvino]: every branch file is a candidate in its runtime; the winner's
+    """runtimes [onnxruntime, executorch, openvino, litert]: every branch file is a candidate in its runtime; the winner's
     runtime gets final/<runtime>/. Rerun with runtimes [executorch]: the package runs again (a new key) and
     final/executorch/ ships the branch's .pte with a manifest whose call runs."""
     cfg = _run_config(tiny_model_dir, shared_data, tmp_path, name="rt", stages=["distill", "search"],
                       search={"prune_ratios": [0.0], "quantize": ["dynamic"], "max_eval_samples": 16,
-                              "runtimes": ["onnxruntime", "executorch", "openvino"],
+                              "runtimes": ["onnxruntime", "executorch", "openvino", "litert"],
                               "targets": {"retention_floor": 0.01}},
                       quantize={"guard": {"eval_samples": 8, "fallbacks": False}, "latency": {"runs": 3, "warmup": 0}})
     main(["run", _write(tmp_path, cfg)])
@@ -108,7 +108,8 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
     runtimes = {c["name"]: c["runtime"] for c in data["candidates"]}
     assert runtimes == {"d1-p00/student-fp32-opt": "onnxruntime", "d1-p00/student-int8-dynamic": "onnxruntime",
                         "d1-p00/student-executorch": "executorch", "d1-p00/student-openvino": "openvino",
-                        "d1-p00/student-openvino-int8": "openvino"}
+                        "d1-p00/student-openvino-int8": "openvino", "d1-p00/student-litert": "litert",
+                        "d1-p00/student-litert-fp16": "litert", "d1-p00/student-litert-int8": "litert"}
     assert all(c["status"] == "ok" and c["p50_ms"] > 0 and c["retention"] > 0 for c in data["candidates"])
     precisions = {c["name"]: c["precision"] for c in data["candidates"]}
     assert precisions["d1-p00/student-openvino-int8"] == "int8" and precisions["d1-p00/student-executorch"] == "fp32"
@@ -124,6 +125,11 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
     assert shipped == ({winner["runtime"]} - {"onnxruntime"}) and set(package["runtimes"]) == shipped
     assert (final / "onnx" / "model.onnx").is_file() and (final / "model" / "onnx" / "model.onnx").is_file()
     first_key = package["key"]
+    if winner["runtime"] != "onnxruntime":
+        folder = final / winner["runtime"]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["runtime"] == winner["runtime"] and manifest["precision"] == winner["precision"]
+        assert (folder / manifest["file"]).exists() and manifest["chosen_by"].startswith("search winner")
 
     cfg["search"]["runtimes"] = ["executorch"]  # the only runtime: its file wins
     main(["run", _write(tmp_path, cfg)])
@@ -135,7 +141,8 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
     assert package["runtimes"]["executorch"] == {
         "folder": "executorch/", "file": "model.pte", "precision": "fp32",
         "runtime_name": "ExecuTorch (XNNPACK backend)",
-        "chosen_by": "search winner (d1-p00/student-executorch): the fastest candidate meeting the search targets"}
+        "chosen_by": "search winner (d1-p00/student-executorch): the search's choice on its targets (its search.md "
+                     "says why)"}
     folder = final / "executorch"
     assert _sha(folder / "model.pte") == _sha(branch / "01-export" / "model.pte")  # the branch's file, not re-exported
     assert {"model.pte", "tokenizer.json", "config.json", "manifest.json"} <= {p.name for p in folder.iterdir()}
@@ -180,7 +187,8 @@ def test_export_formats_ship_a_folder_per_runtime(tiny_model_dir, shared_data, t
         assert all(f["check"]["fidelity"]["value"] >= 0.98 for f in manifest["files"][1:])
         assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
         assert manifest["outputs"][1] == {"name": "sentence_embedding", "dtype": "float32",
-                                          "meaning": manifest["outputs"][1]["meaning"], "shape": ["batch", 32]}
+                                          "meaning": manifest["outputs"][1]["meaning"],
+                                          "shape": [1 if fmt == "litert" else "batch", 32]}  # LiteRT: batch-1 signatures
         assert manifest["files"][0]["check"]["min_cosine"] > 0.999
         assert manifest["pooling"] == bundle["pooling"]
         assert manifest["max_sequence_length"] == bundle["max_sequence_length"]
