@@ -55,7 +55,10 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
     fmt = locate(p)[0]  # a folder with no model, or with several ONNX files, is a usage error: say so before measuring
     if fmt in UNSUPPORTED:  # a format no runner here can time (Core ML): say why before loading anything
         raise EdgepressError(f"model '{path}': {UNSUPPORTED[fmt]}")
-    precision = onnx_precision(p) or ("int8" if any(t in p.name.lower() for t in ("int8", "qint", "quant")) else "fp32")
+    from benchmarks.runners.litert_runner import tflite_precision
+
+    precision = (onnx_precision(p) or tflite_precision(p)
+                 or ("int8" if any(t in p.name.lower() for t in ("int8", "qint", "quant")) else "fp32"))
     return ModelSpec(name or (p.name if p.is_dir() else p.stem), p, None, precision, role)
 
 

@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 LITERT_HINT = "pip install 'edgepress[litert]'"
 
 
+def tflite_precision(path: Path) -> str | None:
+    """What a ``.tflite`` file stores its weights in, read from the file: int8 when it holds int8 tensors
+    (dynamic-range or full integer), fp16 when float16 ones, else fp32; None when it is not a loadable .tflite."""
+    import numpy as np
+
+    if Path(path).suffix.lower() != ".tflite":
+        return None
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        dtypes = {np.dtype(d["dtype"]).name for d in Interpreter(model_path=str(path)).get_tensor_details()}
+    except (ImportError, ValueError, RuntimeError):
+        return None
+    return "int8" if "int8" in dtypes else "fp16" if "float16" in dtypes else "fp32"
+
+
 class BucketedTflite:
     """A ``.tflite`` file's signatures as length buckets: run numpy int feeds of any batch and length ≤ the largest
     bucket, get the outputs by name with the feed's batch and length."""

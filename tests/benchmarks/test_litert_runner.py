@@ -3,6 +3,8 @@ same feeds (batches and lengths the file's static buckets must pad, run row by r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,17 @@ def test_int8_file_runs_and_stays_close(exported):
     a, b = lite.predict(feeds), ort.predict(feeds)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.98 and float(np.abs(a - b).max()) > 1e-6  # quantized: close, not identical
+
+
+def test_precision_is_read_from_the_file(exported, tmp_path):
+    from benchmarks.cli.run import parse_model_arg
+    from benchmarks.runners.litert_runner import tflite_precision
+
+    folder = exported["embedding"]["files"]["litert"].rsplit("/", 1)[0]
+    renamed = tmp_path / "a.tflite"  # the name says nothing: the file's tensors do
+    for name, want in [("model.tflite", "fp32"), ("model_fp16.tflite", "fp16"), ("model_int8.tflite", "int8")]:
+        renamed.write_bytes((Path(folder) / name).read_bytes())
+        assert tflite_precision(renamed) == want
+        assert parse_model_arg(str(renamed)).precision == want
+    renamed.write_bytes(b"not a flatbuffer")
+    assert tflite_precision(renamed) is None
