@@ -201,3 +201,25 @@ def test_export_formats_ship_a_folder_per_runtime(tiny_model_dir, shared_data, t
     assert package["files"]["openvino"] == "openvino/openvino_model.xml"
     litert = json.loads((final / "litert" / "manifest.json").read_text())
     assert litert["static_lengths"][-1] == litert["max_sequence_length"] and litert["inputs"][0]["shape"] == [1, "sequence"]
+
+
+def test_core_ml_ships_its_packages_and_says_prediction_was_not_run(tiny_model_dir, shared_data, tmp_path):
+    """export.formats [onnx, coreml]: final/coreml/ holds both .mlpackage folders (fp16 main, INT8 sibling) with
+    every file inside, and its manifest says Core ML prediction was not run here and takes int32 inputs."""
+    cfg = _run_config(tiny_model_dir, shared_data, tmp_path, name="cm", stages=["distill", "export"],
+                      export={"formats": ["onnx", "coreml"]})
+    main(["run", _write(tmp_path, cfg)])
+    final = tmp_path / "runs" / "cm" / "final"
+    manifest = json.loads((final / "coreml" / "manifest.json").read_text())
+    assert (manifest["runtime"], manifest["file"], manifest["precision"]) == ("coreml", "model.mlpackage", "fp16")
+    assert [(f["file"], f["precision"]) for f in manifest["files"]] == [("model.mlpackage", "fp16"),
+                                                                        ("model_int8.mlpackage", "int8")]
+    assert "prediction was not run" in manifest["verified"]
+    assert {i["dtype"] for i in manifest["inputs"]} == {"int32"} and "ct.models.MLModel" in manifest["call"]["python"]
+    export = tmp_path / "runs" / "cm" / "02-export" / "coreml"
+    for package in ("model.mlpackage", "model_int8.mlpackage"):
+        shipped = sorted(p.relative_to(final / "coreml" / package) for p in (final / "coreml" / package).rglob("*")
+                         if p.is_file())
+        assert shipped and shipped == sorted(p.relative_to(export / package) for p in (export / package).rglob("*")
+                                             if p.is_file())
+        assert manifest["files"][0]["size_bytes"] > 0
