@@ -141,6 +141,7 @@ def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None
 def check_runtimes(cfg: "RunConfig") -> None:
     """Refuse, before any branch runs, a runtime of search.runtimes this machine cannot write or time, with the
     ``pip install`` that fixes it (the format writer's preflight, the runner's unavailable_reason)."""
+    from benchmarks.remote import REMOTE_FORMATS
     from benchmarks.runners import skip_reason
     from export.writer import WRITERS
 
@@ -148,10 +149,9 @@ def check_runtimes(cfg: "RunConfig") -> None:
     device = "cpu" if t.remote else t.device  # a remote target's files are loaded (and scored) here first
     for runtime in cfg.search.runtimes:
         fmt = RUNTIME_FORMATS[runtime]
-        if fmt != "onnx" and fmt not in WRITERS:
-            raise EdgepressError(f"search.runtimes: this edgepress cannot write {runtime} files (no '{fmt}' export "
-                                 f"writer); drop {runtime} from search.runtimes")
-        if fmt in WRITERS and WRITERS[fmt].preflight is not None:
+        if fmt == "onnx":  # ONNX files are what every search measured before runtimes existed: unchanged
+            continue
+        if WRITERS[fmt].preflight is not None:
             try:
                 WRITERS[fmt].preflight()
             except EdgepressError as exc:
@@ -159,6 +159,9 @@ def check_runtimes(cfg: "RunConfig") -> None:
         reason = skip_reason(fmt, device)
         if reason:
             raise EdgepressError(f"search.runtimes: {runtime} cannot be timed on {device}: {reason}")
+        if t.remote and fmt not in REMOTE_FORMATS:
+            raise EdgepressError(f"search.runtimes: {runtime} cannot be timed on {t.device}: remote targets run "
+                                 f"{', '.join(REMOTE_FORMATS)} files; drop {runtime} or measure on this machine")
 
 
 def for_target(cfg: "RunConfig") -> tuple["RunConfig", dict[str, Any] | None]:

@@ -93,6 +93,23 @@ def test_a_runtime_that_cannot_run_here_is_refused_before_any_branch(tiny_model_
     assert (run_dir / "01-distill" / "stage.json").is_file() and not (run_dir / "search").exists()
 
 
+def test_runtimes_the_target_cannot_run_are_refused_by_name():
+    """A CUDA target has no OpenVINO runner; an ssh:// target runs ONNX Runtime and LiteRT files only."""
+    from compress.config import load_config
+    from compress.errors import EdgepressError
+    from compress.search.stage import check_runtimes
+
+    base = ["teacher.model=x", "data.train=y"]
+    check_runtimes(load_config(None, [*base, "search.runtimes=[onnxruntime, openvino, executorch]"]))
+    with pytest.raises(EdgepressError, match="search.runtimes: openvino cannot be timed on cuda: no runner for "
+                                             "format 'openvino' on device 'cuda'"):
+        check_runtimes(load_config(None, [*base, "search.runtimes=[openvino]", "search.targets.device=cuda"]))
+    with pytest.raises(EdgepressError, match="search.runtimes: executorch cannot be timed on ssh://pi@board: remote "
+                                             "targets run onnx, ort, litert files"):
+        check_runtimes(load_config(None, [*base, "search.runtimes=[onnxruntime, executorch]",
+                                          "search.targets.device=ssh://pi@board"]))
+
+
 def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_model_dir, shared_data, tmp_path):
     """runtimes [onnxruntime, executorch, openvino, litert]: every branch file is a candidate in its runtime; the winner's
     runtime gets final/<runtime>/. Rerun with runtimes [executorch]: the package runs again (a new key) and
