@@ -62,7 +62,7 @@ def headline(run_dir: str | Path) -> dict[str, Any]:
     baseline = by_name.get("optimum-int8-dynamic") or next(
         (m for m in local if m["role"] == "baseline" and m["precision"] == "int8"), None)
     ort_fp32 = by_name.get("optimum-onnx-fused") or by_name.get("optimum-onnx")
-    winner = next((m for m in local if m["name"].startswith("search-winner")), None)
+    winner = next((m for m in local if m["name"].startswith("search-winner (")), None)
     if winner is None:
         raise EdgepressError(f"{report['_path']}: no search-winner entry (run a search stage before bench)")
     sweep = sorted({p["batch"] for p in winner.get("points", [])} - {winner["points"][0]["batch"]}) \

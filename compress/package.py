@@ -73,7 +73,7 @@ def choose(records: list["StageRecord"]) -> Choice:
         runtime = w.get("runtime", "onnxruntime")
         file = None
         if runtime != "onnxruntime":  # the winner's own file, in the branch export that winner/export links
-            v = next((v for v in search.variants if v.name.startswith("search-winner")), None)
+            v = next((v for v in search.variants if v.name.startswith("search-winner (")), None)
             if v is None:
                 raise EdgepressError(f"{search.dir}: the search chose a {runtime} file but names none in its "
                                      "variants; rerun with --force search")

@@ -206,6 +206,32 @@ def winner_variant(w: Candidate, b: Branch, out_dir: Path) -> Variant:
     return Variant(name, v.format, f"winner/export/{v.path}", w.precision)
 
 
+def same_model_variants(cfg: "RunConfig", cands: list[Candidate], w: Candidate, b: Branch,
+                        out_dir: Path) -> list[Variant]:
+    """The winner's model (its branch) in every other listed runtime, so the bench stage times one model in each:
+    per runtime the branch's file the search's own rule picks among that runtime's files (the fastest above the
+    floor on the selection split, within the size budget), else that runtime's fastest measured file."""
+    t = cfg.search.targets
+    out = []
+    for runtime in cfg.search.runtimes:
+        if runtime == w.runtime:
+            continue
+        mine = [c for c in cands if c.runtime == runtime and c.name.split("/")[0] == b.name and c.measured]
+        if not mine:
+            continue
+        pick = choose(mine, t.retention_floor, t.latency_budget_ms, t.max_size_mb, cfg.search.tie_margin).winner
+        pick = pick or min(mine, key=lambda c: c.p50_ms or float("inf"))
+        src = Path(pick.path)
+        if b.export_dir is not None and src.is_relative_to(b.export_dir):
+            rel = f"winner/export/{src.relative_to(b.export_dir)}"
+        else:  # an ONNX Runtime file of the branch's quantize stage
+            (out_dir / "winner" / runtime).mkdir(parents=True, exist_ok=True)
+            rel = f"winner/{runtime}/{src.name}"
+            shutil.copy2(src, out_dir / rel)
+        out.append(Variant(f"search-winner-{runtime} ({pick.name})", RUNTIME_FORMATS[runtime], rel, pick.precision))
+    return out
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Branches -> one benchmark of all candidates -> Pareto front and winner -> winner/ + search.md."""
     from compress.quantize.api import recipe_cpu
@@ -269,6 +295,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         outputs["onnx"] = "winner/model.onnx"
         metrics["winner"] = w.to_dict()
         variants.append(winner_variant(w, b, out_dir))
+        variants += same_model_variants(cfg, cands, w, b, out_dir)
         if not choice.meets_targets:
             log.warning("search: %s", choice.reason)
     return StageResult(outputs=outputs, metrics=metrics, variants=variants)

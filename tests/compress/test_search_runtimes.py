@@ -142,6 +142,11 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
     assert shipped == ({winner["runtime"]} - {"onnxruntime"}) and set(package["runtimes"]) == shipped
     assert (final / "onnx" / "model.onnx").is_file() and (final / "model" / "onnx" / "model.onnx").is_file()
     first_key = package["key"]
+    record = json.loads((run_dir / "02-search" / "stage.json").read_text())
+    same_model = {v["format"]: v for v in record["variants"] if v["name"].startswith("search-winner-")}
+    assert set(same_model) == {"onnx", "executorch", "openvino", "litert"} - {winner["runtime"].replace("onnxruntime", "onnx")}
+    for v in same_model.values():  # the winner's model in every other runtime, each a file the bench stage can open
+        assert v["name"].split(" (")[1].startswith("d1-p00/") and (run_dir / "02-search" / v["path"]).exists()
     if winner["runtime"] != "onnxruntime":
         folder = final / winner["runtime"]
         manifest = json.loads((folder / "manifest.json").read_text())
