@@ -312,15 +312,14 @@ class LiteRTSession:
         runner = self.buckets[prepared[2]]
         return [runner(**call) for call in prepared[3]]
 
-    def run(self, output_names: Optional[List[str]], feeds: Dict[str, Any]) -> List[Any]:
-        """Run once; the outputs (in ``output_names`` or the file's order) with the feeds' rows and length."""
+    def assemble(self, prepared: Any, results: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The calls' outputs by name as one batch of the feed's rows, token outputs cut (or zero-padded) to its
+        length."""
         import numpy as np
 
-        prepared = self.prepare(feeds)
         n, length, size, _ = prepared
-        results = self.run_prepared(prepared)
-        outs = []
-        for name in output_names or self.output_names:
+        outs = {}
+        for name in self.output_names:
             whole = np.concatenate([r[name] for r in results])[:n]
             if name in self.sequence_outputs and length != size:
                 if length < size:
@@ -329,8 +328,18 @@ class LiteRTSession:
                     pad = [(0, 0)] * whole.ndim
                     pad[1] = (0, length - size)
                     whole = np.pad(whole, pad)
-            outs.append(whole)
+            outs[name] = whole
         return outs
+
+    def __call__(self, feeds: Dict[str, Any]) -> Dict[str, Any]:
+        """Run once: the outputs by name, with the feeds' rows and length."""
+        prepared = self.prepare(feeds)
+        return self.assemble(prepared, self.run_prepared(prepared))
+
+    def run(self, output_names: Optional[List[str]], feeds: Dict[str, Any]) -> List[Any]:
+        """Run once; the outputs (in ``output_names`` or the file's order), as onnxruntime's session.run."""
+        outs = self(feeds)
+        return [outs[name] for name in output_names or self.output_names]
 
     def describe(self) -> Dict[str, Any]:
         """How the file's shapes were run, for the report."""

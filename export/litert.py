@@ -115,9 +115,9 @@ def convert(prep: "Prepared", out_dir: Path, env_root: Path | None = None) -> di
 
 def tflite_runner(path: Path, prep: "Prepared") -> Any:
     """A parity runner: the file in the core's LiteRT Interpreter, outputs in ``prep.output_names`` order."""
-    from benchmarks.runners.litert_runner import BucketedTflite
+    from benchmarks.remote_runner import LiteRTSession
 
-    model = BucketedTflite(path)
+    model = LiteRTSession(str(path), None)
     missing = [n for n in prep.output_names if n not in model.output_names]
     if missing:
         raise ExportError(f"LiteRT file '{path}' lacks the outputs {missing} (it has {model.output_names})")

@@ -34,7 +34,7 @@ def test_litert_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_python,
 
     from benchmarks.remote import parity_feeds
     from benchmarks.report import validate_report
-    from benchmarks.runners.litert_runner import BucketedTflite
+    from benchmarks.remote_runner import LiteRTSession
     from compress.cli import main
     from compress.models import load_tokenizer
     from export.parity import Tolerance
@@ -70,7 +70,7 @@ def test_litert_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_python,
     # the parity reference is this machine's interpreter run exactly as the local runner runs a feed
     vocab = load_tokenizer(str(out / "tokenizer")).vocab_size
     feeds, reference = parity_feeds(fp32, vocab)
-    local_runner = BucketedTflite(fp32)(feeds)
+    local_runner = LiteRTSession(str(fp32), None)(feeds)
     assert all(np.array_equal(reference[k], local_runner[k]) for k in reference)
     layers = json.loads((model / "config.json").read_text())["num_hidden_layers"]
     tol = Tolerance(depth=layers)
