@@ -50,6 +50,22 @@ def dev_retention(run_dir: Path) -> float | None:
     return None if winner is None else winner.get("retention")
 
 
+def runtime_rows(local: list[dict[str, Any]], winner: dict[str, Any], baseline: dict[str, Any] | None,
+                 big: int | None) -> list[dict[str, Any]]:
+    """The winner's model in each runtime the bench measured (the search publishes it per listed runtime), each
+    with its batch-1 p50, batch-``big`` throughput, session memory and both ratios to Optimum INT8."""
+    rows = []
+    for m in [winner, *(m for m in local if m["name"].startswith("search-winner-"))]:
+        rows.append({"name": m["name"], "runtime": "onnxruntime" if m["format"] in ("onnx", "ort") else m["format"],
+                     "precision": m["precision"], "size_mb": m["size_mb"], "retention": m.get("retention"),
+                     "p50_ms": _p50(m), "throughput": _throughput(m, big) if big else None,
+                     "session_mb": _session_mb(m),
+                     "speedup_vs_baseline": _ratio(_p50(baseline), _p50(m)) if baseline else None,
+                     "throughput_vs_baseline": (_ratio(_throughput(m, big), _throughput(baseline, big))
+                                                if baseline and big else None)})
+    return rows
+
+
 def headline(run_dir: str | Path) -> dict[str, Any]:
     """Numbers of one run: teacher, baselines and winner entries of report.json, their ratios, the checks."""
     report = load_report(run_dir)
@@ -79,6 +95,7 @@ def headline(run_dir: str | Path) -> dict[str, Any]:
            "throughput_vs_baseline": _ratio(_throughput(winner, big), _throughput(baseline, big)) if big else None,
            "from_text_ms": (winner.get("end_to_end") or {}).get("latency_ms", {}).get("p50"),
            "session_fraction": _ratio(_session_mb(winner), _session_mb(ort_fp32))}
+    out["runtimes"] = runtime_rows(local, winner, baseline, big)
     checks = {k: out[k] is not None and (out[k] <= t if k.endswith("fraction") else out[k] >= t)
               for k, t in TARGETS.items()}
     checks["from_text"] = out["from_text_ms"] is not None
@@ -121,5 +138,28 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
                   f"| from-text latency | reported | {_fmt(h['from_text_ms'], '.2f', ' ms')} {ok('from_text')} |",
                   f"| session memory vs the teacher's ORT fp32 session | ≤ 1/4 | "
                   f"1/{_fmt(h['session_fraction'] and 1 / h['session_fraction'], '.2f')} {ok('session_fraction')} |", ""]
+        if len(h["runtimes"]) > 1:
+            lines += runtimes_markdown(h)
     return "\n".join(lines)
+
+
+def runtimes_markdown(h: dict[str, Any]) -> list[str]:
+    """The winner's model in every runtime, beside the teacher and Optimum INT8: one row each."""
+    b = h["sweep_batch"]
+    lines = [f"The chosen model in each runtime (batch-1 p50, items/s at batch {b or '–'}, session memory; × Optimum "
+             f"INT8 at batch 1 / its throughput at batch {b or '–'}):", "",
+             f"| model | runtime | precision | size MB | test retention | p50 ms b1 | items/s b{b or '–'} | session MB "
+             "| × Optimum INT8 b1 | × Optimum INT8 throughput |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for role in ("teacher", "baseline"):
+        m = h[role]
+        if m is not None:
+            lines.append(f"| {m['name']} | {m['format']} | {m['precision']} | {m['size_mb']:.1f} | "
+                         f"{_fmt(m.get('retention') and 100 * m['retention'], '.1f', ' %')} | {_fmt(_p50(m), '.2f')} | "
+                         f"{_fmt(_throughput(m, b) if b else None, '.0f')} | {_fmt(_session_mb(m), '.0f')} | – | – |")
+    for r in h["runtimes"]:
+        lines.append(f"| {r['name']} | {r['runtime']} | {r['precision']} | {r['size_mb']:.1f} | "
+                     f"{_fmt(r['retention'] and 100 * r['retention'], '.1f', ' %')} | {_fmt(r['p50_ms'], '.2f')} | "
+                     f"{_fmt(r['throughput'], '.0f')} | {_fmt(r['session_mb'], '.0f')} | "
+                     f"{_fmt(r['speedup_vs_baseline'], '.2f', '×')} | {_fmt(r['throughput_vs_baseline'], '.2f', '×')} |")
+    return lines + [""]
 

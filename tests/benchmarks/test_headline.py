@@ -71,3 +71,25 @@ def test_bench_headline_without_a_search_winner_is_a_one_line_error(tmp_path, ca
     with pytest.raises(SystemExit) as exc:
         main(["bench", "headline", str(tmp_path / "missing")])
     assert exc.value.code == 1 and "no report.json at" in capsys.readouterr().err
+
+
+def test_headline_lists_the_winners_model_in_every_runtime_with_ratios_to_optimum_int8(tmp_path):
+    _run(tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    ov = _entry("search-winner-openvino (d3-p50/student-openvino-int8)", "variant", 0.75, 12.0, 0.78, 0.97, "int8",
+                b32=7.5, session=60.0)
+    lite = _entry("search-winner-litert (d3-p50/student-litert-int8)", "variant", 1.5, 11.0, 0.78, 0.97, "int8",
+                  b32=40.0, session=20.0)
+    ov["format"], lite["format"] = "openvino", "litert"
+    report["models"] += [ov, lite]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    h = headline(tmp_path)
+    rows = {r["runtime"]: r for r in h["runtimes"]}
+    assert list(rows) == ["onnxruntime", "openvino", "litert"]
+    assert rows["openvino"]["speedup_vs_baseline"] == pytest.approx(3.0 / 0.75)
+    assert rows["openvino"]["throughput_vs_baseline"] == pytest.approx(30.0 / 7.5)
+    assert rows["litert"]["speedup_vs_baseline"] == pytest.approx(2.0) and rows["litert"]["session_mb"] == 20.0
+    md = to_markdown([h])
+    assert "| search-winner-openvino (d3-p50/student-openvino-int8) | openvino | int8 | 12.0 | 97.0 % | 0.75 | 4267 | 60 " \
+           "| 4.00× | 4.00× |" in md
+    assert "| optimum-int8-dynamic | onnx | int8 | 23.0 | 99.0 % | 3.00 | 1067 | 50 | – | – |" in md
