@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -113,3 +114,18 @@ def make_tiny_roberta(folder: Path, head: str = "token-classification", seed: in
                                         label2id={v: k for k, v in NER_LABELS.items()})
     getattr(transformers, HEAD_CLASSES[head]).from_config(config).eval().save_pretrained(folder)
     return folder
+
+
+def sts_run_config(teacher_dir: Path, shared_data: Path, tmp_path: Path, **sections: Any) -> dict:
+    """A run config on a tiny embedding teacher distilled to 1 layer (2 steps) on 64 STS-B rows, 16 eval rows;
+    ``sections`` add or replace top-level keys (stages, search, export, ...)."""
+    return {
+        "output_dir": str(tmp_path / "runs"), "task": "embedding",
+        "teacher": {"model": str(teacher_dir), "max_length": 32},
+        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
+                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
+                 "max_train_samples": 64, "max_eval_samples": 16},
+        "student": {"num_layers": 1},
+        "distill": {"max_steps": 2, "batch_size": 16},
+        **sections,
+    }

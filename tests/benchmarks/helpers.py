@@ -57,3 +57,31 @@ def export_torchscript(model_dir: Path, task: str, path: Path) -> Path:
     traced = torch.jit.trace(load(model_dir, task), dummy(), strict=False)
     traced.save(str(path))
     return path
+
+
+def tokenized(tokenizer_dir: Path, texts: list[str], max_length: int = 64) -> dict:
+    """int64 feeds for ``texts`` with the exported folder's tokenizer, padded to the longest."""
+    from benchmarks.feeds import tokenize_feeds
+    from compress.models import load_tokenizer
+
+    return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, max_length)
+
+
+def assert_matches_onnx_runtime(runner, ort, tokenizer_dir: Path, cases: list[tuple[int, int]], depth: int = 2) -> None:
+    """``runner``'s outputs and task predictions equal ONNX Runtime's (``ort``) on real-word feeds of each (batch,
+    words) case, within twice the export tolerance."""
+    import numpy as np
+
+    from export.parity import Tolerance
+
+    tol = Tolerance(depth=depth)
+    words = "the quick brown fox jumps over the lazy dog again and again".split()
+    for batch, n_words in cases:
+        texts = [" ".join(words * 4)[: 6 * n_words - i] for i in range(batch)]
+        feeds = tokenized(tokenizer_dir, texts)
+        got, want = runner.outputs(runner.prepare(feeds)), ort.outputs(ort.prepare(feeds))
+        for name in want:
+            assert got[name].shape == want[name].shape
+            allowed = 2 * tol.allowed(float(np.abs(want[name]).max()), feeds["input_ids"].shape[1])
+            assert float(np.abs(got[name] - want[name]).max()) <= allowed, (name, batch, n_words)
+        np.testing.assert_allclose(runner.predict(feeds), ort.predict(feeds), atol=1e-4)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
 from benchmarks.report import validate_report
 from benchmarks.runners import runner_class
 from benchmarks.runners.base import Threads
+from tests.benchmarks.helpers import tokenized
 
 pytest.importorskip("executorch.runtime", reason="pip install 'edgepress[executorch]'")
 
@@ -31,13 +31,6 @@ def exported(tmp_path_factory) -> dict:
     return out
 
 
-def _feeds(tokenizer_dir, texts: list[str]) -> dict:
-    from benchmarks.feeds import tokenize_feeds
-    from compress.models import load_tokenizer
-
-    return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, 64)
-
-
 @pytest.mark.parametrize("head", HEADS)
 def test_the_harness_times_a_pte_beside_its_onnx_file(exported, head):
     files = exported[head]["files"]
@@ -57,7 +50,7 @@ def test_the_harness_times_a_pte_beside_its_onnx_file(exported, head):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_pte_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(exported, head):
-    from export.parity import Tolerance
+    from tests.benchmarks.helpers import assert_matches_onnx_runtime
 
     files = exported[head]["files"]
     pte = runner_class("executorch")(files["executorch"], head, Threads(1))
@@ -65,17 +58,8 @@ def test_pte_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(expor
     pte.load()
     ort.load()
     assert pte.output_names == [o for o in ort.output_names]  # named like the ONNX file's head outputs
-    tol = Tolerance(depth=2)
-    words = "the quick brown fox jumps over the lazy dog again and again".split()
-    for batch, n_words in [(1, 1), (3, 7), (2, 40), (64, 5)]:  # dynamic batch (<= 64) and sequence
-        texts = [" ".join(words * 4)[: 6 * n_words - i] for i in range(batch)]
-        feeds = _feeds(files["tokenizer"], texts)
-        got, want = pte.outputs(pte.prepare(feeds)), ort.outputs(ort.prepare(feeds))
-        for name in want:
-            assert got[name].shape == want[name].shape
-            allowed = 2 * tol.allowed(float(np.abs(want[name]).max()), feeds["input_ids"].shape[1])
-            assert float(np.abs(got[name] - want[name]).max()) <= allowed, (name, batch, n_words)
-        np.testing.assert_allclose(pte.predict(feeds), ort.predict(feeds), atol=1e-4)
+    # dynamic batch (<= 64) and sequence
+    assert_matches_onnx_runtime(pte, ort, files["tokenizer"], [(1, 1), (3, 7), (2, 40), (64, 5)])
 
 
 def test_feeds_past_the_exported_bounds_get_a_clear_error(exported):
@@ -85,7 +69,7 @@ def test_feeds_past_the_exported_bounds_get_a_clear_error(exported):
     pte = runner_class("executorch")(files["executorch"], "classification", Threads(1))
     pte.load()
     assert pte.max_batch == 64
-    feeds = _feeds(files["tokenizer"], ["a b"] * 65)
+    feeds = tokenized(files["tokenizer"], ["a b"] * 65)
     with pytest.raises(EdgepressError, match=r"exported for batch <= 64 .* got batch 65"):
         pte.prepare(feeds)
 

@@ -12,6 +12,7 @@ from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
 from benchmarks.report import validate_report
 from benchmarks.runners import locate, runner_class
 from benchmarks.runners.base import Threads
+from tests.benchmarks.helpers import tokenized
 
 pytest.importorskip("ai_edge_litert", reason="pip install 'edgepress[litert]'")
 pytestmark = pytest.mark.litert_converter
@@ -34,13 +35,6 @@ def exported(tmp_path_factory) -> dict:
     return out
 
 
-def _feeds(tokenizer_dir, texts: list[str]) -> dict:
-    from benchmarks.feeds import tokenize_feeds
-    from compress.models import load_tokenizer
-
-    return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, 64)
-
-
 @pytest.mark.parametrize("head", HEADS)
 def test_the_harness_times_a_tflite_beside_its_onnx_file(exported, head):
     files = exported[head]["files"]
@@ -61,7 +55,7 @@ def test_the_harness_times_a_tflite_beside_its_onnx_file(exported, head):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_tflite_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(exported, head):
-    from export.parity import Tolerance
+    from tests.benchmarks.helpers import assert_matches_onnx_runtime
 
     files = exported[head]["files"]
     lite = runner_class("litert")(files["litert"], head, Threads(1))
@@ -69,17 +63,8 @@ def test_tflite_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(ex
     lite.load()
     ort.load()
     assert sorted(lite.output_names) == sorted(ort.output_names)  # named like the ONNX file's head outputs
-    tol = Tolerance(depth=2)
-    words = "the quick brown fox jumps over the lazy dog again and again".split()
-    for batch, n_words in [(1, 1), (3, 7), (2, 40), (5, 12)]:  # lengths in both buckets, batches the file lacks
-        texts = [" ".join(words * 4)[: 6 * n_words - i] for i in range(batch)]
-        feeds = _feeds(files["tokenizer"], texts)
-        got, want = lite.outputs(lite.prepare(feeds)), ort.outputs(ort.prepare(feeds))
-        for name in want:
-            assert got[name].shape == want[name].shape
-            allowed = 2 * tol.allowed(float(np.abs(want[name]).max()), feeds["input_ids"].shape[1])
-            assert float(np.abs(got[name] - want[name]).max()) <= allowed, (name, batch, n_words)
-        np.testing.assert_allclose(lite.predict(feeds), ort.predict(feeds), atol=1e-4)
+    # lengths in both buckets, batches the file lacks
+    assert_matches_onnx_runtime(lite, ort, files["tokenizer"], [(1, 1), (3, 7), (2, 40), (5, 12)])
 
 
 def test_feed_longer_than_the_largest_bucket_is_cut_and_said(exported):
@@ -105,7 +90,7 @@ def test_int8_file_runs_and_stays_close(exported):
     ort = runner_class("onnx")(files["onnx"], "embedding", Threads(1))
     lite.load()
     ort.load()
-    feeds = _feeds(files["tokenizer"], ["the quick brown fox", "jumps over the lazy dog twice today"])
+    feeds = tokenized(files["tokenizer"], ["the quick brown fox", "jumps over the lazy dog twice today"])
     a, b = lite.predict(feeds), ort.predict(feeds)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.98 and float(np.abs(a - b).max()) > 1e-6  # quantized: close, not identical

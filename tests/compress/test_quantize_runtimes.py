@@ -12,18 +12,13 @@ from compress.cli import main
 
 def _config(tiny_model_dir, shared_data, tmp_path) -> dict:
     """distill (1 layer, 2 steps) -> export [onnx, executorch] -> quantize (dynamic INT8) on 64 STS-B rows."""
-    return {
-        "name": "rt", "output_dir": str(tmp_path / "runs"), "task": "embedding",
-        "teacher": {"model": str(tiny_model_dir("bert", "embedding")), "max_length": 32},
-        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
-                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
-                 "max_train_samples": 64, "max_eval_samples": 24},
-        "student": {"num_layers": 1},
-        "distill": {"max_steps": 2, "batch_size": 16},
-        "stages": ["distill", "export", "quantize"],
-        "export": {"formats": ["onnx", "executorch"]},
-        "quantize": {"methods": ["dynamic"]},
-    }
+    from tests.tiny import sts_run_config
+
+    config = sts_run_config(tiny_model_dir("bert", "embedding"), shared_data, tmp_path, name="rt",
+                            stages=["distill", "export", "quantize"], export={"formats": ["onnx", "executorch"]},
+                            quantize={"methods": ["dynamic"]})
+    config["data"]["max_eval_samples"] = 24
+    return config
 
 
 def test_the_pte_is_scored_on_the_eval_rows_beside_the_int8_file(tiny_model_dir, shared_data, tmp_path):

@@ -17,17 +17,10 @@ from tests.cli_errors import expect_one_line_error
 
 def _run_config(tiny_model_dir, shared_data, tmp_path, **sections) -> dict:
     """A run on a tiny embedding teacher distilled to 1 layer on 64 STS-B rows; ``sections`` add the rest."""
-    return {
-        "output_dir": str(tmp_path / "runs"), "task": "embedding",
-        "teacher": {"model": str(tiny_model_dir("bert", "embedding")), "max_length": 32},
-        "data": {"train": str(shared_data / "stsb" / "dev.tsv"), "test": str(shared_data / "stsb" / "test.tsv"),
-                 "text_column": "sentence1", "text_pair_column": "sentence2", "label_column": "score",
-                 "max_train_samples": 64, "max_eval_samples": 16},
-        "student": {"num_layers": 1},
-        "distill": {"max_steps": 2, "batch_size": 16},
-        "bench": {"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1},
-        **sections,
-    }
+    from tests.tiny import sts_run_config
+
+    return sts_run_config(tiny_model_dir("bert", "embedding"), shared_data, tmp_path,
+                          **{"bench": {"warmup": 0, "min_runs": 2, "min_seconds": 0.0, "threads": 1}, **sections})
 
 
 def _write(tmp_path: Path, data: dict, name: str = "c.yaml") -> str:
