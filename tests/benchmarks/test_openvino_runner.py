@@ -1,5 +1,5 @@
 """The OpenVINO runner: an IR timed by the harness with the latency hints, its task outputs equal to the ONNX file's
-in ONNX Runtime, one static compile per input shape; `bench run` takes .xml files and IR folders."""
+in ONNX Runtime, one static compile per length bucket; `bench run` takes .xml files and IR folders."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def test_harness_times_the_ir_with_latency_hints_and_scores_it_like_onnx(exporte
 
 
 @pytest.mark.parametrize("task", ["embedding", "classification", "token-classification"])
-def test_task_outputs_match_onnx_runtime_and_compile_once_per_shape(tiny_model_dir, tmp_path, task):
+def test_task_outputs_match_onnx_runtime_and_compile_once_per_length_bucket(tiny_model_dir, tmp_path, task):
     from benchmarks.feeds import tokenize_feeds
-    from benchmarks.runners.openvino_runner import OpenVinoCpuRunner
+    from benchmarks.runners.openvino_runner import OpenVinoCpuRunner, length_bucket
     from benchmarks.runners.ort_runner import OrtCpuRunner
     from compress.models import load_tokenizer
 
@@ -90,14 +90,21 @@ def test_task_outputs_match_onnx_runtime_and_compile_once_per_shape(tiny_model_d
     for feeds in (short, long, short):
         want = ort_runner.predict(feeds)
         np.testing.assert_allclose(ov_runner.predict(feeds), want, atol=1e-5)  # quality path: dynamic shapes
-        prepared = ov_runner.prepare(feeds)  # timed path: the IR reshaped to this call's shape
+        prepared = ov_runner.prepare(feeds)  # timed path: the IR reshaped to this call's length bucket
         assert all(i.get_partial_shape().is_static for i in prepared.request.get_compiled_model().inputs)
+        length = feeds["input_ids"].shape[1]
+        assert prepared.feeds["input_ids"].shape[1] == length_bucket(length) >= max(16, length)
         for name, got in ov_runner.outputs(prepared).items():
             np.testing.assert_allclose(got, dict(zip(ort_runner.output_names, ort_runner.session.run(None, feeds)))[name],
                                        atol=1e-5)
-    shapes = [tuple(tuple(f[n].shape) for n in ov_runner.input_names) for f in (short, long)]
-    assert ov_runner.compiled_for(shapes[0]) is ov_runner.compiled_for(shapes[0])  # compiled once, then reused
-    assert ov_runner.compiled_for(shapes[0]) is not ov_runner.compiled_for(shapes[1])
+    buckets = {length_bucket(f["input_ids"].shape[1]) for f in (short, long)}
+    assert len(ov_runner._static) == len(buckets)  # one compile per bucket, reused by every later call
+    one_more = {n: np.pad(short[n], ((0, 0), (0, 1))) for n in short}  # one more (masked) token: the same bucket
+    if length_bucket(short["input_ids"].shape[1] + 1) == length_bucket(short["input_ids"].shape[1]):
+        before = len(ov_runner._static)
+        ov_runner.prepare(one_more)
+        assert len(ov_runner._static) == before
+    assert [length_bucket(n) for n in (1, 16, 17, 33, 64, 65)] == [16, 16, 32, 64, 64, 128]
 
 
 def test_locate_reads_ir_files_and_folders(tmp_path, exported):
