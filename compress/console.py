@@ -7,6 +7,7 @@ reading flags, so a notebook user gets the normal level without calling anything
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 LEVELS = ("quiet", "normal", "verbose")
@@ -45,7 +46,8 @@ def is_verbose() -> bool:
 _CURRENT_STAGE: list[str] = []  # the stage the pipeline is running (a stack: the search stage nests pipelines)
 # third-party loggers whose records go to runs/<name>/log.txt during a run instead of the console
 THIRD_PARTY_LOGGERS = ("transformers", "torch", "torch_pruning", "nncf", "onnxruntime", "onnx", "optimum",
-                       "datasets", "accelerate", "sentence_transformers", "huggingface_hub", "urllib3", "py.warnings")
+                       "datasets", "accelerate", "sentence_transformers", "huggingface_hub", "urllib3", "py.warnings",
+                       "executorch")
 
 
 # logging modules of libraries that add a stderr handler to their root logger on the first get_logger() call
@@ -80,6 +82,37 @@ class stage_context:  # noqa: N801 - used as a context manager
 
     def __exit__(self, *exc) -> None:
         _CURRENT_STAGE.pop()
+
+
+class native_stderr:  # noqa: N801 - used as a context manager
+    """Lines a native library writes straight to file descriptor 2 (ExecuTorch's XNNPACK CPU probe prints
+    ``[cpuinfo_utils.cpp:100] Reading file ...``) become WARNING records of ``logger``: the run's log.txt, not the
+    console. Wrap only short native calls: anything else written to stderr meanwhile is moved to the log too."""
+
+    def __init__(self, logger: str) -> None:
+        self.logger = logger
+
+    def __enter__(self) -> "native_stderr":
+        import sys
+        import tempfile
+
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import sys
+
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        lines = self._tmp.read().decode("utf-8", errors="replace").splitlines()
+        self._tmp.close()
+        for line in (ln for ln in lines if ln.strip()):
+            logging.getLogger(self.logger).warning(line)
 
 
 class capture_logs:  # noqa: N801 - used as a context manager

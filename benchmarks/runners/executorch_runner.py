@@ -42,12 +42,15 @@ class ExecuTorchCpuRunner(Runner):
 
         from export.heads import get_head
 
-        runtime = Runtime.get()
-        if self.threads.intra_op:
-            from executorch.extension.pybindings import portable_lib
+        from compress.console import native_stderr
 
-            if portable_lib._threadpool_get_thread_count() != self.threads.intra_op:
-                portable_lib._unsafe_reset_threadpool(int(self.threads.intra_op))
+        with native_stderr("executorch"):  # XNNPACK's CPU probe prints to fd 2 when the threadpool starts
+            runtime = Runtime.get()
+            if self.threads.intra_op:
+                from executorch.extension.pybindings import portable_lib
+
+                if portable_lib._threadpool_get_thread_count() != self.threads.intra_op:
+                    portable_lib._unsafe_reset_threadpool(int(self.threads.intra_op))
         try:
             program = runtime.load_program(str(self.path))
             if "forward" not in program.method_names:

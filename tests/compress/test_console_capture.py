@@ -28,3 +28,23 @@ def test_optimums_own_stderr_handler_stays_off_the_console_during_a_run(tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "optimum noise during the run" not in proc.stderr and "optimum noise during the run" in log.read_text()
     assert "optimum after the run" in proc.stderr  # optimum's own handler is back once the run ends
+
+
+# a native library writing to file descriptor 2 directly (os.write stands in for ExecuTorch's C++ cpuinfo probe)
+NATIVE = """
+import os, sys
+from compress.console import capture_logs, native_stderr
+with capture_logs(sys.argv[1]):
+    with native_stderr("executorch"):
+        os.write(2, b"[cpuinfo_utils.cpp:100] Reading file /sys/devices/soc0/image_version\\n")
+    os.write(2, b"after the native call\\n")
+"""
+
+
+def test_native_lines_on_stderr_go_to_the_runs_log(tmp_path):
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", NATIVE, str(log)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cpuinfo_utils" not in proc.stderr and "executorch: [cpuinfo_utils.cpp:100] Reading file" in log.read_text()
+    assert "after the native call" in proc.stderr  # fd 2 is the console again after the block
