@@ -1,6 +1,7 @@
 """Remote devices: copy ``remote_runner.py`` and a model over SSH (asyncssh) or adb (adbutils), run it, read JSON.
 
-The runner picks the runtime by the model's suffix: onnxruntime for ``.onnx``/``.ort``, LiteRT for ``.tflite``.
+The runner picks the runtime by the model's suffix: onnxruntime for ``.onnx``/``.ort``, LiteRT for ``.tflite``,
+OpenVINO for an IR's ``.xml`` (uploaded with its ``.bin``).
 
 Targets are written ``ssh://user@host[:port]`` or ``adb://serial``. SSH host keys are always verified
 against a known_hosts file or a key given in the options; an unknown key is an error, never accepted.
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from compress.errors import EdgepressError
 
 RUNNER_FILE = Path(__file__).with_name("remote_runner.py")
-REMOTE_FORMATS = ("onnx", "ort", "litert")  # what remote_runner.py runs: onnxruntime, and LiteRT for .tflite
+REMOTE_FORMATS = ("onnx", "ort", "litert", "openvino")  # what remote_runner.py runs: onnxruntime, LiteRT, OpenVINO
 
 
 class RemoteError(EdgepressError):
@@ -27,7 +28,7 @@ class RemoteError(EdgepressError):
 
 
 class RemoteModelError(RemoteError):
-    """The target was reached but its runtime (onnxruntime, LiteRT) cannot load the model file."""
+    """The target was reached but its runtime (onnxruntime, LiteRT, OpenVINO) cannot load the model file."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,14 @@ def run_remote(target_text: str, model: Path, args: list[str], opts: RemoteOptio
     model = Path(model)
     if not model.is_file():
         raise RemoteError(f"model file '{model}' does not exist")
+    from benchmarks.remote_runner import model_files
+
     remote_model = f"{opts.remote_dir.rstrip('/')}/{model.name}"
-    uploads = [(model, remote_model)]
+    uploads = []
+    for part in map(Path, model_files(str(model))):  # an OpenVINO IR: the .xml and its .bin, side by side
+        if not part.is_file():
+            raise RemoteError(f"model file '{part}' does not exist (an OpenVINO IR needs its .bin beside the .xml)")
+        uploads.append((part, f"{opts.remote_dir.rstrip('/')}/{part.name}"))
     extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgepress-feeds-") as tmp:
         if feeds is not None:
@@ -291,12 +298,18 @@ def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any
     """Fixed inputs (batch 2 x 16 tokens, the second row padded after 9) and this machine's outputs for them.
 
     The reference runs in the model's own runtime here: onnxruntime, or the LiteRT interpreter for a .tflite
-    (through the same LiteRTSession, static length buckets and padding, as on the device).
+    (through the same LiteRTSession, static length buckets and padding, as on the device), or OpenVINO for an
+    IR through the device's OpenVinoSession in f32, as the device runs its --feeds: OpenVINO's default runs fp32
+    IRs in bf16 on AMX / AVX512-BF16 CPUs and in f16 on ARM cores with FP16 arithmetic, rounding that would hide
+    whether the two builds compute the same thing.
     """
-    from benchmarks.remote_runner import LiteRTSession, runtime_for, synthetic_feeds
+    from benchmarks.remote_runner import LiteRTSession, OpenVinoSession, runtime_for, synthetic_feeds
 
-    if runtime_for(str(model)) == "litert":
+    runtime = runtime_for(str(model))
+    if runtime == "litert":
         sess: Any = LiteRTSession(str(model), 1)
+    elif runtime == "openvino":
+        sess = OpenVinoSession(str(model), 1, precision="f32")
     else:
         from benchmarks.sessions import open_session
 
@@ -309,8 +322,8 @@ def parity_feeds(model: Path, vocab: int) -> tuple[dict[str, Any], dict[str, Any
 
 def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab: int, lengths: list[int] | None,
                  opts: RemoteOptions | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A report entry for one model measured on ``target`` (ONNX/ORT in onnxruntime, .tflite in LiteRT), plus the
-    device record.
+    """A report entry for one model measured on ``target`` (ONNX/ORT in onnxruntime, .tflite in LiteRT, an IR in
+    OpenVINO), plus the device record.
 
     The entry's ``parity`` compares the target's outputs on fixed inputs with this machine's run in the same runtime.
     """
@@ -322,8 +335,8 @@ def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab:
     if local_entry["quality"]:
         entry["quality"] = {**local_entry["quality"], "measured_on": "local"}
     if local_entry["format"] not in REMOTE_FORMATS:
-        entry.update(status="skipped", reason=f"remote targets run onnxruntime (.onnx, .ort) and LiteRT (.tflite) "
-                                              f"only; format '{local_entry['format']}'")
+        entry.update(status="skipped", reason=f"remote targets run onnxruntime (.onnx, .ort), LiteRT (.tflite) and "
+                                              f"OpenVINO (.xml) only; format '{local_entry['format']}'")
         return entry, {}
     model = Path(local_entry.get("file") or local_entry["path"])
     try:
@@ -337,13 +350,15 @@ def bench_remote(target: str, local_entry: dict[str, Any], settings: Any, vocab:
         entry.update(status="error", reason=str(exc))
         return entry, {}
     backend = res.get("runtime", "onnxruntime")
-    version_key = "ai_edge_litert" if backend == "litert" else "onnxruntime"
+    version_key = {"litert": "ai_edge_litert", "openvino": "openvino"}.get(backend, "onnxruntime")
     entry.update(points=res["points"], latency_ms=res["latency_ms"], throughput=res["latency_ms"]["throughput"],
                  cold_start_ms=res["cold_start_ms"], peak_rss_mb=res["peak_rss_mb"],
                  runtime={"backend": backend, "device": "cpu", "threads": res["threads"],
                           version_key: res["device"]["versions"].get(version_key)})
     if "litert" in res:  # how the file's static shapes ran there (buckets, batch, cut feeds)
         entry["runtime"]["shapes"] = res["litert"]
+    if "openvino" in res:  # the buckets compiled there and the hints the compiled model reports
+        entry["runtime"]["shapes"] = res["openvino"]
     if reference is not None and "outputs" in res:
         entry["parity"] = {"reference": f"local {backend} ({platform.machine()})", "inputs": "batch 2 x 16 tokens",
                            **compare_outputs(reference, res["outputs"])}

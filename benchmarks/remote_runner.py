@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Standalone latency runner (ONNX Runtime, LiteRT): copied to a device and run there, prints one JSON object.
+"""Standalone latency runner (ONNX Runtime, LiteRT, OpenVINO): copied to a device and run there, prints one JSON object.
 
 Needs only Python 3.8+, ``numpy`` and the model's runtime on the device (no edgepress import): ``onnxruntime``
-for ``.onnx``/``.ort`` files, ``ai-edge-litert`` (its ``Interpreter``, XNNPACK on CPU) for ``.tflite`` files.
+for ``.onnx``/``.ort`` files, ``ai-edge-litert`` (its ``Interpreter``, XNNPACK on CPU) for ``.tflite`` files,
+``openvino`` (CPU plugin) for an IR's ``.xml`` (its ``.bin`` beside it).
 The host-side harness imports the same timing and device-probe code from this file
 (``benchmarks.stats``), so a phone and a laptop are measured by identical loops.
 
@@ -17,7 +18,10 @@ A device that runs under an emulator says so: ``EDGEPRESS_EMULATED`` in the envi
 
 A ``.tflite`` file has static shapes (one signature per sequence length, as ``edgepress export`` writes it): a
 feed runs in the smallest length that holds it, padded with masked positions outside the timed loop, exactly as
-the local LiteRT runner does (``LiteRTSession``).
+the local LiteRT runner does (``LiteRTSession``). An OpenVINO IR runs as the local OpenVINO runner runs it
+(``OpenVinoSession``): LATENCY hint, one stream, the threads as INFERENCE_NUM_THREADS, the CPU's default inference
+precision, each feed padded to a power-of-two length bucket and the model compiled once per [batch, bucket];
+its ``--feeds`` outputs come from an f32 compile, so they compare with the host's f32 run like for like.
 
 Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 the runtime or numpy missing.
 """
@@ -49,8 +53,11 @@ STANDARD_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOKEN_SCORES = ("start_logits", "end_logits")  # 2-D outputs with one score per token
 # runtime -> (module imported on the device, the pip line that installs it); a model's suffix picks its runtime
 RUNTIMES = {"onnxruntime": ("onnxruntime", "pip install onnxruntime numpy"),
-            "litert": ("ai_edge_litert", "pip install ai-edge-litert numpy")}
+            "litert": ("ai_edge_litert", "pip install ai-edge-litert numpy"),
+            "openvino": ("openvino", "pip install openvino numpy")}
 LITERT_SUFFIXES = (".tflite",)
+OPENVINO_SUFFIXES = (".xml",)
+SMALLEST_BUCKET = 16  # OpenVINO: the shortest static length a feed is padded to
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -192,7 +199,7 @@ def device_info() -> Dict[str, Any]:
     info: Dict[str, Any] = cpu_info()
     info.update({"platform": platform.platform(), "python": platform.python_version(), "hostname": platform.node()})
     versions = {}
-    for mod in ("onnxruntime", "ai_edge_litert", "numpy"):
+    for mod in ("onnxruntime", "ai_edge_litert", "openvino", "numpy"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
@@ -225,8 +232,19 @@ def run_feeds(sess: Any, path: str) -> Dict[str, Any]:
 
 
 def runtime_for(model: str) -> str:
-    """The runtime a model file runs in, by its suffix: ``litert`` for .tflite, else ``onnxruntime`` (.onnx/.ort)."""
-    return "litert" if model.lower().endswith(LITERT_SUFFIXES) else "onnxruntime"
+    """The runtime a model file runs in, by its suffix: ``litert`` for .tflite, ``openvino`` for an IR's .xml, else
+    ``onnxruntime`` (.onnx/.ort)."""
+    name = model.lower()
+    if name.endswith(LITERT_SUFFIXES):
+        return "litert"
+    return "openvino" if name.endswith(OPENVINO_SUFFIXES) else "onnxruntime"
+
+
+def model_files(model: str) -> List[str]:
+    """Every file a model is made of: an OpenVINO IR is its .xml and the .bin of the same stem."""
+    if runtime_for(model) == "openvino":
+        return [model, os.path.splitext(model)[0] + ".bin"]
+    return [model]
 
 
 class _Named:
@@ -347,17 +365,144 @@ class LiteRTSession:
                 "truncated": self.truncated}
 
 
+def length_bucket(length: int) -> int:
+    """The static sequence length an OpenVINO feed of ``length`` tokens runs at: the next power of two, at least 16."""
+    bucket = SMALLEST_BUCKET
+    while bucket < length:
+        bucket *= 2
+    return bucket
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """OpenVINO's message without its "Exception from src/...cpp:N:" location lines, on one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from ")]
+    return " ".join(lines)[:300] or type(exc).__name__
+
+
+class OpenVinoSession:
+    """An OpenVINO IR (.xml + .bin) on CPU behind onnxruntime's session calls, compiled the way OpenVINO's docs
+    recommend for one request at a time: LATENCY hint, one stream, ``threads`` as INFERENCE_NUM_THREADS (the
+    plugin's default when None), the CPU's default inference precision unless ``precision`` ("f32", "bf16") is given.
+
+    Each compiled shape holds its own copy of the weights, so a feed is padded (masked positions, untimed, in
+    ``prepare``) to its power-of-two length bucket and the model is compiled once per [batch, bucket]; per-token
+    outputs are cut back to the feed's length. The local runner (``benchmarks.runners.openvino_runner``) uses this.
+    """
+
+    def __init__(self, model: str, threads: Optional[int], precision: Optional[str] = None) -> None:
+        import openvino as ov
+
+        weights = os.path.splitext(model)[0] + ".bin"
+        if not os.path.isfile(weights):
+            raise ValueError(f"the IR has no weights file '{os.path.basename(weights)}' beside it; copy the .bin "
+                             "written with the .xml into the same folder")
+        self.core = ov.Core()
+        self.threads = int(threads) if threads else None
+        self.precision = precision
+        try:
+            self.model = self.core.read_model(model)
+        except RuntimeError as exc:
+            raise ValueError(openvino_reason(exc)) from None
+        self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.dtypes = {i.get_any_name(): i.get_element_type().to_dtype() for i in self.model.inputs}
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+        self.compiled: Dict[Any, Any] = {}  # input shapes (input_names order) -> compiled model
+        self.dynamic: Any = None
+
+    def config(self) -> Dict[str, Any]:
+        """The compile properties: the latency hint, one stream, the threads and precision when set."""
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        cfg: Dict[str, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY, props.num_streams: 1}
+        if self.precision is not None:
+            cfg[hints.inference_precision] = self.precision
+        if self.threads is not None:
+            cfg[props.inference_num_threads] = self.threads
+        return cfg
+
+    def compiled_for(self, shapes: Any) -> Any:
+        """The model compiled for these static input shapes (in ``input_names`` order), compiled once and kept."""
+        if shapes not in self.compiled:
+            model = self.model.clone()
+            model.reshape(dict(zip(self.input_names, [list(s) for s in shapes])))
+            self.compiled[shapes] = self.core.compile_model(model, "CPU", self.config())
+        return self.compiled[shapes]
+
+    def compiled_dynamic(self) -> Any:
+        """The model compiled with its own (dynamic) shapes, for runs of many lengths that are not timed."""
+        if self.dynamic is None:
+            self.dynamic = self.core.compile_model(self.model, "CPU", self.config())
+        return self.dynamic
+
+    def get_inputs(self) -> List[_Named]:
+        return [_Named(n) for n in self.input_names]
+
+    def get_outputs(self) -> List[_Named]:
+        return [_Named(n) for n in self.output_names]
+
+    def prepare(self, feeds: Dict[str, Any]) -> Any:
+        """(infer request of the bucket's compile, padded feeds, feed length): the untimed padding and compile."""
+        import numpy as np
+
+        length = int(feeds[self.input_names[0]].shape[1])
+        pad = length_bucket(length) - length
+        arrays = {n: np.ascontiguousarray(np.pad(feeds[n], ((0, 0), (0, pad))), dtype=self.dtypes[n])
+                  for n in self.input_names}
+        compiled = self.compiled_for(tuple(tuple(arrays[n].shape) for n in self.input_names))
+        return compiled.create_infer_request(), arrays, length
+
+    @staticmethod
+    def run_prepared(prepared: Any) -> Any:
+        """One inference on the prepared request (the timed part)."""
+        return prepared[0].infer(prepared[1], share_inputs=True)
+
+    def assemble(self, prepared: Any) -> Dict[str, Any]:
+        """Named outputs of a fresh run on the prepared feeds, per-token ones cut back to the feed's own length."""
+        got = prepared[0].infer(prepared[1])
+        outs = {}
+        for n in self.output_names:
+            value = got[n]
+            outs[n] = value[:, :prepared[2]] if value.ndim >= 3 or n in TOKEN_SCORES else value
+        return outs
+
+    def run(self, output_names: Optional[List[str]], feeds: Dict[str, Any]) -> List[Any]:
+        """Run once; the outputs (in ``output_names`` or the file's order), as onnxruntime's session.run."""
+        outs = self.assemble(self.prepare(feeds))
+        return [outs[name] for name in output_names or self.output_names]
+
+    def describe(self) -> Dict[str, Any]:
+        """How the IR was compiled, as the compiled model reports it (not as asked)."""
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        out: Dict[str, Any] = {"shapes": f"static: padded to power-of-two length buckets (at least {SMALLEST_BUCKET}), "
+                                         "one compile per [batch, bucket]",
+                               "compiled_shapes": [list(s[0]) for s in self.compiled]}
+        compiled = next(iter(self.compiled.values()), self.dynamic)
+        if compiled is not None:
+            values = {k: compiled.get_property(k) for k in (hints.performance_mode, props.num_streams,
+                                                            props.inference_num_threads, hints.inference_precision)}
+            out["hints"] = {k: v.to_string() if isinstance(v, ov.Type) else str(v) for k, v in values.items()}
+        return out
+
+
 def open_model(model: str, threads: Optional[int], inter: Optional[int]) -> Any:
-    """A session for ``model`` in its runtime: an onnxruntime InferenceSession, or a LiteRTSession for .tflite."""
-    if runtime_for(model) == "litert":
+    """A session for ``model`` in its runtime: an onnxruntime InferenceSession, a LiteRTSession for .tflite, an
+    OpenVinoSession for an IR's .xml."""
+    runtime = runtime_for(model)
+    if runtime == "litert":
         return LiteRTSession(model, threads)
+    if runtime == "openvino":
+        return OpenVinoSession(model, threads)
     return make_session(model, threads, inter)
 
 
 def timed_call(sess: Any, feeds: Dict[str, Any]) -> Callable[[], Any]:
-    """One timed run on ``feeds``, their preparation done now (LiteRT: padding into its bucket, cast; onnxruntime
+    """One timed run on ``feeds``, their preparation done now (LiteRT, OpenVINO: padding into a bucket, cast, compile; onnxruntime
     takes the int64 feeds as they are)."""
-    if isinstance(sess, LiteRTSession):
+    if isinstance(sess, (LiteRTSession, OpenVinoSession)):
         prepared = sess.prepare(feeds)
         return lambda: sess.run_prepared(prepared)
     return lambda: sess.run(None, feeds)
@@ -413,7 +558,8 @@ def realistic_batches(lengths: Sequence[int], batch: int, n_batches: int, seed: 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     """Load the model (timed: cold start), then the fixed-shape sweep or the realistic mode."""
     runtime = runtime_for(args.model)
-    result: Dict[str, Any] = {"model": args.model, "size_mb": os.path.getsize(args.model) / 1e6,
+    result: Dict[str, Any] = {"model": args.model,
+                              "size_mb": sum(os.path.getsize(f) for f in model_files(args.model)) / 1e6,
                               "threads": {"intra_op": args.threads, "inter_op": args.inter_threads},
                               "device": device_info(), "runtime": runtime, "runtime_version": runtime_version(runtime)}
     if runtime == "onnxruntime":
@@ -421,13 +567,13 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
 
         result["providers"] = ort.get_available_providers()
     else:
-        result["threads"]["inter_op"] = None  # LiteRT has one thread pool (num_threads)
+        result["threads"]["inter_op"] = None  # LiteRT has one thread pool (num_threads), OpenVINO one stream
     rss0 = rss_mb()
     reset_peak_rss()
     t0 = time.perf_counter()
     try:
         sess = open_model(args.model, args.threads, args.inter_threads)
-    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types, LiteRT ValueError
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types, LiteRT/OpenVINO ValueError
         raise ModelLoadFailure(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400]}") from None
     names = [i.name for i in sess.get_inputs()]
     timed_call(sess, synthetic_feeds(names, args.batch[0], args.seq[0], args.vocab))()
@@ -453,15 +599,22 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     result["latency_ms"] = points[0]["latency_ms"]
     result["peak_rss_mb"] = peak_rss_mb()
     result["rss_before_load_mb"] = rss0
-    if args.feeds:
-        result.update(run_feeds(sess, args.feeds))
     if isinstance(sess, LiteRTSession):
         result["litert"] = sess.describe()
+    if isinstance(sess, OpenVinoSession):
+        result["openvino"] = sess.describe()
+    if args.feeds:
+        if isinstance(sess, OpenVinoSession):
+            # timed in the CPU's default precision (an app's: f16 on ARM cores with FP16 arithmetic, bf16 on AMX),
+            # the outputs compared with the host's in f32 on both sides: the same IR's arithmetic, like for like
+            sess = OpenVinoSession(args.model, args.threads, precision="f32")
+            result["openvino"]["outputs_precision"] = "f32"
+        result.update(run_feeds(sess, args.feeds))
     return result
 
 
 class ModelLoadFailure(Exception):
-    """The runtime (onnxruntime, LiteRT) refused the model file."""
+    """The runtime (onnxruntime, LiteRT, OpenVINO) refused the model file."""
 
 
 def _int_list(text: str) -> List[int]:
@@ -476,9 +629,9 @@ def _int_list(text: str) -> List[int]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line arguments of the device-side runner."""
-    p = argparse.ArgumentParser(description="Measure a model's latency with onnxruntime (.onnx/.ort) or LiteRT "
-                                            "(.tflite); prints JSON.")
-    p.add_argument("--model", help="the .onnx/.ort/.tflite file (required unless --device-info)")
+    p = argparse.ArgumentParser(description="Measure a model's latency with onnxruntime (.onnx/.ort), LiteRT "
+                                            "(.tflite) or OpenVINO (.xml + .bin); prints JSON.")
+    p.add_argument("--model", help="the .onnx/.ort/.tflite/.xml file (required unless --device-info)")
     p.add_argument("--device-info", action="store_true", help="print only what this device is (no model)")
     p.add_argument("--feeds", default="", help="an .npz of inputs: also run them once and return the outputs")
     p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, comma-separated")
@@ -488,8 +641,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--min-runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=2.0)
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (LiteRT: num_threads; 0: the runtime's "
-                                                          "default)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (LiteRT: num_threads; OpenVINO: "
+                                                          "INFERENCE_NUM_THREADS; 0: the runtime's default)")
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -516,8 +669,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as exc:
         print(json.dumps({"error": f"missing on device: {exc.name}; {hint}", "kind": "dependency"}))
         return 4
-    if not os.path.isfile(args.model):
-        print(json.dumps({"error": f"model file not found on device: {args.model}", "kind": "load"}))
+    missing = next((f for f in model_files(args.model) if not os.path.isfile(f)), None)
+    if missing:
+        print(json.dumps({"error": f"model file not found on device: {missing}", "kind": "load"}))
         return 2
     if args.feeds and not os.path.isfile(args.feeds):
         print(json.dumps({"error": f"feeds file not found on device: {args.feeds}", "kind": "run"}))

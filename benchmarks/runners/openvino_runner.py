@@ -9,16 +9,17 @@ compiles the model once per [batch, bucket] (outside the timed loop); token outp
 length. ``predict`` (quality, not timed) runs one dynamic-shape compile instead of compiling
 every eval batch's length. The inference precision is OpenVINO's CPU default unless asked: on CPUs with bf16
 (AVX512-BF16, AMX) it computes fp32 files in bf16, as an app using the IR would; ``describe`` records the precision
-the compiled model used, and the quality pass runs in it too.
+the compiled model used, and the quality pass runs in it too. The bucketing and compiling are
+``benchmarks.remote_runner.OpenVinoSession``'s, the same code a remote device runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from benchmarks.remote_runner import TOKEN_SCORES
+from benchmarks.remote_runner import SMALLEST_BUCKET, OpenVinoSession, length_bucket  # noqa: F401 (re-exported)
+from benchmarks.remote_runner import openvino_reason as reason  # noqa: F401 (export.openvino_ir uses it)
 from benchmarks.runners.base import Runner, Threads, task_output
 from compress.errors import ModelLoadError
 
@@ -26,25 +27,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 OPENVINO_HINT = "pip install 'edgepress[openvino]'"
-SMALLEST_BUCKET = 16
 
 
-def length_bucket(length: int) -> int:
-    """The static sequence length a feed of ``length`` tokens runs at: the next power of two, at least 16."""
-    bucket = SMALLEST_BUCKET
-    while bucket < length:
-        bucket *= 2
-    return bucket
-
-
-def reason(exc: BaseException) -> str:
-    """OpenVINO's message without its "Exception from src/...cpp:N:" location lines, on one line."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from ")]
-    return " ".join(lines)[:300] or type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Compiled:
+class Compiled(NamedTuple):
     """What ``prepare`` returns: the infer request of the model compiled for these feeds' bucket, the padded feeds
     and the feeds' own length."""
 
@@ -76,87 +61,57 @@ class OpenVinoCpuRunner(Runner):
 
     def config(self) -> dict[str, Any]:
         """The compile properties: the latency hint, one stream, the intra-op threads and precision when set."""
-        import openvino.properties as props
-        import openvino.properties.hint as hints
-
-        cfg: dict[str, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY, props.num_streams: 1}
-        if self.inference_precision is not None:
-            cfg[hints.inference_precision] = self.inference_precision
-        if self.threads.intra_op is not None:
-            cfg[props.inference_num_threads] = self.threads.intra_op
-        return cfg
+        return self.session.config()
 
     def load(self) -> None:
-        import openvino as ov
-
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise ModelLoadError(f"OpenVINO IR '{self.path}' has no weights file '{weights.name}' beside it; copy "
                                  "the .bin written with the .xml into the same folder")
-        self.core = ov.Core()
         try:
-            self.model = self.core.read_model(str(self.path))
-        except RuntimeError as exc:
-            raise ModelLoadError(f"openvino cannot read '{self.path}': {reason(exc)}") from None
-        self.input_names = [i.get_any_name() for i in self.model.inputs]
-        self.dtypes = {i.get_any_name(): i.get_element_type().to_dtype() for i in self.model.inputs}
-        self.output_names = [o.get_any_name() for o in self.model.outputs]
-        self._static: dict[tuple[tuple[int, ...], ...], Any] = {}
-        self._dynamic: Any = None
+            self.session = OpenVinoSession(str(self.path), self.threads.intra_op, self.inference_precision)
+        except ValueError as exc:
+            raise ModelLoadError(f"openvino cannot read '{self.path}': {exc}") from None
+        self.core, self.model = self.session.core, self.session.model
+        self.input_names = list(self.session.input_names)
+        self.dtypes = dict(self.session.dtypes)
+        self.output_names = list(self.session.output_names)
+
+    @property
+    def _static(self) -> dict[tuple[tuple[int, ...], ...], Any]:
+        """The compiled models by static input shapes (one per [batch, bucket])."""
+        return self.session.compiled
 
     def compiled_for(self, shapes: tuple[tuple[int, ...], ...]) -> Any:
         """The model compiled for these static input shapes (in ``input_names`` order), compiled once and kept."""
-        if shapes not in self._static:
-            model = self.model.clone()
-            model.reshape(dict(zip(self.input_names, [list(s) for s in shapes])))
-            self._static[shapes] = self.core.compile_model(model, "CPU", self.config())
-        return self._static[shapes]
+        return self.session.compiled_for(shapes)
 
     def prepare(self, feeds: dict[str, "np.ndarray"]) -> Compiled:
         """The feeds padded to their length bucket (attention mask 0) and a request of the model compiled for it."""
-        import numpy as np
-
-        length = int(feeds[self.input_names[0]].shape[1])
-        pad = length_bucket(length) - length
-        arrays = {n: np.ascontiguousarray(np.pad(feeds[n], ((0, 0), (0, pad))), dtype=self.dtypes[n])
-                  for n in self.input_names}
-        compiled = self.compiled_for(tuple(tuple(arrays[n].shape) for n in self.input_names))
-        return Compiled(compiled.create_infer_request(), arrays, length)
+        return Compiled(*self.session.prepare(feeds))
 
     def run(self, prepared: Compiled) -> Any:
-        return prepared.request.infer(prepared.feeds, share_inputs=True)
+        return self.session.run_prepared(prepared)
 
     def outputs(self, prepared: Compiled) -> dict[str, "np.ndarray"]:
         """Named outputs, per-token ones cut back to the feed's own length."""
-        got = prepared.request.infer(prepared.feeds)
-        outs = {}
-        for n in self.output_names:
-            value = got[n]
-            per_token = value.ndim >= 3 or n in TOKEN_SCORES
-            outs[n] = value[:, :prepared.length] if per_token else value
-        return outs
+        return self.session.assemble(prepared)
 
     def predict(self, feeds: dict[str, "np.ndarray"]) -> "np.ndarray | tuple[np.ndarray, np.ndarray]":
         """Task output from the dynamic-shape compile: eval batches have many lengths, none of them timed."""
         import numpy as np
 
-        if self._dynamic is None:
-            self._dynamic = self.core.compile_model(self.model, "CPU", self.config())
-        got = self._dynamic({n: np.asarray(feeds[n], dtype=self.dtypes[n]) for n in self.input_names})
+        got = self.session.compiled_dynamic()({n: np.asarray(feeds[n], dtype=self.dtypes[n]) for n in self.input_names})
         outs = {n: got[n] for n in self.output_names}
         return task_output(self.task, outs, feeds["attention_mask"], getattr(self, "pooling", None))
 
     def describe(self) -> dict[str, Any]:
         """Adds the openvino version and the settings a compiled model reports (not the ones asked for)."""
         import openvino as ov
-        import openvino.properties as props
-        import openvino.properties.hint as hints
 
-        out = {**super().describe(), "openvino": ov.get_version(), "shapes": f"static: padded to power-of-two length buckets (at least {SMALLEST_BUCKET}), one "
-                                                          "compile per [batch, bucket]"}
-        compiled = next(iter(self._static.values()), self._dynamic) if hasattr(self, "_static") else None
-        if compiled is not None:
-            values = {k: compiled.get_property(k) for k in (hints.performance_mode, props.num_streams,
-                                                            props.inference_num_threads, hints.inference_precision)}
-            out["hints"] = {k: v.to_string() if isinstance(v, ov.Type) else str(v) for k, v in values.items()}
+        out = {**super().describe(), "openvino": ov.get_version(),
+               "shapes": f"static: padded to power-of-two length buckets (at least {SMALLEST_BUCKET}), one "
+                         "compile per [batch, bucket]"}
+        if hasattr(self, "session") and "hints" in (done := self.session.describe()):
+            out["hints"] = done["hints"]
         return out

@@ -5,8 +5,8 @@
 
 The device is a Debian arm64 userland (``debootstrap --foreign`` from the mirror apt already uses; every
 ``.deb`` unpacked with ``dpkg-deb -x``, because the second debootstrap stage needs binfmt) plus aarch64
-wheels of onnxruntime and numpy at this machine's versions, and of ai-edge-litert (the LiteRT interpreter) when
-this machine has it, run by ``qemu-aarch64-static -L ROOT``. Wheels are chosen for the device's glibc (bookworm:
+wheels of onnxruntime and numpy at this machine's versions, and of ai-edge-litert (the LiteRT interpreter) and
+openvino (its ARM CPU plugin, ``manylinux_2_35_aarch64``) when this machine has them, run by ``qemu-aarch64-static -L ROOT``. Wheels are chosen for the device's glibc (bookworm:
 2.36; ai-edge-litert publishes ``manylinux_2_27_aarch64`` only, which an explicit ``pip download --platform``
 does not match from ``manylinux_2_28`` or ``manylinux2014`` alone, so every tag up to 2.36 is listed).
 onnxruntime's CPU probe parses ``/proc/cpuinfo`` and crashes on the host's x86 text, so every run happens
@@ -48,12 +48,12 @@ from typing import Any, Callable
 
 from compress.errors import EdgepressError
 
-SCRIPT_VERSION = 3  # bump when the build recipe below changes: a new cache key rebuilds
+SCRIPT_VERSION = 4  # bump when the build recipe below changes: a new cache key rebuilds
 SUITE = "bookworm"
 PYTHON_VERSION = "3.11"  # bookworm's python3
 DEBIAN_PACKAGES = ("python3", "libpython3.11")
 DEVICE_WHEELS = ("onnxruntime", "numpy")  # at the host's versions, so outputs compare like for like
-OPTIONAL_WHEELS = ("ai-edge-litert",)  # on the device (at the host's version) when this machine has it installed
+OPTIONAL_WHEELS = ("ai-edge-litert", "openvino")  # on the device (at the host's version) when this machine has it
 DEVICE_GLIBC = (2, 36)  # bookworm's: pip download matches each --platform literally, so list every manylinux tag
 WHEEL_PLATFORMS = tuple(f"manylinux_2_{m}_aarch64" for m in range(DEVICE_GLIBC[1], 16, -1)) + ("manylinux2014_aarch64",)
 QEMU_CPU = "neoverse-n1"  # the CPU the cpuinfo below describes: features and HWCAPs agree
@@ -135,7 +135,7 @@ def debian_mirror(suite: str = SUITE, etc: Path = Path("/etc/apt")) -> str:
 
 def wheel_versions() -> dict[str, str]:
     """The host's versions of the device wheels (the device runs the same onnxruntime, numpy and, when this machine
-    has it, ai-edge-litert)."""
+    has them, ai-edge-litert and openvino)."""
     out = {}
     for name in DEVICE_WHEELS:
         try:
@@ -231,6 +231,10 @@ SMOKE = ("import json, os, platform, numpy, onnxruntime; "
          "if os.environ.get('EDGEPRESS_SMOKE_LITERT'):\n"
          "    import ai_edge_litert, ai_edge_litert.interpreter\n"
          "    info['ai_edge_litert'] = ai_edge_litert.__version__\n"
+         "if os.environ.get('EDGEPRESS_SMOKE_OPENVINO'):\n"
+         "    import openvino\n"
+         "    info['openvino'] = openvino.__version__\n"
+         "    info['openvino_devices'] = openvino.Core().available_devices\n"
          "print(json.dumps(info))")
 
 
@@ -283,14 +287,17 @@ def _build_into(d: Path, suite: str, wheels: dict[str, str], progress: Callable[
     compiler = compiler or [str(py)]
     subprocess.run([*compiler, "-m", "compileall", "-q", "-j", str(cores), str(root / "usr/lib" / f"python{PYTHON_VERSION}"),
                     str(site)], capture_output=True, timeout=900)  # a few test files do not compile: not an error
-    litert = "ai-edge-litert" in wheels
-    _log(progress, "checking: import onnxruntime" + (", ai_edge_litert" if litert else "") + " under qemu-aarch64")
-    out = _check([str(py), "-c", SMOKE], "the emulated aarch64 python (import onnxruntime, numpy"
-                 + (", ai_edge_litert)" if litert else ")"), 600,
-                 env={**os.environ, "EDGEPRESS_SMOKE_LITERT": "1" if litert else ""})
+    litert, openvino = "ai-edge-litert" in wheels, "openvino" in wheels
+    modules = ", ".join(["onnxruntime", "numpy"] + ["ai_edge_litert"] * litert + ["openvino"] * openvino)
+    _log(progress, f"checking: import {modules} under qemu-aarch64")
+    out = _check([str(py), "-c", SMOKE], f"the emulated aarch64 python (import {modules})", 600,
+                 env={**os.environ, "EDGEPRESS_SMOKE_LITERT": "1" if litert else "",
+                      "EDGEPRESS_SMOKE_OPENVINO": "1" if openvino else ""})
     info = json.loads(out.strip().splitlines()[-1])
     if info["machine"] != "aarch64":
         raise EmulatorUnavailable(f"the emulated python reports machine '{info['machine']}', not aarch64")
+    if openvino and "CPU" not in info["openvino_devices"]:  # the ARM CPU plugin did not load under qemu
+        raise EmulatorUnavailable(f"openvino on the emulated device lists no CPU device ({info['openvino_devices']})")
     info.update(suite=suite, mirror=mirror, emulator=emulator, cache_key=d.name.split("-", 1)[-1].split(".")[0],
                 script_version=SCRIPT_VERSION, wheels=wheel_files, build_seconds=round(time.perf_counter() - t0, 1))
     (d / "device.json").write_text(json.dumps(info, indent=2) + "\n")

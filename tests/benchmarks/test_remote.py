@@ -179,6 +179,58 @@ def test_tflite_picks_litert_by_suffix_and_a_missing_litert_is_one_line(ssh_serv
         "error": "missing on device: ai_edge_litert; pip install ai-edge-litert numpy", "kind": "dependency"}
 
 
+def test_openvino_ir_runs_with_its_bin_and_a_missing_openvino_is_one_line(ssh_server, onnx_model, tmp_path, monkeypatch,
+                                                                          capsys):
+    """An IR's .xml runs in OpenVINO with its .bin uploaded beside it, bucketed like the local runner (16 tokens ->
+    bucket 16, 17 -> 32), outputs equal to this machine's f32 run; a broken IR is a load error naming openvino; an
+    IR without its .bin stops before connecting; a device without openvino answers with the one-line dependency
+    error and its pip line."""
+    import benchmarks.remote_runner as rr
+    from benchmarks.remote import compare_outputs, parity_feeds
+
+    ov = pytest.importorskip("openvino", reason="pip install 'edgepress[openvino]' for OpenVINO")
+    assert rr.runtime_for("ir/openvino_model.XML") == "openvino"
+    assert rr.model_files("a/m.xml") == ["a/m.xml", "a/m.bin"] and rr.model_files("a/m.onnx") == ["a/m.onnx"]
+    ir = tmp_path / "ir" / "openvino_model.xml"
+    ov.save_model(ov.convert_model(str(onnx_model)), str(ir), compress_to_fp16=False)
+    feeds, reference = parity_feeds(ir, 300)
+    opts = _opts(ssh_server, tmp_path)
+    args = ["--batch", "1", "--seq", "16,17", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0", "--threads", "1",
+            "--vocab", "300"]
+    res = run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", ir, args, opts, feeds=feeds)
+    assert res["runtime"] == "openvino" and res["runtime_version"] == ov.__version__
+    assert (tmp_path / "remote dir; with 'quotes'" / "openvino_model.bin").is_file()  # the weights went along
+    assert res["size_mb"] == pytest.approx((ir.stat().st_size + ir.with_suffix(".bin").stat().st_size) / 1e6)
+    assert [p["seq"] for p in res["points"]] == [16, 17] and res["threads"]["inter_op"] is None
+    shapes = res["openvino"]
+    assert sorted(shapes["compiled_shapes"]) == [[1, 16], [1, 32]]  # the timed session's: 16 -> 16, 17 -> 32
+    assert shapes["hints"]["PERFORMANCE_HINT"] == "LATENCY" and shapes["hints"]["INFERENCE_NUM_THREADS"] == "1"
+    # timed in the CPU's default precision (bf16 on AMX hosts), as an app runs it; the --feeds outputs in f32, as the
+    # reference: the same arithmetic on both sides
+    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
+    assert shapes["hints"]["INFERENCE_PRECISION_HINT"] == default and shapes["outputs_precision"] == "f32"
+    parity = compare_outputs(reference, res["outputs"])
+    assert res["output_names"] == list(reference) and parity["max_abs_diff"] <= 1e-5, parity
+    assert res["outputs"]["last_hidden_state"].shape == (2, 16, 32)
+
+    bad = tmp_path / "broken" / "model.xml"
+    bad.parent.mkdir()
+    bad.write_text("<net>not an IR")
+    bad.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(RemoteModelError, match="openvino cannot load") as err:
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", bad, ARGS, opts)
+    assert "model.xml" in str(err.value) and "\n" not in str(err.value)
+    bad.with_suffix(".bin").unlink()
+    before = len(ssh_server.commands)
+    with pytest.raises(RemoteError, match=r"model file '.*model.bin' does not exist \(an OpenVINO IR needs its .bin"):
+        run_remote(f"ssh://tester@{LOOPBACK}:{ssh_server.port}", bad, ARGS, opts)
+    assert len(ssh_server.commands) == before
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` fails as on a bare device
+    assert rr.main(["--model", str(tmp_path / "absent.xml")]) == 4
+    assert json.loads(capsys.readouterr().out) == {
+        "error": "missing on device: openvino; pip install openvino numpy", "kind": "dependency"}
+
+
 def test_runner_standalone_json(onnx_model, capsys):
     """The device file imports nothing from edgepress and prints one JSON object."""
     import benchmarks.remote_runner as rr

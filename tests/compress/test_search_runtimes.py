@@ -98,7 +98,7 @@ def test_runtimes_the_target_cannot_run_are_refused_by_name():
                                              "format 'openvino' on device 'cuda'"):
         check_runtimes(load_config(None, [*base, "search.runtimes=[openvino]", "search.targets.device=cuda"]))
     with pytest.raises(EdgepressError, match="search.runtimes: executorch cannot be timed on ssh://pi@board: remote "
-                                             "targets run onnx, ort, litert files"):
+                                             "targets run onnx, ort, litert, openvino files"):
         check_runtimes(load_config(None, [*base, "search.runtimes=[onnxruntime, executorch]",
                                           "search.targets.device=ssh://pi@board"]))
 
