@@ -70,7 +70,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
                   needs=("model",), provides=("model",)),
-        StageSpec("export", "export.stage:run_stage", ("task", "teacher", "export"),
+        StageSpec("export", "export.stage:run_stage", ("task", "seed", "teacher", "data", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
                   provides=("onnx", "tokenizer"), optional=("bundle", "onnx_optimized", "teacher_onnx", *RUNTIME_FILES)),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),

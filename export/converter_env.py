@@ -87,6 +87,9 @@ def _pip_failure(output: str) -> str:
     return (errors[0] if errors else lines[-1] if lines else "no output")[:300]
 
 
+INSTALL_TIMEOUT_S = 1800  # pip's install of the converter (~2 GB); a hung index must not hang the export
+
+
 def _build(spec: ConverterSpec, target: Path, torch_version: str) -> None:
     """Create the virtualenv in ``target`` (a fresh folder) and pip-install the converter with torch pinned."""
     made = subprocess.run([sys.executable, "-m", "venv", str(target)], capture_output=True, text=True)
@@ -98,7 +101,11 @@ def _build(spec: ConverterSpec, target: Path, torch_version: str) -> None:
     constraints.write_text(f"torch=={torch_version.split('+')[0]}\n")
     cmd = [str(env_python(target)), "-m", "pip", "install", "--disable-pip-version-check", "-q",
            "-c", str(constraints), *spec.packages]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ConverterEnvError(f"installing {spec.label} into its own environment did not finish within "
+                                f"{INSTALL_TIMEOUT_S} s (a slow or unreachable package index?)") from None
     if done.returncode != 0:
         raise ConverterEnvError(f"cannot install {spec.label} into its own environment ({' '.join(spec.packages)}): "
                                 f"pip says: {_pip_failure(done.stderr + done.stdout)}")

@@ -37,6 +37,12 @@ class Prepared:
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration_texts: list[str] | None = None  # the run's training texts, when the export stage has them
 
+    def calibration_source(self) -> str:
+        """What ``calibration_batches`` calibrates on, for the record."""
+        if self.calibration_texts:
+            return f"the run's training texts (first {min(len(self.calibration_texts), 64)})"
+        return "sentences from the Python docs bundled with CPython (no training texts given)"
+
     def calibration_batches(self, rows: int = 64, batch_size: int = 8) -> list[Batch]:
         """Real-text batches (padded to their longest row) to calibrate a runtime's INT8 file: the run's training
         texts when set, else sentences from the Python docs bundled with CPython."""
@@ -62,9 +68,12 @@ class Prepared:
         self.parity[label] = result
         return result
 
-    def check_quantized(self, label: str, runner: Runner, floor: float = QUANTIZED_FLOOR) -> dict[str, Any]:
-        """The task's fidelity of a quantized / fp16 file (``runner``) to PyTorch on every batch, held to ``floor``."""
-        result = check_fidelity(label, self.head.task, self.expected, runner, self.batches, self.output_names, floor)
+    def check_quantized(self, label: str, runner: Runner, floor: float = QUANTIZED_FLOOR,
+                        enforce: bool = False) -> dict[str, Any]:
+        """The task's fidelity of a quantized / fp16 file (``runner``) to PyTorch on every batch and whether it meets
+        ``floor`` (a ParityError below it only with ``enforce``)."""
+        result = check_fidelity(label, self.head.task, self.expected, runner, self.batches, self.output_names, floor,
+                                enforce)
         self.parity[label] = result
         return result
 

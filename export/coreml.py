@@ -238,7 +238,7 @@ def emulate(prep: Prepared, path: Path, label: str) -> dict[str, Any]:
             if value is not None and tuple(value.shape) == tuple(param.shape) and param.is_floating_point():
                 param.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
                 loaded += 1
-    result = prep.check_quantized(label, torch_runner(module.half(), prep.input_names))
+    result = prep.check_quantized(label, torch_runner(module.half(), prep.input_names), enforce=True)
     return {"how": "the package's weights in the PyTorch model, run in fp16 by PyTorch (not Core ML)",
             "weights_loaded": loaded, **{k: result[k] for k in ("fidelity", "floor", "min_cosine", "max_abs_diff")}}
 
@@ -288,8 +288,9 @@ def write_coreml(prep: Prepared, onnx_path: Path, path: Path, done: "Written") -
     int8_checks = {"weights": check_int8_weights(path, int8_path), "compute_ops": ops8,
                    "emulated": emulate(prep, int8_path, f"Core ML package '{int8_path.name}' emulated in PyTorch fp16")}
     if sys.platform == "darwin":
-        fp16_result = prep.check_quantized(f"Core ML fp16 package '{path.name}'", _mac_runner(path, prep))
-        int8_result = prep.check_quantized(f"Core ML INT8 package '{int8_path.name}'", _mac_runner(int8_path, prep))
+        fp16_result = prep.check_quantized(f"Core ML fp16 package '{path.name}'", _mac_runner(path, prep), enforce=True)
+        int8_result = prep.check_quantized(f"Core ML INT8 package '{int8_path.name}'", _mac_runner(int8_path, prep),
+                                           enforce=True)
         done.metrics["parity_coreml"] = {**prep.check(f"Core ML package '{path.name}'", _mac_runner(path, prep),
                                                        enforce=False),
                                          "predicted": True, "fidelity": fp16_result["fidelity"],

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SCRIPT = Path(__file__).with_name("litert_convert.py")
 PRECISION_FILES = {"fp16": "model_fp16.tflite", "int8": "model_int8.tflite"}
+CONVERT_TIMEOUT_S = 3600  # one model, every length bucket and precision; a hung converter must not hang the export
 INT8_SCHEME = "dynamic-range INT8 (ai-edge-quantizer dynamic_wi8_afp32: int8 per-channel weights, activations " \
               "quantized at run time)"
 FP16_SCHEME = "fp16 weights (ai-edge-quantizer float casting), fp32 compute"
@@ -104,7 +105,7 @@ def convert(prep: "Prepared", out_dir: Path, env_root: Path | None = None) -> di
         job = Path(tmp) / "job.json"
         job.write_text(json.dumps({"program": str(program), "input_names": list(prep.input_names),
                                    "lengths": lengths, "out_dir": str(out_dir)}))
-        stdout = run_script(env, SCRIPT, [job], f"LiteRT conversion of '{prep.model_dir}'")
+        stdout = run_script(env, SCRIPT, [job], f"LiteRT conversion of '{prep.model_dir}'", timeout=CONVERT_TIMEOUT_S)
     line = next((ln for ln in stdout.splitlines() if ln.startswith("EDGEPRESS_RESULT ")), None)
     if line is None:
         raise ExportError(f"the LiteRT converter printed no result for '{prep.model_dir}'")

@@ -64,6 +64,7 @@ def write_openvino(prep: "Prepared", onnx_path: Path, path: Path, done: "Written
     done.precisions.setdefault("openvino", {})["int8"] = int8
     done.metrics["quantized_openvino_int8"] = prep.check_quantized(f"OpenVINO INT8 IR '{int8.name}'",
                                                                    ir_runner(int8, prep.output_names))
+    done.metrics["quantized_openvino_int8"]["calibration"] = prep.calibration_source()
 
 
 def quantize_ir(prep: "Prepared", src: Path, dst: Path) -> None:

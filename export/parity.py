@@ -203,12 +203,15 @@ def task_rows(task: str, outputs: list["np.ndarray"], names: list[str], batch: B
 
 
 def check_fidelity(label: str, task: str, expected: list[list["np.ndarray"]], candidate: Runner,
-                   batches: list[Batch], names: list[str], floor: float = QUANTIZED_FLOOR) -> dict[str, Any]:
-    """The task's fidelity of a quantized / fp16 file to PyTorch on ``batches``; ParityError below ``floor``.
+                   batches: list[Batch], names: list[str], floor: float = QUANTIZED_FLOOR,
+                   enforce: bool = False) -> dict[str, Any]:
+    """The task's fidelity of a quantized / fp16 file to PyTorch on ``batches``, and whether it meets ``floor``.
 
-    The result holds ``fidelity`` (its task name and value), ``floor``, the minimum cosine and max |diff| of the
-    raw outputs (for the record) and the precision-independent keys of ``check_parity`` with ``enforced`` False,
-    so the fp32 aggregates (max |diff|, bound used) are not mixed with a quantized file's drift.
+    The result holds ``fidelity`` (its task name and value), ``floor``, ``meets_floor``, the minimum cosine and max
+    |diff| of the raw outputs (for the record) and ``enforced`` False, so the fp32 aggregates (max |diff|, bound
+    used) are not mixed with a quantized file's drift. The few parity texts cannot judge a quantized file (one
+    flipped sentence of 8 is 0.875): the quantize stage scores it on the eval rows and the search on its floor; only
+    with ``enforce`` (a file that must reproduce the model, e.g. Core ML's stored weights) is a miss a ParityError.
     """
     import numpy as np
 
@@ -227,7 +230,8 @@ def check_fidelity(label: str, task: str, expected: list[list["np.ndarray"]], ca
         a, ref = {"a": np.concatenate([x for x, _ in rows])}, {"a": np.concatenate([y for _, y in rows])}
         name, value = spec.fidelity, float(spec.agreement(a, ref))
     result["fidelity"] = {"name": name, "value": value}
-    if value < floor:
+    result["meets_floor"] = value >= floor
+    if enforce and value < floor:
         raise ParityError(f"{label} keeps {name} {value:.4f} to PyTorch on the parity texts, below the floor {floor} "
                           f"(raw outputs: min cosine {result['min_cosine']:.4f}). Do not ship this file; use the "
                           "fp32 file or another precision")

@@ -10,6 +10,7 @@ runtime's own Python API that call it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,7 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
         entry = {"file": f.path.name, "precision": f.precision, "size_bytes": file_size(dst / f.path.name)}
         if f.check:
             entry["check"] = {k: f.check[k] for k in ("max_abs_diff", "min_cosine", "fidelity", "metric", "floor",
-                                                       "enforced", "note") if k in f.check}
+                                                       "meets_floor", "enforced", "note") if k in f.check}
         entries.append(entry)
     name, platforms, package = RUNTIMES[fmt]
     dtypes, shape, lengths = input_types(fmt, dst / chosen.path.name, prep.input_names)
@@ -160,5 +161,12 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
         "verified": NOT_RUN.get(fmt, f"every file was run in {name} on the machine that made it and compared with "
                                      "PyTorch (see files[].check)"),
     }
-    (dst / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    below = [e["file"] for e in entries if (e.get("check") or {}).get("meets_floor") is False]
+    if below:  # kept (the eval rows and the search judge a quantized file), but never silently
+        manifest["below_floor"] = below
+        logging.getLogger("edgepress").warning("%s: %s kept the task's fidelity to PyTorch below the floor on the "
+                                               "parity texts (manifest.json files[].check)", dst, ", ".join(below))
+    from compress.fsio import write_text
+
+    write_text(dst / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

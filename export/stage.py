@@ -19,13 +19,29 @@ def optimum_layout(prep, out: Path) -> None:
     prep.tokenizer.save_pretrained(str(out))
 
 
-def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool):
+def calibration_texts(cfg: "RunConfig", inputs: StageInputs, rows: int = 64) -> list[str] | None:
+    """The run's first ``rows`` training sentences (from its data artifact), when a listed format calibrates its INT8
+    file on text (OpenVINO's NNCF); None otherwise, and for an export on its own (the writer then calibrates on
+    built-in sentences)."""
+    from compress.splits import read_plan
+    from export.writer import WRITERS
+
+    plan = read_plan(inputs.run_dir)
+    if plan is None or not any(WRITERS[f].calibrates for f in cfg.export.formats if f in WRITERS):
+        return None
+    from compress.data import load_splits
+
+    return list(load_splits(cfg.data, cfg.task, cfg.seed, plan=plan).train.texts)[:rows]
+
+
+def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool, calibration: list[str] | None = None):
     from export.bundle import build_bundle
     from export.core import prepare
     from export.writer import write_formats
 
     ex = cfg.export
     prep = prepare(model_dir, cfg.task, ex.max_length, ex.atol, ex.min_cosine, rtol=ex.rtol)
+    prep.calibration_texts = calibration
     written = write_formats(prep, out, ex.formats, ex.opset, ex.optimize)
     prep.tokenizer.save_pretrained(str(out / "tokenizer"))
     optimum_layout(prep, out)
@@ -44,7 +60,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         get_head(cfg.task, fmt)
     check_opset(cfg.export.opset)
     model_dir = inputs.require("model", "export")
-    written = _export_one(model_dir, cfg, out_dir, cfg.export.bundle)
+    written = _export_one(model_dir, cfg, out_dir, cfg.export.bundle, calibration_texts(cfg, inputs))
     result = StageResult(outputs={"onnx": "model.onnx", "tokenizer": "tokenizer"})
     if cfg.export.bundle:
         result.outputs["bundle"] = "bundle"

@@ -67,6 +67,7 @@ class FormatWriter:
 
     write: Any  # (prep, onnx_path, path, done) -> None; records parity_<format> in done.metrics
     preflight: Any = None  # () -> None, raises when the format cannot be written here
+    calibrates: bool = False  # its INT8 file is calibrated on text (prep.calibration_batches: the run's train split)
 
 
 # Every format but onnx (always written first: the others convert it or re-trace the same wrapper).
@@ -76,7 +77,7 @@ WRITERS: dict[str, FormatWriter] = {
     "ptl": FormatWriter(_write_ptl),
     "executorch": FormatWriter(_write_pte, _pte_ready),
     "coreml": FormatWriter(coreml.write_coreml, coreml.coreml_ready),
-    "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready),
+    "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready, calibrates=True),
     "litert": FormatWriter(litert.write_litert, litert.litert_ready),
 }
 

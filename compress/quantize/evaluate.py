@@ -244,6 +244,9 @@ def score_runtime(file: RuntimeFile, ev: EvalBatches, floor: float, report_dir: 
             out = run_model(Path(file.path), ev, file.format)
         except EdgepressError as exc:
             reason = f"{file.format} runtime failed on the eval rows: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a runtime's own failure (compile, invoke) is a row, not a crash
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            reason = f"{file.format} runtime failed on the eval rows: {type(exc).__name__}: {first}"
     if reason is not None:
         return {**entry, "scored": False, "reason": reason}
     got = relative_scores(out, ev)

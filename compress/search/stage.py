@@ -227,7 +227,9 @@ def same_model_variants(cfg: "RunConfig", cands: list[Candidate], w: Candidate, 
         else:  # an ONNX Runtime file of the branch's quantize stage
             (out_dir / "winner" / runtime).mkdir(parents=True, exist_ok=True)
             rel = f"winner/{runtime}/{src.name}"
-            shutil.copy2(src, out_dir / rel)
+            from compress.fsio import copy_file
+
+            copy_file(src, out_dir / rel)
         out.append(Variant(f"search-winner-{runtime} ({pick.name})", RUNTIME_FORMATS[runtime], rel, pick.precision))
     return out
 

@@ -190,6 +190,8 @@ def test_export_formats_ship_a_folder_per_runtime(tiny_model_dir, shared_data, t
     assert bundle["chosen"]["runtime"] == "onnxruntime" and bundle["chosen"]["file"] == "model.onnx"
     assert "model.pte" in [m["file"] for m in bundle["models"]]  # .pte stays a bundle file too, as before
     export = run_dir / "02-export"
+    record = json.loads((export / "stage.json").read_text())
+    assert record["metrics"]["student"]["quantized_openvino_int8"]["calibration"].startswith("the run's training texts")
     for fmt, main_file, quantized in (("executorch", "model.pte", []),
                                       ("openvino", "openvino_model.xml", ["openvino_model_int8.xml"]),
                                       ("litert", "model.tflite", ["model_fp16.tflite", "model_int8.tflite"])):

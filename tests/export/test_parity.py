@@ -128,3 +128,23 @@ def test_cls_pooling_minilm_exported_with_mean_pooling_fails(minilm_path, tmp_pa
         export_onnx(wrong, tmp_path / "wrong.onnx")
     relative = float(str(err.value).split("relative ")[1].split(")")[0])
     assert relative > 100 * 2e-6 * 6 * math.sqrt(256)  # far past the bound, not a rounding question
+
+
+def test_a_quantized_files_fidelity_is_recorded_and_refused_only_when_enforced():
+    """One flipped sentence of 8 parity rows is 0.875 top-1 agreement: recorded as below the floor, not an error
+    (the eval rows judge a quantized file); a file that must reproduce the model (enforce) fails."""
+    import numpy as np
+
+    from export.parity import check_fidelity
+
+    ref = np.array([[2.0, 0.0]] * 8)
+    flipped = ref.copy()
+    flipped[3] = [0.0, 2.0]
+    batch = {"input_ids": np.ones((8, 4), dtype=np.int64), "attention_mask": np.ones((8, 4), dtype=np.int64)}
+    result = check_fidelity("INT8 file", "classification", [[ref]], lambda b: [flipped], [batch], ["logits"])
+    assert result["fidelity"] == {"name": "top1_agreement", "value": 0.875} and result["meets_floor"] is False
+    assert result["enforced"] is False and result["floor"] == 0.98
+    with pytest.raises(ParityError, match="top1_agreement 0.8750 .* below the floor 0.98"):
+        check_fidelity("INT8 file", "classification", [[ref]], lambda b: [flipped], [batch], ["logits"], enforce=True)
+    same = check_fidelity("INT8 file", "classification", [[ref]], lambda b: [ref], [batch], ["logits"])
+    assert same["meets_floor"] is True and same["fidelity"]["value"] == 1.0
