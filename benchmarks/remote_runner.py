@@ -20,7 +20,7 @@ A ``.tflite`` file has static shapes (one signature per sequence length, as ``ed
 feed runs in the smallest length that holds it, padded with masked positions outside the timed loop, exactly as
 the local LiteRT runner does (``LiteRTSession``). An OpenVINO IR runs as the local OpenVINO runner runs it
 (``OpenVinoSession``): LATENCY hint, one stream, the threads as INFERENCE_NUM_THREADS, the CPU's default inference
-precision, each feed padded to a power-of-two length bucket and the model compiled once per [batch, bucket];
+precision, each feed padded to a length bucket (``length_bucket``) and the model compiled once per [batch, bucket];
 its ``--feeds`` outputs come from an f32 compile, so they compare with the host's f32 run like for like.
 
 Exit codes: 0 ok, 2 the model file cannot be loaded, 3 bad arguments, 4 the runtime or numpy missing.
@@ -365,8 +365,16 @@ class LiteRTSession:
                 "truncated": self.truncated}
 
 
+OPENVINO_SHAPES = ("static: padded to length buckets (powers of two from 16 to 128, then multiples of 128), one "
+                   "compile per [batch, bucket]")
+
+
 def length_bucket(length: int) -> int:
-    """The static sequence length an OpenVINO feed of ``length`` tokens runs at: the next power of two, at least 16."""
+    """The static sequence length an OpenVINO feed of ``length`` tokens runs at: the next power of two (at least 16)
+    up to 128, then the next multiple of 128, so the usual maximum lengths (256, 384, 512) are buckets themselves and
+    a full window is never padded past the model's positions."""
+    if length > 128:
+        return -(-length // 128) * 128
     bucket = SMALLEST_BUCKET
     while bucket < length:
         bucket *= 2
@@ -385,7 +393,7 @@ class OpenVinoSession:
     plugin's default when None), the CPU's default inference precision unless ``precision`` ("f32", "bf16") is given.
 
     Each compiled shape holds its own copy of the weights, so a feed is padded (masked positions, untimed, in
-    ``prepare``) to its power-of-two length bucket and the model is compiled once per [batch, bucket]; per-token
+    ``prepare``) to its length bucket (``length_bucket``) and the model is compiled once per [batch, bucket]; per-token
     outputs are cut back to the feed's length. The local runner (``benchmarks.runners.openvino_runner``) uses this.
     """
 
@@ -477,8 +485,7 @@ class OpenVinoSession:
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        out: Dict[str, Any] = {"shapes": f"static: padded to power-of-two length buckets (at least {SMALLEST_BUCKET}), "
-                                         "one compile per [batch, bucket]",
+        out: Dict[str, Any] = {"shapes": OPENVINO_SHAPES,
                                "compiled_shapes": [list(s[0]) for s in self.compiled]}
         compiled = next(iter(self.compiled.values()), self.dynamic)
         if compiled is not None:

@@ -4,7 +4,7 @@ OpenVINO's docs recommend the LATENCY performance hint with one stream for one-r
 static shapes where the inputs allow: a BERT IR with dynamic [batch, sequence] inputs measured about 1.2-1.5x slower
 than the same IR reshaped to the call's shape. Each compiled shape holds its own copy of the weights (a 3-layer
 SST-2 student compiled for every distinct sentence length of a realistic bench held 1.2 GB), so, as an app would,
-``prepare`` pads a feed to a power-of-two length bucket (masked positions, at least ``SMALLEST_BUCKET`` tokens) and
+``prepare`` pads a feed to a length bucket (``length_bucket``: masked positions, at least ``SMALLEST_BUCKET``) and
 compiles the model once per [batch, bucket] (outside the timed loop); token outputs are cut back to the feed's
 length. ``predict`` (quality, not timed) runs one dynamic-shape compile instead of compiling
 every eval batch's length. The inference precision is OpenVINO's CPU default unless asked: on CPUs with bf16
@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from benchmarks.remote_runner import SMALLEST_BUCKET, OpenVinoSession, length_bucket  # noqa: F401 (re-exported)
+from benchmarks.remote_runner import (OPENVINO_SHAPES, SMALLEST_BUCKET, OpenVinoSession,  # noqa: F401 (re-exported)
+                                      length_bucket)
 from benchmarks.remote_runner import openvino_reason as reason  # noqa: F401 (export.openvino_ir uses it)
 from benchmarks.runners.base import Runner, Threads, task_output
 from compress.errors import ModelLoadError
@@ -110,8 +111,7 @@ class OpenVinoCpuRunner(Runner):
         import openvino as ov
 
         out = {**super().describe(), "openvino": ov.get_version(),
-               "shapes": f"static: padded to power-of-two length buckets (at least {SMALLEST_BUCKET}), one "
-                         "compile per [batch, bucket]"}
+               "shapes": OPENVINO_SHAPES}
         if hasattr(self, "session") and "hints" in (done := self.session.describe()):
             out["hints"] = done["hints"]
         return out

@@ -104,7 +104,8 @@ def test_task_outputs_match_onnx_runtime_and_compile_once_per_length_bucket(tiny
         before = len(ov_runner._static)
         ov_runner.prepare(one_more)
         assert len(ov_runner._static) == before
-    assert [length_bucket(n) for n in (1, 16, 17, 33, 64, 65)] == [16, 16, 32, 64, 64, 128]
+    assert [length_bucket(n) for n in (1, 16, 17, 33, 64, 65, 128, 129, 300, 384, 385, 512)] == \
+        [16, 16, 32, 64, 64, 128, 128, 256, 384, 384, 512, 512]
 
 
 def test_locate_reads_ir_files_and_folders(tmp_path, exported):
