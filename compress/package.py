@@ -381,9 +381,13 @@ def chosen_entry(choice: Choice, file: str) -> dict[str, Any]:
     """The bundle manifest's ``chosen``: which file the run chose and which runtime runs it."""
     from compress.search.config import RUNTIME_FORMATS
 
-    return {"name": choice.name, "origin": choice.origin, "runtime": choice.runtime,
-            "format": RUNTIME_FORMATS.get(choice.runtime, choice.runtime), "file": file,
-            "precision": choice.precision}
+    entry = {"name": choice.name, "origin": choice.origin, "runtime": choice.runtime,
+             "format": RUNTIME_FORMATS.get(choice.runtime, choice.runtime), "file": file, "precision": choice.precision}
+    if file.startswith("../"):  # another runtime's folder beside the bundle: its manifest says how to call the file
+        entry["manifest"] = f"../{choice.runtime}/manifest.json"
+        entry["note"] = (f"the chosen file lives in final/{choice.runtime}/ beside this bundle (with its tokenizer and "
+                         "a manifest.json whose 'call' shows how to run it): ship that folder with the app")
+    return entry
 
 
 def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, storage: Storage,

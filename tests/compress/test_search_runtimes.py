@@ -166,9 +166,11 @@ def test_search_times_each_runtime_and_final_ships_the_winners_runtime(tiny_mode
     assert [o["name"] for o in manifest["outputs"]] == ["last_hidden_state", "sentence_embedding"]
     assert manifest["files"][0]["check"]["min_cosine"] > 0.999
     bundle = json.loads((final / "bundle" / "manifest.json").read_text())
+    note = bundle["chosen"].pop("note")
     assert bundle["chosen"] == {"name": "d1-p00/student-executorch", "origin": "search winner",
                                 "runtime": "executorch", "format": "executorch", "file": "../executorch/model.pte",
-                                "precision": "fp32"}
+                                "precision": "fp32", "manifest": "../executorch/manifest.json"}
+    assert "final/executorch/" in note and (final / "bundle" / bundle["chosen"]["manifest"]).is_file()
     printed = _runs_its_snippet(folder)
     assert "tensor(" in printed and "nan" not in printed
     assert "runs in executorch: `executorch/`" in (final / "README.md").read_text()
