@@ -121,15 +121,16 @@ def test_regression_scores_are_logits_column_zero(tiny_model_dir, tmp_path):
 def test_errors_and_skips_are_recorded(tiny_model_dir, tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"\x00not onnx" * 50)
-    pte = tmp_path / "m.pte"
-    pte.write_bytes(b"x")
+    package = tmp_path / "m.mlpackage"  # Core ML: a known format no runner here can run
+    package.mkdir()
+    (package / "Manifest.json").write_text("{}")
     m = tiny_model_dir("bert", "embedding")
-    rep = benchmark([ModelSpec("broken", bad), ModelSpec("pte", pte)], "embedding", BenchSettings(**FAST),
+    rep = benchmark([ModelSpec("broken", bad), ModelSpec("coreml", package)], "embedding", BenchSettings(**FAST),
                     tokenizer_path=str(m))
     broken, skipped = rep["models"]
     assert broken["status"] == "error" and "onnxruntime cannot load" in broken["reason"]
     assert broken["size_mb"] == pytest.approx(450 / 1e6)
-    assert skipped["status"] == "skipped" and "ExecuTorch" in skipped["reason"]
+    assert skipped["status"] == "skipped" and "Core ML" in skipped["reason"]
     if not torch.cuda.is_available():
         onnx = export_onnx(m, "embedding", tmp_path / "m.onnx")
         rep = benchmark([ModelSpec("gpu", onnx)], "embedding", BenchSettings(**{**FAST, "device": "cuda"}))
