@@ -254,7 +254,7 @@ def fp32_export(records: list["StageRecord"], choice: Choice) -> "StageRecord":
 def exported_files(rec: "StageRecord") -> "Any":
     """An export stage's student files (each format's main file and the runtime formats' quantized / fp16
     siblings) and their checks as ``export.writer.Written``, to reuse them."""
-    from export.writer import Written
+    from export.core import Written
 
     files = {v.format: rec.dir / v.path for v in rec.variants if v.name in ("student", f"student-{v.format}")}
     precisions: dict[str, dict[str, Path]] = {}
@@ -296,7 +296,7 @@ def package_needs(choice: Choice) -> int:
     file and its .ort conversion; further names of a file are hard links)."""
     from compress.fsio import tree_size
 
-    from export.runtime_folder import model_files
+    from export.files import model_files
 
     weights = sum(tree_size(p) for p in choice.model_dir.glob("*.safetensors"))
     int8 = tree_size(choice.onnx) if choice.onnx_precision == "int8" else 0

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from compress.tasks import TASKS
-from export.core import Prepared, prepare
+from export.core import Prepared, Written, prepare
+from export.files import model_files
 from export.errors import ExportError, OutputExistsError
 from export.heads import FILE_NAMES, FILE_PRECISION
 from export.parity import DEFAULT_ATOL, DEFAULT_RTOL
-from export.runtime_folder import model_files
-from export.writer import Written, write_formats
+from export.writer import write_formats
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 REFERENCE_SCRIPT = Path(__file__).with_name("bundle_reference.py")

@@ -19,6 +19,18 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Written:
+    """Files written (format -> path), extra files (operator config, optimised ONNX), each runtime format's
+    quantized / fp16 files (format -> precision -> path; recorded in metrics as ``quantized_<format>_<precision>``)
+    and metrics."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    precisions: dict[str, dict[str, Path]] = field(default_factory=dict)
+
+
+@dataclass
 class Prepared:
     """A model ready to export: wrapper module, input names, real-text batches and PyTorch's outputs on them."""
 

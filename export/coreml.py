@@ -21,7 +21,7 @@ from export.core import Prepared
 from export.errors import ExportError, FormatUnavailableError
 
 if TYPE_CHECKING:
-    from export.writer import Written
+    from export.core import Written
 
 COREML_HINT = "pip install 'edgepress[coreml]'"
 MAX_BATCH = 64  # the batch range written into the package's inputs (1..MAX_BATCH)

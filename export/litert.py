@@ -23,7 +23,7 @@ from export.errors import ExportError, FormatUnavailableError
 
 if TYPE_CHECKING:
     from export.core import Prepared
-    from export.writer import Written
+    from export.core import Written
 
 SCRIPT = Path(__file__).with_name("litert_convert.py")
 PRECISION_FILES = {"fp16": "model_fp16.tflite", "int8": "model_int8.tflite"}

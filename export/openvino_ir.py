@@ -17,7 +17,7 @@ from export.errors import ExportError, FormatUnavailableError
 if TYPE_CHECKING:
     from export.core import Prepared
     from export.parity import Runner
-    from export.writer import Written
+    from export.core import Written
 
 OPENVINO_HINT = "pip install 'edgepress[openvino]'"
 INT8_NAME = "openvino_model_int8.xml"

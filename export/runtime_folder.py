@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from export.core import Prepared
+from export.files import file_size, model_files
 
 # format -> (the runtime's name, where apps use it, its Python package)
 RUNTIMES: dict[str, tuple[str, str, str]] = {
@@ -38,15 +39,6 @@ class RuntimeFile:
     path: Path
     precision: str
     check: dict[str, Any] | None = None
-
-
-def model_files(path: Path) -> list[Path]:
-    """The files one model is made of: an IR's .xml and its .bin, every file of a .mlpackage, else the file."""
-    path = Path(path)
-    if path.is_dir():
-        return sorted(f for f in path.rglob("*") if f.is_file())
-    weights = path.with_suffix(".bin")
-    return [path, weights] if path.suffix == ".xml" and weights.is_file() else [path]
 
 
 def _feeds(input_names: list[str], dtype: str) -> str:
@@ -113,7 +105,6 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
     tokenizer, and write manifest.json naming ``chosen`` as the file to load; returns the manifest."""
     from export.bundle import INPUT_MEANING, _output_specs, _pooling_section
     from export.stage import optimum_layout
-    from export.writer import file_size
 
     from compress.tasks import TASKS
 

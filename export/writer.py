@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from export.core import Prepared
+from export.core import Prepared, Written  # noqa: F401 (Written: re-exported for importers)
+from export.files import file_size
 from export import openvino_ir
 from export import litert
 from export import coreml
 from export.heads import FILE_NAMES, get_head
-
-
-@dataclass
-class Written:
-    """Files written (format -> path), extra files (operator config, optimised ONNX), each runtime format's
-    quantized / fp16 files (format -> precision -> path; recorded in metrics as ``quantized_<format>_<precision>``)
-    and metrics."""
-
-    files: dict[str, Path] = field(default_factory=dict)
-    extra: dict[str, Path] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    precisions: dict[str, dict[str, Path]] = field(default_factory=dict)
 
 
 def _write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
@@ -80,15 +69,6 @@ WRITERS: dict[str, FormatWriter] = {
     "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready, calibrates=True),
     "litert": FormatWriter(litert.write_litert, litert.litert_ready),
 }
-
-
-def file_size(path: Path) -> int:
-    """Bytes of a model file, or of every file under a model folder (a Core ML ``.mlpackage``, an IR's .xml + .bin)."""
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    size = path.stat().st_size
-    weights = path.with_suffix(".bin")
-    return size + weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else size
 
 
 def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: int = 17,

@@ -28,7 +28,7 @@ def test_packages_written_loaded_and_shaped_like_the_head(tiny_model_dir, tmp_pa
 
     from export.api import export_model
     from export.coreml import coremltools_module
-    from export.writer import file_size
+    from export.files import file_size
 
     res = export_model(tiny_model_dir("bert", head), tmp_path / "out", head, ["onnx", "coreml"], max_length=48)
     main, int8 = tmp_path / "out" / "coreml" / "model.mlpackage", tmp_path / "out" / "coreml" / "model_int8.mlpackage"

@@ -28,7 +28,7 @@ def test_fp32_and_int8_ir_are_checked_against_pytorch(tiny_model_dir, tmp_path, 
     import onnxruntime as ort
 
     from export.api import export_model
-    from export.writer import file_size
+    from export.files import file_size
 
     model_dir = tiny_model_dir("bert", head)
     res = export_model(model_dir, tmp_path / "out", head, ["onnx", "openvino"])

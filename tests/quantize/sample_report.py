@@ -45,5 +45,5 @@ def sample_report(methods: dict[str, dict[str, Any]], recommended: str | None) -
         "variants": [{"name": "student-fp32-opt", "format": "onnx", "path": "model.opt.onnx", "precision": "fp32"}]
         + [{"name": r["variant"], "format": "onnx", "path": r["path"], "precision": r["precision"]}
            for r in methods.values()],
-        "calibration": None, "fp32_size_mb": 86.2, "recommended": rec, "seconds": 12.5,
+        "calibration": None, "fp32_size_mb": 86.2, "recommended": rec, "seconds": 12.5, "runtimes": [],
     }
