@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.arm.bench import bench_on_device
+
 SEQ = 16  # the bench's length and the parity feeds' (2 x 16): both run in the file's one bucket, len_24
 MAX_LENGTH = 24
 
@@ -33,37 +35,19 @@ def test_litert_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_python,
     import ai_edge_litert
 
     from benchmarks.remote import parity_feeds
-    from benchmarks.report import validate_report
     from benchmarks.remote_runner import LiteRTSession
-    from compress.cli import main
     from compress.models import load_tokenizer
     from export.parity import Tolerance
 
     model, out = tiny_tflite
     fp32, int8 = out / "litert" / "model.tflite", out / "litert" / "model_int8.tflite"
     assert emulated_python.info["ai_edge_litert"] == ai_edge_litert.__version__  # the device got the host's version
-    opts = arm_device.options()
-    main(["bench", "run", f"litert-fp32={fp32}", f"litert-int8={int8}", "--task", "embedding",
-          "--tokenizer", str(out / "tokenizer"), "--batch", "1", "--seq", str(SEQ), "--warmup", "1", "--min-runs", "3",
-          "--min-seconds", "0", "--threads", "1", "--no-session-memory", "--target", arm_device.target,
-          "--known-hosts", opts.known_hosts, "--identity", opts.identity, "--remote-dir", opts.remote_dir,
-          "--out", str(tmp_path / "bench")])
-    report = json.loads((tmp_path / "bench" / "report.json").read_text())
-    validate_report(report)
-    dev = report["devices"][arm_device.target]
-    assert dev["arch"] == "aarch64" and dev["emulated"] is True and dev["cpu"] == "Neoverse-N1"
-    assert dev["versions"]["ai_edge_litert"] == ai_edge_litert.__version__
-    remote = {e["name"]: e for e in report["models"] if e["target"] == arm_device.target}
-    local = {e["name"]: e for e in report["models"] if e["target"] == "local"}
-    assert set(remote) == set(local) == {"litert-fp32", "litert-int8"}
+    report, remote, local = bench_on_device(arm_device, {"litert-fp32": fp32, "litert-int8": int8},
+                                            out / "tokenizer", SEQ, "litert", tmp_path / "bench")
+    assert report["devices"][arm_device.target]["versions"]["ai_edge_litert"] == ai_edge_litert.__version__
     for name, e in remote.items():
-        assert e["status"] == "ok" and e["format"] == "litert", e.get("reason")
-        assert e["runtime"]["backend"] == "litert" == local[name]["runtime"]["backend"]
         assert e["runtime"]["ai_edge_litert"] == ai_edge_litert.__version__
-        assert e["runtime"]["threads"]["intra_op"] == 1
         assert e["runtime"]["shapes"]["sequence_lengths"] == [MAX_LENGTH] and not e["runtime"]["shapes"]["truncated"]
-        assert e["latency_ms"]["runs"] >= 3 and e["latency_ms"]["p50"] > 0 and e["peak_rss_mb"] > 0
-        assert e["latency_ms"]["p50"] != local[name]["latency_ms"]["p50"]  # measured there, not copied
         assert e["parity"]["reference"] == "local litert (x86_64)"
         assert set(e["parity"]["outputs"]) == {"last_hidden_state", "sentence_embedding"}
 

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.arm.bench import bench_on_device
+
 SEQ = 16  # the bench's length and the parity feeds' (2 x 16): both run in the 16-token bucket
 
 
@@ -30,8 +32,6 @@ def test_openvino_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_pytho
 
     from benchmarks.remote import parity_feeds
     from benchmarks.remote_runner import OpenVinoSession
-    from benchmarks.report import validate_report
-    from compress.cli import main
     from compress.models import load_tokenizer
     from export.parity import Tolerance
 
@@ -39,31 +39,15 @@ def test_openvino_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_pytho
     fp32, int8 = out / "openvino" / "openvino_model.xml", out / "openvino" / "openvino_model_int8.xml"
     assert emulated_python.info["openvino"] == ov.__version__  # the device got the host's version
     assert "CPU" in emulated_python.info["openvino_devices"]  # the ARM CPU plugin loads under qemu
-    opts = arm_device.options()
-    main(["bench", "run", f"openvino-fp32={fp32}", f"openvino-int8={int8}", "--task", "embedding",
-          "--tokenizer", str(out / "tokenizer"), "--batch", "1", "--seq", str(SEQ), "--warmup", "1", "--min-runs", "3",
-          "--min-seconds", "0", "--threads", "1", "--no-session-memory", "--target", arm_device.target,
-          "--known-hosts", opts.known_hosts, "--identity", opts.identity, "--remote-dir", opts.remote_dir,
-          "--out", str(tmp_path / "bench")])
-    report = json.loads((tmp_path / "bench" / "report.json").read_text())
-    validate_report(report)
-    dev = report["devices"][arm_device.target]
-    assert dev["arch"] == "aarch64" and dev["emulated"] is True and dev["cpu"] == "Neoverse-N1"
-    assert dev["versions"]["openvino"] == ov.__version__
-    remote = {e["name"]: e for e in report["models"] if e["target"] == arm_device.target}
-    local = {e["name"]: e for e in report["models"] if e["target"] == "local"}
-    assert set(remote) == set(local) == {"openvino-fp32", "openvino-int8"}
+    report, remote, local = bench_on_device(arm_device, {"openvino-fp32": fp32, "openvino-int8": int8},
+                                            out / "tokenizer", SEQ, "openvino", tmp_path / "bench")
+    assert report["devices"][arm_device.target]["versions"]["openvino"] == ov.__version__
     for name, e in remote.items():
-        assert e["status"] == "ok" and e["format"] == "openvino", e.get("reason")
-        assert e["runtime"]["backend"] == "openvino" == local[name]["runtime"]["backend"]
         assert e["runtime"]["openvino"] == ov.__version__
-        assert e["runtime"]["threads"]["intra_op"] == 1
         hints = e["runtime"]["shapes"]["hints"]  # as the aarch64 compile reports them
         assert hints["PERFORMANCE_HINT"] == "LATENCY" and hints["NUM_STREAMS"] == "1"
         assert hints["INFERENCE_NUM_THREADS"] == "1"
         assert all(s[1] == SEQ for s in e["runtime"]["shapes"]["compiled_shapes"])  # 16 tokens: the 16 bucket
-        assert e["latency_ms"]["runs"] >= 3 and e["latency_ms"]["p50"] > 0 and e["peak_rss_mb"] > 0
-        assert e["latency_ms"]["p50"] != local[name]["latency_ms"]["p50"]  # measured there, not copied
         assert e["parity"]["reference"] == "local openvino (x86_64)"
         assert set(e["parity"]["outputs"]) == {"last_hidden_state", "sentence_embedding"}
 
