@@ -70,7 +70,7 @@ SPELLINGS: tuple[ConfigOption, ...] = (
     ConfigOption("--min-runs", ("min_runs",)),
     ConfigOption("--min-seconds", ("min_seconds",)),
     ConfigOption("--device", ("device",)),
-    ConfigOption("--target", ("targets",), "repeatable; ONNX/ORT and LiteRT (.tflite) models only"),
+    ConfigOption("--target", ("targets",), "repeatable; ONNX/ORT, LiteRT (.tflite) and OpenVINO (.xml) models only"),
     ConfigOption("--known-hosts", ("known_hosts",)),
     ConfigOption("--host-key", ("host_key",)),
     ConfigOption("--identity", ("ssh_identity",)),
