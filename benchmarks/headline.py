@@ -54,9 +54,11 @@ def runtime_rows(local: list[dict[str, Any]], winner: dict[str, Any], baseline: 
                  big: int | None) -> list[dict[str, Any]]:
     """The winner's model in each runtime the bench measured (the search publishes it per listed runtime), each
     with its batch-1 p50, batch-``big`` throughput, session memory and both ratios to Optimum INT8."""
+    from compress.search.config import runtime_of
+
     rows = []
     for m in [winner, *(m for m in local if m["name"].startswith("search-winner-"))]:
-        rows.append({"name": m["name"], "runtime": "onnxruntime" if m["format"] in ("onnx", "ort") else m["format"],
+        rows.append({"name": m["name"], "runtime": runtime_of(m["format"]),
                      "precision": m["precision"], "size_mb": m["size_mb"], "retention": m.get("retention"),
                      "p50_ms": _p50(m), "throughput": _throughput(m, big) if big else None,
                      "session_mb": _session_mb(m),
