@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.evalset import EvalSet
 from benchmarks.harness import BenchSettings, ModelSpec
 from benchmarks.runners.base import Threads, available_cores
-from compress.stages import StageInputs, teacher_source
+from compress.run.stages import StageInputs, teacher_source
 
 if TYPE_CHECKING:
     from benchmarks.config import BenchConfig
@@ -45,12 +45,12 @@ def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = No
     """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
 
     ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids; ``run_dir``: the run
-    whose data artifact (:mod:`compress.splits`) holds the split. A cut is announced in one line naming
+    whose data artifact (:mod:`compress.data.artifact`) holds the split. A cut is announced in one line naming
     ``cap_field``, the setting the cap came from.
     """
-    from compress.data import announce_cut, load_splits
+    from compress.data.rows import announce_cut, load_splits
 
-    from compress.splits import read_plan
+    from compress.data.artifact import read_plan
 
     # the task's own loader (its spec's), on the rows the run's data artifact planned: labels as the task reads them
     splits = load_splits(cfg.data, cfg.task, cfg.seed, **(labels or {}), plan=read_plan(run_dir))
@@ -64,7 +64,7 @@ def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = No
 
 def model_specs(cfg: "RunConfig", inputs: StageInputs) -> list[ModelSpec]:
     """The teacher (PyTorch fp32) first, then every upstream variant."""
-    from compress.models import resolve_model_path
+    from compress.model.loading import resolve_model_path
 
     specs = [ModelSpec("teacher", Path(resolve_model_path(teacher_source(cfg, inputs))), "pytorch", "fp32", "teacher")]
     model_dir = None  # the PyTorch model each stage's variants come from: its config.json says their shape

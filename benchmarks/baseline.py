@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize.graph import quiet
 from compress.tasks import TASKS, TaskTable
 
@@ -73,7 +73,7 @@ def calibration_dataset(tokenizer_dir: Path, texts: list[str], pairs: list[str] 
 
     import datasets
 
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     if not texts:
         raise EdgepressError("optimum-int8-static needs calibration text; the training split is empty")

@@ -35,7 +35,7 @@ def gpu_info() -> dict[str, Any] | None:
 
 def library_versions() -> dict[str, str]:
     """Versions of the packages that shape the numbers (edgepress's list plus remote/GPU extras)."""
-    from compress.runinfo import package_versions
+    from compress.run.runinfo import package_versions
 
     versions = package_versions()
     for name in EXTRA_PACKAGES:

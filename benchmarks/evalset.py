@@ -122,7 +122,7 @@ class EvalSet:
     def words(self) -> list[list[str]]:
         """Each row's words; with gold tags, checked to hold one tag per word."""
         from benchmarks.tags import split_words
-        from compress.errors import DataError
+        from compress.core.errors import DataError
 
         words = [split_words(t) for t in self.texts]
         for i, (w, tags) in enumerate(zip(words, self.labels or [])):
@@ -149,7 +149,7 @@ class EvalSet:
     def qa_examples(self) -> list[Any]:
         """The questions as QAExamples: ``examples`` when given, else built from the rows (ids '0', '1', ...)."""
         from benchmarks.spans import rows_as_examples
-        from compress.errors import DataError
+        from compress.core.errors import DataError
 
         examples = self.examples if self.examples is not None else \
             rows_as_examples(self.texts, self.pairs, self.labels, self.source)

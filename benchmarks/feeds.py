@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +53,7 @@ def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int = 128
     """Tokenise pre-split words (``is_split_into_words``, truncated, padded to the longest row) into int64 feeds,
     with each word's first sub-token position per row (-1: cut off by truncation)."""
     from benchmarks.tags import first_subtokens
-    from compress.models import words_tokenizer
+    from compress.model.loading import words_tokenizer
 
     enc = words_tokenizer(tokenizer)(words, is_split_into_words=True, truncation=True, max_length=max_length,
                                      padding=True, return_tensors="np")

@@ -18,7 +18,7 @@ from benchmarks.evalset import EvalSet
 from benchmarks.feeds import fixed_feeds, token_lengths, tokenize_feeds
 from benchmarks.runners.base import Runner, Threads
 from benchmarks.runners.torch_runner import torch_threads_restored
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -424,7 +424,7 @@ def with_null_threshold(eval_set: EvalSet, spec: ModelSpec) -> EvalSet:
     baselines), else the eval set's (run_qa's default, 0)."""
     from dataclasses import replace
 
-    from compress.interface import saved_interface
+    from compress.model.interface import saved_interface
 
     for folder in (spec.shape_source, spec.path, spec.tokenizer):
         iface = None if folder is None else saved_interface(folder)
@@ -512,7 +512,7 @@ def benchmark(models: list[ModelSpec], task: str, settings: BenchSettings, token
     Tokenizer per model: ``spec.tokenizer``, else a folder's own, else ``tokenizer_path``.
     """
     from benchmarks.device import local_device_info
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     cache: dict[str, Any] = {}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import load_report
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 TARGETS = {"retention": 0.97, "size_fraction": 1 / 8, "speedup_vs_teacher": 10.0, "speedup_vs_baseline": 3.0,
            "throughput_vs_baseline": 3.0, "session_fraction": 1 / 4}

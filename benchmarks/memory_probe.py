@@ -84,7 +84,7 @@ class RuntimeMissing(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one JSON object on stdout (``{"error": ..., "kind": ...}`` on failure)."""
-    from compress.errors import EdgepressError, ModelLoadError
+    from compress.core.errors import EdgepressError, ModelLoadError
 
     try:
         args = parse_args(argv)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 RUNNER_FILE = Path(__file__).with_name("remote_runner.py")
 REMOTE_FORMATS = ("onnx", "ort", "litert", "openvino")  # what remote_runner.py runs: onnxruntime, LiteRT, OpenVINO
@@ -158,7 +158,7 @@ def ssh_run(target: Target, opts: RemoteOptions, uploads: list[tuple[Path, str]]
     """Upload files and run one command over SSH; returns (exit status, stdout, stderr)."""
     import asyncio
 
-    from compress.errors import require
+    from compress.core.errors import require
 
     require("asyncssh", "asyncssh", extra="remote")
     mkdir = "mkdir -p " + shlex.quote(opts.remote_dir)
@@ -170,7 +170,7 @@ def ssh_run(target: Target, opts: RemoteOptions, uploads: list[tuple[Path, str]]
 
 def adb_run(target: Target, opts: RemoteOptions, uploads: list[tuple[Path, str]], command: str) -> tuple[int, str, str]:
     """Push files and run one command over adb (needs `pip install adbutils` and an adb server)."""
-    from compress.errors import require
+    from compress.core.errors import require
 
     adbutils = require("adbutils", "adbutils", extra="remote")
     try:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 COLUMNS = ["device", "variant", "label", "sha256", "role", "format", "precision", "size_mb", "metric", "value", "retention",
@@ -28,7 +28,7 @@ def load_schema() -> dict[str, Any]:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise EdgepressError naming the first place the report breaks its schema (needs jsonschema)."""
-    from compress.errors import require
+    from compress.core.errors import require
 
     jsonschema = require("jsonschema", "jsonschema", extra="test")
     try:
@@ -261,7 +261,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path | None:
 
 def write_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write report.json, report.md, report.csv and pareto.png into ``out_dir``; return their paths."""
-    from compress.fsio import write_text, writing
+    from compress.core.fsio import write_text, writing
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

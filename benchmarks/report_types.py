@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.errors import EdgepressError, ModelLoadError
+from compress.core.errors import EdgepressError, ModelLoadError
 
 if TYPE_CHECKING:
     import onnxruntime as ort

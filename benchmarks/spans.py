@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
 from benchmarks.harness import ModelSpec, benchmark
-from compress.stages import StageInputs, StageResult, tag_names, teacher_labels
+from compress.run.stages import StageInputs, StageResult, tag_names, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -32,7 +32,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
                             label_names=tag_names(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
-    from compress.interface import interface_of
+    from compress.model.interface import interface_of
 
     teacher_iface = interface_of(specs[0].path, cfg.task)
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok), eval_set=eval_set,
@@ -48,7 +48,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
 def teacher_name(cfg: "RunConfig", inputs: StageInputs) -> str:
     """The teacher as report.md names it: its hub id (a packaged model's is the one it copies), else its folder's
     name; marked fine-tuned when an upstream finetune stage made it."""
-    from compress.model_card import teacher_of
+    from compress.package.card import teacher_of
 
     name = teacher_of(cfg.teacher.model).reference
     return f"{name} (fine-tuned)" if inputs.latest("teacher") is not None else name
@@ -59,8 +59,8 @@ def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], 
     if "optimum-int8-static" not in cfg.bench.baselines:
         return None
     from compress.tasks import task_spec
-    from compress.data import load_splits
-    from compress.splits import read_plan
+    from compress.data.rows import load_splits
+    from compress.data.artifact import read_plan
 
     if not task_spec(cfg.task).static_calibration:
         return None  # build_baselines names the tasks

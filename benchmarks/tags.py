@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -44,7 +44,7 @@ class StageRun:
     def quantize_report(self) -> "QuantizeReport":
         """The quantize stage's metrics typed (``.methods["dynamic"].retention``, ``.recommended``); the same
         report as ``metrics`` (schema: compress/quantize/report.schema.json)."""
-        from compress.errors import EdgepressError
+        from compress.core.errors import EdgepressError
         from compress.quantize.report import QuantizeReport
 
         if self.stage != "quantize":
@@ -58,7 +58,7 @@ class RunResult:
 
     run_dir: Path
     final: Path
-    stages: list[Any] = field(default_factory=list)  # compress.pipeline.StageOutcome (name, dir, status, metrics)
+    stages: list[Any] = field(default_factory=list)  # compress.run.pipeline.StageOutcome (name, dir, status, metrics)
 
 
 @dataclass
@@ -105,7 +105,7 @@ def _config(config: "RunConfig | PathLike | None", fields: dict[str, Any], secti
 
 def _stage(name: str, out: PathLike, upstream: dict[str, PathLike], config: Any, fields: dict[str, Any],
            sections: dict[str, Any], overwrite: bool) -> StageRun:
-    from compress.pipeline import run_standalone
+    from compress.run.pipeline import run_standalone
 
     overrides = sections.pop("overrides", None)  # the CLI's --set strings, applied last
     cfg = _config(config, fields, sections, overrides)
@@ -122,10 +122,10 @@ def derive(cfg: "RunConfig", **sections: Any) -> "RunConfig":
 
 def run_branch(cfg: "RunConfig", seed: tuple[list[Any], str]) -> list[Any]:
     """Run (or resume) ``cfg`` as a branch of the running pipeline: its stages see ``seed``'s finished records
-    (compress.stages.StageRecord) as upstream and chain their hashes from ``seed``'s hash; it publishes and
-    packages nothing. Returns its compress.pipeline.StageOutcome list."""
+    (compress.run.stages.StageRecord) as upstream and chain their hashes from ``seed``'s hash; it publishes and
+    packages nothing. Returns its compress.run.pipeline.StageOutcome list."""
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"run_branch needs a validated RunConfig (compress.api.derive), got {type(cfg).__name__}")
@@ -136,7 +136,7 @@ def run(config: "RunConfig | PathLike | None" = None, *, force: set[str] | None 
         **sections: Any) -> RunResult:
     """The whole pipeline (resumable), as ``edgepress run``: ``config`` plus section overrides, e.g.
     ``run("configs/default.yaml", distill={"max_steps": 50}, name="try1")``."""
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = _config(config, {}, sections)
     outcomes = run_pipeline(cfg, force=force)

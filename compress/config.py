@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from benchmarks.config import BenchConfig
-from compress.config_base import Section, optimizer_steps
+from compress.core.config_base import Section, optimizer_steps
 from compress.distill.config import DistillConfig, StudentConfig
-from compress.errors import ConfigError
+from compress.core.errors import ConfigError
 from compress.prune.config import PruneConfig
 from compress.quantize.config import QuantizeConfig
 from compress.search.config import SearchConfig
@@ -122,8 +122,8 @@ class RunConfig(Section):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
-        from compress.errors import EdgepressError
-        from compress.stage_registry import get_stage
+        from compress.core.errors import EdgepressError
+        from compress.run.registry import get_stage
 
         for s in stages:
             try:
@@ -139,7 +139,7 @@ class RunConfig(Section):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str) -> str:
-        from compress.errors import EdgepressError
+        from compress.core.errors import EdgepressError
         from compress.tasks import task_spec
 
         try:

@@ -63,7 +63,7 @@ def int8_student(src: Path, out: Path, slow_cpu_fusions: bool, task: str) -> Pat
 def bench_files(files: dict[str, Path], tokenizer: Path, task: str, threads: int, out: Path) -> None:
     """Time ``files`` with the project's harness: ``edgepress bench run`` at 24 and 40 tokens, batch 1 and 32."""
     models = [f"{name}={path}" for name, path in files.items()]
-    cmd = [sys.executable, "-m", "compress.cli", "bench", "run", *models, "--task", task, "--tokenizer", str(tokenizer),
+    cmd = [sys.executable, "-m", "compress.cli.main", "bench", "run", *models, "--task", task, "--tokenizer", str(tokenizer),
            "--no-realistic", "--seq", "24,40", "--batch", "1,32", "--threads", str(threads),
            "--min-runs", "200", "--min-seconds", "2", "--no-session-memory", "--out", str(out / "bench")]
     print(" ".join(cmd), flush=True)

@@ -25,7 +25,7 @@ nvidia_libs() {
     find "$sp/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:
 }
 export LD_LIBRARY_PATH="$(nvidia_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-edgepress() { python3 -m compress.cli "$@"; }  # the carried edgepress wheel, under that machine's python3
+edgepress() { python3 -m compress.cli.main "$@"; }  # the carried edgepress wheel, under that machine's python3
 
 for step in "$@"; do
     echo "== $step ($(date +%T))"
@@ -42,7 +42,7 @@ for step in "$@"; do
     install)
         python3 -m pip uninstall -q -y onnxruntime || true
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$STAGE"/whl/*.whl || exit 1
-        python3 -c 'import compress.cli, benchmarks.cli, transformers, datasets, optimum.onnxruntime.configuration as _, torch; print("edgepress imports; transformers", transformers.__version__, "torch", torch.__version__, "cuda", torch.cuda.is_available())' || exit 1 ;;
+        python3 -c 'import compress.cli.main, benchmarks.cli, transformers, datasets, optimum.onnxruntime.configuration as _, torch; print("edgepress imports; transformers", transformers.__version__, "torch", torch.__version__, "cuda", torch.cuda.is_available())' || exit 1 ;;
     unpack)
         cat "$STAGE"/payload.part* | xz -dc 2>/dev/null | tar -x -C "$PL" 2>/dev/null
         cp -r "$PL"/site/. "$SITE"/ && du -sh "$PL"/* "$PL"/models/* 2>/dev/null ;;
@@ -63,7 +63,7 @@ EOF
     bench)
         mkdir -p "${OUT:-/tmp/out}"
         # shellcheck disable=SC2046
-        timeout 480 python3 -m compress.cli bench run \
+        timeout 480 python3 -m compress.cli.main bench run \
             winner-pytorch="$PL"/models/student winner-int8="$PL"/models/onnx/model_quantized.onnx \
             winner-fp16="$PL"/models/onnx/model.fp16.onnx --teacher "$PL"/models/teacher $(cat "$PL"/bench.args) \
             --batch 1,32 --device cuda --baseline optimum-onnx-fused \

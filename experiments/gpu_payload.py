@@ -108,7 +108,7 @@ def bench_args(cfg: "RunConfig", test_name: str) -> list[str]:
 
 def build(run_dir: Path, work: Path, config: Path, teacher: Path | None) -> None:
     from compress.config import load_config
-    from compress.models import resolve_model_path
+    from compress.model.loading import resolve_model_path
 
     cfg = load_config(config)
     wheels = work / "whl"
@@ -135,7 +135,7 @@ def build(run_dir: Path, work: Path, config: Path, teacher: Path | None) -> None
     half_folder(run_dir / "final/model", models / "student")
     onnx_dir = models / "onnx"
     shutil.copytree(run_dir / "final/onnx", onnx_dir, ignore=shutil.ignore_patterns("model.onnx"))
-    run(sys.executable, "-m", "compress.cli", "quantize", str(run_dir / "final/onnx/model.onnx"), str(work / "fp16"),
+    run(sys.executable, "-m", "compress.cli.main", "quantize", str(run_dir / "final/onnx/model.onnx"), str(work / "fp16"),
         "--config", str(config), "--tokenizer", str(run_dir / "final/onnx"), "--data", str(cfg.data.eval),
         "--set", "quantize.methods=[fp16]")
     shutil.copy(work / "fp16/model.fp16.onnx", onnx_dir)

@@ -77,7 +77,7 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 def validate_manifest(manifest: dict[str, Any]) -> None:
     """Validate ``manifest`` against export/manifest.schema.json (jsonschema); raise ExportError naming the field."""
-    from compress.errors import require
+    from compress.core.errors import require
 
     from compress.tasks import TASKS
 
@@ -198,7 +198,7 @@ def _null_threshold(prep: Prepared) -> float:
 def _pooling_section(prep: Prepared) -> dict[str, Any] | None:
     if not TASKS[prep.head.task].pooled:
         return None
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
     iface = prep.interface or ModelInterface("embedding")
     modes = iface.pooling_modes

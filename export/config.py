@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from compress.config_base import Section
+from compress.core.config_base import Section
 from export.parity import DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL
 
 ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml"]

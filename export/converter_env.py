@@ -114,7 +114,7 @@ def _build(spec: ConverterSpec, target: Path, torch_version: str) -> None:
 def ensure_env(spec: ConverterSpec = LITERT, root: Path | None = None, torch_version: str | None = None) -> Path:
     """The converter's virtualenv folder, created on first use (under a lock; built in a temp folder, then renamed)
     and reused afterwards. Raises ConverterEnvError naming pip's failure when it cannot be created."""
-    from compress.console import note
+    from compress.core.console import note
 
     root = Path(root) if root is not None else cache_root()
     torch_version = torch_version or core_torch_version()

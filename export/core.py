@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Prepared:
     def calibration_batches(self, rows: int = 64, batch_size: int = 8) -> list[Batch]:
         """Real-text batches (padded to their longest row) to calibrate a runtime's INT8 file: the run's training
         texts when set, else sentences from the Python docs bundled with CPython."""
-        from compress.data import builtin_pydoc_sentences
+        from compress.data.rows import builtin_pydoc_sentences
 
         texts = (self.calibration_texts or builtin_pydoc_sentences(min_words=5, max_words=60))[:rows]
         return [encode_batch(self.tokenizer, texts[i:i + batch_size], self.input_names, self.max_length)
@@ -102,9 +102,9 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
     """
     from transformers import AutoTokenizer
 
-    from compress.errors import ModelLoadError
-    from compress.checks import position_limit
-    from compress.interface import interface_of, is_sentence_transformers_folder
+    from compress.core.errors import ModelLoadError
+    from compress.model.checks import position_limit
+    from compress.model.interface import interface_of, is_sentence_transformers_folder
 
     head = get_head(task)
     iface = interface or interface_of(model_dir, head.task)
@@ -134,7 +134,7 @@ def prepare(model_dir: Path, task: str, max_length: int | None = None, atol: flo
 def _sentence_transformers_reference(model_dir: Path, groups: list[list[str]], max_length: int,
                                      expected: list[list["np.ndarray"]], names: list[str]) -> list[list["np.ndarray"]]:
     """``sentence_embedding`` taken from ``SentenceTransformer(model_dir).encode`` (same truncation)."""
-    from compress.interface import load_sentence_transformer
+    from compress.model.interface import load_sentence_transformer
 
     st = load_sentence_transformer(model_dir)
     st.max_seq_length = max_length

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.errors import EdgepressError, ParityError
+from compress.core.errors import EdgepressError, ParityError
 
 __all__ = ["ExportError", "UnsupportedHeadError", "OpsetError", "OutputExistsError", "FormatUnavailableError",
            "ParityError"]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort",
               "executorch": "model.pte", "litert": "litert/model.tflite", "openvino": "openvino/openvino_model.xml",
@@ -61,7 +61,7 @@ def load_for_export(model_dir: Path, task: str) -> "PreTrainedModel":
     """Load a save_pretrained folder with the head ``task`` needs, in eval mode, refusing missing heads."""
     import transformers
 
-    from compress.models import load_model
+    from compress.model.loading import load_model
 
     head = get_head(task)
     pooled = TASKS[head.task].outputs == "pooled"
@@ -72,7 +72,7 @@ def load_for_export(model_dir: Path, task: str) -> "PreTrainedModel":
         model, info = cls.from_pretrained(str(model_dir), output_loading_info=True)
         missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "qa_outputs" in k]
         if missing:
-            from compress.errors import ModelLoadError
+            from compress.core.errors import ModelLoadError
 
             raise ModelLoadError(f"model '{model_dir}' has no trained {head.task} head (missing: {', '.join(missing[:4])})")
     model.eval()
@@ -100,7 +100,7 @@ def make_wrapper(model: "torch.nn.Module", task: str, input_names: list[str],
     """
     import torch
 
-    from compress.interface import ModelInterface, SentencePooler, hidden_size
+    from compress.model.interface import ModelInterface, SentencePooler, hidden_size
 
     head = get_head(task)
     pooler = None

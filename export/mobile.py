@@ -112,7 +112,7 @@ def export_pte(prep: Prepared, path: Path) -> dict[str, Any]:
                           f"{str(exc).splitlines()[0][:300]}") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(lowered.buffer)
-    from compress.console import native_stderr
+    from compress.core.console import native_stderr
 
     with native_stderr("executorch"):  # XNNPACK's CPU probe prints to fd 2 when the runtime starts
         method = Runtime.get().load_program(str(path)).load_method("forward")

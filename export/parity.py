@@ -36,7 +36,7 @@ _MEDIUM = "Exported models must agree with PyTorch on every sentence, padded or 
 
 def parity_texts() -> list[str]:
     """Real sentences of clearly different lengths (from the Python docs bundled with CPython)."""
-    from compress.data import builtin_pydoc_sentences
+    from compress.data.rows import builtin_pydoc_sentences
 
     sents = builtin_pydoc_sentences(min_words=5, max_words=40)
     long_text = " ".join(sents[:40])  # longer than any max_length: exercises truncation

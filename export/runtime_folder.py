@@ -157,7 +157,7 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
         manifest["below_floor"] = below
         logging.getLogger("edgepress").warning("%s: %s kept the task's fidelity to PyTorch below the floor on the "
                                                "parity texts (manifest.json files[].check)", dst, ", ".join(below))
-    from compress.fsio import write_text
+    from compress.core.fsio import write_text
 
     write_text(dst / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

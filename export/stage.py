@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.stages import StageInputs, StageResult, Variant, teacher_source
+from compress.run.stages import StageInputs, StageResult, Variant, teacher_source
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -23,13 +23,13 @@ def calibration_texts(cfg: "RunConfig", inputs: StageInputs, rows: int = 64) -> 
     """The run's first ``rows`` training sentences (from its data artifact), when a listed format calibrates its INT8
     file on text (OpenVINO's NNCF); None otherwise, and for an export on its own (the writer then calibrates on
     built-in sentences)."""
-    from compress.splits import read_plan
+    from compress.data.artifact import read_plan
     from export.writer import WRITERS
 
     plan = read_plan(inputs.run_dir)
     if plan is None or not any(WRITERS[f].calibrates for f in cfg.export.formats if f in WRITERS):
         return None
-    from compress.data import load_splits
+    from compress.data.rows import load_splits
 
     return list(load_splits(cfg.data, cfg.task, cfg.seed, plan=plan).train.texts)[:rows]
 
@@ -54,7 +54,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     """Export the latest upstream ``model`` (and the teacher if asked) to every configured format."""
     from export.heads import FILE_PRECISION, get_head
     from export.onnx_export import check_opset
-    from compress.models import resolve_model_path
+    from compress.model.loading import resolve_model_path
 
     for fmt in cfg.export.formats:
         get_head(cfg.task, fmt)

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 
 
 def expect_one_line_error(capsys, argv: list[str], code: int, needles: Iterable[str], case: str = "",

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from compress.data import builtin_pydoc_sentences
+from compress.data.rows import builtin_pydoc_sentences
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 
 def compare_cmd(

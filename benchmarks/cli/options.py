@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal, Optional
 import typer
 
 from benchmarks.config import BenchConfig
-from compress.errors import EdgepressError, UsageError
+from compress.core.errors import EdgepressError, UsageError
 
 MAX_TOKENS = 8192  # no BERT-family model takes longer inputs; a larger --seq / --max-length is a typo
 

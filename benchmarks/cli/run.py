@@ -9,7 +9,7 @@ import typer
 
 from benchmarks.cli.options import MAX_TOKENS, given_on_command_line, with_bench_options
 from benchmarks.config import BenchConfig
-from compress.errors import EdgepressError, UsageError
+from compress.core.errors import EdgepressError, UsageError
 from compress.tasks import task_spec
 
 
@@ -18,7 +18,7 @@ def _check_lengths(specs: list[Any], seq_lens: list[int], max_length: int, check
 
     ``seq_lens`` are the fixed lengths to be measured (none in realistic mode).
     """
-    from compress.checks import model_config_folder, position_limit, read_model_config
+    from compress.model.checks import model_config_folder, position_limit, read_model_config
 
     if not 1 <= max_length <= MAX_TOKENS:
         raise UsageError(f"--max-length {max_length}: expected a token count from 1 to {MAX_TOKENS}")
@@ -65,7 +65,7 @@ def parse_model_arg(arg: str, role: str = "variant") -> Any:
 def tag_names_of(specs: list[Any]) -> list[str]:
     """The tag of each class id from the first model whose config.json names them (token classification): a
     folder's own, or the one beside an ONNX file (an optimum or `edgepress export` folder)."""
-    from compress.checks import model_config_folder, read_model_config
+    from compress.model.checks import model_config_folder, read_model_config
 
     for spec in specs:
         folder = model_config_folder(Path(spec.path))
@@ -82,7 +82,7 @@ def load_eval(data: str, task: str, text_column: str, pair_column: Optional[str]
     """EvalSet from a data file; embedding + pairs + label column is STS (float scores); CoNLL/JSONL tagged
     sentences for token-classification (tag names from a model folder); SQuAD JSON for question-answering."""
     from benchmarks.evalset import EvalSet
-    from compress.data import announce_cut
+    from compress.data.rows import announce_cut
 
     spec = task_spec(task)
     rows = spec.read(data, text_column, pair_column, label_column)  # the task's reader (TaskSpec.reader)
@@ -134,8 +134,8 @@ def run_cmd(
     from benchmarks.api import distinct_names, remote_options, settings_from_config
     from benchmarks.harness import benchmark
     from benchmarks.report import write_report
-    from compress.console import capture_logs
-    from compress.pipeline import ensure_output_dir
+    from compress.core.console import capture_logs
+    from compress.run.pipeline import ensure_output_dir
 
     try:
         task_spec(task)  # the registry as it is now: a task registered after import counts
@@ -163,7 +163,7 @@ def run_cmd(
                            progress=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"))
     teacher_spec = next((s for s in specs if s.role == "teacher"), None)
     if teacher_spec is not None:  # report.md names the teacher model, not the word 'teacher'
-        from compress.model_card import teacher_of
+        from compress.package.card import teacher_of
 
         path = Path(teacher_spec.path)
         report["teacher_model"] = teacher_of(str(path)).reference if path.is_dir() else path.name
@@ -183,7 +183,7 @@ def _realistic_only_with_data(ctx: typer.Context, bench: BenchConfig, has_data: 
 
     With --data and realistic lengths, a typed --seq is not measured: a note says so.
     """
-    from compress.console import note
+    from compress.core.console import note
 
     if bench.realistic and not has_data:
         if given_on_command_line(ctx, "realistic"):
@@ -202,7 +202,7 @@ def _baseline_specs(bench: BenchConfig, specs: list[Any], task: str, out: Path,
         return []
     from benchmarks.baseline import build_baselines
     from benchmarks.harness import ModelSpec
-    from compress.console import note
+    from compress.core.console import note
 
     teacher = next((s for s in specs if s.role == "teacher"), None)
     if teacher is None or not teacher.path.is_dir():

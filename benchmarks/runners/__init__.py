@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 FORMATS = ("pytorch", "onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml")
 DEVICES = ("cpu", "cuda", "tensorrt")

@@ -84,7 +84,7 @@ def pool_tokens(hidden: "np.ndarray", mask: "np.ndarray", interface: Any = None)
     says (mean when None): for files that only output ``last_hidden_state`` (an optimum export of the teacher)."""
     import torch
 
-    from compress.interface import ModelInterface, SentencePooler
+    from compress.model.interface import ModelInterface, SentencePooler
 
     pooler = SentencePooler(interface or ModelInterface("embedding"), int(hidden.shape[-1]))
     with torch.inference_mode():

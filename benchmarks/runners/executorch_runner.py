@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.runners.base import STANDARD_INPUTS, Runner
-from compress.errors import EdgepressError, ModelLoadError
+from compress.core.errors import EdgepressError, ModelLoadError
 
 HINT = "pip install 'edgepress[executorch]'"
 
@@ -42,7 +42,7 @@ class ExecuTorchCpuRunner(Runner):
 
         from export.heads import get_head
 
-        from compress.console import native_stderr
+        from compress.core.console import native_stderr
 
         with native_stderr("executorch"):  # XNNPACK's CPU probe prints to fd 2 when the threadpool starts
             runtime = Runtime.get()

@@ -58,7 +58,7 @@ class LiteRtCpuRunner(Runner):
         try:
             self.model = LiteRTSession(str(self.path), self.threads.intra_op)
         except ValueError as exc:
-            from compress.errors import ModelLoadError
+            from compress.core.errors import ModelLoadError
 
             raise ModelLoadError(f"the LiteRT interpreter cannot load '{self.path}': {exc}") from None
         self.input_names = list(self.model.input_names)

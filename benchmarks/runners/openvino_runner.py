@@ -22,7 +22,7 @@ from benchmarks.remote_runner import (OPENVINO_SHAPES, SMALLEST_BUCKET, OpenVino
                                       length_bucket)
 from benchmarks.remote_runner import openvino_reason as reason  # noqa: F401 (export.openvino_ir uses it)
 from benchmarks.runners.base import Runner, Threads, task_output
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 if TYPE_CHECKING:
     import numpy as np

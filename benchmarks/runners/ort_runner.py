@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from benchmarks.runners.base import Runner
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 
 class OrtCpuRunner(Runner):

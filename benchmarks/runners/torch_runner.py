@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from benchmarks.runners.base import STANDARD_INPUTS, Runner
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 
 def set_torch_threads(intra: int | None, inter: int | None) -> dict[str, int]:
@@ -62,9 +62,9 @@ class TorchEagerRunner(Runner):
 
         import torch
 
-        from compress.models import base_model, load_model
+        from compress.model.loading import base_model, load_model
 
-        from compress.interface import is_sentence_transformers_folder, load_sentence_transformer
+        from compress.model.interface import is_sentence_transformers_folder, load_sentence_transformer
 
         self.applied_threads = set_torch_threads(self.threads.intra_op, self.threads.inter_op)
         from compress.tasks import TASKS

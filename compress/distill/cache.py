@@ -41,7 +41,7 @@ from typing import IO, Any, Iterable
 
 import numpy as np
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.tasks import task_spec
 
 HIDDEN_FILE, ROWS_FILE, META_FILE, LOCK_FILE = "hidden.f16", "rows.bin", "meta.json", "lock"
@@ -336,7 +336,7 @@ class TeacherCache:
         self._bad.add(loc)
         self.stats.corrupt += 1
         if self.stats.corrupt == 1:
-            from compress.console import note
+            from compress.core.console import note
 
             note(f"teacher cache '{self.folder}' is damaged ({what}): such rows are recomputed by the teacher and "
                  f"written again; `edgepress cache verify {self.folder}` lists every damaged record")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.config_base import Section, optimizer_steps
+from compress.core.config_base import Section, optimizer_steps
 
 
 class StudentConfig(Section):

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from compress.distill import terms as T
-from compress.models import model_input_names
-from compress.errors import EdgepressError
+from compress.model.loading import model_input_names
+from compress.core.errors import EdgepressError
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from compress.data import TextData
+    from compress.data.rows import TextData
     from compress.distill.config import DistillConfig
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
 
 @dataclass
@@ -80,7 +80,7 @@ class LazyTokenizer:
 def training_rows(train: "TextData | Any", task: str) -> Any:
     """The rows to distill on as a ``datasets.Dataset`` with a "key" column (text key of text + pair).
 
-    A ``datasets.Dataset`` (e.g. :func:`compress.data.distillation_dataset`) passes through; a TextData
+    A ``datasets.Dataset`` (e.g. :func:`compress.data.rows.distillation_dataset`) passes through; a TextData
     (QAT, library callers) becomes one, each side of an embedding pair its own row, as before."""
     import datasets
 
@@ -374,7 +374,7 @@ def _check_compatible(teacher: "PreTrainedModel", student: "PreTrainedModel", ta
 def rows_progress_callback(trainer: Any):
     """A Trainer callback: adds rows/s and the teacher cache's size to the stage's progress bar (its ETA is tqdm's).
 
-    Added after :func:`compress.console.use_stage_progress`, so it runs after the bar wrote loss and lr."""
+    Added after :func:`compress.core.console.use_stage_progress`, so it runs after the bar wrote loss and lr."""
     from transformers import TrainerCallback
 
     class RowsProgress(TrainerCallback):
@@ -426,8 +426,8 @@ def open_teacher_cache(teacher: "PreTrainedModel", tokenizer: "PreTrainedTokeniz
     ``cache_dir`` (the stage's run cache) or ``distill.cache_dir`` is opened read-write; without either, a
     run's cache above ``out_dir`` (QAT inside a run) is used read-only."""
     from compress.distill.cache import TeacherCache, teacher_key
-    from compress.distributed import rank
-    from compress.interface import hidden_size
+    from compress.core.distributed import rank
+    from compress.model.interface import hidden_size
 
     if not can_cache(task, cfg) or cfg.cache_max_gb <= 0:
         return None
@@ -512,7 +512,7 @@ def checkpoint_schedule(cfg: "DistillConfig", total_steps: int, probe: EvalProbe
 
     Evaluation runs every ``eval_steps`` (default: at each checkpoint); with ``keep_best`` the checkpoint with the
     best eval metric is the result, which needs checkpoints on a multiple of the evaluation interval."""
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     save_every = cfg.save_steps or max(10, total_steps // 4)
     evaluate = probe is not None and (cfg.keep_best or cfg.eval_steps is not None)
@@ -559,11 +559,11 @@ def distill_model(teacher: "PreTrainedModel", student: "PreTrainedModel", tokeni
     ``interface`` says how sentence embeddings are pooled (default: mean). ``cache_dir``: folder of the
     on-disk caches (teacher outputs under ``teacher/``), see :func:`open_teacher_cache`.
     """
-    from compress.interface import ModelInterface, SentencePooler, hidden_size
+    from compress.model.interface import ModelInterface, SentencePooler, hidden_size
 
     from transformers import TrainingArguments, set_seed
-    from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
-    from compress.console import use_stage_progress
+    from compress.run.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
+    from compress.core.console import use_stage_progress
 
     _check_compatible(teacher, student, task, cfg)
     set_seed(seed)

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compress.models import model_input_names  # noqa: F401  (re-exported: callers import it from here too)
+from compress.model.loading import model_input_names  # noqa: F401  (re-exported: callers import it from here too)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from compress.data import TextData
-    from compress.interface import ModelInterface
+    from compress.data.rows import TextData
+    from compress.model.interface import ModelInterface
     from compress.tasks.spec import Gold
 
 
@@ -23,7 +23,7 @@ def encode(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", texts
     by default), logits, or (mlm) the top-1 token id at every unpadded position, batches concatenated."""
     import torch
 
-    from compress.interface import ModelInterface, SentencePooler, hidden_size
+    from compress.model.interface import ModelInterface, SentencePooler, hidden_size
     from compress.tasks import task_spec
 
     kind = task_spec(task).outputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from compress.models import mean_pool  # noqa: F401  (one pooling for losses, export and evaluation)
+from compress.model.loading import mean_pool  # noqa: F401  (one pooling for losses, export and evaluation)
 
 
 def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,

@@ -6,20 +6,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.config import RunConfig
-from compress.data import distillation_dataset, load_distill_splits
-from compress.errors import ConfigError
-from compress.splits import read_plan
-from compress.distributed import is_main_process
-from compress.stages import StageInputs, StageResult, Variant, distill_cache_root, teacher_source
+from compress.data.rows import distillation_dataset, load_distill_splits
+from compress.core.errors import ConfigError
+from compress.data.artifact import read_plan
+from compress.core.distributed import is_main_process
+from compress.run.stages import StageInputs, StageResult, Variant, distill_cache_root, teacher_source
 
 if TYPE_CHECKING:
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
 
 def build_student(cfg: RunConfig, teacher, teacher_tok):
     """The student per ``cfg.student``: given pretrained model, or teacher layers."""
     from compress.distill.student import check_same_vocab, student_from_teacher
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     if cfg.student.model:
         check_same_vocab(teacher_tok, load_tokenizer(cfg.student.model), cfg.student.model)
@@ -31,7 +31,7 @@ def build_student(cfg: RunConfig, teacher, teacher_tok):
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from compress.distill.engine import distill_model, save_loss_curves
     from compress.distill.evaluate import encode, task_quality
-    from compress.models import count_parameters, load_model, load_tokenizer, words_tokenizer
+    from compress.model.loading import count_parameters, load_model, load_tokenizer, words_tokenizer
     from compress.tasks import training_features
 
     from compress.tasks import TASKS, task_spec
@@ -41,7 +41,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         usable = ", ".join(n for n, s in TASKS.items() if s.unlabeled_text)
         raise ConfigError(f"data.unlabeled is used by {usable} distillation; "
                           f"{cfg.task} needs a score for every row: remove data.unlabeled")
-    from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
+    from compress.model.interface import class_space, derived_interface, interface_of, label_mapping, save_model
 
     import torch
 

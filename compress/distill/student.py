@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 if TYPE_CHECKING:
     import torch
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def layer_stack(model: "PreTrainedModel") -> tuple["torch.nn.ModuleList", str]:
     """The encoder's ModuleList of layers and the config attribute holding its length."""
-    from compress.models import base_model
+    from compress.model.loading import base_model
 
     base = base_model(model)
     encoder = getattr(base, "encoder", None)

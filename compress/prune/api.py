@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.prune import arch
 from compress.prune.config import PruneConfig, RecoveryConfig
 from compress.tasks import task_spec
@@ -17,9 +17,9 @@ from compress.tasks import task_spec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from compress.data import TextData
+    from compress.data.rows import TextData
     from compress.distill.config import LossWeights
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
 
 MAC_SEQ_LEN = 128  # sequence length at which MACs are counted (batch 1)
 

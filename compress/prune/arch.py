@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 if TYPE_CHECKING:
     import torch

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.config_base import Section
+from compress.core.config_base import Section
 from compress.distill.config import LossWeights, check_some_weight
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.prune import arch
 from compress.prune.importance import Scores, attention_group, ffn_group
 from compress.prune.plan import Plan, Shapes

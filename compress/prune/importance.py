@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.prune import arch
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def task_calibration_batches(tokenizer: "PreTrainedTokenizerBase", data: Any, ta
 
 
 def _inputs(model: "PreTrainedModel", batch: dict) -> dict:
-    from compress.models import model_input_names
+    from compress.model.loading import model_input_names
 
     names = model_input_names(model)
     return {k: v for k, v in batch.items() if k in names and k != "labels"}
@@ -156,7 +156,7 @@ def task_loss(model: "PreTrainedModel", batch: dict, task: str, tokenizer: "PreT
     import torch
     import torch.nn.functional as F
 
-    from compress.interface import sentence_vectors
+    from compress.model.interface import sentence_vectors
     from compress.tasks import task_spec
 
     spec = task_spec(task)
@@ -309,8 +309,8 @@ def layer_scores(model: "PreTrainedModel", batches: list[dict], interface: Any =
     import torch.nn.functional as F
 
     from compress.distill.student import _parent_of
-    from compress.interface import sentence_vectors
-    from compress.models import base_model
+    from compress.model.interface import sentence_vectors
+    from compress.model.loading import base_model
 
     enc = base_model(model)
     stack = arch.layers(model)

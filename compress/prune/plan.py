@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 
 @dataclass(frozen=True)

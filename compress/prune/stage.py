@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.stages import StageInputs, StageResult, Variant
+from compress.run.stages import StageInputs, StageResult, Variant
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
     """With prune.recovery.unlabeled, the distill stage's text (data.train + data.unlabeled) as a
     memory-mapped dataset; else None (recovery runs on data.train)."""
-    from compress.data import distillation_dataset
-    from compress.errors import ConfigError
+    from compress.data.rows import distillation_dataset
+    from compress.core.errors import ConfigError
 
     rcfg = cfg.prune.recovery
     if not (rcfg.enabled and rcfg.unlabeled):
@@ -32,10 +32,10 @@ def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
-    from compress.data import load_splits
-    from compress.splits import read_plan
-    from compress.interface import class_space, derived_interface, interface_of, label_mapping, save_model
-    from compress.models import load_model, load_tokenizer
+    from compress.data.rows import load_splits
+    from compress.data.artifact import read_plan
+    from compress.model.interface import class_space, derived_interface, interface_of, label_mapping, save_model
+    from compress.model.loading import load_model, load_tokenizer
     from compress.prune.api import prune_model
     from compress.tasks import task_spec
 

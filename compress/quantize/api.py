@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import DataError, EdgepressError
+from compress.core.errors import DataError, EdgepressError
 from compress.quantize.config import QuantizeConfig
 from compress.quantize.methods import CALIBRATION_FEEDS, METHODS, PLAIN_GRAPH, PYTORCH_STUDENT, method_spec, needs_any
 from compress.quantize.report import REPORT_FILE, validate_report
@@ -17,8 +17,8 @@ from compress.quantize.report import REPORT_FILE, validate_report
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from compress.data import TextData
-    from compress.interface import ModelInterface
+    from compress.data.rows import TextData
+    from compress.model.interface import ModelInterface
     from compress.quantize.evaluate import RuntimeFile
     from compress.quantize.qat import QATSource
 
@@ -31,14 +31,14 @@ def _tokenizer(tokenizer: "PreTrainedTokenizerBase | str | Path | None") -> "Pre
         raise EdgepressError("quantization needs the model's tokenizer to build calibration/eval inputs: "
                              "pass the folder holding tokenizer.json / vocab.txt")
     if isinstance(tokenizer, (str, Path)):
-        from compress.models import load_tokenizer
+        from compress.model.loading import load_tokenizer
 
         return load_tokenizer(str(tokenizer))
     return tokenizer
 
 
 def _as_text_data(data: "TextData | list[str] | None", source: str) -> "TextData | None":
-    from compress.data import TextData
+    from compress.data.rows import TextData
 
     if data is None or isinstance(data, TextData) or hasattr(data, "texts"):  # TextData or tagged sentences (NER)
         return data
@@ -124,10 +124,10 @@ def quantize_onnx(onnx_path: Path, out_dir: Path, methods: list[str] | None = No
         if guard_data is None:
             guard_data, guard_source = calibration, "calibration (no eval data given)"
         if guard_data is None:
-            from compress.data import TextData, builtin_pydoc_sentences
+            from compress.data.rows import TextData, builtin_pydoc_sentences
 
             guard_data, guard_source = TextData(builtin_pydoc_sentences(), source="builtin:pydoc"), "builtin:pydoc"
-        from compress.interface import saved_interface
+        from compress.model.interface import saved_interface
 
         pooling = interface if interface is not None else saved_interface(onnx_path.parent)
         ev = build_eval_set(tok, guard_data, task, baseline, max_length, cfg.guard.eval_samples, pooling)

@@ -6,13 +6,13 @@ import hashlib
 from typing import TYPE_CHECKING, Any, Iterator
 
 from benchmarks.feeds import tokenize_feeds
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
     from transformers import PreTrainedTokenizerBase
 
-    from compress.data import TextData
+    from compress.data.rows import TextData
 
 
 def calibration_texts(data: "TextData", task: str, limit: int) -> tuple[list[str], list[str] | None]:

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     import numpy as np
     from transformers import PreTrainedTokenizerBase
 
-    from compress.data import TextData
-    from compress.interface import ModelInterface
+    from compress.data.rows import TextData
+    from compress.model.interface import ModelInterface
     from compress.tasks.spec import Gold
 
 MIN_REFERENCE = 0.05  # below this share of a metric's full scale the fp32 metric is noise: use fidelity instead
@@ -233,7 +233,7 @@ def score_runtime(file: RuntimeFile, ev: EvalBatches, floor: float, report_dir: 
     no runner here can run (Core ML on Linux, a runtime not installed) or that its runtime refuses is listed with
     ``scored: false`` and the reason. ``path`` is written relative to ``report_dir``."""
     from benchmarks.runners import skip_reason
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
     from compress.tasks import task_spec
 
     entry: dict[str, Any] = {"format": file.format, "precision": file.precision,

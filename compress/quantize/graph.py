@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 if TYPE_CHECKING:
     import onnx
@@ -52,7 +52,7 @@ def quiet(*names: str, level: int = QUIET) -> Iterator[None]:
     """While the block (or decorated function) runs, records of the named loggers below ``level`` stay off the console.
 
     A Filter on the console handlers those records reach, removed afterwards: logger levels are left as the
-    user (or a run's ``compress.console.capture_logs``) set them, and a run's log.txt still gets every record.
+    user (or a run's ``compress.core.console.capture_logs``) set them, and a run's log.txt still gets every record.
     """
     drop = BelowLevel(names, level)
     handlers = console_handlers(names)

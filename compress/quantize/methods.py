@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from compress.errors import EdgepressError, require
+from compress.core.errors import EdgepressError, require
 from compress.quantize.graph import quiet
 
 if TYPE_CHECKING:

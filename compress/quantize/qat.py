@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from compress.errors import EdgepressError, require
+from compress.core.errors import EdgepressError, require
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
-    from compress.data import TextData
+    from compress.data.rows import TextData
     from compress.distill.config import DistillConfig
     from compress.quantize.calibration import TextCalibrationFeeds
     from compress.quantize.config import QATOptions
@@ -64,7 +64,7 @@ def qat_distill_config(base: "DistillConfig", opts: "QATOptions") -> "DistillCon
 
 def train_texts(src: QATSource, opts: "QATOptions") -> "TextData":
     """The first rows QAT's steps will read (teacher outputs are computed for these only)."""
-    from compress.data import TextData
+    from compress.data.rows import TextData
 
     n = opts.max_steps * opts.batch_size
     t = src.train
@@ -126,8 +126,8 @@ def _quantize_qat(src: QATSource, dst: Path, activation_type: str, feeds: "TextC
     import torch
 
     from compress.distill.engine import distill_model
-    from compress.interface import interface_of
-    from compress.models import load_model, load_tokenizer
+    from compress.model.interface import interface_of
+    from compress.model.loading import load_model, load_tokenizer
 
     nncf = require("nncf", extra=None)
     if not Path(src.student_dir).is_dir():

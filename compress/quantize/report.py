@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 REPORT_FILE = "quantize_report.json"
@@ -30,7 +30,7 @@ def load_schema() -> dict[str, Any]:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise EdgepressError naming the first place ``report`` breaks report.schema.json (the field and why)."""
-    from compress.errors import require
+    from compress.core.errors import require
 
     jsonschema = require("jsonschema", "jsonschema>=4.0")
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(report), key=lambda e: list(e.path))

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize.report import REPORT_FILE, QuantizeReport
-from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
+from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
     from compress.quantize.evaluate import RuntimeFile
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
     from compress.quantize.qat import QATSource
 
 OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
@@ -31,7 +31,7 @@ def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
 
 def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
     """The PyTorch student upstream of the ONNX file, its teacher, and the distill stage's training texts."""
-    from compress.data import distillation_train
+    from compress.data.rows import distillation_train
     from compress.quantize.qat import QATSource
 
     student = inputs.latest("model")
@@ -44,7 +44,7 @@ def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
 
 def model_interface(cfg: "RunConfig", inputs: StageInputs) -> "ModelInterface | None":
     """The upstream model's interface (its edgepress interface: the teacher's pooling), None without a model."""
-    from compress.interface import interface_of
+    from compress.model.interface import interface_of
 
     model = inputs.latest("model")
     return None if model is None else interface_of(model, cfg.task)
@@ -69,9 +69,9 @@ def runtime_files(inputs: StageInputs) -> "list[RuntimeFile]":
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
-    from compress.data import load_splits
-    from compress.splits import read_plan
-    from compress.models import load_tokenizer
+    from compress.data.rows import load_splits
+    from compress.data.artifact import read_plan
+    from compress.model.loading import load_tokenizer
     from compress.quantize.api import quantize_onnx
 
     onnx_path = inputs.require("onnx", "quantize")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from compress.errors import EdgepressError
-from compress.stages import StageInputs, StageRecord, Variant
+from compress.core.errors import EdgepressError
+from compress.run.stages import StageInputs, StageRecord, Variant
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -66,7 +66,7 @@ def model_depth(model_dir: Path) -> int:
 def _narrowed(cfg: "RunConfig", name: str, stages: list[str]) -> dict:
     """The sections every branch config changes: its name, folder and stages, and the shared cache root."""
     # sub-runs share the parent run's disk caches (teacher outputs, Arrow data), so each teacher forward is paid once
-    from compress.stages import distill_cache_root
+    from compress.run.stages import distill_cache_root
 
     return {"name": name, "output_dir": str(cfg.run_dir / "search"), "stages": stages,
             "distill": {"cache_dir": str(distill_cache_root(cfg, cfg.run_dir))}}
@@ -116,7 +116,7 @@ def branch_config(cfg: "RunConfig", depth: int, ratio: "float | PrunePoint", voc
 
 def upstream_hash(inputs: StageInputs) -> str:
     """Config hash of the last finished upstream stage ('' when there is none)."""
-    from compress.stages import read_record
+    from compress.run.stages import read_record
 
     found = read_record(inputs.upstream[-1].dir) if inputs.upstream else None
     return str(found[1].get("config_hash", "")) if found else ""
@@ -153,7 +153,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
     """Run (or resume) every branch; returns their candidate variants (ONNX and the other runtimes' files)."""
     from compress.api import run_branch
     from compress.search.config import RUNTIME_FORMATS
-    from compress.stages import read_record
+    from compress.run.stages import read_record
 
     upstream = (list(inputs.upstream), upstream_hash(inputs))
     seeds: dict[int, tuple[list[StageRecord], str]] = {}

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from compress.config_base import Section
+from compress.core.config_base import Section
 from compress.quantize.config import Method
 
 # runtime -> the export format it runs (the search writes that format in every branch and times it in this runtime)

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
 from compress.search.config import RUNTIME_FORMATS, runtime_of
 from compress.search.select import Candidate, choose
-from compress.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels
+from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -73,7 +73,7 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
         log.info("search: %s is the same file as %s; measured once", name, first)
     tok = next((b.tokenizer for b in branches if b.tokenizer is not None), None)
     tags = tag_names(cfg, inputs)  # token classification: logits map to the tag names
-    from compress.interface import interface_of
+    from compress.model.interface import interface_of
 
     pooling = interface_of(specs[0].path, cfg.task)  # foreign files (token outputs only) pool as the teacher does
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None, pooling=pooling,
@@ -227,7 +227,7 @@ def same_model_variants(cfg: "RunConfig", cands: list[Candidate], w: Candidate, 
         else:  # an ONNX Runtime file of the branch's quantize stage
             (out_dir / "winner" / runtime).mkdir(parents=True, exist_ok=True)
             rel = f"winner/{runtime}/{src.name}"
-            from compress.fsio import copy_file
+            from compress.core.fsio import copy_file
 
             copy_file(src, out_dir / rel)
         out.append(Variant(f"search-winner-{runtime} ({pick.name})", RUNTIME_FORMATS[runtime], rel, pick.precision))
@@ -290,7 +290,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
             shutil.copytree(b.model_dir, out_dir / "winner" / "model")
             outputs["winner_model"] = "winner/model"
         if b.export_dir is not None:  # its fp32 export (files, parity, stage.json), reused by the package stage
-            from compress.fsio import link_tree
+            from compress.core.fsio import link_tree
 
             link_tree(b.export_dir, out_dir / "winner" / "export")
             outputs["winner_export"] = "winner/export"

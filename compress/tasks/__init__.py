@@ -42,7 +42,7 @@ def task_spec(name: str) -> TaskSpec:
     """The spec of task ``name``; an unknown name is a one-line error naming the closest task."""
     import difflib
 
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     if name not in TASKS:
         close = difflib.get_close_matches(str(name), TASKS, n=1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     from compress.tasks.spec import Gold, Score, TaskSpec
@@ -129,7 +129,7 @@ def align_labels(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentence
     if unknown:
         raise DataError(f"'{sentences.source}': tags {unknown[:5]} are not among the model's labels "
                         f"({', '.join(label2id)})")
-    from compress.models import words_tokenizer
+    from compress.model.loading import words_tokenizer
 
     enc = words_tokenizer(tokenizer)(sentences.tokens, is_split_into_words=True, truncation=True,
                                      max_length=max_length)
@@ -148,7 +148,7 @@ def align_labels(tokenizer: "PreTrainedTokenizerBase", sentences: TaggedSentence
 
 def _read_hub_tagged(spec: str, tokens_field: str, tags_field: str) -> TaggedSentences:
     """``hub:conll2003[@split]`` / ``hub:wikiann/en``: tokens and ClassLabel tag ids turned into tag names."""
-    from compress.datafiles import read_hub
+    from compress.data.files import read_hub
 
     cols = read_hub(spec)
     tokens_field = tokens_field if tokens_field in cols.data else "tokens"
@@ -165,8 +165,8 @@ def _read_hub_tagged(spec: str, tokens_field: str, tags_field: str) -> TaggedSen
 
 def read_tagged(source: str, tokens_field: str = "tokens", tags_field: str = "tags") -> TaggedSentences:
     """A NER source: ``.json``/``.jsonl`` (token and tag lists), ``hub:NAME``, anything else CoNLL-style text;
-    inside a running pipeline, read once (:func:`compress.datafiles.read_once`)."""
-    from compress.datafiles import Columns, read_once
+    inside a running pipeline, read once (:func:`compress.data.files.read_once`)."""
+    from compress.data.files import Columns, read_once
 
     def read() -> Columns:
         got = _read_tagged(source, tokens_field, tags_field)
@@ -188,13 +188,13 @@ def _read_tagged(source: str, tokens_field: str, tags_field: str) -> TaggedSente
 
 def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "token-classification",
                     **_class_checks: Any) -> Any:
-    """Train/eval/test sentences per the data config, as :func:`compress.data.load_splits` does for text rows
+    """Train/eval/test sentences per the data config, as :func:`compress.data.rows.load_splits` does for text rows
     (its class-id checks are for sentence labels: tags are checked against the training file's here).
 
     JSONL fields: ``data.text_column`` (default ``tokens``) and ``data.label_column`` (default ``tags``). The eval
     split is carved out of train when ``data.eval`` is not given (the run's data artifact holds its row ids).
     """
-    from compress.datasplit import capped_splits, carve_splits
+    from compress.data.split import capped_splits, carve_splits
 
     fields = (data_cfg.text_column if data_cfg.text_column != "sentence" else "tokens", data_cfg.label_column or "tags")
     train = read_tagged(data_cfg.train, *fields)
@@ -246,7 +246,7 @@ def entity_quality(model: Any, tokenizer: "PreTrainedTokenizerBase", sentences: 
     import torch
 
     from benchmarks.metrics import entity_scores
-    from compress.models import model_input_names
+    from compress.model.loading import model_input_names
 
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     label2id = {v: k for k, v in id2label.items()}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     from compress.tasks.spec import Gold, Score, TaskSpec
@@ -70,7 +70,7 @@ class QAData:
 
 def _read_hub_squad(spec: str) -> list[QAExample]:
     """``hub:squad`` / ``hub:squad_v2[@split]``: id, question, context, answers{text, answer_start}."""
-    from compress.datafiles import read_hub
+    from compress.data.files import read_hub
 
     cols = read_hub(spec)
     for field in ("id", "question", "context", "answers"):
@@ -85,8 +85,8 @@ def _read_hub_squad(spec: str) -> list[QAExample]:
 
 def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> QAData:
     """A QA source: a SQuAD JSON file (v1.1 / v2.0) or ``hub:squad`` / ``hub:squad_v2``; inside a running
-    pipeline, read once (:func:`compress.datafiles.read_once`)."""
-    from compress.datafiles import Columns, read_once
+    pipeline, read once (:func:`compress.data.files.read_once`)."""
+    from compress.data.files import Columns, read_once
 
     def read() -> Columns:
         got = _read_hub_squad(source) if source.startswith("hub:") else read_squad(source)
@@ -104,7 +104,7 @@ def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "ques
                    **_class_checks: Any) -> Any:
     """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
     (the run's data artifact holds their ids). Sentence-label checks do not apply to answer spans."""
-    from compress.datasplit import capped_splits, carve_splits
+    from compress.data.split import capped_splits, carve_splits
 
     windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
     splits = carve_splits(data_cfg, seed, plan, read_qa(data_cfg.train, *windows),
@@ -142,7 +142,7 @@ def window_logits(model: Any, tokenizer: "PreTrainedTokenizerBase", data: QAData
     import numpy as np
     import torch
 
-    from compress.models import model_input_names
+    from compress.model.loading import model_input_names
 
     feats = eval_features(tokenizer, data.examples, max_length, data.doc_stride)
     accepted = model_input_names(model)

@@ -99,13 +99,13 @@ class TaskSpec:
     example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
     label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
     # "module:function" (or the function): (data_cfg, seed, plan=None, *, task, **class_checks) -> Splits
-    loader: str | Callable[..., Any] = "compress.data:load_sentence_splits"
+    loader: str | Callable[..., Any] = "compress.data.rows:load_sentence_splits"
     # "module:function" (or the function): one eval file (source, task, text, pair, label column) -> rows
-    reader: str | Callable[..., Any] = "compress.data:read_sentence_rows"
+    reader: str | Callable[..., Any] = "compress.data.rows:read_sentence_rows"
     no_head_hint: str = "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"  # a head is missing
 
     def load(self, data_cfg: Any, seed: int, plan: Any = None, **options: Any) -> Any:
-        """The task's train/eval/test splits (``options``: the class-label checks of ``compress.data.load_splits``)."""
+        """The task's train/eval/test splits (``options``: the class-label checks of ``compress.data.rows.load_splits``)."""
         return resolve(self.loader)(data_cfg, seed, plan, task=self.name, **options)
 
     def read(self, source: str, text_column: str = "text", pair_column: str | None = None,

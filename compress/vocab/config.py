@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from compress.config_base import Section
+from compress.core.config_base import Section
 
 
 class VocabCorpus(Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.stages import StageInputs, StageResult, Variant, teacher_labels
+from compress.run.stages import StageInputs, StageResult, Variant, teacher_labels
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def domain_texts(cfg: "RunConfig", train) -> list[str]:
     """The text whose tokens are kept: training texts (and pairs), data.unlabeled and vocab.corpus sources."""
-    from compress.data import distillation_texts, load_text_data
+    from compress.data.rows import distillation_texts, load_text_data
 
     texts = distillation_texts(cfg.data, train)
     for src in cfg.vocab.corpus:
@@ -23,10 +23,10 @@ def domain_texts(cfg: "RunConfig", train) -> list[str]:
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Count tokens on the domain text, keep the target, rewrite embeddings + tokenizer, report coverage."""
-    from compress.data import load_splits
-    from compress.splits import read_plan
-    from compress.interface import interface_of, save_model
-    from compress.models import count_parameters, load_model, load_tokenizer
+    from compress.data.rows import load_splits
+    from compress.data.artifact import read_plan
+    from compress.model.interface import interface_of, save_model
+    from compress.model.loading import count_parameters, load_model, load_tokenizer
     from compress.vocab.trim import coverage, select_tokens, token_counts, trim_model_folder
 
     src = inputs.require("model", "trim_vocab")

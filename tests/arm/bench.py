@@ -12,7 +12,7 @@ def bench_on_device(arm_device: Any, models: dict[str, Path], tokenizer: Path, s
     """Bench ``models`` (name -> file) at batch 1 x ``seq`` tokens, 1 thread, on the device and here; returns the
     report and its device and local entries by name, after checking what every runtime's entries must show."""
     from benchmarks.report import validate_report
-    from compress.cli import main
+    from compress.cli.main import main
 
     opts = arm_device.options()
     main(["bench", "run", *(f"{name}={path}" for name, path in models.items()), "--task", "embedding",

@@ -46,7 +46,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 SCRIPT_VERSION = 4  # bump when the build recipe below changes: a new cache key rebuilds
 SUITE = "bookworm"
@@ -421,7 +421,7 @@ class EmulatedDevice:
                                      kbdint_auth=False)
 
     def start(self) -> "EmulatedDevice":
-        from compress.errors import require
+        from compress.core.errors import require
 
         asyncssh = require("asyncssh", "asyncssh", extra="remote")
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def test_litert_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_python,
 
     from benchmarks.remote import parity_feeds
     from benchmarks.remote_runner import LiteRTSession
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
     from export.parity import Tolerance
 
     model, out = tiny_tflite

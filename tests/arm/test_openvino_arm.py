@@ -32,7 +32,7 @@ def test_openvino_bench_on_aarch64_at_parity_with_x86(arm_device, emulated_pytho
 
     from benchmarks.remote import parity_feeds
     from benchmarks.remote_runner import OpenVinoSession
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
     from export.parity import Tolerance
 
     model, out = tiny_ir

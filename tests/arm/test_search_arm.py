@@ -7,7 +7,7 @@ import json
 
 def test_search_on_emulated_aarch64_target(arm_device, tiny_model_dir, tmp_path):
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     teacher = tiny_model_dir("bert", "embedding")
     target = arm_device.target

@@ -27,7 +27,7 @@ class _Wrapped(torch.nn.Module):
 
 
 def load(model_dir: Path, task: str) -> torch.nn.Module:
-    from compress.models import load_model
+    from compress.model.loading import load_model
 
     return _Wrapped(load_model(str(model_dir), task), task).eval()
 
@@ -62,7 +62,7 @@ def export_torchscript(model_dir: Path, task: str, path: Path) -> Path:
 def tokenized(tokenizer_dir: Path, texts: list[str], max_length: int = 64) -> dict:
     """int64 feeds for ``texts`` with the exported folder's tokenizer, padded to the longest."""
     from benchmarks.feeds import tokenize_feeds
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     return tokenize_feeds(load_tokenizer(str(tokenizer_dir)), texts, None, max_length)
 

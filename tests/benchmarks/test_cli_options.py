@@ -10,7 +10,7 @@ from benchmarks.api import settings_from_config
 from benchmarks.cli import app
 from benchmarks.cli.options import CONFIG_OPTIONS, bench_config
 from benchmarks.config import BenchConfig
-from compress.errors import EdgepressError, UsageError
+from compress.core.errors import EdgepressError, UsageError
 
 
 class Captured(Exception):

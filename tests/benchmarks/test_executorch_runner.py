@@ -63,7 +63,7 @@ def test_pte_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(expor
 
 
 def test_feeds_past_the_exported_bounds_get_a_clear_error(exported):
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     files = exported["classification"]["files"]
     pte = runner_class("executorch")(files["executorch"], "classification", Threads(1))

@@ -26,7 +26,7 @@ PAIRS = EvalSet(
 
 
 def _torch_embed(model_dir, texts):
-    from compress.models import load_model, load_tokenizer, mean_pool
+    from compress.model.loading import load_model, load_tokenizer, mean_pool
 
     tok, model = load_tokenizer(str(model_dir)), load_model(str(model_dir), "embedding")
     enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
@@ -66,7 +66,7 @@ def test_sts_quality_matches_hand_computation_across_backends(tiny_model_dir, tm
 
 
 def test_classification_accuracy_and_fidelity(tiny_model_dir, tmp_path):
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     m = tiny_model_dir("bert", "classification")
     onnx = export_onnx(m, "classification", tmp_path / "cls.onnx")
@@ -170,7 +170,7 @@ def test_compare_matches_models_by_weights_and_names_what_they_are(tiny_model_di
     names is one row; a failed model shows its reason; differing settings are named above the table."""
     from benchmarks.report import compare_markdown, plot_pareto
     from compress.distill.student import student_from_teacher
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     m = tiny_model_dir("bert", "embedding")
     small = tmp_path / "small"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks.headline import headline, to_markdown
-from compress.cli import main
+from compress.cli.main import main
 
 
 def _entry(name, role, p50, size, value, retention, precision="fp32", b32=None, session=None):

@@ -69,7 +69,7 @@ def test_tflite_outputs_match_onnx_runtime_at_several_batch_sizes_and_lengths(ex
 
 def test_feed_longer_than_the_largest_bucket_is_cut_and_said(exported):
     from benchmarks.feeds import tokenize_feeds
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     files = exported["embedding"]["files"]
     lite = runner_class("litert")(files["litert"], "embedding", Threads(1))

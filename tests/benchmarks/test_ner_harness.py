@@ -86,7 +86,7 @@ def test_optimum_baselines_of_a_token_classifier_score_entity_f1(tiny_model_dir,
 
 def test_no_optimum_baseline_for_an_unknown_task(tiny_model_dir, tmp_path):
     from benchmarks.baseline import build_baselines
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     with pytest.raises(EdgepressError, match="no Optimum baseline for task 'summarization'"):
         build_baselines(["optimum-onnx"], tiny_model_dir("bert", "mlm"), "summarization", tmp_path / "b")

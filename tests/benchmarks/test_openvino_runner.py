@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.harness import BenchSettings, EvalSet, ModelSpec, benchmark
 from benchmarks.runners.base import Threads
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from tests.benchmarks.helpers import export_onnx
 
 FAST = dict(batch_sizes=[1], seq_lens=[16], warmup=1, min_runs=3, min_seconds=0.0, threads=Threads(1, 1))
@@ -76,7 +76,7 @@ def test_task_outputs_match_onnx_runtime_and_compile_once_per_length_bucket(tiny
     from benchmarks.feeds import tokenize_feeds
     from benchmarks.runners.openvino_runner import OpenVinoCpuRunner, length_bucket
     from benchmarks.runners.ort_runner import OrtCpuRunner
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     model = tiny_model_dir("bert", task)
     onnx = export_onnx(model, task, tmp_path / "model.onnx")
@@ -126,7 +126,7 @@ def test_locate_reads_ir_files_and_folders(tmp_path, exported):
 
 
 def test_bench_run_cli_measures_an_xml_file(exported, tmp_path):
-    from compress.cli import main
+    from compress.cli.main import main
 
     _, out = exported
     main(["bench", "run", str(out / "openvino" / "openvino_model.xml"), "--task", "classification", "--seq", "8",

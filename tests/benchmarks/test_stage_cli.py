@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
-from compress.errors import EdgepressError
-from compress.stages import StageInputs, StageRecord, Variant
+from compress.core.errors import EdgepressError
+from compress.run.stages import StageInputs, StageRecord, Variant
 from tests.benchmarks.helpers import export_onnx
 
 
@@ -111,7 +111,7 @@ def test_stage_builds_optimums_static_int8_calibrated_on_the_training_split(tiny
 
     from benchmarks.baseline import CALIBRATION_ROWS
     from benchmarks.stage import calibration_text, run_stage
-    from compress.data import load_splits
+    from compress.data.rows import load_splits
 
     teacher = tiny_model_dir("bert", "embedding")
     cfg = _config(teacher, shared_data, tmp_path, baselines=["optimum-int8-static"])

@@ -137,7 +137,7 @@ def test_sweep_shapes_and_latency_scale_on_fake_clock():
 
 
 def test_realistic_mode_pads_each_batch_to_its_longest(tiny_model_dir):
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     tok = load_tokenizer(str(tiny_model_dir("bert", "embedding")))
     texts = ["short one", "a somewhat longer sentence about the python language and its modules",
@@ -159,7 +159,7 @@ class FailingRunner(ShapeRunner):
     """A ShapeRunner whose runtime fails after a few calls (a session that dies mid-measurement)."""
 
     def run(self, prepared):
-        from compress.errors import EdgepressError
+        from compress.core.errors import EdgepressError
 
         if len(self.shapes) >= 2:  # the warm-up and one timed run go through
             raise EdgepressError("onnxruntime failed on 'bad.onnx': out of memory")
@@ -194,7 +194,7 @@ def test_an_embedding_model_is_timed_on_single_sentences_a_cross_encoder_on_pair
     """STS pairs: a sentence-embedding model encodes each sentence alone (a pair is two calls), so its latency
     batches hold single sentences from both columns; a classifier of pairs reads them joined."""
     from benchmarks.harness import call_lengths, realistic_rows
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     tok = load_tokenizer(str(tiny_model_dir("bert", "embedding")))
     ev = EvalSet(["first sentence one", "first sentence two"], ["second column a", "second column b"], [1.0, 4.0])

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.evalset import EvalSet
 from benchmarks.tags import first_subtokens, predict_tags, row_tags, word_argmax
-from compress.errors import DataError, EdgepressError
+from compress.core.errors import DataError, EdgepressError
 from tests.tiny import NER_LABELS, save_tokenizer
 
 NAMES = [NER_LABELS[i] for i in range(len(NER_LABELS))]  # O B-PER I-PER B-LOC I-LOC

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from compress.checkpoints import checkpoint_problem, resumable_checkpoint
+from compress.run.checkpoints import checkpoint_problem, resumable_checkpoint
 
 
 def make_checkpoint(folder, step: int):

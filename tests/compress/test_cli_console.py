@@ -1,4 +1,4 @@
-"""What the console says, through the real entry point ``compress.cli.main``: where a run's result is, each stage's
+"""What the console says, through the real entry point ``compress.cli.main.main``: where a run's result is, each stage's
 headline number, retention in one unit, help text that reads as its prose."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_bench_run_option_help_keeps_a_readable_column_at_80_columns(capsys, mon
 
 
 def test_unwrap_joins_docstring_lines_and_keeps_paragraphs():
-    from compress.cli_help import unwrap
+    from compress.cli.help import unwrap
 
     text = "Exit code 1 when any model failed, unless --allow-partial; the report is\n    written either way.\n\n" \
            "\bkept\nas is"
@@ -132,7 +132,7 @@ def test_unwrap_joins_docstring_lines_and_keeps_paragraphs():
 
 
 def test_stage_headlines_from_stage_metrics():
-    from compress.cli import _stage_headline
+    from compress.cli.main import _stage_headline
     from tests.quantize.sample_report import method_result, sample_report
 
     quantize = sample_report({"dynamic": method_result("dynamic", 0.98149, 21.7)}, "dynamic")
@@ -155,7 +155,7 @@ def test_stage_headlines_from_stage_metrics():
 @pytest.mark.parametrize("typer_type,name", [("<int range>", "INT"), ("<float range>", "FLOAT"), ("<str>", "TEXT"),
                                              ("<list[str]>", "TEXT"), ("<path>", "PATH"), ("<cpu|cuda>", "cpu|cuda")])
 def test_option_values_are_named_briefly(typer_type, name):
-    from compress.cli_help import _value_name
+    from compress.cli.help import _value_name
 
     assert _value_name(typer_type) == name
 
@@ -175,7 +175,7 @@ def test_readme_quick_start_shows_where_a_run_put_its_result():
 def test_run_start_line_names_the_following_package_stage_and_keeps_markup_literal(tmp_path, capsys):
     """The first line shows every stage that will run (package follows export) and prints a run folder holding
     console markup as written."""
-    from compress.cli import main
+    from compress.cli.main import main
 
     out = tmp_path / "[bold]runs"
     cfg = tmp_path / "c.yaml"

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def edgepress(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compress.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "compress.cli.main", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -68,7 +68,7 @@ def test_debug_shows_traceback(tmp_path):
 
 @pytest.mark.parametrize("cmd", [[], ["run"], ["distill"], ["prune"], ["quantize"], ["export"], ["finetune"], ["bench"], ["bench", "run"]])
 def test_help_everywhere(cmd):
-    res = subprocess.run([sys.executable, "-m", "compress.cli", *cmd, "--help"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "compress.cli.main", *cmd, "--help"], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "Usage" in res.stdout and len(res.stdout) > 200
@@ -77,7 +77,7 @@ def test_help_everywhere(cmd):
 def test_task_help_names_every_task_the_schema_takes():
     import typing
 
-    from compress.cli import TASK_HELP
+    from compress.cli.main import TASK_HELP
     from compress.config import Task
 
     assert [t.strip() for t in TASK_HELP.split("(")[0].split("|")] == list(typing.get_args(Task))

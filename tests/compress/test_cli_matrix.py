@@ -1,4 +1,4 @@
-"""A matrix of bad inputs through the real CLI entry point (``compress.cli.main``), in-process for speed.
+"""A matrix of bad inputs through the real CLI entry point (``compress.cli.main.main``), in-process for speed.
 
 Each case asserts: the exit code (2 for usage and config errors, 1 otherwise), one short message (at most
 3 lines from the ``error:`` line on) naming the file or field, no traceback, and no stage folder that looks
@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from tests.cli_errors import expect_one_line_error
 from tests.tiny import make_tiny_model
 
@@ -312,7 +312,7 @@ def test_bad_input(world, tmp_path, capsys, case_id, argv, code, needles):
 def test_install_hint_keeps_its_brackets(capsys, monkeypatch):
     """Error text goes through rich with markup escaped: `edgepress[executorch]` survives."""
     import compress.api as api
-    from compress.errors import MissingDependencyError
+    from compress.core.errors import MissingDependencyError
 
     def boom(*a, **k):
         raise MissingDependencyError("executorch is needed: pip install 'edgepress[executorch]'")

@@ -1,4 +1,4 @@
-"""The CLI as a separate process (``python -m compress.cli``, what the console script runs): Ctrl-C, two runs of one
+"""The CLI as a separate process (``python -m compress.cli.main``, what the console script runs): Ctrl-C, two runs of one
 folder, a damaged checkpoint, bench on an unloadable model, and what the console shows versus log.txt."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _env() -> dict:
 
 
 def edgepress(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compress.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "compress.cli.main", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
 
@@ -33,7 +33,7 @@ def _interruptible() -> None:
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "compress.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "compress.cli.main", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_interruptible)
 
 

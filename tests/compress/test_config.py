@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from compress.config import RunConfig, load_config, parse_override
-from compress.errors import ConfigError
+from compress.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ["teacher.model=packaged:minilm-l6", "data.train=builtin:pydoc"]
@@ -73,7 +73,7 @@ def test_section_hash_changes_only_with_its_sections():
 def test_search_hash_ignores_the_bench_fields_it_sets_itself():
     """Adding a baseline or a sweep size re-runs bench, not the search's measurement of every candidate; the
     timing settings the search does read still count."""
-    from compress.pipeline import stage_hash
+    from compress.run.pipeline import stage_hash
 
     base = load_config(None, BASE)
     same = [load_config(None, BASE + [o]) for o in ("bench.baselines=[optimum-int8-dynamic]", "bench.sweep_batch_sizes=[32]",

@@ -1,4 +1,4 @@
-"""compress.console.capture_logs keeps third-party logging off the console for a run and restores it after."""
+"""compress.core.console.capture_logs keeps third-party logging off the console for a run and restores it after."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the run: without the preload the warning would reach stderr through that handler
 CODE = """
 import sys
-from compress.console import capture_logs
+from compress.core.console import capture_logs
 with capture_logs(sys.argv[1]):
     from optimum.utils import logging as optimum_logging
     optimum_logging.get_logger("optimum.exporters").warning("optimum noise during the run")
@@ -33,7 +33,7 @@ def test_optimums_own_stderr_handler_stays_off_the_console_during_a_run(tmp_path
 # a native library writing to file descriptor 2 directly (os.write stands in for ExecuTorch's C++ cpuinfo probe)
 NATIVE = """
 import os, sys
-from compress.console import capture_logs, native_stderr
+from compress.core.console import capture_logs, native_stderr
 with capture_logs(sys.argv[1]):
     with native_stderr("executorch"):
         os.write(2, b"[cpuinfo_utils.cpp:100] Reading file /sys/devices/soc0/image_version\\n")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from compress.data import builtin_pydoc_sentences, distillation_texts, load_splits, load_text_data
+from compress.data.rows import builtin_pydoc_sentences, distillation_texts, load_splits, load_text_data
 from compress.config import DataConfig
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 
 @pytest.fixture

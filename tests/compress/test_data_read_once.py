@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import compress.datafiles as datafiles
+import compress.data.files as datafiles
 
 
 def _count_reads(monkeypatch) -> Counter:
@@ -31,7 +31,7 @@ def _rows(path, n: int, offset: int) -> None:
 
 def test_a_run_with_finetune_distill_search_and_bench_reads_each_file_once(tmp_path, tiny_model_dir, monkeypatch):
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     train, dev, test = tmp_path / "train.tsv", tmp_path / "dev.tsv", tmp_path / "test.tsv"
     _rows(train, 48, 0), _rows(dev, 16, 100), _rows(test, 16, 200)
@@ -97,7 +97,7 @@ def test_a_label_free_run_reads_its_streamed_train_file_once_as_rows(tiny_model_
     """embedding distill -> 2-branch search -> bench: the split streams the train file (memory-mapped Arrow in the
     run's cache); the stages that take it as rows read it once, at the first of them, then the copy."""
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
     from tests.compress.test_search import _tiny_search_run
 
     cfg = RunConfig.model_validate(_tiny_search_run(

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from compress.data import (TextData, builtin_pydoc_sentences, distillation_dataset, distillation_texts,
+from compress.data.rows import (TextData, builtin_pydoc_sentences, distillation_dataset, distillation_texts,
                            load_distill_splits, load_splits, with_unlabeled)
 from compress.distill.cache import ROWS_FILE, TeacherCache, text_key
 from compress.distill.config import DistillConfig, LossWeights
 from compress.distill.engine import distill_model
 from compress.distill.student import student_from_teacher
-from compress.models import load_model, load_tokenizer
+from compress.model.loading import load_model, load_tokenizer
 
 
 def _rows(n_tokens: int, h: int = 4, seed: int = 0) -> np.ndarray:

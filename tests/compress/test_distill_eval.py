@@ -4,12 +4,12 @@
 import pytest
 from pydantic import ValidationError
 
-from compress.data import TextData, builtin_pydoc_sentences
+from compress.data.rows import TextData, builtin_pydoc_sentences
 from compress.distill.config import DistillConfig, LossWeights
 from compress.distill.engine import checkpoint_schedule, distill_model
 from compress.distill.evaluate import task_quality
 from compress.distill.student import student_from_teacher
-from compress.models import load_model, load_tokenizer
+from compress.model.loading import load_model, load_tokenizer
 
 
 def _regression(n: int, offset: int = 0) -> TextData:
@@ -73,8 +73,8 @@ def test_qa_probe_scores_a_checkpoint_at_its_tuned_no_answer_threshold(tiny_mode
     """Checkpoints of a SQuAD 2.0 model are compared at their own tuned threshold (official best_f1), which is
     never below the F1 at threshold 0 (an all-"no answer" early checkpoint would otherwise win)."""
     from compress.distill.engine import EvalProbe
-    from compress.interface import ModelInterface
-    from compress.models import load_model, load_tokenizer
+    from compress.model.interface import ModelInterface
+    from compress.model.loading import load_model, load_tokenizer
     from compress.tasks.qa import QAData, answer_quality, tuned_null_threshold
     from tests.squad_tiny import EXAMPLES
 

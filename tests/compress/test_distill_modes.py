@@ -2,11 +2,11 @@
 
 import pytest
 
-from compress.data import TextData, builtin_pydoc_sentences
+from compress.data.rows import TextData, builtin_pydoc_sentences
 from compress.distill.config import DistillConfig, LossWeights
 from compress.distill.engine import distill_model
 from compress.distill.student import spread_layers, student_from_teacher
-from compress.models import load_model, load_tokenizer
+from compress.model.loading import load_model, load_tokenizer
 
 MODES = {
     "embedding": ("embedding", LossWeights(cos=1.0, embed_mse=1.0, hidden_mse=0.5, value_kl=0.5)),
@@ -63,7 +63,7 @@ def test_student_from_teacher_copies_the_picked_layers(tiny_model_dir):
 
 def test_mismatched_vocabulary_is_refused(tiny_model_dir, tmp_path):
     from compress.distill.student import check_same_vocab
-    from compress.errors import ModelLoadError
+    from compress.core.errors import ModelLoadError
 
     tok = load_tokenizer(str(tiny_model_dir("bert", "mlm")))
     other = tmp_path / "other"
@@ -90,7 +90,7 @@ def test_classification_distillation_uses_unlabelled_text(tiny_model_dir, tmp_pa
     """data.unlabeled rows join classification distillation with label -100: soft labels only, loss falls."""
     from types import SimpleNamespace
 
-    from compress.data import UNLABELED, with_unlabeled
+    from compress.data.rows import UNLABELED, with_unlabeled
 
     labelled = _data("classification").head(16)
     src = tmp_path / "extra.txt"
@@ -116,8 +116,8 @@ def test_classification_distillation_uses_unlabelled_text(tiny_model_dir, tmp_pa
 def test_unlabelled_rows_refused_for_sentence_pairs():
     from types import SimpleNamespace
 
-    from compress.data import with_unlabeled
-    from compress.errors import DataError
+    from compress.data.rows import with_unlabeled
+    from compress.core.errors import DataError
 
     pairs = TextData(["a"], ["b"], [1])
     data_cfg = SimpleNamespace(unlabeled=[SimpleNamespace(source="x", text_column="t", limit=None)],

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.data import builtin_pydoc_sentences
+from compress.data.rows import builtin_pydoc_sentences
 from compress.distill.cache import ROWS_FILE, record_dtype, text_key
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys
     from pathlib import Path
 
-    from compress.data import TextData, builtin_pydoc_sentences
+    from compress.data.rows import TextData, builtin_pydoc_sentences
     from compress.distill import engine
     from compress.distill.config import DistillConfig, LossWeights
     from compress.distill.student import student_from_teacher
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     model, out, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     seen = []

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from compress.distill import losses as L
 from compress.distill import terms as T
 from compress.distill.config import DistillConfig, LossWeights
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 B, S, W, V, H = 2, 5, 8, 11, 2
 
@@ -288,8 +288,8 @@ def test_compute_loss_total_and_logged_terms_match_the_ladder(mix, fixed_teacher
 
     from compress.distill.engine import DistillCollator, DistillationTrainer, TokenizedExamples, _layer_map
     from compress.distill.student import student_from_teacher
-    from compress.interface import ModelInterface, SentencePooler
-    from compress.models import load_model, load_tokenizer
+    from compress.model.interface import ModelInterface, SentencePooler
+    from compress.model.loading import load_model, load_tokenizer
 
     task, weights = MIXES[mix]
     cfg = DistillConfig(loss=weights)

@@ -7,7 +7,7 @@ import sys
 
 def test_torchrun_two_processes_distill(tiny_bert_dir, tmp_path):
     out = tmp_path / "student"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "compress.cli", "distill",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "compress.cli.main", "distill",
            str(tiny_bert_dir), str(out), "--data", "builtin:pydoc", "--layers", "1", "--set", "task=embedding",
            "--set", "distill.max_steps=4", "--set", "distill.batch_size=8"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -1,4 +1,4 @@
-"""Faults while a run is written, through the real entry point (``compress.cli.main``): links planted in a run
+"""Faults while a run is written, through the real entry point (``compress.cli.main.main``): links planted in a run
 folder, a full disk, read-only folders, a held run lock, legacy and malicious ``pytorch_model.bin`` files.
 
 Each case asserts: the exit code (1 for these faults), a message of at most 3 lines naming the file, no
@@ -21,7 +21,7 @@ from typing import Callable
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from tests.cli_errors import expect_one_line_error
 from tests.tiny import make_tiny_model
 
@@ -472,8 +472,8 @@ def test_own_temp_folder_that_is_a_link_is_removed_not_followed(world, tmp_path,
 
 def test_run_replaces_nothing_outside_and_reports_copies_atomically(tmp_path):
     """fsio.write_text/copy_file: whole-or-nothing writes that refuse a link at the target."""
-    from compress.errors import Unwritable
-    from compress.fsio import copy_file, write_text
+    from compress.core.errors import Unwritable
+    from compress.core.fsio import copy_file, write_text
 
     outside = tmp_path / "outside.txt"
     outside.write_text("keep\n")
@@ -511,8 +511,8 @@ def test_library_write_errors_on_a_full_disk_become_one_line(full_disk):
     import torch
     from safetensors.torch import save_file
 
-    from compress.errors import DiskFull
-    from compress.fsio import writing
+    from compress.core.errors import DiskFull
+    from compress.core.fsio import writing
 
     big = {"w": torch.zeros(64_000)}
     src = full_disk.parent / "src"

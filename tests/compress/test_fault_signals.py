@@ -46,7 +46,7 @@ def held(*args, **kwargs):  # the stage is inside the exporter: say so, then wai
     return real(*args, **kwargs)
 
 onnx_export.export_onnx = held
-from compress.cli import main
+from compress.cli.main import main
 main(sys.argv[2:])
 """
 

@@ -1,4 +1,4 @@
-"""Bad inputs of issue 34 (labels, config values, bench files, list-item typos) through ``compress.cli.main``.
+"""Bad inputs of issue 34 (labels, config values, bench files, list-item typos) through ``compress.cli.main.main``.
 
 Each case asserts: the exit code (2 for config and usage errors, 1 otherwise), one short message (at most 3 lines
 from the ``error:`` line on) naming the file or field, no traceback, no file outside the run folder changed (a

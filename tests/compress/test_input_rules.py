@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from tests.tiny import make_tiny_model
 
 
@@ -43,7 +43,7 @@ def test_each_cap_cuts_its_own_split_and_says_so(tmp_path, capsys):
 
 def test_without_a_test_file_test_is_the_eval_split_as_cut(tmp_path):
     from compress.config import load_config
-    from compress.data import load_splits
+    from compress.data.rows import load_splits
 
     cfg = load_config(None, ["data.max_eval_samples=7", "data.eval_fraction=0.2"],
                       base={"teacher": {"model": "x"}, "data": {"train": "builtin:pydoc"}})

@@ -56,7 +56,7 @@ def test_ner_through_every_stage(tmp_path, tiny_model_dir):
     from transformers import AutoModelForTokenClassification
 
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     backbone = tiny_model_dir("bert", "mlm")
     train, dev = write_conll(tmp_path / "train.txt", 120, 0), write_conll(tmp_path / "dev.txt", 30, 1)
@@ -89,8 +89,8 @@ def test_ner_through_every_stage(tmp_path, tiny_model_dir):
 
 def test_unknown_dev_tag_is_one_line_error(tmp_path, tiny_model_dir):
     from compress.config import load_config
-    from compress.data import load_splits
-    from compress.errors import DataError
+    from compress.data.rows import load_splits
+    from compress.core.errors import DataError
 
     train = write_conll(tmp_path / "train.txt", 20, 0)
     dev = tmp_path / "dev.txt"
@@ -108,8 +108,8 @@ def test_trim_vocab_keeps_tags_answers_and_outputs_on_kept_text(task, tmp_path, 
     from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 
     from compress.config import load_config
-    from compress.interface import saved_interface
-    from compress.pipeline import run_pipeline
+    from compress.model.interface import saved_interface
+    from compress.run.pipeline import run_pipeline
     from tests.squad_tiny import EXAMPLES
 
     if task == "token-classification":
@@ -155,7 +155,7 @@ def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
     from transformers import AutoModelForTokenClassification
 
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     train, dev = write_conll(tmp_path / "train.txt", 120, 0), write_conll(tmp_path / "dev.txt", 30, 1)
     cfg = load_config(None, base={
@@ -195,7 +195,7 @@ def test_ner_prune_with_recovery_then_search(tmp_path, tiny_model_dir):
 def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
     """prune on a QA model: gradient importance from the start/end loss, recovery on windows, SQuAD F1 before/after."""
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
     from tests.squad_tiny import EXAMPLES
 
     train = write_squad(tmp_path / "train.json", EXAMPLES * 4)
@@ -215,9 +215,9 @@ def test_qa_prune_scores_span_loss_and_squad_f1(tmp_path, tiny_model_dir):
     assert {pruned["quality"][k]["metric"] for k in ("unpruned", "pruned", "recovered")} == {"f1"}
     assert 0.0 <= pruned["quality"]["pruned"]["value"] <= 100.0
     # the pruned model's no-answer threshold is its own, tuned on dev, not the distilled student's
-    from compress.data import load_splits
-    from compress.interface import saved_interface
-    from compress.models import load_model, load_tokenizer
+    from compress.data.rows import load_splits
+    from compress.model.interface import saved_interface
+    from compress.model.loading import load_model, load_tokenizer
     from compress.tasks.qa import tuned_null_threshold
 
     folder = tmp_path / "runs" / "qap" / "03-prune" / "model"
@@ -247,7 +247,7 @@ def test_question_answering_through_every_stage(tmp_path, tiny_model_dir):
     import sys
 
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
     from tests.squad_tiny import EXAMPLES
 
     train = write_squad(tmp_path / "train.json", EXAMPLES * 4)
@@ -312,7 +312,7 @@ def test_a_byte_level_bpe_tokenizer_takes_pre_split_words(tmp_path):
     """RoBERTa's tokenizer, loaded as saved, asserts on is_split_into_words; label alignment and the bench's word
     feeds reload it with add_prefix_space (run_ner's fix), and each word's first sub-token carries its tag."""
     from benchmarks.feeds import tokenize_words
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
     from compress.tasks.ner import IGNORE, TaggedSentences, align_labels
     from tests.tiny import make_tiny_roberta
 
@@ -333,7 +333,7 @@ def test_roberta_ner_teacher_and_student_folders_take_words(tmp_path):
     from transformers import AutoTokenizer
 
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
     from tests.tiny import make_tiny_roberta
 
     train, dev = write_conll(tmp_path / "train.txt", 40, 0), write_conll(tmp_path / "dev.txt", 10, 1)
@@ -354,7 +354,7 @@ def test_roberta_ner_teacher_and_student_folders_take_words(tmp_path):
 def test_quantize_cli_reads_tags_from_the_exported_folder(tmp_path, tiny_model_dir):
     """``edgepress quantize export/model.onnx`` on a token classifier scores its guard with the tags in the folder's
     own config.json, not with the configured teacher's (a 2-class model that names none of them)."""
-    from compress.cli import main
+    from compress.cli.main import main
     from tests.quantize.helpers import TEXTS
     from tests.tiny import torch_tags
 
@@ -380,7 +380,7 @@ def test_bench_run_takes_tags_from_beside_an_onnx_file(tmp_path, tiny_model_dir,
     config.json beside the file; a bare ONNX file with no config beside it gets the one-line usage error."""
     import shutil
 
-    from compress.cli import main
+    from compress.cli.main import main
 
     ner = tiny_model_dir("bert", "token-classification")
     main(["export", str(ner), str(tmp_path / "exp"), "--task", "token-classification",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from compress.config import load_config
-from compress.data import builtin_pydoc_sentences
-from compress.pipeline import run_pipeline
+from compress.data.rows import builtin_pydoc_sentences
+from compress.run.pipeline import run_pipeline
 
 TEXTS = ["The cat sat on the mat.", "Python has many modules, functions and classes for every kind of program.",
          "A short one.", "Exceptions are raised when an error is detected during execution of a statement."]
@@ -30,7 +30,7 @@ def make_st_teacher(folder: Path, pooling: str = "cls", normalize: bool = True, 
     """A tiny sentence-transformers folder (CLS pooling + Normalize by default), saved by sentence-transformers."""
     from sentence_transformers import SentenceTransformer
 
-    from compress.interface import st_modules
+    from compress.model.interface import st_modules
     from tests.tiny import make_tiny_model
 
     Normalize, Pooling, Transformer = st_modules().Normalize, st_modules().Pooling, st_modules().Transformer
@@ -61,7 +61,7 @@ def st_run(tmp_path_factory):
 def test_sentence_transformers_student_keeps_pooling_normalize_and_max_length(st_run):
     from sentence_transformers import SentenceTransformer
 
-    from compress.interface import st_modules
+    from compress.model.interface import st_modules
 
     Normalize, Pooling = st_modules().Normalize, st_modules().Pooling
     final, teacher, outcomes = st_run
@@ -138,11 +138,11 @@ def test_bundle_holds_the_int8_model_and_its_ort_and_says_how_it_pools(st_run):
 
 
 def test_every_stage_json_follows_its_schema(st_run):
-    """Each stage.json of the run (distill, export, quantize, bench, package) matches compress/stage.schema.json; the
+    """Each stage.json of the run (distill, export, quantize, bench, package) matches compress/run/stage.schema.json; the
     quantize one's metrics its report's schema; a record missing a field is refused naming it."""
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
     from compress.quantize.report import QuantizeReport
-    from compress.stage_schema import validate_stage_dir, validate_stage_record
+    from compress.run.schema import validate_stage_dir, validate_stage_record
 
     final, _, outcomes = st_run
     dirs = sorted(p for p in final.parent.iterdir() if (p / "stage.json").is_file())
@@ -164,7 +164,7 @@ def test_bench_rows_type_the_teacher_and_the_shipped_entry(st_run):
     """The card's numbers come from BenchRows: the local teacher and the entry of the shipped file, as report.json
     holds them; an entry missing a required key is refused naming it."""
     from benchmarks.report_types import BenchRows
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     final, _, _ = st_run
     report = json.loads((final.parent / "report.json").read_text())
@@ -186,7 +186,7 @@ def test_bench_rows_type_the_teacher_and_the_shipped_entry(st_run):
 
 
 def test_package_command_rewrites_final_from_a_finished_run(st_run):
-    from compress.cli import main
+    from compress.cli.main import main
 
     final, _, _ = st_run
     (final / "README.md").unlink()
@@ -195,7 +195,7 @@ def test_package_command_rewrites_final_from_a_finished_run(st_run):
 
 
 def test_package_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
-    from compress.cli import main
+    from compress.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["package", str(tmp_path)])
@@ -278,7 +278,7 @@ student: {{num_layers: 2}}
 distill: {{max_steps: 4, batch_size: 16}}
 quantize: {{guard: {{eval_samples: 32}}}}
 """)
-    res = subprocess.run([sys.executable, "-m", "compress.cli", "run", str(config)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "compress.cli.main", "run", str(config)], capture_output=True, text=True,
                          timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     final = tmp_path / "runs" / "cls" / "final"
@@ -312,7 +312,7 @@ def test_readme_load_example_runs_on_a_packaged_run(st_run):
 
 
 def test_bench_run_takes_the_optimum_and_sentence_transformers_folders(st_run, tmp_path, capsys):
-    from compress.cli import main
+    from compress.cli.main import main
 
     final, _, _ = st_run
     assert (final / "onnx" / "model_quantized.onnx").is_file()
@@ -349,7 +349,7 @@ def test_export_folder_loads_with_optimum(tiny_model_dir, tmp_path):
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer
 
-    from compress.cli import main
+    from compress.cli.main import main
 
     model = tiny_model_dir("bert", "classification")
     main(["export", str(model), str(tmp_path / "out"), "--task", "classification"])
@@ -457,7 +457,7 @@ def test_final_holds_no_path_of_the_build_machine(st_run):
 
 
 def test_teacher_of_names_hub_ids_never_paths(tmp_path, tiny_model_dir):
-    from compress.model_card import teacher_of
+    from compress.package.card import teacher_of
 
     packaged = teacher_of("packaged:minilm-l6")
     assert (packaged.hub_id, packaged.license) == ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0")
@@ -480,7 +480,7 @@ def test_storage_links_each_file_once_and_copies_where_links_are_refused(tmp_pat
     import errno
     import os
 
-    from compress.package import Storage
+    from compress.package.stage import Storage
 
     src = tmp_path / "stage" / "model.int8.onnx"
     src.parent.mkdir()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from compress.config import load_config
-from compress.pipeline import check_provides, run_pipeline
-from compress.stages import STAGES, StageContractError, get_stage, read_record, with_followers
+from compress.run.pipeline import check_provides, run_pipeline
+from compress.run.stages import STAGES, StageContractError, get_stage, read_record, with_followers
 
 
 def test_package_is_a_registered_stage_that_follows_export_and_search():
@@ -77,7 +77,7 @@ def test_every_stage_returned_what_it_declares(tiny_run):
 
 
 def test_package_command_reruns_the_stage_and_a_run_then_skips_it(tiny_run):
-    from compress.cli import main
+    from compress.cli.main import main
 
     cfg, outcomes, _ = tiny_run
     (cfg.run_dir / "final" / "README.md").unlink()
@@ -92,17 +92,17 @@ def test_package_does_not_import_the_pipeline():
     import subprocess
     import sys
 
-    code = "import sys, compress.package; print('compress.pipeline' in sys.modules)"
+    code = "import sys, compress.package.stage; print('compress.run.pipeline' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
-    source = __import__("inspect").getsource(__import__("compress.package", fromlist=["x"]))
-    assert "compress.pipeline" not in source
+    source = __import__("inspect").getsource(__import__("compress.package.stage", fromlist=["x"]))
+    assert "compress.run.pipeline" not in source
 
 
 def test_a_run_writes_outside_its_stage_folders_only_where_specs_declare(tiny_run):
     """Besides NN-stage/ folders, a run folder holds the pipeline's own files, the stages' published copies and
     the work folders their specs declare (work_dirs) — nothing else."""
-    from compress.pipeline import LOCK_FILE, LOG_FILE
+    from compress.run.pipeline import LOCK_FILE, LOG_FILE
 
     cfg, outcomes, _ = tiny_run
     run_dir = cfg.run_dir

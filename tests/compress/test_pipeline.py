@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from compress import stages as registry
+from compress.run import stages as registry
 from compress.config import load_config
-from compress.errors import EdgepressError, RunInterrupted
-from compress.pipeline import run_pipeline
-from compress.stage_schema import validate_stage_dir
-from compress.stages import StageResult, StageSpec, Variant
+from compress.core.errors import EdgepressError, RunInterrupted
+from compress.run.pipeline import run_pipeline
+from compress.run.schema import validate_stage_dir
+from compress.run.stages import StageResult, StageSpec, Variant
 
 CALLS: list[str] = []
 FAIL: set[str] = set()
@@ -55,7 +55,7 @@ def test_stage_json_written_and_second_run_skips(fake_stages, tmp_path):
     assert (tmp_path / "t" / "02-b" / "b.txt").read_text() == "42+b"
     assert json.loads((tmp_path / "t" / "02-b" / "stage.json").read_text())["metrics"]["n_variants"] == 1
     for stage_dir in ("01-a", "02-b"):
-        validate_stage_dir(tmp_path / "t" / stage_dir)  # compress/stage.schema.json
+        validate_stage_dir(tmp_path / "t" / stage_dir)  # compress/run/stage.schema.json
     out = run_pipeline(_cfg(tmp_path))
     assert [o.status for o in out] == ["skipped", "skipped"] and CALLS == ["a", "b"]
 
@@ -97,7 +97,7 @@ def test_killed_stage_leaves_no_complete_looking_dir_and_resumes(fake_stages, tm
 
 def test_keys_a_stage_does_not_read_do_not_redo_it():
     """finetune never reads data.unlabeled: adding distillation text must not retrain the teacher."""
-    from compress.pipeline import stage_hash
+    from compress.run.pipeline import stage_hash
 
     base = ["teacher.model=x", "data.train=y"]
     a = load_config(None, base)

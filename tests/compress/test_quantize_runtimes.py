@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 
 
 def _config(tiny_model_dir, shared_data, tmp_path) -> dict:

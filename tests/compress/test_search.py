@@ -79,7 +79,7 @@ def test_markdown_names_the_selection_split_and_shows_test_beside_it():
 
 
 def test_search_config_rejects_bad_grid():
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
     from compress.config import load_config
 
     base = ["teacher.model=x", "data.train=y"]
@@ -121,7 +121,7 @@ def test_branches_fuse_for_the_target_device():
 
 def test_prune_points_take_separate_head_and_ffn_shares():
     from compress.config import load_config
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
     from compress.search.config import PrunePoint
 
     base = ["teacher.model=x", "data.train=y"]
@@ -151,7 +151,7 @@ def _tiny_search_run(tiny_model_dir, shared_data, tmp_path, **sections) -> dict:
 def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared_data, tmp_path):
     """distill -> search (2 prune ratios x fp32/int8) -> bench with the Optimum baseline; rerun reuses all."""
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="s", stages=["distill", "search", "bench"],
@@ -202,7 +202,7 @@ def test_pipeline_search_then_bench_with_optimum_baseline(tiny_model_dir, shared
 def test_search_prunes_heads_and_ffn_by_their_own_shares(tiny_model_dir, shared_data, tmp_path):
     """{heads: 0.5, ffn: 0.25}: the branch cuts 2 of 4 heads and 16 of 64 FFN neurons, and says so."""
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="hf", stages=["distill", "search"],
@@ -226,7 +226,7 @@ def test_search_tries_vocabulary_sizes_after_pruning_once(tiny_model_dir, shared
     import onnx
 
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="v", stages=["distill", "search"],
@@ -257,7 +257,7 @@ def test_byte_identical_branch_files_are_measured_once_and_named(tmp_path):
     repeat is a row that says which candidate it repeats (and is never the winner)."""
     from compress.search.branches import Branch
     from compress.search.stage import candidates_from, distinct_files
-    from compress.stages import Variant
+    from compress.run.stages import Variant
 
     files = {}
     for name, content in [("v24k", b"same model"), ("v16k", b"same model"), ("full", b"other model")]:
@@ -285,7 +285,7 @@ def test_byte_identical_branch_files_are_measured_once_and_named(tmp_path):
 def test_search_offers_fp16_files_beside_int8(tiny_model_dir, shared_data, tmp_path):
     """``search.quantize: [dynamic, fp16]``: every branch yields an fp16 ONNX candidate, measured like the others."""
     from compress.config import RunConfig
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = RunConfig.model_validate(_tiny_search_run(
         tiny_model_dir, shared_data, tmp_path, name="f16", stages=["distill", "search"],

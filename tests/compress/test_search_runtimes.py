@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from tests.cli_errors import expect_one_line_error
 
 
@@ -44,7 +44,7 @@ def _runs_its_snippet(folder: Path) -> str:
 
 def test_search_runtimes_are_validated_and_become_branch_formats():
     from compress.config import load_config
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
     from compress.search.branches import branch_config
 
     base = ["teacher.model=x", "data.train=y", "stages=[distill, search]"]
@@ -89,7 +89,7 @@ def test_a_runtime_that_cannot_run_here_is_refused_before_any_branch(tiny_model_
 def test_runtimes_the_target_cannot_run_are_refused_by_name():
     """A CUDA target has no OpenVINO runner; an ssh:// target runs ONNX Runtime and LiteRT files only."""
     from compress.config import load_config
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
     from compress.search.stage import check_runtimes
 
     base = ["teacher.model=x", "data.train=y"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from compress.config import load_config
-from compress.data import eval_split_ids, load_splits
-from compress.errors import DataError
-from compress.splits import read_plan, write_plan
+from compress.data.rows import eval_split_ids, load_splits
+from compress.core.errors import DataError
+from compress.data.artifact import read_plan, write_plan
 
 
 def _stsb_like(path: Path, n: int = 60, tweak: str = "") -> Path:
@@ -52,10 +52,10 @@ def test_a_file_edited_mid_run_is_refused(tmp_path):
 def test_every_stage_reads_the_one_split_and_an_edit_redoes_them(tmp_path, monkeypatch):
     """distill -> export -> quantize -> bench: the seeded shuffle runs once (the artifact), each data-reading
     stage loads through the artifact, and editing the data file redoes those stages on the next run."""
-    import compress.data as rows_mod
-    import compress.datasplit as data_mod
-    import compress.splits as splits_mod
-    from compress.pipeline import run_pipeline
+    import compress.data.rows as rows_mod
+    import compress.data.split as data_mod
+    import compress.data.artifact as splits_mod
+    from compress.run.pipeline import run_pipeline
     from tests.compress.test_package import QUICK_BENCH, make_st_teacher
 
     src = _stsb_like(tmp_path / "d.tsv", n=80)

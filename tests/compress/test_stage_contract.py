@@ -15,8 +15,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from compress.config import RunConfig, load_config
-from compress.pipeline import stage_hash
-from compress.stages import META_FIELDS, STAGES, StageContractError, stage_view
+from compress.run.pipeline import stage_hash
+from compress.run.stages import META_FIELDS, STAGES, StageContractError, stage_view
 
 BASE = {"teacher": {"model": "packaged:minilm-l6"}, "data": {"train": "builtin:pydoc"}}
 
@@ -113,9 +113,9 @@ def test_declared_sections_pass_through_unchanged():
 
 def test_a_stage_reading_an_undeclared_section_fails_in_the_pipeline(tmp_path: Path, monkeypatch):
     """A stage that reads more than it declares fails loudly, naming the field, instead of caching stale output."""
-    import compress.stages as stages
-    from compress.pipeline import run_pipeline
-    from compress.stages import StageResult, StageSpec
+    import compress.run.stages as stages
+    from compress.run.pipeline import run_pipeline
+    from compress.run.stages import StageResult, StageSpec
 
     def sneaky(cfg, inputs, out_dir):
         return StageResult(metrics={"t": cfg.distill.temperature})

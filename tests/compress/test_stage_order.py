@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from compress.config import load_config
-from compress.errors import ConfigError
-from compress.stages import STAGES, check_stage_order
+from compress.core.errors import ConfigError
+from compress.run.stages import STAGES, check_stage_order
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"teacher": {"model": "packaged:minilm-l6"}, "data": {"train": "builtin:pydoc"}}

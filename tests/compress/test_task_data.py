@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 from compress.tasks.ner import IGNORE, TaggedSentences, align_labels, label_names, read_conll, read_jsonl
 from compress.tasks.qa import QAExample, eval_features, predictions, read_squad, train_features
 
 
 @pytest.fixture
 def tok(tiny_model_dir):
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir("bert", "embedding")))
 

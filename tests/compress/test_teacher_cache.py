@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress.cli import main
+from compress.cli.main import main
 from compress.distill.cache import (HIDDEN_FILE, META_FILE, ROWS_FILE, TeacherCache, record_dtype, text_key,
                                     verify_cache)
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 4  # width of the hand-written caches below
@@ -332,11 +332,11 @@ def test_cache_verify_command_exit_codes_and_table(tmp_path, capsys):
 
 
 def test_distillation_recomputes_damaged_rows(tiny_model_dir, tmp_path):
-    from compress.data import TextData, builtin_pydoc_sentences
+    from compress.data.rows import TextData, builtin_pydoc_sentences
     from compress.distill.config import DistillConfig, LossWeights
     from compress.distill.engine import distill_model
     from compress.distill.student import student_from_teacher
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     path = tiny_model_dir("bert", "mlm")
     teacher, tok = load_model(str(path), "embedding"), load_tokenizer(str(path))
@@ -391,7 +391,7 @@ GATED_CLI = BARRIER + '''
             return super().write(*args, **kwargs)
 
     cache.TeacherCache = Gated
-    from compress.cli import main
+    from compress.cli.main import main
 
     main(sys.argv[3:])
 '''
@@ -409,7 +409,7 @@ def test_two_distillations_sharing_one_cache_equal_a_solo_run(tiny_bert_dir, tmp
     """The issue's case: two runs at once on one distill.cache_dir, both rank 0. Each student equals a solo run's,
     a later run that only reads the shared cache does too, and `edgepress cache verify` finds it clean."""
     texts = tmp_path / "texts.txt"
-    from compress.data import builtin_pydoc_sentences
+    from compress.data.rows import builtin_pydoc_sentences
 
     texts.write_text("\n".join(builtin_pydoc_sentences()[:64]) + "\n")
 

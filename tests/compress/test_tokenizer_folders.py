@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from compress.errors import ModelLoadError
-from compress.models import load_tokenizer
+from compress.core.errors import ModelLoadError
+from compress.model.loading import load_tokenizer
 from tests.tiny import save_tokenizer
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from compress.data import builtin_pydoc_sentences
-from compress.models import load_model, load_tokenizer
+from compress.data.rows import builtin_pydoc_sentences
+from compress.model.loading import load_model, load_tokenizer
 from compress.vocab.config import VocabConfig
 from compress.vocab.trim import coverage, select_tokens, token_counts, trim_model_folder
 
@@ -81,7 +81,7 @@ def test_coverage_counts_kept_tokens_and_new_unks(tiny_model_dir, tmp_path):
 
 
 def test_max_size_below_the_tokens_that_always_stay_is_refused(tiny_model_dir):
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     tok = load_tokenizer(str(tiny_model_dir("bert", "embedding")))
     with pytest.raises(EdgepressError, match="vocab.max_size=10"):
@@ -92,7 +92,7 @@ def test_roberta_style_tokenizers_are_refused(tmp_path):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     bpe = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE(vocab={"a": 0, "<unk>": 1}, merges=[],
                                                                               unk_token="<unk>")), unk_token="<unk>")
@@ -106,7 +106,7 @@ def test_trim_vocab_stage_output_loads_with_transformers_sentence_transformers_a
     from transformers import AutoModel
 
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
     from tests.compress.test_package import QUICK_BENCH, cosine, make_st_teacher
 
     teacher = make_st_teacher(tmp_path / "teacher", pooling="mean")

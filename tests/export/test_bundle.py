@@ -18,7 +18,7 @@ SENTENCE = "The exported model must give the same vector as PyTorch."
 def test_bundle_reference_script_reproduces_pytorch(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from compress.models import mean_pool
+    from compress.model.loading import mean_pool
     from export.bundle import export_bundle, validate_manifest
     from export.heads import load_for_export
 
@@ -114,7 +114,7 @@ def test_a_four_bit_embedding_table_ships_as_ort_too_unless_it_is_an_int4_tensor
 
     model_dir = tiny_model_dir("bert", "classification")
     fp32 = export_model(model_dir, tmp_path / "plain", "classification", ["onnx"])
-    from compress.data import TextData
+    from compress.data.rows import TextData
 
     if table == "uint8":
         cfg = QuantizeConfig.model_validate({"embedding": {"bits": 4}, "latency": {"runs": 3, "warmup": 0},

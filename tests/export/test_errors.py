@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compress.errors import EdgepressError, ModelLoadError, ParityError
+from compress.core.errors import EdgepressError, ModelLoadError, ParityError
 
 
 def test_unsupported_head_is_refused(tiny_model_dir, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.models import mean_pool
+from compress.model.loading import mean_pool
 
 SENTENCES = ["A short one.", "A somewhat longer sentence that pads the other one in the same batch, surely."]
 

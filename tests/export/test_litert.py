@@ -118,7 +118,7 @@ def test_converter_env_failure_is_refused_in_one_line_before_any_work(tiny_model
 
 
 def test_cli_export_writes_litert_files_as_stage_outputs(tiny_model_dir, tmp_path):
-    from compress.cli import main
+    from compress.cli.main import main
 
     out = tmp_path / "exp"
     main(["export", str(tiny_model_dir("bert", "classification")), str(out), "--task", "classification",
@@ -143,8 +143,8 @@ def test_teacher_litert_files_keep_sentence_transformers_embeddings(minilm_path,
     from benchmarks.feeds import tokenize_feeds
     from benchmarks.runners import runner_class
     from benchmarks.runners.base import Threads
-    from compress.data import builtin_pydoc_sentences
-    from compress.models import load_tokenizer
+    from compress.data.rows import builtin_pydoc_sentences
+    from compress.model.loading import load_tokenizer
     from export.api import export_model
 
     res = export_model(minilm_path, tmp_path / "out", "embedding", ["onnx", "litert"])

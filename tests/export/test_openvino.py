@@ -62,7 +62,7 @@ def test_fp32_and_int8_ir_are_checked_against_pytorch(tiny_model_dir, tmp_path, 
 
 
 def test_cli_export_writes_both_irs_as_stage_outputs(tiny_model_dir, tmp_path):
-    from compress.cli import main
+    from compress.cli.main import main
 
     out = tmp_path / "exp"
     main(["export", str(tiny_model_dir("bert", "classification")), str(out), "--task", "classification",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress.errors import ParityError
+from compress.core.errors import ParityError
 from export.parity import Tolerance, check_parity
 
 
@@ -79,7 +79,7 @@ def _st_folder(folder: Path, pooling: str) -> Path:
 
 def test_wrong_pooling_fails_on_a_tiny_sentence_transformers_model(tmp_path):
     """The export's pooling is read from the folder; if it pooled otherwise (mean for a CLS model), parity fails."""
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
     from export.core import prepare
     from export.onnx_export import export_onnx
 
@@ -96,7 +96,7 @@ def test_wrong_pooling_fails_on_a_tiny_sentence_transformers_model(tmp_path):
 @pytest.mark.integration
 def test_stock_teacher_exports_through_the_cli_at_length_256(minilm_path, tmp_path, capsys):
     """`edgepress export packaged:minilm-l6 OUT`: the unmodified 6-layer teacher passes at its max length 256."""
-    from compress.cli import main
+    from compress.cli.main import main
 
     out = tmp_path / "out"
     main(["export", "packaged:minilm-l6", str(out)])
@@ -111,7 +111,7 @@ def test_stock_teacher_exports_through_the_cli_at_length_256(minilm_path, tmp_pa
 @pytest.mark.integration
 def test_cls_pooling_minilm_exported_with_mean_pooling_fails(minilm_path, tmp_path):
     """The regression the check caught: the MiniLM teacher with CLS pooling, exported pooling by mean."""
-    from compress.interface import ModelInterface
+    from compress.model.interface import ModelInterface
     from export.core import prepare
     from export.onnx_export import export_onnx
 

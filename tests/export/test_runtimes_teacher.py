@@ -20,7 +20,7 @@ FP32_FLOOR, QUANTIZED_FLOOR = 0.999, 0.98
 
 def sentences() -> list[str]:
     """48 real sentences from 5 to 200 words (the longest are truncated at 256 tokens), from CPython's docs."""
-    from compress.data import builtin_pydoc_sentences
+    from compress.data.rows import builtin_pydoc_sentences
 
     short = builtin_pydoc_sentences(min_words=5, max_words=60)
     return short[::max(1, len(short) // 40)][:40] + [" ".join(short[i:i + 12]) for i in range(0, 96, 12)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from compress.config import RunConfig
-from compress.stages import StageInputs, StageRecord
+from compress.run.stages import StageInputs, StageRecord
 
 
 def test_run_stage_writes_onnx_tokenizer_variants_and_bundle(tiny_model_dir, tmp_path):

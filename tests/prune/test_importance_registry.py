@@ -8,9 +8,9 @@ import typing
 import pytest
 import torch
 
-from compress.data import builtin_pydoc_sentences
-from compress.errors import EdgepressError
-from compress.models import load_model, load_tokenizer
+from compress.data.rows import builtin_pydoc_sentences
+from compress.core.errors import EdgepressError
+from compress.model.loading import load_model, load_tokenizer
 from compress.prune import arch, core
 from compress.prune import importance as I
 from compress.prune.config import PruneConfig

@@ -12,9 +12,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from compress.data import TextData, builtin_pydoc_sentences
-from compress.errors import EdgepressError
-from compress.models import load_model, load_tokenizer
+from compress.data.rows import TextData, builtin_pydoc_sentences
+from compress.core.errors import EdgepressError
+from compress.model.loading import load_model, load_tokenizer
 from compress.prune import arch
 from compress.prune.api import encoder_params, prune_model
 from compress.prune.config import PruneConfig
@@ -242,7 +242,7 @@ def test_config_round_trips_json():
 def test_stage_writes_reloadable_model_and_metrics(tiny_model_dir, tmp_path):
     from compress.config import RunConfig
     from compress.prune.stage import run_stage
-    from compress.stages import StageInputs, StageRecord
+    from compress.run.stages import StageInputs, StageRecord
 
     src = tiny_model_dir("bert", "embedding")
     cfg = RunConfig.model_validate({
@@ -330,7 +330,7 @@ def test_recovery_on_the_distill_text_sees_each_sentence_and_the_unlabeled_rows(
                                                                                steps):
     """32 pairs (64 sentences) recover in 8 steps of 8; with the 40 unlabelled sentences too, in 13."""
     from compress.prune.stage import run_stage
-    from compress.stages import StageInputs, StageRecord
+    from compress.run.stages import StageInputs, StageRecord
 
     src = tiny_model_dir("bert", "embedding")
     cfg = _pairs_run(tmp_path, src, unlabeled)

@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from benchmarks.identity import embedding_table_bits, shape_label
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize.api import quantize_onnx
 from compress.quantize.graph import optimize_bert, word_embedding_gathers
 from tests.quantize.helpers import TEXTS, mean_cosine, run_onnx

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress.data import TextData
+from compress.data.rows import TextData
 from compress.quantize.api import quantize_onnx
 from compress.quantize.calibration import texts_fingerprint
 from compress.quantize.config import QuantizeConfig
@@ -53,7 +53,7 @@ def unreachable_floor(monkeypatch):
 
 
 def _corpus(n: int = 48) -> TextData:
-    from compress.data import builtin_pydoc_sentences
+    from compress.data.rows import builtin_pydoc_sentences
 
     return TextData(builtin_pydoc_sentences()[:n], source="builtin:pydoc")
 
@@ -136,7 +136,7 @@ def test_calibration_reads_the_given_rows(tiny_embedding, tmp_path):
     data_file = tmp_path / "calib.tsv"
     rows = TEXTS[:7]
     data_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in rows))
-    from compress.data import load_text_data
+    from compress.data.rows import load_text_data
 
     calib = load_text_data(str(data_file), "sentence")
     report = quantize_onnx(onnx_path, tmp_path / "out", ["static"], tok, calibration=calib, eval_data=_corpus(),
@@ -335,7 +335,7 @@ def test_qat_is_skipped_when_nncf_ptq_meets_the_floor(tiny_student, tmp_path):
 
 
 def test_qat_without_the_pytorch_student_is_refused(tiny_embedding, tmp_path):
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     onnx_path, tok = tiny_embedding
     with pytest.raises(EdgepressError, match="--student"):

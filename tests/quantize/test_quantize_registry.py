@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize import methods as M
 from compress.quantize.config import Method, QuantizeConfig
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
@@ -80,7 +80,7 @@ def test_unknown_method_is_refused_in_one_line():
 
 def test_unknown_method_in_a_config_is_still_the_config_error():
     from compress.config import load_config
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         load_config(None, ["quantize.methods=[awq]"])

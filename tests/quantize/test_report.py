@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize.api import quantize_onnx
 from compress.quantize.report import QuantizeReport, validate_report
 from tests.quantize.sample_report import method_result, sample_report

@@ -10,7 +10,7 @@ import pytest
 from compress.config import RunConfig
 from compress.quantize.report import QuantizeReport, validate_report
 from compress.quantize.stage import run_stage
-from compress.stages import StageInputs, StageRecord
+from compress.run.stages import StageInputs, StageRecord
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
 from tests.quantize.test_quantize import unreachable_floor  # noqa: F401  (fixture)
 
@@ -90,7 +90,7 @@ def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path, unrea
 
 
 def test_stage_refuses_qat_without_an_upstream_student(exported, tmp_path):
-    from compress.errors import EdgepressError
+    from compress.core.errors import EdgepressError
 
     model_dir, export_dir = exported
     data = tmp_path / "sentences.tsv"

@@ -71,7 +71,7 @@ def test_guard_word_agreement_sees_a_different_model(tiny_ner, tiny_model_dir, t
 
 
 def test_quantize_onnx_guards_a_token_classifier_on_entity_f1(tiny_ner, tmp_path):
-    from compress.data import TextData
+    from compress.data.rows import TextData
     from compress.quantize.api import quantize_onnx
     from compress.quantize.config import QuantizeConfig
 

@@ -3,7 +3,7 @@
 "review-sentiment" reads JSON Lines reviews (``{"review": ..., "positive": true}``) with its own loader, trains a
 two-class head, is scored by the F1 of its positive class and compared with a reference model by label agreement.
 It is registered here only (the registry dict is patched for the test) and runs finetune -> distill -> export ->
-quantize -> bench through ``compress.pipeline.run_pipeline`` with no other module knowing its name.
+quantize -> bench through ``compress.run.pipeline.run_pipeline`` with no other module knowing its name.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compress.data import TextData
-from compress.datafiles import builtin_pydoc_sentences
-from compress.datasplit import capped_splits, carve_splits
-from compress.errors import DataError
+from compress.data.rows import TextData
+from compress.data.files import builtin_pydoc_sentences
+from compress.data.split import capped_splits, carve_splits
+from compress.core.errors import DataError
 from compress.tasks import TASKS
 from compress.tasks.spec import Gold, HeadSpec, Outputs, OutputSpec, Score, TaskSpec, row_argmax
 
@@ -91,8 +91,8 @@ def _reviews(path: Path, sentences: list[str]) -> Path:
 def test_a_task_registered_in_one_place_runs_finetune_distill_export_quantize_bench(review_task, tmp_path,
                                                                                     tiny_model_dir):
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
-    from compress.stage_schema import validate_stage_dir
+    from compress.run.pipeline import run_pipeline
+    from compress.run.schema import validate_stage_dir
 
     sents = builtin_pydoc_sentences()
     train, test = _reviews(tmp_path / "train.jsonl", sents[:120]), _reviews(tmp_path / "test.jsonl", sents[120:170])
@@ -157,7 +157,7 @@ def test_bench_run_reads_an_eval_file_with_the_tasks_reader(review_task, tmp_pat
 
 def test_the_config_takes_a_registered_task_and_names_the_closest_for_an_unknown_one(review_task):
     from compress.config import load_config
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     base = {"teacher": {"model": "x"}, "data": {"train": "y"}}
     assert load_config(None, base={**base, "task": NAME}).task == NAME
@@ -168,7 +168,7 @@ def test_the_config_takes_a_registered_task_and_names_the_closest_for_an_unknown
 
 def test_an_unregistered_task_is_refused_once_the_registry_is_restored():
     from compress.config import load_config
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     assert NAME not in TASKS  # the fixture's registration did not leak
     with pytest.raises(ConfigError, match=f"unknown task '{NAME}'"):

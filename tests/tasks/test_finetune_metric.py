@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from compress.finetune import _metric_fn
+from compress.finetune.stage import _metric_fn
 from compress.tasks import TASKS
 
 
@@ -27,8 +27,8 @@ def test_regression_dev_metric_is_spearman_of_the_single_logit():
 
 def test_finetune_refuses_tasks_without_training_labels(tmp_path):
     from compress.config import load_config
-    from compress.errors import EdgepressError
-    from compress.finetune import run_stage
+    from compress.core.errors import EdgepressError
+    from compress.finetune.stage import run_stage
 
     cfg = load_config(None, ["task=mlm", "teacher.model=x", "data.train=builtin:pydoc"])
     with pytest.raises(EdgepressError, match=r"finetune trains on labels: it needs task classification, regression, "

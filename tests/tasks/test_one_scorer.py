@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress.data import TextData, builtin_pydoc_sentences
+from compress.data.rows import TextData, builtin_pydoc_sentences
 from compress.distill.evaluate import encode, task_quality
-from compress.models import load_model, load_tokenizer
+from compress.model.loading import load_model, load_tokenizer
 from compress.tasks import TASKS
 
 

@@ -20,7 +20,7 @@ def test_registry_covers_the_config_tasks_in_order():
 
 def test_export_heads_and_tables_are_read_from_the_specs():
     from benchmarks.baseline import OPTIMUM_TASK, STATIC_TASKS
-    from compress.model_card import PIPELINE_TAG
+    from compress.package.card import PIPELINE_TAG
     from export.heads import HEADS, get_head
 
     assert HEADS["question-answering"].output_names == ["start_logits", "end_logits"]
@@ -31,7 +31,7 @@ def test_export_heads_and_tables_are_read_from_the_specs():
 
 
 def test_unknown_task_is_one_line_naming_the_closest():
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"unknown task 'clasification': did you mean 'classification'\?"):
         task_spec("clasification")
@@ -44,7 +44,7 @@ def test_one_fidelity_name_per_task():
 
 
 def test_labels_count_in_the_train_digest_only_where_training_reads_them():
-    from compress.splits import labels_in_digest
+    from compress.data.artifact import labels_in_digest
 
     assert not labels_in_digest("embedding", "train") and not labels_in_digest("mlm", "train")
     assert labels_in_digest("regression", "train") and labels_in_digest("embedding", "eval")
@@ -86,7 +86,7 @@ def test_token_classification_scores_entities_with_seqeval():
 
 
 def test_the_model_loader_takes_each_heads_class_and_weights_from_the_spec():
-    from compress.models import head_weights_missing
+    from compress.model.loading import head_weights_missing
 
     assert head_weights_missing(["bert.pooler.dense.weight", "classifier.bias"], "classification") == ["classifier.bias"]
     assert head_weights_missing(["cls.predictions.bias"], "mlm") == ["cls.predictions.bias"]
@@ -96,7 +96,7 @@ def test_the_model_loader_takes_each_heads_class_and_weights_from_the_spec():
 
 @pytest.mark.parametrize("task", ["embedding", "classification"])
 def test_read_interface_takes_pooling_and_labels_from_the_spec_and_names_the_model(tiny_model_dir, task):
-    from compress.interface import read_interface
+    from compress.model.interface import read_interface
 
     path = tiny_model_dir("bert", task)
     iface = read_interface(str(path), task)
@@ -107,7 +107,7 @@ def test_read_interface_takes_pooling_and_labels_from_the_spec_and_names_the_mod
 
 def test_cli_task_help_names_the_registry_tasks():
     """The CLI spells the task names out (importing the registry would slow --help): they must match it."""
-    from compress import cli
+    from compress.cli import main as cli
     from compress.tasks import TASKS
 
     def named(text: str) -> list[str]:

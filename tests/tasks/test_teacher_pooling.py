@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compress.data import TextData, builtin_pydoc_sentences
-from compress.interface import ModelInterface
+from compress.data.rows import TextData, builtin_pydoc_sentences
+from compress.model.interface import ModelInterface
 
 CLS = ModelInterface("embedding", pooling="cls", normalize=False)
 
@@ -37,7 +37,7 @@ def _hidden_only_onnx(model_dir, out):
 
 
 def test_quantize_guard_pools_token_outputs_as_the_teacher(tiny_model_dir, tmp_path):
-    from compress.models import load_tokenizer
+    from compress.model.loading import load_tokenizer
     from compress.quantize.evaluate import build_eval_set, run_model
 
     path = tiny_model_dir("bert", "embedding")
@@ -65,7 +65,7 @@ def _batches(tok, texts):
 
 
 def test_prune_layer_scores_pool_as_the_teacher(tiny_model_dir):
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
     from compress.prune.importance import layer_scores
 
     path = tiny_model_dir("bert", "embedding")
@@ -86,7 +86,7 @@ def test_prune_layer_scores_pool_as_the_teacher(tiny_model_dir):
 
 
 def test_prune_simcse_loss_pools_as_the_teacher(tiny_model_dir):
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
     from compress.prune.importance import task_loss
 
     path = tiny_model_dir("bert", "embedding")

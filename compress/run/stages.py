@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from compress.errors import EdgepressError
-from compress.stage_registry import LOSS_CURVES, STAGES, StageSpec, get_stage, with_followers  # noqa: F401
+from compress.core.errors import EdgepressError
+from compress.run.registry import LOSS_CURVES, STAGES, StageSpec, get_stage, with_followers  # noqa: F401
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -173,7 +173,7 @@ class Undeclared:
     def _refuse(self, *_: Any, **__: Any) -> Any:
         stage, field, declared = object.__getattribute__(self, "_where")
         raise StageContractError(f"stage '{stage}' read config '{field}', which is not among its declared sections "
-                                 f"({', '.join(declared)}) in compress/stages.py: add '{field}' to its sections so "
+                                 f"({', '.join(declared)}) in compress/run/stages.py: add '{field}' to its sections so "
                                  "the stage reruns when it changes")
 
     __getattr__ = __setattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __int__ = __float__ = __index__ = _refuse
@@ -207,7 +207,7 @@ PROVIDERS_HINT = {"model": "distill (or prune)", "onnx": "export", "teacher": "f
 
 def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None:
     """Refuse, before any work, a stage list where a stage needs an output no earlier stage provides."""
-    from compress.errors import ConfigError
+    from compress.core.errors import ConfigError
 
     have: set[str] = set()
     for name in stages if stages is not None else cfg.stages:
@@ -216,7 +216,7 @@ def check_stage_order(cfg: "RunConfig", stages: list[str] | None = None) -> None
         missing = sorted(needs - have)
         if missing:
             who = ", ".join(PROVIDERS_HINT.get(k, k) for k in missing)
-            from compress.errors import ConfigError
+            from compress.core.errors import ConfigError
 
             raise ConfigError(f"stages {cfg.stages}: '{name}' needs {', '.join(repr(k) for k in missing)} from an "
                                  f"earlier stage; put {who} before it in `stages:`")
@@ -232,7 +232,7 @@ def teacher_source(cfg: "RunConfig", inputs: StageInputs) -> str:
 def own_model(inputs: StageInputs) -> Path | None:
     """The model a stage works on: the latest upstream ``model``, else the folder of an upstream ONNX file when it
     holds the model's config.json (an export or optimum folder given to ``edgepress quantize``)."""
-    from compress.checks import model_config_folder
+    from compress.model.checks import model_config_folder
 
     model = inputs.latest("model")
     if model is not None:
@@ -249,7 +249,7 @@ def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
 
     if task_spec(cfg.task).label_kind != "classes":
         return {}
-    from compress.interface import class_space, interface_of
+    from compress.model.interface import class_space, interface_of
 
     source = inputs.latest("teacher") or own_model(inputs) or cfg.teacher.model
     return class_space(interface_of(str(source), cfg.task))
@@ -266,7 +266,7 @@ def head_labels(cfg: "RunConfig", tuned: Path | None = None) -> dict[str, Any]:
     if "finetune" in cfg.stages:
         n = cfg.teacher.num_labels
         return {"num_labels": n, "head": f"teacher.num_labels={n}"} if n else {"fine_tuned": True}
-    from compress.interface import interface_of, label_mapping
+    from compress.model.interface import interface_of, label_mapping
 
     source = str(tuned) if tuned is not None else cfg.teacher.model
     iface = interface_of(source, cfg.task)
@@ -281,7 +281,7 @@ def tag_names(cfg: "RunConfig", inputs: StageInputs) -> list[str] | None:
 
     if task_spec(cfg.task).gold != "tags":
         return None
-    from compress.interface import interface_of
+    from compress.model.interface import interface_of
 
     model = own_model(inputs)
     iface = interface_of(str(model) if model is not None else teacher_source(cfg, inputs), cfg.task)

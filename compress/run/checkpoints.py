@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.console import note
-from compress.stages import CHECKPOINTS_DIR
+from compress.core.console import note
+from compress.run.stages import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -92,7 +92,7 @@ def resumable_checkpoint(folder: Path | str, delete: bool | None = None) -> str 
     Each damaged one is reported in one line and (on the main process, or when ``delete``) removed, so the
     next run does not trip over it again.
     """
-    from compress.distributed import is_main_process
+    from compress.core.distributed import is_main_process
 
     delete = is_main_process() if delete is None else delete
     candidates = _checkpoints(Path(folder))
@@ -110,7 +110,7 @@ def resumable_checkpoint(folder: Path | str, delete: bool | None = None) -> str 
 
 def stage_checkpoint_dirs(cfg: "RunConfig", stage: str, run_dir: Path) -> list[Path]:
     """``.checkpoints/<stage>-<hash>`` folders a stage of this config writes (finetune and distill name them so)."""
-    from compress.stage_registry import get_stage
+    from compress.run.registry import get_stage
 
     spec = get_stage(stage)
     hashes = {cfg.section_hash(spec.sections), cfg.section_hash(spec.sections, spec.unused)}

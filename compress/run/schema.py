@@ -1,6 +1,6 @@
-"""The JSON schema of ``stage.json`` (compress/stage.schema.json) and a check of a finished stage folder against it.
+"""The JSON schema of ``stage.json`` (compress/run/stage.schema.json) and a check of a finished stage folder against it.
 
-The pipeline does not validate what it writes (the record is assembled in one place, compress/pipeline.py); the
+The pipeline does not validate what it writes (the record is assembled in one place, compress/run/pipeline.py); the
 test suite checks every stage of tiny runs with ``validate_stage_record``, and users can check a run folder.
 """
 
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 from compress.quantize.report import validate_report
 
 SCHEMA_FILE = Path(__file__).with_name("stage.schema.json")
@@ -24,13 +24,13 @@ def load_schema() -> dict[str, Any]:
 def validate_stage_record(record: dict[str, Any], where: str = "stage.json") -> None:
     """Raise EdgepressError naming the first field of ``record`` that breaks stage.schema.json; a quantize
     stage's metrics are also checked against compress/quantize/report.schema.json."""
-    from compress.errors import require
+    from compress.core.errors import require
 
     jsonschema = require("jsonschema", "jsonschema>=4.0")
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(record), key=lambda e: list(e.path))
     if errors:
         at = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise EdgepressError(f"{where} does not match compress/stage.schema.json at {at}: {errors[0].message} "
+        raise EdgepressError(f"{where} does not match compress/run/stage.schema.json at {at}: {errors[0].message} "
                              f"({len(errors)} problem(s))")
     if record["stage"] == "quantize":
         try:

@@ -1,6 +1,6 @@
 """Train/eval/test carving and sample caps, shared by every task's loader.
 
-Eval is a given file or the rows of the train file the run's data artifact (:mod:`compress.splits`) names, else
+Eval is a given file or the rows of the train file the run's data artifact (:mod:`compress.data.artifact`) names, else
 a seeded shuffle's first ``data.eval_fraction``; test is a given file or eval. The row types differ by task
 (sentence rows, tagged sentences, QA examples): anything with ``len``, ``subset`` and ``head`` splits here.
 """
@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 
 class Rows(Protocol):
@@ -107,7 +107,7 @@ def carve_splits(data_cfg: Any, seed: int, plan: Any, train: Any, read: Any) -> 
 def announce_cut(split: str, kept: int, total: int, setting: str) -> None:
     """One line on the console (and in the run log) when a split loses rows to a cap."""
     if kept < total:
-        from compress.console import note
+        from compress.core.console import note
 
         note(f"{split} split cut to {kept} of {total} rows by {setting}")
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 ONNX_SUFFIXES = (".onnx", ".ort")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -1,7 +1,7 @@
 """Sentence rows (text, optional pair, optional labels) for every sentence-level task, and each task's splits.
 
-Sources are read into columns by :mod:`compress.datafiles` (files through Hugging Face ``datasets``, hub
-datasets, the built-in demo corpus) and split by :mod:`compress.datasplit`; this module turns columns into
+Sources are read into columns by :mod:`compress.data.files` (files through Hugging Face ``datasets``, hub
+datasets, the built-in demo corpus) and split by :mod:`compress.data.split`; this module turns columns into
 rows and dispatches every task to its spec's loader (``TaskSpec.loader``: this module's for sentence rows,
 :mod:`compress.tasks.ner` and :mod:`compress.tasks.qa` for theirs); how labels are read is the spec's ``label_kind``.
 
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.datafiles import BUILTIN_CORPORA, Columns, QuietDatasets, arrow_dataset, read_columns
-from compress.datafiles import builtin_pydoc_sentences, parse_hub_spec  # noqa: F401 - callers import them from here
-from compress.datasplit import Splits, announce_cut, capped_splits, carve_splits, checked_splits, planned_eval_ids
-from compress.datasplit import eval_split_ids  # noqa: F401 - callers import it from here
-from compress.errors import DataError
+from compress.data.files import BUILTIN_CORPORA, Columns, QuietDatasets, arrow_dataset, read_columns
+from compress.data.files import builtin_pydoc_sentences, parse_hub_spec  # noqa: F401 - callers import them from here
+from compress.data.split import Splits, announce_cut, capped_splits, carve_splits, checked_splits, planned_eval_ids
+from compress.data.split import eval_split_ids  # noqa: F401 - callers import it from here
+from compress.core.errors import DataError
 from compress.tasks import task_spec
 
 _INT = re.compile(r"^[+-]?\d+$")
@@ -196,7 +196,7 @@ def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | 
 
     Class names map to ids through ``label2id`` when given (e.g. a trained head's), else through the
     sorted names of the train split; an eval/test name the train split lacks is refused. ``plan`` (the run's
-    data artifact, :mod:`compress.splits`) gives the eval row ids and the digests the rows must match.
+    data artifact, :mod:`compress.data.artifact`) gives the eval row ids and the digests the rows must match.
     ``num_labels`` (the model head's class count, described by ``head``) refuses a class id outside it in any
     file; ``fine_tuned`` checks against the head a fine-tune makes from the train file (teacher.num_labels, else
     one class per distinct train label). The task's spec reads them (``TaskSpec.loader``).

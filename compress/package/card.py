@@ -20,8 +20,8 @@ from compress.tasks import TASKS, TaskTable
 if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
-    from compress.interface import ModelInterface
-    from compress.choice import Choice
+    from compress.model.interface import ModelInterface
+    from compress.package.choice import Choice
 
 PIPELINE_TAG = TaskTable("pipeline_tag")
 
@@ -80,7 +80,7 @@ def hub_dataset(source: str) -> str | None:
     """The hub dataset id of a ``hub:`` source; None for files and builtin corpora, which are not on the hub."""
     if not source.startswith("hub:"):
         return None
-    from compress.data import parse_hub_spec
+    from compress.data.rows import parse_hub_spec
 
     return parse_hub_spec(source)[0]
 
@@ -126,7 +126,7 @@ def teacher_of(spec: str) -> Teacher:
     """The teacher's hub id, license and language: ``packaged:`` names map to the hub model they copy, a hub name
     is its own id, a local folder names one in its card's ``base_model`` (else in config.json's
     ``_name_or_path`` as ``org/name``) or has none."""
-    from compress.models import PACKAGED_HUB_IDS, resolve_model_path
+    from compress.model.loading import PACKAGED_HUB_IDS, resolve_model_path
 
     local = not spec.startswith("packaged:") and Path(spec).expanduser().is_dir()
     try:

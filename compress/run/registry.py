@@ -1,6 +1,6 @@
 """The stage registry: each stage's name, function, config sections, declared outputs and hooks.
 
-Below the config schema (which validates stage names against it) and the stage contract (compress.stages), so
+Below the config schema (which validates stage names against it) and the stage contract (compress.run.stages), so
 neither imports the other through it. Functions and hooks are "module:function" strings, imported only when used.
 """
 
@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from compress.errors import EdgepressError
+from compress.core.errors import EdgepressError
 
 
 # the export's other files: one key per format, one per runtime format's quantized / fp16 file (<format>_<precision>)
@@ -57,16 +57,16 @@ LOSS_CURVES = ("loss_csv", "loss_png")  # training stages write them when the Tr
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
-        StageSpec("finetune", "compress.finetune:run_stage", ("task", "seed", "teacher", "data", "finetune"),
+        StageSpec("finetune", "compress.finetune.stage:run_stage", ("task", "seed", "teacher", "data", "finetune"),
                   "fine-tune the teacher's task head on labelled data", unused=("data.unlabeled",),
-                  provides=("teacher",), optional=LOSS_CURVES, multi_rank=True, work_dirs="compress.stages:checkpoint_dirs"),
+                  provides=("teacher",), optional=LOSS_CURVES, multi_rank=True, work_dirs="compress.run.stages:checkpoint_dirs"),
         StageSpec("distill", "compress.distill.stage:run_stage", ("task", "seed", "teacher", "data", "student", "distill"),
                   "build a smaller student from the teacher and distill it", provides=("model",), optional=LOSS_CURVES,
                   multi_rank=True,
-                  work_dirs="compress.stages:distill_work_dirs"),
+                  work_dirs="compress.run.stages:distill_work_dirs"),
         StageSpec("prune", "compress.prune.stage:run_stage", ("task", "seed", "data", "prune"),
                   "remove attention heads / FFN neurons for real, then recover", needs=("model",),
-                  provides=("model",), multi_rank=True, work_dirs="compress.stages:run_cache_dirs"),
+                  provides=("model",), multi_rank=True, work_dirs="compress.run.stages:run_cache_dirs"),
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
                   needs=("model",), provides=("model",)),
@@ -76,7 +76,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),
                   "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("report",),
                   optional=("onnx_int8", "onnx_fp16", "onnx_int4"),
-                  preload="compress.stages:nncf_preload"),
+                  preload="compress.run.stages:nncf_preload"),
         StageSpec("search", "compress.search.stage:run_stage",
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section
@@ -89,12 +89,12 @@ STAGES: dict[str, StageSpec] = {
                   needs=("model",), provides=("candidates", "search_report", "measurements"),
                   # the winner's files exist when a candidate met the targets or came closest
                   optional=("search_plot", "measurements_eval", "onnx", "tokenizer", "winner_model", "winner_export"),
-                  preload="compress.stages:nncf_preload", needs_unless="compress.stages:search_distils",
-                  work_dirs="compress.stages:search_work_dirs"),
+                  preload="compress.run.stages:nncf_preload", needs_unless="compress.run.stages:search_distils",
+                  work_dirs="compress.run.stages:search_work_dirs"),
         StageSpec("bench", "benchmarks.stage:run_stage", ("task", "seed", "teacher", "data", "bench"),
                   "measure quality retention and latency; write report.md/json/png", provides=("json", "md", "csv"),
                   optional=("png",), publish=("json", "md", "png")),
-        StageSpec("package", "compress.package:run_stage", ("task", "teacher", "data", "export"),
+        StageSpec("package", "compress.package.stage:run_stage", ("task", "teacher", "data", "export"),
                   "ship the chosen model as runs/<name>/final/: Hugging Face, optimum and app-bundle folders",
                   needs=("onnx",), provides=("final",), publish=("final",), follows=("export", "search")),
     ]

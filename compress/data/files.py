@@ -7,7 +7,7 @@ no header row; their columns are then named by position, ``"0"``, ``"1"``, ... O
 ``hub:NAME[/CONFIG][@SPLIT]`` (network) and ``builtin:pydoc`` — English sentences split out of CPython's
 own ``pydoc_data.topics``, a demo corpus for the default run, not an evaluation set.
 
-This is the layer under every task's loader (:mod:`compress.data` for sentence rows, :mod:`compress.tasks.ner`,
+This is the layer under every task's loader (:mod:`compress.data.rows` for sentence rows, :mod:`compress.tasks.ner`,
 :mod:`compress.tasks.qa`): it knows files and columns, not tasks.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 BUILTIN_CORPORA = ("builtin:pydoc",)
 
@@ -226,7 +226,7 @@ def read_hub(spec: str) -> Columns:
 
 # ---------------------------------------------------------------- the run's copy of each source (read once)
 #
-# A run reads each source once: while its data artifact is written (compress.splits.write_plan, inside
+# A run reads each source once: while its data artifact is written (compress.data.artifact.write_plan, inside
 # ``keeping_sources``) every source read is also stored as Parquet under ``runs/<name>/data/sources/``; while its
 # stages run (and its search branches, nested in the same process), ``reading_sources`` serves every later read of
 # that source from the stored copy instead of the file (a source first read by a stage is stored then).
@@ -242,7 +242,7 @@ def _stored_name(source: str, kind: str) -> str:
 def keeping_sources(folder: Path) -> Iterator[None]:
     """Inside the block every source read is stored under ``folder`` (Parquet, written whole or not at all); the
     copies an earlier split left there are removed first (the files may have changed since)."""
-    from compress.fsio import refuse_symlink, remove_own
+    from compress.core.fsio import refuse_symlink, remove_own
 
     refuse_symlink(folder, "the run's stored data")
     remove_own(Path(folder))
@@ -286,7 +286,7 @@ def _store(folder: Path, source: str, kind: str, cols: Columns) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from compress.fsio import refuse_symlink, write_bytes, write_text
+    from compress.core.fsio import refuse_symlink, write_bytes, write_text
 
     refuse_symlink(folder, "the run's stored data")
     folder.mkdir(parents=True, exist_ok=True)

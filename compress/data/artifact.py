@@ -1,8 +1,8 @@
 """The run's data artifact: the data split once, as row ids and a content digest of each split.
 
 The pipeline writes ``runs/<name>/data/splits.json`` (plus ``eval_ids.npy`` when the eval split is carved out
-of the train file) before its first stage. Every stage that reads data (:func:`compress.data.load_splits`,
-:func:`compress.data.load_distill_splits`, the bench's eval set) takes its eval rows from those ids instead of
+of the train file) before its first stage. Every stage that reads data (:func:`compress.data.rows.load_splits`,
+:func:`compress.data.rows.load_distill_splits`, the bench's eval set) takes its eval rows from those ids instead of
 re-shuffling, and checks that the rows it read digest to what the artifact recorded: a data file edited
 while a run is going is refused, and a file edited between runs gives a new digest, which joins the hash of
 every stage that reads data, so those stages run again instead of reusing results made from other rows.
@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import DataError
+from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from compress.data import TextData
+    from compress.data.rows import TextData
 
 SPLITS_DIR = "data"
 SPLITS_FILE = "splits.json"
 EVAL_IDS_FILE = "eval_ids.npy"
-SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.datafiles.keeping_sources)
+SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.data.files.keeping_sources)
 SPLITS = ("train", "eval", "test")
 
 
@@ -113,16 +113,16 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
                labels: dict[str, Any] | None = None) -> SplitPlan:
     """Split the data once (the loaders' own rules) and write the artifact; an unchanged artifact is kept as is.
 
-    ``labels`` (:func:`compress.stages.head_labels`) checks every split's class ids against the model head the
+    ``labels`` (:func:`compress.run.stages.head_labels`) checks every split's class ids against the model head the
     run will use, before any stage works on them."""
     import numpy as np
 
-    from compress.data import load_distill_splits, load_splits
-    from compress.fsio import refuse_symlink, write_bytes, write_text
+    from compress.data.rows import load_distill_splits, load_splits
+    from compress.core.fsio import refuse_symlink, write_bytes, write_text
 
     from compress.tasks import task_spec
 
-    from compress.datafiles import active_sources, keeping_sources
+    from compress.data.files import active_sources, keeping_sources
 
     streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
     folder = Path(run_dir) / SPLITS_DIR

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def read_interface(spec: str, task: str) -> ModelInterface:
     """The interface of the model at ``spec`` (folder, hub name or packaged:NAME) for ``task``."""
     from transformers import AutoConfig
 
-    from compress.models import load_tokenizer, resolve_model_path
+    from compress.model.loading import load_tokenizer, resolve_model_path
 
     path = resolve_model_path(spec)
     if task_spec(task).pooled and is_sentence_transformers_folder(path):
@@ -153,7 +153,7 @@ def read_interface(spec: str, task: str) -> ModelInterface:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config of '{spec}': {str(exc).splitlines()[0][:200]}") from None
-    from compress.checks import position_limit
+    from compress.model.checks import position_limit
 
     limit = position_limit(config) or 512
     tok_max = getattr(load_tokenizer(spec), "model_max_length", None) or limit
@@ -216,9 +216,9 @@ def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", i
     The sentence-transformers files are written by sentence-transformers itself (``SentenceTransformer.save``)
     from the saved folder, so ``SentenceTransformer(folder)`` pools, normalises and truncates like the teacher.
     """
-    from compress.models import base_model
+    from compress.model.loading import base_model
 
-    from compress.fsio import check_free_space, writing
+    from compress.core.fsio import check_free_space, writing
 
     folder = Path(folder)
     kind = task_spec(interface.task)
@@ -273,7 +273,7 @@ def saved_interface(folder: str | Path) -> ModelInterface | None:
 
 def interface_of(folder: str | Path, task: str) -> ModelInterface:
     """The interface saved beside a model edgepress wrote, else read from the folder (or hub name) itself."""
-    from compress.models import resolve_model_path
+    from compress.model.loading import resolve_model_path
 
     iface = saved_interface(resolve_model_path(str(folder)))
     if iface is not None and iface.task == task:

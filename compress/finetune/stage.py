@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data import load_splits
-from compress.splits import read_plan
-from compress.distributed import is_main_process
-from compress.errors import EdgepressError
-from compress.stages import StageInputs, StageResult
+from compress.data.rows import load_splits
+from compress.data.artifact import read_plan
+from compress.core.distributed import is_main_process
+from compress.core.errors import EdgepressError
+from compress.run.stages import StageInputs, StageResult
 from compress.tasks import TASKS, task_spec
 from compress.tasks.spec import Gold
 
@@ -58,11 +58,11 @@ def _run_token_classification(cfg: RunConfig, inputs: StageInputs, out_dir: Path
     """A token-classification head (NER) on the teacher's backbone: run_ner's recipe, entity F1 (seqeval) on dev."""
     from transformers import DataCollatorForTokenClassification, Trainer
 
-    from compress.checkpoints import resumable_checkpoint
-    from compress.console import use_stage_progress
+    from compress.run.checkpoints import resumable_checkpoint
+    from compress.core.console import use_stage_progress
     from compress.distill.engine import save_loss_curves
-    from compress.interface import ModelInterface, read_interface, save_model
-    from compress.models import load_model, load_tokenizer, words_tokenizer
+    from compress.model.interface import ModelInterface, read_interface, save_model
+    from compress.model.loading import load_model, load_tokenizer, words_tokenizer
     from compress.tasks.ner import label_names, tokenized_dataset
 
     names = label_names(splits.train)
@@ -97,11 +97,11 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
     """A span head (start/end logits) on the teacher's backbone, run_qa's recipe; best epoch by dev SQuAD F1."""
     from transformers import default_data_collator
 
-    from compress.checkpoints import resumable_checkpoint
-    from compress.console import use_stage_progress
+    from compress.run.checkpoints import resumable_checkpoint
+    from compress.core.console import use_stage_progress
     from compress.distill.engine import EvalProbe, probe_trainer, save_loss_curves
-    from compress.interface import ModelInterface, read_interface, save_model
-    from compress.models import load_model, load_tokenizer
+    from compress.model.interface import ModelInterface, read_interface, save_model
+    from compress.model.loading import load_model, load_tokenizer
     from compress.tasks.qa import eval_features, feature_dataset, train_features
 
     model = load_model(cfg.teacher.model, cfg.task, allow_new_head=True)
@@ -138,10 +138,10 @@ def _run_question_answering(cfg: RunConfig, inputs: StageInputs, out_dir: Path, 
 def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult:
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from compress.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
-    from compress.console import use_stage_progress
+    from compress.run.checkpoints import resumable_checkpoint  # edgepress: damaged checkpoints are skipped
+    from compress.core.console import use_stage_progress
     from compress.distill.engine import TokenizedExamples, save_loss_curves
-    from compress.models import load_model, load_tokenizer
+    from compress.model.loading import load_model, load_tokenizer
 
     spec = task_spec(cfg.task)
     if not spec.train_labels:
@@ -176,7 +176,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     final = trainer.evaluate()
     outputs = {"teacher": "model"}
     if is_main_process():
-        from compress.interface import ModelInterface, read_interface, save_model
+        from compress.model.interface import ModelInterface, read_interface, save_model
 
         base = read_interface(cfg.teacher.model, "embedding")  # the backbone's own max length
         iface = ModelInterface(cfg.task, max_seq_length=base.max_seq_length,

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from compress.errors import DiskFull, EdgepressError, Unwritable
+from compress.core.errors import DiskFull, EdgepressError, Unwritable
 
 MB = 1e6
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}

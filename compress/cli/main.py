@@ -1,4 +1,4 @@
-"""The `edgepress` command line: a thin layer over compress.pipeline and the stage functions."""
+"""The `edgepress` command line: a thin layer over compress.run.pipeline and the stage functions."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from compress.cli_help import use_edgepress_help
-from compress.console import percent
-from compress.errors import ConfigError, EdgepressError, RunInterrupted, Terminated
+from compress.cli.help import use_edgepress_help
+from compress.core.console import percent
+from compress.core.errors import ConfigError, EdgepressError, RunInterrupted, Terminated
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -40,7 +40,7 @@ def _global_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final table."),
 ) -> None:
     """Options that apply to every command (put them before the command name)."""
-    from compress.console import set_verbosity
+    from compress.core.console import set_verbosity
 
     if verbose and quiet:
         raise typer.BadParameter("choose one of --verbose and --quiet")
@@ -169,10 +169,10 @@ def run(
     One run per folder (runs/<name>/.lock); third-party log lines and warnings go to runs/<name>/log.txt.
     """
     from compress.config import load_config
-    from compress.pipeline import run_pipeline
+    from compress.run.pipeline import run_pipeline
 
     cfg = load_config(config, set_ + (["keep_checkpoints=true"] if keep_checkpoints else []))
-    from compress.stage_registry import with_followers
+    from compress.run.registry import with_followers
 
     stages = " -> ".join(with_followers(cfg.stages))  # package follows a run that exports or searches
     console.print(f"[bold]edgepress[/] run '{escape(cfg.name)}' -> {escape(str(cfg.run_dir))}  stages: {stages}")
@@ -198,7 +198,7 @@ def validate(
 
     from compress.config import load_config
 
-    from compress.stages import check_stage_order
+    from compress.run.stages import check_stage_order
 
     cfg = load_config(config, set_)
     check_stage_order(cfg)
@@ -207,7 +207,7 @@ def validate(
 
 def _finish(run, out: Path) -> None:
     """The table a stage command ends with: its headline and scalar metrics (``run``: compress.api.StageRun)."""
-    from compress.distributed import is_main_process
+    from compress.core.distributed import is_main_process
 
     if not is_main_process():
         return
@@ -318,7 +318,7 @@ def quantize(
 ) -> None:
     """Quantize an ONNX model (ONNX Runtime / NNCF) with an accuracy guard (see --set quantize.*)."""
     from compress import api
-    from compress.checks import check_onnx_file
+    from compress.model.checks import check_onnx_file
 
     check_onnx_file(model, "model")  # a folder, a missing or a damaged file: one line each
     if student is not None and not student.is_dir():
@@ -336,7 +336,7 @@ def export_cmd(
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """Export MODEL to runtime formats, each checked against PyTorch (see --set export.*)."""
-    from compress.models import model_folder
+    from compress.model.loading import model_folder
 
     folder = model_folder(model)  # packaged:NAME and hub names become a local folder; bad paths fail in one line
     _stage_command("export", folder, out, set_, task=task, config=config, overwrite=overwrite)
@@ -348,7 +348,7 @@ def package_cmd(
     debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """(Re)write RUN_DIR/final/ from a finished run: HF/sentence-transformers folder, optimum ONNX folder, app bundle."""
-    from compress.pipeline import rerun_stage
+    from compress.run.pipeline import rerun_stage
 
     outcome = rerun_stage(run_dir, "package")  # the package stage again, on the finished stages before it
     info = json.loads((outcome.dir / "final" / "package.json").read_text())
@@ -375,8 +375,8 @@ _mount_optional_apps()
 
 
 def _mount_cache_app() -> None:
-    """`edgepress cache verify`: checks of the teacher cache distillation runs share (compress.cache_cli)."""
-    from compress.cache_cli import app as cache_app
+    """`edgepress cache verify`: checks of the teacher cache distillation runs share (compress.cli.cache)."""
+    from compress.cli.cache import app as cache_app
 
     app.add_typer(cache_app, name="cache")
 

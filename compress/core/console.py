@@ -143,7 +143,7 @@ class capture_logs:  # noqa: N801 - used as a context manager
                 continue
             if module in LIBRARY_LOGGING:
                 mod.get_logger()  # adds the library's stderr handler (transformers, optimum) on the first call
-        from compress.fsio import NoFollowFileHandler
+        from compress.core.fsio import NoFollowFileHandler
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handler = NoFollowFileHandler(self.path, encoding="utf-8")  # a planted link is refused, not followed

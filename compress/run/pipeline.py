@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from compress.config import RunConfig
-from compress.console import capture_logs, note, stage_context
-from compress.distributed import is_main_process, rank
-from compress.errors import DiskFull, EdgepressError, RunLocked
-from compress.runinfo import machine_info, package_versions
-from compress.stages import (STAGE_FILE, StageInputs, StageRecord, get_stage, read_record, stage_view,
+from compress.core.console import capture_logs, note, stage_context
+from compress.core.distributed import is_main_process, rank
+from compress.core.errors import DiskFull, EdgepressError, RunLocked
+from compress.run.runinfo import machine_info, package_versions
+from compress.run.stages import (STAGE_FILE, StageInputs, StageRecord, get_stage, read_record, stage_view,
                              with_followers)
 
 log = logging.getLogger("edgepress")
@@ -52,11 +52,11 @@ def stage_hash(cfg: RunConfig, name: str, upstream_hash: str, data_digest: str =
 
 def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None,
                     stages: list[str] | None = None) -> str:
-    """Write the run's data artifact (compress.splits) when a stage reads data; its digest ('' when none)."""
+    """Write the run's data artifact (compress.data.artifact) when a stage reads data; its digest ('' when none)."""
     if not any("data" in get_stage(name).sections for name in (cfg.stages if stages is None else stages)):
         return ""
-    from compress.splits import read_plan, write_plan
-    from compress.stages import data_cache_dir, head_labels
+    from compress.data.artifact import read_plan, write_plan
+    from compress.run.stages import data_cache_dir, head_labels
 
     if is_main_process():
         write_plan(cfg.data, cfg.task, cfg.seed, run_dir, data_cache_dir(cfg, run_dir), head_labels(cfg, teacher))
@@ -98,7 +98,7 @@ def folder_lock(lock_path: Path, folder: Path) -> Iterator[None]:
         finally:
             _HELD[key] -= 1
         return
-    from compress.fsio import open_no_follow
+    from compress.core.fsio import open_no_follow
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = open_no_follow(lock_path, os.O_RDWR | os.O_CREAT, what="lock file")
@@ -149,8 +149,8 @@ def ensure_output_dir(path: Path, what: str) -> None:
 
 def preflight(cfg: RunConfig, stages: list[str]) -> None:
     """Checks that need no stage to run: local teacher/student folders load and fit ``teacher.max_length``."""
-    from compress.checks import check_max_length, read_model_config
-    from compress.models import resolve_model_path
+    from compress.model.checks import check_max_length, read_model_config
+    from compress.model.loading import resolve_model_path
 
     if not any("teacher" in get_stage(s).sections for s in stages):
         return
@@ -197,15 +197,15 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
             raise EdgepressError(f"--force {name}: '{name}' is not in this config's stages ({', '.join(stages)})")
     run_dir = cfg.run_dir
     if seed is None:  # a branch starts from its parent's finished stages
-        from compress.stages import check_stage_order
+        from compress.run.stages import check_stage_order
 
         check_stage_order(cfg, stages)
     preflight(cfg, stages)  # a refused config or teacher leaves no run folder behind
     ensure_output_dir(run_dir, "output folder (output_dir/name)")
     lock = folder_lock(run_dir / LOCK_FILE, run_dir) if is_main_process() else contextlib.nullcontext()
     preload = tuple(m for name in stages for m in get_stage(name).call("preload", cfg) or ())
-    from compress.datafiles import active_sources, reading_sources
-    from compress.splits import SOURCES_DIR, SPLITS_DIR
+    from compress.data.files import active_sources, reading_sources
+    from compress.data.artifact import SOURCES_DIR, SPLITS_DIR
 
     # every stage (and every search branch inside one) reads the copies the run's split kept, not the files
     sources = reading_sources(run_dir / SPLITS_DIR / SOURCES_DIR) if active_sources() is None \
@@ -221,7 +221,7 @@ def _run_stages(cfg: RunConfig, stages: list[str], run_dir: Path, force: set[str
     if is_main_process():
         import yaml
 
-        from compress.fsio import write_text
+        from compress.core.fsio import write_text
 
         # whole or not at all, and never through a link planted at that name
         write_text(run_dir / "config.resolved.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
@@ -255,7 +255,7 @@ def _run_stages(cfg: RunConfig, stages: list[str], run_dir: Path, force: set[str
             rec, wall = _run_one(cfg, spec, i, h, inputs, final, publish_to=run_dir)
             _barrier()
             if is_main_process() and not cfg.keep_checkpoints:
-                from compress.checkpoints import remove_stage_checkpoints
+                from compress.run.checkpoints import remove_stage_checkpoints
 
                 remove_stage_checkpoints(cfg, name, run_dir)
             if not is_main_process():  # rank 0 wrote the artifacts; use its record
@@ -282,7 +282,7 @@ def publish(spec, rec: StageRecord, run_dir: Path, tmp_dir: Path | None = None) 
     folder): a file is copied, a folder hard-linked file by file into a temporary sibling that is renamed into
     place. ``tmp_dir`` reads the outputs from a stage folder not yet renamed into place. A copy whose bytes are
     already the stage's is left alone (a resumed run rewrites nothing)."""
-    from compress.fsio import copy_file, link_tree, refuse_symlink, replace_dir
+    from compress.core.fsio import copy_file, link_tree, refuse_symlink, replace_dir
 
     done = []
     for key in spec.publish:
@@ -312,17 +312,17 @@ def check_provides(spec, outputs: dict[str, str]) -> None:
     missing = sorted(set(spec.provides) - set(outputs))
     extra = sorted(set(outputs) - set(spec.provides) - set(spec.optional))
     if missing or extra:
-        from compress.stages import StageContractError
+        from compress.run.stages import StageContractError
 
         raise StageContractError(
-            f"internal error: stage '{spec.name}' returned outputs {sorted(outputs)}, but compress/stages.py declares "
+            f"internal error: stage '{spec.name}' returned outputs {sorted(outputs)}, but compress/run/stages.py declares "
             f"provides={list(spec.provides)} optional={list(spec.optional)}"
             + (f"; missing {missing}" if missing else "") + (f"; undeclared {extra}" if extra else ""))
 
 
 def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, final: Path,
              publish_to: Path | None = None) -> tuple[StageRecord, float]:
-    from compress.fsio import refuse_symlink, remove_own, replace_dir, write_text, writing
+    from compress.core.fsio import refuse_symlink, remove_own, replace_dir, write_text, writing
 
     refuse_symlink(final, f"stage folder of '{spec.name}'")  # before any work: it could not be put in place
     main = is_main_process()
@@ -336,7 +336,7 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
             fn = spec.load()  # importing a stage's libraries is part of it (an interrupt there names it too)
             result = fn(stage_view(cfg, spec), inputs, tmp)  # only the sections its hash covers
     except KeyboardInterrupt:
-        from compress.errors import RunInterrupted
+        from compress.core.errors import RunInterrupted
 
         raise RunInterrupted(f"during stage '{spec.name}' ({final}): the stages finished before it are kept; "
                              "run the same command again to resume") from None
@@ -345,7 +345,7 @@ def _run_one(cfg: RunConfig, spec, index: int, h: str, inputs: StageInputs, fina
             shutil.rmtree(tmp, ignore_errors=True)  # give the space back: the rerun starts this stage over
         raise
     except EdgepressError as exc:
-        from compress.fsio import is_disk_full
+        from compress.core.fsio import is_disk_full
 
         if is_disk_full(exc):  # a stage's own error wrapping a full disk (e.g. "torch.onnx.export failed: ...")
             _raise_write_failure(exc, spec.name, tmp, inputs.run_dir)
@@ -396,8 +396,8 @@ def _raise_write_failure(exc: BaseException, stage: str, tmp: Path, run_dir: Pat
     stage's folder or its Trainer checkpoints. The stage's unfinished folder is removed on a full disk, to give
     back the space; its checkpoints stay, and a damaged last one is discarded on the next run.
     """
-    from compress.stages import CHECKPOINTS_DIR
-    from compress.fsio import filename_in, translate
+    from compress.run.stages import CHECKPOINTS_DIR
+    from compress.core.fsio import filename_in, translate
 
     newest = _newest_file([tmp, run_dir / CHECKPOINTS_DIR]) or tmp
     mapped = translate(exc, newest)
@@ -456,7 +456,7 @@ def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: 
     if is_main_process():
         shutil.move(str(log_path), str(out_dir / LOG_FILE))
         if not cfg.keep_checkpoints:
-            from compress.checkpoints import remove_stage_checkpoints
+            from compress.run.checkpoints import remove_stage_checkpoints
 
             remove_stage_checkpoints(cfg, name, work)
             with contextlib.suppress(OSError):
@@ -498,7 +498,7 @@ def rerun_stage(run_dir: Path, name: str) -> StageOutcome:
                                  "first")
         digest = ""
         if "data" in spec.sections:
-            from compress.splits import read_plan
+            from compress.data.artifact import read_plan
 
             plan = read_plan(run_dir)
             digest = plan.digest if plan is not None else ""

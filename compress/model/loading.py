@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.errors import ModelLoadError
+from compress.core.errors import ModelLoadError
 
 if TYPE_CHECKING:
     import torch
@@ -51,14 +51,14 @@ def resolve_model_path(spec: str) -> str:
         return str(pkg.get_model_path())
     path = Path(spec).expanduser()
     looks_local = path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
-    if path.is_file():  # edgepress checks: a file where a folder is expected (compress.checks)
-        from compress.checks import refuse_file_as_folder
+    if path.is_file():  # edgepress checks: a file where a folder is expected (compress.model.checks)
+        from compress.model.checks import refuse_file_as_folder
 
         refuse_file_as_folder(path, spec)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model folder '{spec}' has no config.json; point to a save_pretrained folder")
-        from compress.checks import check_model_folder
+        from compress.model.checks import check_model_folder
 
         check_model_folder(path, spec)  # edgepress checks: config.json parses, weights deserialize
         return str(path)
@@ -117,7 +117,7 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
         raise ModelLoadError(f"tokenizer file '{tok_json}' does not load ({first}); replace it with the model's "
                              "own tokenizer.json (tokenizer.save_pretrained writes one)") from None
     if (Path(path) / "config.json").is_file():  # edgepress checks: the vocabulary fits the embedding
-        from compress.checks import check_tokenizer_fits, read_model_config
+        from compress.model.checks import check_tokenizer_fits, read_model_config
 
         check_tokenizer_fits(tok, read_model_config(Path(path)), spec)
     return tok

@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.choice import Choice, run_relative
-from compress.errors import EdgepressError
+from compress.package.choice import Choice, run_relative
+from compress.core.errors import EdgepressError
 from compress.quantize.report import QuantizeReport
 
 if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
-    from compress.stages import StageInputs, StageRecord, StageResult
+    from compress.run.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
 MOBILE_FORMATS = ("ptl", "executorch", "torchscript")
@@ -63,7 +63,7 @@ def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
 
 def choose(records: list["StageRecord"]) -> Choice:
     """Search winner, else the quantize stage's INT8 file, else the export stage's fp32 ONNX."""
-    from compress.stages import StageInputs
+    from compress.run.stages import StageInputs
 
     by_name = {r.name: r for r in records}
     latest = StageInputs(Path("."), list(records)).latest
@@ -120,7 +120,7 @@ class Storage:
 
     def place(self, src: Path, dst: Path) -> Path:
         """Give ``src``'s bytes the name ``dst`` (a hard link where possible)."""
-        from compress.fsio import copy_file
+        from compress.core.fsio import copy_file
 
         src, dst = Path(src), Path(dst)
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -179,9 +179,9 @@ def write_model_folder(choice: Choice, dst: Path, fp32_onnx: Path, interface: An
     names transformers.js (``onnx/model.onnx``, ``onnx/model_quantized.onnx``) and sentence-transformers'
     ONNX backend (``onnx/model_qint8_<cpu>.onnx``) look for; ``source`` replaces the teacher's path in
     edgepress_interface.json."""
-    from compress.interface import INTERFACE_FILE
+    from compress.model.interface import INTERFACE_FILE
 
-    from compress.fsio import copy_tree
+    from compress.core.fsio import copy_tree
 
     copy_tree(choice.model_dir, dst)  # a link out of the model folder is refused, not followed
     if (dst / INTERFACE_FILE).is_file():  # the teacher as the config names it, not this machine's folder
@@ -238,7 +238,7 @@ def package_key(cfg: "RunConfig", choice: Choice, run_dir: Path) -> str:
 def fp32_export(records: list["StageRecord"], choice: Choice) -> "StageRecord":
     """The finished export of the chosen model: the search winner's branch export, else the latest export (the
     stage record whose ``onnx`` output is an fp32 file next to its ``tokenizer``)."""
-    from compress.stages import read_record
+    from compress.run.stages import read_record
 
     search = next((r for r in reversed(records) if "winner_export" in r.outputs), None)
     if choice.origin == "search winner" and search is not None:
@@ -271,8 +271,8 @@ def exported_files(rec: "StageRecord") -> "Any":
 def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageResult":
     """The ``package`` stage: ``out_dir/final/`` for the model the run chose, from the files its export (or the
     search winner's) already wrote; the pipeline publishes it as ``runs/<name>/final/``."""
-    from compress.fsio import check_free_space, refuse_links_out
-    from compress.stages import StageResult
+    from compress.core.fsio import check_free_space, refuse_links_out
+    from compress.run.stages import StageResult
 
     records = list(inputs.upstream)
     choice = choose(records)
@@ -294,7 +294,7 @@ def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageR
 def package_needs(choice: Choice) -> int:
     """About how many bytes final/ takes: the model folder, and the fp32 and INT8 ONNX files twice each (the
     file and its .ort conversion; further names of a file are hard links)."""
-    from compress.fsio import tree_size
+    from compress.core.fsio import tree_size
 
     from export.files import model_files
 
@@ -308,8 +308,8 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
                 run_dir: Path, report: Path | None = None) -> dict[str, Any]:
     """Write ``dst`` (final/'s layout) from the chosen files; the fp32 ONNX and the formats the export wrote are
     reused, and only formats it did not write (the bundle's .ort of an fp32 choice) are converted from them."""
-    from compress.interface import interface_of
-    from compress.model_card import CARD_FOLDERS, model_card, teacher_of
+    from compress.model.interface import interface_of
+    from compress.package.card import CARD_FOLDERS, model_card, teacher_of
     from export.bundle import build_bundle
     from export.core import prepare
     from export.writer import complete_formats
@@ -394,7 +394,7 @@ def write_runtime(prep: Any, fmt: str, written: Any, choice: Choice, dst: Path, 
                   run_dir: Path) -> dict[str, Any]:
     """``final/<fmt>/`` from the files the export (or the search winner's branch) wrote: the format's main file
     and its quantized / fp16 siblings, hard-linked; the winner's file is the one its manifest says to load."""
-    from compress.fsio import refuse_links_out
+    from compress.core.fsio import refuse_links_out
     from export.heads import FILE_PRECISION
     from export.runtime_folder import RuntimeFile, write_runtime_folder
 
@@ -431,7 +431,7 @@ def recipe_facts(cfg: "RunConfig", records: list["StageRecord"], choice: Choice)
     """What the run did to the teacher, read from the shipped model's shape against the teacher's (a model
     card tags only these): distilled, pruned (fewer heads or FFN neurons per layer), vocabulary trimmed."""
     from benchmarks.identity import model_shape
-    from compress.models import resolve_model_path
+    from compress.model.loading import resolve_model_path
 
     names = {r.name for r in records}
     student = model_shape(choice.model_dir) or {}

@@ -1,0 +1,1 @@
+"""The ``edgepress`` command: a thin layer over :mod:`compress.api`."""

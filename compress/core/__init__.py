@@ -1,0 +1,1 @@
+"""The base layer: errors, the config section base, safe file writes, console output, process ranks."""

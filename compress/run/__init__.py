@@ -1,0 +1,1 @@
+"""The orchestrator: the stage contract and registry, the pipeline, stage.json, environment facts, checkpoints."""
