@@ -33,6 +33,7 @@ from compress.quantize.report import QuantizeReport
 if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
+    from compress.search.select import Candidate
     from compress.run.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
@@ -61,6 +62,16 @@ def _quantized_choice(rec: "StageRecord") -> tuple[Path, str, str] | None:
     return rec.dir / best.path, "int8", best.variant
 
 
+def search_winner(search: "StageRecord") -> "Candidate":
+    """The search stage's chosen candidate (its stage.json's ``winner``, a candidates.json row), typed."""
+    from compress.search.select import Candidate
+
+    if "winner" not in search.metrics:
+        raise EdgepressError(f"{search.dir}/stage.json: the search wrote a winner/ folder but its metrics name no "
+                             "'winner'; rerun with --force search")
+    return Candidate.from_dict(search.metrics["winner"], where="winner/")
+
+
 def choose(records: list["StageRecord"]) -> Choice:
     """Search winner, else the quantize stage's INT8 file, else the export stage's fp32 ONNX."""
     from compress.run.stages import StageInputs
@@ -69,17 +80,16 @@ def choose(records: list["StageRecord"]) -> Choice:
     latest = StageInputs(Path("."), list(records)).latest
     search = by_name.get("search")
     if search is not None and "winner_model" in search.outputs and "onnx" in search.outputs:
-        w = search.metrics.get("winner") or {}
-        runtime = w.get("runtime", "onnxruntime")
+        w = search_winner(search)
         file = None
-        if runtime != "onnxruntime":  # the winner's own file, in the branch export that winner/export links
+        if w.runtime != "onnxruntime":  # the winner's own file, in the branch export that winner/export links
             v = next((v for v in search.variants if v.name.startswith("search-winner (")), None)
             if v is None:
-                raise EdgepressError(f"{search.dir}: the search chose a {runtime} file but names none in its "
+                raise EdgepressError(f"{search.dir}: the search chose a {w.runtime} file but names none in its "
                                      "variants; rerun with --force search")
             file = search.dir / v.path
-        return Choice(search.path("winner_model"), search.path("onnx"), w.get("precision", "fp32"), "search winner",
-                      w.get("name", "search-winner"), runtime, file)
+        return Choice(search.path("winner_model"), search.path("onnx"), w.precision, "search winner", w.name,
+                      w.runtime, file)
     model_dir = latest("model")
     if model_dir is None:
         raise EdgepressError("nothing to package: no stage wrote a student model (put distill, prune or search in "

@@ -1,32 +1,143 @@
-"""The search's own report: candidates.json, search.md (every candidate and its verdict), search_pareto.png."""
+"""The search's own report: candidates.json, search.md (every candidate and its verdict), search_pareto.png.
+
+``candidates.schema.json`` beside this file is candidates.json's contract; ``validate_report`` checks a report
+against it when it is written, and ``SearchReport.from_dict`` / ``.load`` give its readers attributes instead of
+string keys (``Candidate`` for each row, ``TeacherSummary`` for the teacher). ``to_dict`` gives back the same JSON.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from compress.core.errors import EdgepressError
 from compress.search.select import Candidate, Choice
+
+SCHEMA_FILE = Path(__file__).with_name("candidates.schema.json")
+REPORT_FILE = "candidates.json"
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON schema of candidates.json."""
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def validate_report(report: dict[str, Any]) -> None:
+    """Raise EdgepressError naming the first place ``report`` breaks candidates.schema.json (the field and why)."""
+    from compress.core.errors import require
+
+    jsonschema = require("jsonschema", "jsonschema>=4.0")
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(report), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+        raise EdgepressError(f"{REPORT_FILE} does not match compress/search/candidates.schema.json at {where}: "
+                             f"{errors[0].message} ({len(errors)} problem(s))")
+
+
+def _field(data: dict[str, Any], key: str, where: str) -> Any:
+    """``data[key]``; a missing key is an EdgepressError naming the field (a report from another version)."""
+    if not isinstance(data, dict) or key not in data:
+        raise EdgepressError(f"search report: '{where}{key}' is missing (expected by "
+                             "compress/search/candidates.schema.json); re-run the search stage")
+    return data[key]
+
+
+@dataclass
+class TeacherSummary:
+    """The teacher as the search measured it: size, p50 and metric on the selection split (``value``) and on test.
+    A remote target's teacher runs here only, so its p50 is ``p50_ms_local`` and ``p50_ms`` is None (no ratio)."""
+
+    name: str
+    format: str
+    size_mb: float | None
+    metric: str | None
+    value: float | None
+    test_value: float | None
+    p50_ms: float | None
+    p50_ms_local: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "teacher/") -> "TeacherSummary":
+        """The summary of ``d`` (candidates.json's ``teacher``, or the search stage.json's)."""
+        required = [f.name for f in fields(cls) if f.name != "p50_ms_local"]
+        return cls(**{k: _field(d, k, where) for k in required}, p50_ms_local=d.get("p50_ms_local"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``p50_ms_local`` only for a remote target)."""
+        out = {"name": self.name, "format": self.format, "size_mb": self.size_mb, "metric": self.metric,
+               "value": self.value, "test_value": self.test_value, "p50_ms": self.p50_ms}
+        return out if self.p50_ms_local is None else {**out, "p50_ms_local": self.p50_ms_local}
+
+
+@dataclass
+class SearchReport:
+    """candidates.json: the targets, where they were measured, the teacher, every candidate and the choice."""
+
+    targets: dict[str, Any]  # search.targets as the run's config had it (SearchTargets)
+    device: str
+    teacher: TeacherSummary
+    select_on: str
+    winner: str | None
+    meets_targets: bool
+    reason: str
+    candidates: list[Candidate]
+
+    @classmethod
+    def of(cls, cands: list[Candidate], choice: Choice, teacher: TeacherSummary, targets: dict[str, Any],
+           device: str, select_on: str = "test") -> "SearchReport":
+        """The report of a finished search."""
+        return cls(targets=targets, device=device, teacher=teacher, select_on=select_on,
+                   winner=choice.winner.name if choice.winner else None, meets_targets=choice.meets_targets,
+                   reason=choice.reason, candidates=list(cands))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SearchReport":
+        """The typed report of ``d`` (a parsed candidates.json)."""
+        cands = [Candidate.from_dict(c, f"candidates/{i}/") for i, c in enumerate(_field(d, "candidates", ""))]
+        plain = {k: _field(d, k, "") for k in ("targets", "device", "select_on", "winner", "meets_targets", "reason")}
+        return cls(**plain, teacher=TeacherSummary.from_dict(_field(d, "teacher", "")), candidates=cands)
+
+    @classmethod
+    def load(cls, path: Path) -> "SearchReport":
+        """Read and type a candidates.json."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise EdgepressError(f"cannot read search report '{path}': {exc}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (what candidates.json holds)."""
+        return {"targets": self.targets, "device": self.device, "teacher": self.teacher.to_dict(),
+                "select_on": self.select_on, "winner": self.winner, "meets_targets": self.meets_targets,
+                "reason": self.reason, "candidates": [c.to_dict() for c in self.candidates]}
+
+    @property
+    def winner_candidate(self) -> Candidate | None:
+        """The chosen candidate's row; None when nothing could be measured."""
+        return next((c for c in self.candidates if c.name == self.winner), None)
 
 
 def _fmt(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
-def to_markdown(cands: list[Candidate], choice: Choice, teacher: dict[str, Any], targets: dict[str, Any],
+def to_markdown(cands: list[Candidate], choice: Choice, teacher: TeacherSummary, targets: dict[str, Any],
                 device: str, select_on: str = "test") -> str:
     """One table of every candidate, fastest first, with the Pareto front marked and each verdict."""
-    t_p50 = teacher.get("p50_ms")
+    t_p50 = teacher.p50_ms
     both = select_on == "eval"  # chosen on eval, test reported beside it
     split_cols = f"Metric ({select_on}) | Retention ({select_on}) | Retention (test)" if both else "Metric | Retention"
     lines = [
         "# Target-aware search",
         "",
         f"Targets: {', '.join(f'{k}={v}' for k, v in targets.items() if v is not None)}. Measured on: {device}.",
-        f"Teacher: {teacher.get('name')} ({teacher.get('format')}), {teacher.get('metric')} "
-        f"{_fmt(teacher.get('value'), '.4f')}" + (f" on {select_on}, {_fmt(teacher.get('test_value'), '.4f')} on test"
-                                                  if both else "") +
-        f", p50 {_fmt(t_p50, '.2f')} ms, {_fmt(teacher.get('size_mb'), '.1f')} MB.",
+        f"Teacher: {teacher.name} ({teacher.format}), {teacher.metric} "
+        f"{_fmt(teacher.value, '.4f')}" + (f" on {select_on}, {_fmt(teacher.test_value, '.4f')} on test"
+                                           if both else "") +
+        f", p50 {_fmt(t_p50, '.2f')} ms, {_fmt(teacher.size_mb, '.1f')} MB.",
         f"The winner is chosen by retention on the **{select_on}** split.",
         "",
         f"**Choice:** {choice.reason}" + ("" if choice.meets_targets else " — **targets not met**"),
@@ -79,16 +190,18 @@ def plot(cands: list[Candidate], choice: Choice, floor: float | None, path: Path
     return path
 
 
-def write(out_dir: Path, cands: list[Candidate], choice: Choice, teacher: dict[str, Any],
-          targets: dict[str, Any], device: str, select_on: str = "test") -> dict[str, str]:
-    """candidates.json, search.md and search_pareto.png in ``out_dir``; returns their names."""
-    data = {"targets": targets, "device": device, "teacher": teacher, "select_on": select_on,
-            "winner": choice.winner.name if choice.winner else None, "meets_targets": choice.meets_targets,
-            "reason": choice.reason, "candidates": [c.to_dict() for c in cands]}
-    (out_dir / "candidates.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out_dir / "search.md").write_text(to_markdown(cands, choice, teacher, targets, device, select_on))
-    names = {"candidates": "candidates.json", "search_report": "search.md"}
+def write(out_dir: Path, report: SearchReport) -> dict[str, str]:
+    """candidates.json (checked against its schema first), search.md and search_pareto.png in ``out_dir``; returns
+    their names."""
+    data = report.to_dict()
+    validate_report(data)
+    (out_dir / REPORT_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    choice = Choice(report.winner_candidate, report.meets_targets, report.reason)
+    cands, targets = report.candidates, report.targets
+    (out_dir / "search.md").write_text(to_markdown(cands, choice, report.teacher, targets, report.device,
+                                                   report.select_on))
+    names = {"candidates": REPORT_FILE, "search_report": "search.md"}
     if plot(cands, choice, None if targets.get("latency_budget_ms") else targets.get("retention_floor"),
-            out_dir / "search_pareto.png", select_on):
+            out_dir / "search_pareto.png", report.select_on):
         names["search_plot"] = "search_pareto.png"
     return names

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
+
+from compress.core.errors import EdgepressError
 
 
 @dataclass
@@ -41,7 +43,25 @@ class Candidate:
         return self.status == "ok" and self.p50_ms is not None and self.retention is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: a ``candidates[]`` entry of candidates.json (compress/search/candidates.schema.json)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "candidates/") -> "Candidate":
+        """The candidate of ``d`` (a candidates.json entry, or the search stage.json's ``winner``); a missing field
+        without a default is an EdgepressError naming it, a field this version does not know is refused."""
+        if not isinstance(d, dict):
+            raise EdgepressError(f"search report: '{where}' is {type(d).__name__}, not an object (expected by "
+                                 "compress/search/candidates.schema.json); re-run the search stage")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        required = [n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING]
+        missing = [n for n in required if n not in d]
+        if unknown or missing:
+            what = f"'{where}{missing[0]}' is missing" if missing else f"'{where}{unknown[0]}' is not a candidate field"
+            raise EdgepressError(f"search report: {what} (compress/search/candidates.schema.json); re-run the search "
+                                 "stage")
+        return cls(**d)
 
 
 @dataclass

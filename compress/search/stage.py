@@ -17,6 +17,7 @@ from compress.run.stages import StageInputs, StageResult, Variant, tag_names, te
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.search.report import TeacherSummary
 
 log = logging.getLogger("edgepress")
 
@@ -128,14 +129,15 @@ def candidates_from(report: dict[str, Any], where: dict[str, Branch], target: st
     return out
 
 
-def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None = None) -> dict[str, Any]:
+def teacher_summary(report: dict[str, Any], select_report: dict[str, Any] | None = None) -> "TeacherSummary":
     """The teacher's size, p50 and metric on the selection split (and on test)."""
     from benchmarks.report_types import model_entries
+    from compress.search.report import TeacherSummary
 
     e = next(e for e in model_entries(report) if e.role == "teacher")
     sel = next(x for x in model_entries(select_report) if x.role == "teacher") if select_report else e
-    return {"name": e.name, "format": e.format, "size_mb": e.size_mb, "metric": sel.metric, "value": sel.value,
-            "test_value": e.value, "p50_ms": e.p50_ms}
+    return TeacherSummary(name=e.name, format=e.format, size_mb=e.size_mb, metric=sel.metric, value=sel.value,
+                          test_value=e.value, p50_ms=e.p50_ms)
 
 
 def check_runtimes(cfg: "RunConfig") -> None:
@@ -244,7 +246,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     check_runtimes(cfg)
     cfg, probed = for_target(cfg)
     recipe_for, recipe_source = recipe_cpu(cfg.quantize, detect_cpu)
-    recipe = {"cpu": recipe_for.to_dict(), "source": recipe_source, **recommend_int8(recipe_for).to_dict()}
+    int8 = recommend_int8(recipe_for)
+    recipe = {"cpu": recipe_for.to_dict(), "source": recipe_source, **int8.to_dict()}
     branches = run_branches(cfg, inputs, progress=lambda m: log.info("search: %s", m))
     report, where, select_report, same_as = measure(cfg, inputs, branches)
     target = t.device if t.remote else "local"
@@ -252,7 +255,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     choice = choose(cands, t.retention_floor, t.latency_budget_ms, t.max_size_mb, cfg.search.tie_margin)
     teacher = teacher_summary(report, select_report)
     if t.remote:  # the teacher (PyTorch) runs here only: its ms and the target's never make a ratio
-        teacher = {**teacher, "p50_ms_local": teacher.get("p50_ms"), "p50_ms": None}
+        teacher = dataclasses.replace(teacher, p50_ms_local=teacher.p50_ms, p50_ms=None)
     targets = t.model_dump(mode="json")
     device = report["devices"].get(target) or report["devices"].get("local") or probed
     device_s = (f"{device.get('cpu')} ({device.get('arch')}, {device.get('cores')} cores, "
@@ -262,10 +265,11 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     if device and device.get("emulated"):
         device_s += (f" — **emulated** ({device.get('emulator')}): p50 columns are emulated ms, comparable only "
                      f"between these candidates")
-    device_s += (f". INT8 recipe chosen for {recipe['cpu']['isa']} ({recipe_source}): weights {recipe['weight_type']}, "
-                 f"activations {recipe['activation_type']}, reduce_range {recipe['reduce_range']}")
+    device_s += (f". INT8 recipe chosen for {recipe_for.isa} ({recipe_source}): weights {int8.weight_type}, "
+                 f"activations {int8.activation_type}, reduce_range {int8.reduce_range}")
     split = cfg.search.select_on if cfg.data.test else "eval (no separate test split)"
-    outputs = search_report.write(out_dir, cands, choice, teacher, targets, str(device_s), split)
+    outputs = search_report.write(out_dir, search_report.SearchReport.of(cands, choice, teacher, targets,
+                                                                         str(device_s), split))
     (out_dir / "measurements.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     outputs["measurements"] = "measurements.json"
     if select_report is not None:
@@ -274,7 +278,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     metrics: dict[str, Any] = {"candidates": len(cands), "select_on": cfg.search.select_on,
                                "meets_targets": choice.meets_targets, "int8_recipe": recipe,
                                "target_device": probed,
-                               "reason": choice.reason, "teacher": teacher}
+                               "reason": choice.reason, "teacher": teacher.to_dict()}
     variants = []
     if choice.winner is not None:
         w = choice.winner

@@ -64,13 +64,13 @@ def test_no_candidate_meets_floor_keeps_most_accurate_and_says_so():
 
 
 def test_markdown_names_the_selection_split_and_shows_test_beside_it():
-    from compress.search.report import to_markdown
+    from compress.search.report import TeacherSummary, to_markdown
 
     cands = [_c("a", 1.0, 0.98), _c("b", 2.0, 0.99)]
     cands[0].test_retention, cands[1].test_retention = 0.965, 0.985
     choice = choose(cands, 0.97)
-    teacher = {"name": "teacher", "format": "pytorch", "metric": "spearman", "value": 0.81, "test_value": 0.87,
-               "p50_ms": 20.0, "size_mb": 90.0}
+    teacher = TeacherSummary(name="teacher", format="pytorch", metric="spearman", value=0.81, test_value=0.87,
+                             p50_ms=20.0, size_mb=90.0)
     md = to_markdown(cands, choice, teacher, {"retention_floor": 0.97}, "cpu", "eval")
     assert "chosen by retention on the **eval** split" in md and "0.8100 on eval, 0.8700 on test" in md
     assert "| a | onnxruntime | 3 | 0% | int8 | 10.0 | – | 0.980 | 0.965 | 1.00 |" in md  # eval picks a; its test score is shown
