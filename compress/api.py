@@ -179,9 +179,26 @@ def trim_vocab(model: PathLike, out: PathLike, *, task: str | None = None, data:
 
 def export(model: PathLike, out: PathLike, *, task: str | None = None, config: Any = None,
            overwrite: bool = False, **sections: Any) -> StageRun:
-    """Export a save_pretrained folder, parity-checked (section ``export``); ``run["onnx"]``, ``run["tokenizer"]``."""
-    return _stage("export", out, {"model": model}, config, {"task": task, "teacher.model": str(model)},
-                  sections, overwrite)
+    """Export a save_pretrained folder, parity-checked against itself (section ``export``); ``run["onnx"]``,
+    ``run["tokenizer"]``. ``model`` is not the teacher: the teacher is the one ``config``, ``teacher={"model": ...}``
+    or ``--set teacher.model=`` names (none otherwise), read only by ``export.include_teacher``."""
+    return _stage("export", out, {"model": model}, config, {"task": task, **_unnamed_teacher(config)}, sections,
+                  overwrite)
+
+
+def _unnamed_teacher(config: Any) -> dict[str, str]:
+    """``{"teacher.model": ""}`` (no teacher) when ``config`` names none — None, or a YAML without a teacher
+    section — so the CLI's default teacher does not stand in for one a stage that needs none never uses; a
+    ``teacher`` section or ``--set teacher.model=`` given beside it still wins (they apply after these fields)."""
+    from compress.config import RunConfig, read_yaml
+
+    if isinstance(config, RunConfig):
+        return {}
+    if config is not None:
+        loaded = read_yaml(Path(config))
+        if not isinstance(loaded, dict) or "teacher" in loaded:  # not a mapping: load_config says so in one line
+            return {}
+    return {"teacher.model": ""}
 
 
 def quantize(onnx: PathLike, out: PathLike, *, task: str | None = None, data: str | None = None,

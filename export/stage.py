@@ -50,6 +50,21 @@ def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool, cali
     return written
 
 
+def _teacher_to_export(cfg: "RunConfig", inputs: StageInputs) -> str | None:
+    """The teacher ``export.include_teacher`` exports beside the model (a fine-tuned one upstream, else
+    ``teacher.model``); None when not asked. The exported model never stands in for it: an export on its own that
+    names no teacher (``teacher.model: ''``) is refused in one line before any work."""
+    if not cfg.export.include_teacher:
+        return None
+    source = teacher_source(cfg, inputs)
+    if not source:
+        from compress.core.errors import ConfigError
+
+        raise ConfigError("export.include_teacher exports the teacher beside the model, but no teacher is named: add "
+                          "--set teacher.model=FOLDER (or a --config that names one), or drop export.include_teacher")
+    return source
+
+
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Export the latest upstream ``model`` (and the teacher if asked) to every configured format."""
     from export.heads import FILE_PRECISION, get_head
@@ -59,6 +74,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     for fmt in cfg.export.formats:
         get_head(cfg.task, fmt)
     check_opset(cfg.export.opset)
+    teacher = _teacher_to_export(cfg, inputs)
     model_dir = inputs.require("model", "export")
     written = _export_one(model_dir, cfg, out_dir, cfg.export.bundle, calibration_texts(cfg, inputs))
     result = StageResult(outputs={"onnx": "model.onnx", "tokenizer": "tokenizer"})
@@ -76,8 +92,8 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     if "onnx_optimized" in written.extra:
         result.outputs["onnx_optimized"] = "model.optimized.onnx"
         result.variants.append(Variant("student-onnx-optimized", "onnx", "model.optimized.onnx", "fp32"))
-    if cfg.export.include_teacher:
-        teacher_dir = Path(resolve_model_path(teacher_source(cfg, inputs)))  # a folder, or a hub name
+    if teacher is not None:
+        teacher_dir = Path(resolve_model_path(teacher))  # a folder, or a hub name
         tw = _export_one(teacher_dir, cfg, out_dir / "teacher", bundle=False)
         result.outputs["teacher_onnx"] = "teacher/model.onnx"
         result.metrics["teacher"] = tw.metrics
