@@ -69,13 +69,15 @@ def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], 
 
 
 def summary_metrics(report: dict[str, Any]) -> dict[str, Any]:
-    """Per model: status, size, p50/p90, metric value and retention (what stage.json keeps)."""
-    out: dict[str, Any] = {"metric": (report.get("data") or {}).get("metric")}
-    for e in report["models"]:
-        key = e["name"] if e["target"] == "local" else f"{e['name']}@{e['target']}"
-        lat = e.get("latency_ms") or {}
-        q = e.get("quality") or {}
-        out[key] = {"status": e["status"], "role": e["role"], "format": e["format"], "size_mb": e.get("size_mb"),
-                    "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"), "value": q.get("value"),
-                    "retention": e.get("retention"), **({"reason": e["reason"]} if e.get("reason") else {})}
+    """Per model: status, size, p50/p90, metric value and retention (what stage.json keeps), read through the
+    report's typed entries (benchmarks/report_types.py)."""
+    from benchmarks.report_types import DataInfo, model_entries
+
+    out: dict[str, Any] = {"metric": DataInfo.from_dict(report.get("data")).metric}
+    for e, raw in zip(model_entries(report), report["models"]):
+        key = e.name if e.target == "local" else f"{e.name}@{e.target}"
+        reason = raw.get("reason")  # why a model failed or was skipped: not a ModelEntry field
+        out[key] = {"status": e.status, "role": e.role, "format": e.format, "size_mb": e.size_mb, "p50_ms": e.p50_ms,
+                    "p90_ms": e.p90_ms, "value": e.value, "retention": e.retention,
+                    **({"reason": reason} if reason else {})}
     return out

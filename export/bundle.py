@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -88,6 +89,57 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(top level)"
         raise ExportError(f"manifest.json is invalid at '{where}': {errors[0].message} ({len(errors)} problem(s))")
+
+
+@dataclass
+class ManifestModel:
+    """One model file of a bundle (a manifest's ``models[]`` entry): the path an app loads and what loads it."""
+
+    file: str
+    format: str
+    precision: str
+    runtime: str
+
+
+@dataclass
+class BundleManifest:
+    """Typed reads of a bundle's manifest.json (schema: export/manifest.schema.json) for the readers outside export
+    (the package stage and its model card): the task, the encoder's shape, the model files and how the INT8 one
+    was made."""
+
+    task: str
+    models: list[ManifestModel]
+    quantization: dict[str, Any] | None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+
+    @property
+    def quantization_method(self) -> str | None:
+        """The method that made the INT8 file (what the package stage passed to build_bundle); None without one."""
+        return (self.quantization or {}).get("method")
+
+    @classmethod
+    def from_dict(cls, m: dict[str, Any]) -> "BundleManifest":
+        """The manifest ``m`` (a parsed manifest.json, or build_bundle's result), typed; a missing required field
+        is an ExportError naming it."""
+        missing = [k for k in ("task", "models", "quantization") if k not in m]
+        missing += [f"models/{i}/{k}" for i, e in enumerate(m.get("models") or [])
+                    for k in ("file", "format", "precision", "runtime") if k not in e]
+        if missing:
+            raise ExportError(f"manifest.json lacks {', '.join(missing)} (export/manifest.schema.json); rebuild the "
+                              "bundle")
+        models = [ManifestModel(e["file"], e["format"], e["precision"], e["runtime"]) for e in m["models"]]
+        return cls(task=m["task"], models=models, quantization=m["quantization"], hidden_size=m.get("hidden_size"),
+                   num_layers=m.get("num_layers"))
+
+    @classmethod
+    def load(cls, bundle_dir: Path) -> "BundleManifest":
+        """Read and type ``bundle_dir``/manifest.json."""
+        path = Path(bundle_dir) / "manifest.json"
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"cannot read bundle manifest '{path}': {exc}") from None
 
 
 def _versions(formats: Sequence[str]) -> dict[str, str | None]:

@@ -20,6 +20,7 @@ from compress.tasks import TASKS, TaskTable
 if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
+    from export.bundle import BundleManifest
     from compress.model.interface import ModelInterface
     from compress.package.choice import Choice
 
@@ -275,7 +276,7 @@ def _eval_results(cfg: "RunConfig", bench: "BenchRows | None") -> list[Any]:
 
 
 def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", bench: "BenchRows | None",
-               manifest: dict[str, Any], info: dict[str, Any], teacher: Teacher, where: str = ".") -> str:
+               manifest: "BundleManifest", info: dict[str, Any], teacher: Teacher, where: str = ".") -> str:
     """The card as Markdown with Hugging Face's YAML header, its snippets relative to ``where`` (``.`` for
     ``final/README.md``, ``model`` for ``final/model/README.md``)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -292,15 +293,14 @@ def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", benc
         metrics=[metric] if metric else None, model_name=cfg.name if results else None, eval_results=results or None)
     name = teacher.reference
     linked = f"[`{name}`](https://huggingface.co/{name})" if teacher.hub_id else f"`{name}`"
-    quant = manifest.get("quantization") or {}
     train = ", ".join(f"`{source_label(s)}`" + (f" ({DEMO_CORPORA[s]})" if s in DEMO_CORPORA else
                                                  "" if hub_dataset(s) else " (a local file)") for s in sources)
-    layers = manifest["num_layers"]
+    layers = manifest.num_layers
     recipe = [f"- stages: {' → '.join(cfg.stages)}; student: {layers} layer{'s' * (layers != 1)}, hidden "
-              f"{manifest['hidden_size']}" + ("" if recipe_facts.get("pruned") else "; nothing pruned"),
+              f"{manifest.hidden_size}" + ("" if recipe_facts.get("pruned") else "; nothing pruned"),
               f"- shipped: **{choice.name}** ({choice.origin}, {choice.precision}"
               + (f", runs in {choice.runtime}: `{choice.runtime}/`)" if choice.runtime != "onnxruntime" else ")")
-              + (f", quantized with `{quant.get('method')}`" if quant.get("method") else ""),
+              + (f", quantized with `{manifest.quantization_method}`" if manifest.quantization_method else ""),
               f"- interface (same as the teacher's): {iface.describe()}",
               f"- training data: {train}"]
     if iface.id2label:

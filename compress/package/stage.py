@@ -320,7 +320,7 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
     reused, and only formats it did not write (the bundle's .ort of an fp32 choice) are converted from them."""
     from compress.model.interface import interface_of
     from compress.package.card import CARD_FOLDERS, model_card, teacher_of
-    from export.bundle import build_bundle
+    from export.bundle import BundleManifest, build_bundle
     from export.core import prepare
     from export.writer import complete_formats
 
@@ -340,11 +340,11 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
     files = write_model_folder(choice, dst / "model", fp32_onnx, iface, storage, teacher.reference)
     files.update(write_optimum_folder(choice, dst / "onnx", fp32_onnx, prep, storage))
     quant = _quantization_details(records, choice)
-    manifest = build_bundle(prep, written, dst / "bundle", ex.opset,
-                            choice.onnx if choice.onnx_precision == "int8" else None,
-                            fp32_formats=fp32_formats, quantized_ort=choice.onnx_precision == "int8",
-                            quantization=quant, created_by="edgepress run (final package)", place=storage.place,
-                            chosen=chosen_entry(choice, manifest_name(choice)))
+    manifest = BundleManifest.from_dict(build_bundle(
+        prep, written, dst / "bundle", ex.opset, choice.onnx if choice.onnx_precision == "int8" else None,
+        fp32_formats=fp32_formats, quantized_ort=choice.onnx_precision == "int8", quantization=quant,
+        created_by="edgepress run (final package)", place=storage.place,
+        chosen=chosen_entry(choice, manifest_name(choice))))
     runtimes = {fmt: write_runtime(prep, fmt, written, choice, dst / fmt, storage, run_dir) for fmt in folders}
     files.update({fmt: f"{fmt}/{r['file']}" for fmt, r in runtimes.items()})
     shutil.rmtree(scratch, ignore_errors=True)
@@ -355,7 +355,7 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
             "interface": {**iface.to_dict(), "source": teacher.reference},
             "teacher": {"model": teacher.reference, "hub_id": teacher.hub_id, "license": teacher.license},
             "recipe": recipe_facts(cfg, records, choice), "files": files,
-            "bundle": {"models": [m["file"] for m in manifest["models"]],
+            "bundle": {"models": [m.file for m in manifest.models],
                        "size_mb": round(sum(p.stat().st_size for p in (dst / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
             "runtimes": {fmt: {"folder": f"{fmt}/", "file": r["file"], "precision": r["precision"],
                                "runtime_name": r["runtime_name"], "chosen_by": r["chosen_by"]}
