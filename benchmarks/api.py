@@ -17,6 +17,7 @@ from compress.run.stages import StageInputs, teacher_source
 if TYPE_CHECKING:
     from benchmarks.config import BenchConfig
     from compress.config import RunConfig
+    from compress.data.artifact import RunData
 
 __all__ = ["eval_set_for", "model_specs", "remote_options", "settings_from_config"]
 
@@ -39,22 +40,15 @@ def remote_options(bench: "BenchConfig") -> Any:
                          python=bench.remote_python, remote_dir=bench.remote_dir)
 
 
-def eval_set_for(cfg: "RunConfig", split: str = "test", labels: dict | None = None,
-                 run_dir: Path | None = None, label_names: list[str] | None = None,
+def eval_set_for(cfg: "RunConfig", data: "RunData", split: str = "test", label_names: list[str] | None = None,
                  cap_field: str = "bench.max_eval_samples") -> EvalSet:
-    """The ``split`` (test or eval) capped at bench.max_eval_samples; STS scores are read for embedding pairs.
-
-    ``labels`` (``{"label2id": ...}``) maps class names in the data to the teacher's ids; ``run_dir``: the run
-    whose data artifact (:mod:`compress.data.artifact`) holds the split. A cut is announced in one line naming
-    ``cap_field``, the setting the cap came from.
+    """The ``split`` (test or eval) of the run's data artifact ``data``, capped at bench.max_eval_samples (labels as
+    the task reads them: class ids, STS scores, tags, answers). A cut is announced in one line naming ``cap_field``,
+    the setting the cap came from.
     """
-    from compress.data.rows import announce_cut, load_splits
+    from compress.data.split import announce_cut
 
-    from compress.data.artifact import read_plan
-
-    # the task's own loader (its spec's), on the rows the run's data artifact planned: labels as the task reads them
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **(labels or {}), plan=read_plan(run_dir))
-    rows = getattr(splits, split)
+    rows = getattr(data.splits(), split)
     eval_set = EvalSet.from_text_data(rows.head(cfg.bench.max_eval_samples))
     announce_cut(split, len(eval_set), len(rows), cap_field)
     if label_names is not None:  # token classification: the model's tag of each class id

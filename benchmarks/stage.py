@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.api import eval_set_for, model_specs, remote_options, settings_from_config
 from benchmarks.harness import ModelSpec, benchmark
-from compress.run.stages import StageInputs, StageResult, tag_names, teacher_labels
+from compress.run.stages import StageInputs, StageResult, tag_names
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -29,8 +29,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
         for name, path in built.items():
             specs.append(ModelSpec(name, path, "onnx", "int8" if "int8" in name else "fp32", role="baseline",
                                    tokenizer=Path(specs[0].path)))  # the teacher's vocabulary, not a trimmed one
-    eval_set = eval_set_for(cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
-                            label_names=tag_names(cfg, inputs))
+    eval_set = eval_set_for(cfg, inputs.data, label_names=tag_names(cfg, inputs))
     settings = settings_from_config(cfg.bench, cfg.teacher.max_length, cfg.seed)
     from compress.model.interface import interface_of
 
@@ -59,12 +58,10 @@ def calibration_text(cfg: "RunConfig", inputs: StageInputs) -> tuple[list[str], 
     if "optimum-int8-static" not in cfg.bench.baselines:
         return None
     from compress.tasks import task_spec
-    from compress.data.rows import load_splits
-    from compress.data.artifact import read_plan
 
     if not task_spec(cfg.task).static_calibration:
         return None  # build_baselines names the tasks
-    train = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir)).train
+    train = inputs.data.splits().train
     return list(train.texts), None if train.pairs is None else list(train.pairs)
 
 

@@ -120,16 +120,17 @@ def derive(cfg: "RunConfig", **sections: Any) -> "RunConfig":
     return _config(cfg, {}, sections)
 
 
-def run_branch(cfg: "RunConfig", seed: tuple[list[Any], str]) -> list[Any]:
+def run_branch(cfg: "RunConfig", seed: tuple[list[Any], str], data: Any = None) -> list[Any]:
     """Run (or resume) ``cfg`` as a branch of the running pipeline: its stages see ``seed``'s finished records
-    (compress.run.stages.StageRecord) as upstream and chain their hashes from ``seed``'s hash; it publishes and
-    packages nothing. Returns its compress.run.pipeline.StageOutcome list."""
+    (compress.run.stages.StageRecord) as upstream and chain their hashes from ``seed``'s hash, and read ``data`` (the
+    running pipeline's data artifact) when their data section is its; it publishes and packages nothing. Returns its
+    compress.run.pipeline.StageOutcome list."""
     from compress.config import RunConfig
     from compress.run.pipeline import run_pipeline
 
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"run_branch needs a validated RunConfig (compress.api.derive), got {type(cfg).__name__}")
-    return run_pipeline(cfg, seed=seed)
+    return run_pipeline(cfg, seed=seed, data=data)
 
 
 def run(config: "RunConfig | PathLike | None" = None, *, force: set[str] | None = None,

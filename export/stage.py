@@ -21,17 +21,13 @@ def optimum_layout(prep, out: Path) -> None:
 
 def calibration_texts(cfg: "RunConfig", inputs: StageInputs, rows: int = 64) -> list[str] | None:
     """The run's first ``rows`` training sentences (from its data artifact), when a listed format calibrates its INT8
-    file on text (OpenVINO's NNCF); None otherwise, and for an export on its own (the writer then calibrates on
-    built-in sentences)."""
-    from compress.data.artifact import read_plan
+    file on text (OpenVINO's NNCF); None otherwise, and for an export on its own, which takes no data (the writer
+    then calibrates on built-in sentences)."""
     from export.writer import WRITERS
 
-    plan = read_plan(inputs.run_dir)
-    if plan is None or not any(WRITERS[f].calibrates for f in cfg.export.formats if f in WRITERS):
+    if inputs.given or not any(WRITERS[f].calibrates for f in cfg.export.formats if f in WRITERS):
         return None
-    from compress.data.rows import load_splits
-
-    return list(load_splits(cfg.data, cfg.task, cfg.seed, plan=plan).train.texts)[:rows]
+    return list(inputs.data.splits().train.texts)[:rows]
 
 
 def _export_one(model_dir: Path, cfg: "RunConfig", out: Path, bundle: bool, calibration: list[str] | None = None):

@@ -1,11 +1,12 @@
-"""The run's data artifact: the data split once, as row ids and a content digest of each split.
+"""The run's data artifact: the data split once, as rows, with a content digest of each split.
 
-The pipeline writes ``runs/<name>/data/splits.json`` (plus ``eval_ids.npy`` when the eval split is carved out
-of the train file) before its first stage. Every stage that reads data (:func:`compress.data.rows.load_splits`,
-:func:`compress.data.rows.load_distill_splits`, the bench's eval set) takes its eval rows from those ids instead of
-re-shuffling, and checks that the rows it read digest to what the artifact recorded: a data file edited
-while a run is going is refused, and a file edited between runs gives a new digest, which joins the hash of
-every stage that reads data, so those stages run again instead of reusing results made from other rows.
+The pipeline writes ``runs/<name>/data/`` before its first stage: ``rows/<split>/`` (each split's rows as an Arrow
+dataset, labels already mapped to the ids of the head the run uses; a label-free train split as the corpus itself),
+``splits.json`` (the digest, row count and source of each split, and what the rows do not hold: class names, tag
+names, QA windowing) and ``eval_ids.npy`` when the eval split was carved out of the train file. Every stage gets it
+as ``inputs.data`` (:class:`RunData`) and takes its rows from there (:meth:`RunData.splits`); no stage reads a data
+file itself. A file edited between runs gives a new digest, which joins the hash of every stage that reads data,
+so those stages run again instead of reusing results made from other rows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 SPLITS_DIR = "data"
 SPLITS_FILE = "splits.json"
 EVAL_IDS_FILE = "eval_ids.npy"
+ROWS_DIR = "rows"
 SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.data.files.keeping_sources)
 SPLITS = ("train", "eval", "test")
 
@@ -71,8 +73,9 @@ def labels_in_digest(task: str, split: str) -> bool:
 
 
 @dataclass
-class SplitPlan:
-    """A run's data artifact, read back: digests per split and, when eval comes from train, its row ids."""
+class RunData:
+    """A run's data artifact, read back: each split's rows, digests per split and, when eval comes from train,
+    its row ids."""
 
     folder: Path
     meta: dict[str, Any]
@@ -98,20 +101,90 @@ class SplitPlan:
                             "command again to re-split and redo the stages that read it")
 
 
-def read_plan(run_dir: Path | None) -> SplitPlan | None:
+    def splits(self, streamed: bool = False) -> Any:
+        """The run's train/eval/test rows (``compress.data.split.Splits``), as the task's rows type. ``streamed``: a
+        label-free train split stays the memory-mapped corpus (``compress.data.rows.StreamedSplits``, distillation)
+        instead of being read into memory."""
+        from compress.data.split import Splits
+        from compress.tasks import task_spec
+
+        spec = task_spec(self.meta["task"])
+        parts: dict[str, Any] = {}
+        for split in SPLITS:
+            attrs = self.meta["rows"][split]
+            ds = _load_rows(self.folder / ROWS_DIR / split)
+            parts[split] = ds if streamed and attrs.get("streamed") else spec.rows_from_columns(ds.to_dict(), attrs)
+        source_rows = self.meta["splits"]["train"]["source_rows"]
+        if streamed and self.meta["rows"]["train"].get("streamed"):
+            from compress.data.rows import StreamedSplits
+
+            return StreamedSplits(parts["train"], parts["eval"], parts["test"], source_rows=source_rows,
+                                  eval_ids=self.eval_ids())
+        return Splits(parts["train"], parts["eval"], parts["test"], source_rows, self.eval_ids())
+
+    def rows_attrs(self, split: str = "train") -> dict[str, Any]:
+        """What a split's rows do not hold as columns: its source, class names, tag names, QA windowing."""
+        return dict(self.meta["rows"][split])
+
+
+def _load_rows(path: Path) -> Any:
+    import datasets
+
+    from compress.data.files import QuietDatasets
+
+    with QuietDatasets():
+        return datasets.load_from_disk(str(path))
+
+
+def _attrs(rows: Any) -> dict[str, Any]:
+    """What a split's rows do not hold as columns (a label-free train split, a memory-mapped corpus: nothing)."""
+    return rows.to_columns()[1] if hasattr(rows, "to_columns") else {"source": "", "streamed": True}
+
+
+def _save_rows(folder: Path, splits: Any) -> None:
+    """Each split's rows as an Arrow dataset under ``folder/<split>``, written in a fresh folder then put in place."""
+    import tempfile
+
+    import datasets
+
+    from compress.data.files import QuietDatasets
+    from compress.core.fsio import replace_dir, writing
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    with writing(tmp), QuietDatasets():
+        for split in SPLITS:
+            rows = getattr(splits, split)
+            if hasattr(rows, "to_columns"):
+                ds = datasets.Dataset.from_dict(rows.to_columns()[0])
+            else:  # a label-free train split: the memory-mapped corpus, its text (and pair) columns
+                ds = rows.select_columns([c for c in ("text", "pair") if c in rows.column_names])
+            ds.save_to_disk(str(tmp / split))
+    replace_dir(tmp, folder, "the run's data rows")
+
+
+def config_digest(data_cfg: Any, task: str, seed: int) -> str:
+    """What the split depends on besides the files: the data section, the task and the seed."""
+    dumped = data_cfg.model_dump(mode="json") if hasattr(data_cfg, "model_dump") else dict(vars(data_cfg))
+    return hashlib.sha256(json.dumps([dumped, task, seed], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_plan(run_dir: Path | None) -> RunData | None:
     """The run's data artifact, or None where there is none (a stage called on its own)."""
     if run_dir is None:
         return None
     folder = Path(run_dir) / SPLITS_DIR
     try:
-        return SplitPlan(folder, json.loads((folder / SPLITS_FILE).read_text()))
+        meta = json.loads((folder / SPLITS_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    if "rows" not in meta or not (folder / ROWS_DIR).is_dir():
+        return None  # an artifact of an older layout (no rows): the run splits again
+    return RunData(folder, meta)
 
 
 def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path,
-               labels: dict[str, Any] | None = None) -> SplitPlan:
-    """Split the data once (the loaders' own rules) and write the artifact; an unchanged artifact is kept as is.
+               labels: dict[str, Any] | None = None) -> RunData:
+    """Split the data once (the task's loader) and write the artifact, rows included; an unchanged one is kept.
 
     ``labels`` (:func:`compress.run.stages.head_labels`) checks every split's class ids against the model head the
     run will use, before any stage works on them."""
@@ -134,7 +207,9 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     with keep:
         splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
             load_splits(data_cfg, task, seed, **(labels or {}))
-    meta: dict[str, Any] = {"task": task, "seed": seed, "eval_from_train": not data_cfg.eval, "splits": {}}
+    meta: dict[str, Any] = {"task": task, "seed": seed, "config": config_digest(data_cfg, task, seed),
+                            "eval_from_train": not data_cfg.eval, "splits": {},
+                            "rows": {split: _attrs(getattr(splits, split)) for split in SPLITS}}
     for split in SPLITS:
         data = getattr(splits, split)
         source = getattr(data_cfg, split) or (data_cfg.train if split == "eval" else data_cfg.eval or data_cfg.train)
@@ -145,10 +220,11 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):
         return old
+    _save_rows(folder / ROWS_DIR, splits)
     if meta["eval_from_train"]:
         buf = io.BytesIO()
         np.save(buf, np.asarray(splits.eval_ids, dtype=np.int64))
         write_bytes(folder / EVAL_IDS_FILE, buf.getvalue(), "the run's eval row ids")
     # written whole or not at all (an interrupted run leaves the old one), never through a symlink
     write_text(folder / SPLITS_FILE, json.dumps(meta, indent=2) + "\n", "the run's data artifact")
-    return SplitPlan(folder, meta)
+    return RunData(folder, meta)

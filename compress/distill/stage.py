@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.config import RunConfig
-from compress.data.rows import distillation_dataset, load_distill_splits
+from compress.data.rows import distillation_dataset
 from compress.core.errors import ConfigError
-from compress.data.artifact import read_plan
 from compress.core.distributed import is_main_process
 from compress.run.stages import StageInputs, StageResult, Variant, distill_cache_root, teacher_source
 
@@ -41,7 +40,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         usable = ", ".join(n for n, s in TASKS.items() if s.unlabeled_text)
         raise ConfigError(f"data.unlabeled is used by {usable} distillation; "
                           f"{cfg.task} needs a score for every row: remove data.unlabeled")
-    from compress.model.interface import class_space, derived_interface, interface_of, label_mapping, save_model
+    from compress.model.interface import derived_interface, interface_of, save_model
 
     import torch
 
@@ -50,9 +49,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     teacher = load_model(spec, cfg.task, num_labels=cfg.teacher.num_labels)
     iface = interface_of(spec, cfg.task)
     cache_root = distill_cache_root(cfg, inputs.run_dir)
-    space = class_space(iface) if spec_of_task.label_kind == "classes" else label_mapping(iface)
-    splits = load_distill_splits(cfg.data, cfg.task, cfg.seed, cache_root / "data", **space,
-                                 plan=read_plan(inputs.run_dir))
+    splits = inputs.data.splits(streamed=True)
     tok = load_tokenizer(spec)
     if spec_of_task.outputs == "words":
         tok = words_tokenizer(tok)  # saved with the student: its folder (and bundle) take pre-split words

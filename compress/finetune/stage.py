@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.config import RunConfig
-from compress.data.rows import load_splits
-from compress.data.artifact import read_plan
 from compress.core.distributed import is_main_process
 from compress.core.errors import EdgepressError
 from compress.run.stages import StageInputs, StageResult
@@ -148,7 +146,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
         raise EdgepressError(f"finetune trains on labels: it needs task "
                              f"{', '.join(n for n, s in TASKS.items() if s.train_labels)}, not '{cfg.task}'")
     set_seed(cfg.seed)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, plan=read_plan(inputs.run_dir))
+    splits = inputs.data.splits()
     if spec.outputs == "words":
         return _run_token_classification(cfg, inputs, out_dir, splits)
     if spec.outputs == "answers":

@@ -32,12 +32,9 @@ def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Prune ``inputs.model`` per ``cfg.prune``; write out_dir/model (save_pretrained + tokenizer)."""
-    from compress.data.rows import load_splits
-    from compress.data.artifact import read_plan
-    from compress.model.interface import class_space, derived_interface, interface_of, label_mapping, save_model
+    from compress.model.interface import derived_interface, interface_of, save_model
     from compress.model.loading import load_model, load_tokenizer
     from compress.prune.api import prune_model
-    from compress.tasks import task_spec
 
     src = inputs.require("model", "prune")
     pcfg = cfg.prune
@@ -45,8 +42,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     tokenizer = load_tokenizer(str(src))
     iface = interface_of(src, cfg.task)
     # calibration, recovery and quality before/after
-    space = class_space(iface) if task_spec(cfg.task).label_kind == "classes" else label_mapping(iface)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **space, plan=read_plan(inputs.run_dir))
+    splits = inputs.data.splits()
     model, report = prune_model(
         model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from compress.core.errors import EdgepressError
 from compress.quantize.report import REPORT_FILE, QuantizeReport
-from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels, teacher_source
+from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_source
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
@@ -69,15 +69,13 @@ def runtime_files(inputs: StageInputs) -> "list[RuntimeFile]":
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Quantize ``inputs['onnx']`` with every configured method; ``onnx_int8`` is the recommended INT8 file."""
-    from compress.data.rows import load_splits
-    from compress.data.artifact import read_plan
     from compress.model.loading import load_tokenizer
     from compress.quantize.api import quantize_onnx
 
     onnx_path = inputs.require("onnx", "quantize")
     tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
     # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
+    splits = inputs.data.splits()
     outputs = task_spec(cfg.task).outputs
     if outputs == "words":
         splits.eval.label_names = tag_names(cfg, inputs)  # logits -> tags for the guard's entity F1

@@ -25,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from compress.config import RunConfig
 from compress.core.console import capture_logs, note, stage_context
@@ -34,6 +34,9 @@ from compress.core.errors import DiskFull, EdgepressError, RunLocked
 from compress.run.runinfo import machine_info, package_versions
 from compress.run.stages import (STAGE_FILE, StageInputs, StageRecord, get_stage, read_record, stage_view,
                              with_followers)
+
+if TYPE_CHECKING:
+    from compress.data.artifact import RunData
 
 log = logging.getLogger("edgepress")
 
@@ -51,18 +54,45 @@ def stage_hash(cfg: RunConfig, name: str, upstream_hash: str, data_digest: str =
 
 
 def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None,
-                    stages: list[str] | None = None) -> str:
-    """Write the run's data artifact (compress.data.artifact) when a stage reads data; its digest ('' when none)."""
+                    stages: list[str] | None = None, parent: "RunData | None" = None) -> "RunData | None":
+    """The run's data artifact (compress.data.artifact), written when a stage reads data (None when none does); a
+    branch whose data, task and seed are its parent run's takes the parent's (``parent``) instead of splitting again."""
     if not any("data" in get_stage(name).sections for name in (cfg.stages if stages is None else stages)):
-        return ""
-    from compress.data.artifact import read_plan, write_plan
+        return None
+    from compress.data.artifact import config_digest, read_plan, write_plan
     from compress.run.stages import data_cache_dir, head_labels
 
+    if parent is not None and parent.meta.get("config") == config_digest(cfg.data, cfg.task, cfg.seed):
+        return parent
     if is_main_process():
         write_plan(cfg.data, cfg.task, cfg.seed, run_dir, data_cache_dir(cfg, run_dir), head_labels(cfg, teacher))
     _barrier()
-    plan = read_plan(run_dir)
-    return plan.digest if plan is not None else ""
+    return read_plan(run_dir)
+
+
+def stage_inputs(cfg: RunConfig, run_dir: Path, upstream: list[StageRecord] | None = None,
+                 given: dict[str, Path] | None = None) -> StageInputs:
+    """Inputs of a stage called outside a pipeline (``run_standalone``, or its ``run_stage`` called directly):
+    ``upstream`` records or ``given`` files, and a data artifact split into ``run_dir`` at the first read of rows."""
+    inputs = StageInputs(run_dir=Path(run_dir), upstream=list(upstream or []),
+                         given={k: Path(v).resolve() for k, v in (given or {}).items()})
+    inputs.data_source = lambda: standalone_data(cfg, inputs)
+    return inputs
+
+
+def standalone_data(cfg: RunConfig, inputs: StageInputs) -> "RunData":
+    """The data artifact of a stage run on its own, in its work folder: class names map to the ids of the model it
+    was given (else of the head the configured teacher has or a fine-tune makes)."""
+    from compress.data.artifact import read_plan, write_plan
+    from compress.run.stages import data_cache_dir, head_labels, own_model, teacher_labels
+
+    labels = teacher_labels(cfg, inputs) if own_model(inputs) is not None else head_labels(cfg)
+    if is_main_process():
+        write_plan(cfg.data, cfg.task, cfg.seed, inputs.run_dir, data_cache_dir(cfg, inputs.run_dir), labels)
+    _barrier()
+    found = read_plan(inputs.run_dir)
+    assert found is not None  # just written
+    return found
 
 
 LOCK_FILE = ".lock"
@@ -183,11 +213,13 @@ class StageOutcome:
 
 def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
                  on_stage: Callable[[str, str], None] | None = None,
-                 seed: tuple[list[StageRecord], str] | None = None) -> list[StageOutcome]:
+                 seed: tuple[list[StageRecord], str] | None = None,
+                 data: "RunData | None" = None) -> list[StageOutcome]:
     """Run (or resume) every stage in ``cfg.stages``; returns what ran and what was reused.
 
     ``seed`` (finished records, their last hash) makes this a branch of another run: its stages see
-    those records as upstream, and their hashes chain from it (a stage running branches, through compress.api).
+    those records as upstream, and their hashes chain from it (a stage running branches, through compress.api);
+    ``data`` is the parent run's data artifact, which the branch reads when its data section is the parent's.
     """
     force = set(force or ())
     stages = list(cfg.stages) if seed is not None else with_followers(list(cfg.stages))  # branches ship nothing
@@ -212,12 +244,12 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
         else contextlib.nullcontext()
     with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=preload), \
             sources:
-        return _run_stages(cfg, stages, run_dir, force, on_stage, seed)
+        return _run_stages(cfg, stages, run_dir, force, on_stage, seed, data)
 
 
 def _run_stages(cfg: RunConfig, stages: list[str], run_dir: Path, force: set[str],
                 on_stage: Callable[[str, str], None] | None,
-                seed: tuple[list[StageRecord], str] | None) -> list[StageOutcome]:
+                seed: tuple[list[StageRecord], str] | None, parent_data: "RunData | None") -> list[StageOutcome]:
     if is_main_process():
         import yaml
 
@@ -226,10 +258,13 @@ def _run_stages(cfg: RunConfig, stages: list[str], run_dir: Path, force: set[str
         # whole or not at all, and never through a link planted at that name
         write_text(run_dir / "config.resolved.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                    what="resolved config")
-    inputs = StageInputs(run_dir=run_dir, upstream=list(seed[0]) if seed else [])
+    upstream = list(seed[0]) if seed else []
+    tuned = StageInputs(run_dir, upstream).latest("teacher")  # a branch's head: the teacher tuned upstream
+    run_data = split_data_once(cfg, run_dir, tuned, stages, parent_data)
+    inputs = StageInputs(run_dir=run_dir, upstream=upstream, data_source=run_data)
     outcomes: list[StageOutcome] = []
     upstream_hash = seed[1] if seed else ""
-    data_digest = split_data_once(cfg, run_dir, inputs.latest("teacher"), stages)  # a branch: the tuned teacher
+    data_digest = run_data.digest if run_data is not None else ""
     redo_rest = False
     for i, name in enumerate(stages, 1):
         spec = get_stage(name)
@@ -446,8 +481,8 @@ def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: 
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise EdgepressError(f"output directory '{out_dir}' exists and is not empty; pass --overwrite or choose another")
     preflight(cfg, [name])
-    inputs = StageInputs(run_dir=out_dir.parent / f".{out_dir.name}.work",
-                         given={k: Path(v).resolve() for k, v in upstream_outputs.items()})
+    # the data is split at the stage's first read of rows (an export that calibrates on none: never)
+    inputs = stage_inputs(cfg, out_dir.parent / f".{out_dir.name}.work", given=upstream_outputs)
     spec = get_stage(name)
     work = inputs.run_dir
     log_path = out_dir.parent / f".{out_dir.name}.log.txt"
@@ -455,12 +490,16 @@ def _run_standalone(cfg: RunConfig, name: str, out_dir: Path, upstream_outputs: 
         rec, _ = _run_one(cfg, spec, 1, stage_hash(cfg, name, "standalone"), inputs, out_dir)
     if is_main_process():
         shutil.move(str(log_path), str(out_dir / LOG_FILE))
+        from compress.core.fsio import remove_own
+        from compress.data.artifact import SPLITS_DIR
+
+        remove_own(work / SPLITS_DIR)  # the rows it read: the stage's own data artifact
         if not cfg.keep_checkpoints:
             from compress.run.checkpoints import remove_stage_checkpoints
 
             remove_stage_checkpoints(cfg, name, work)
             with contextlib.suppress(OSError):
-                work.rmdir()  # the work folder held only checkpoints
+                work.rmdir()  # the work folder held only checkpoints and rows
     return rec
 
 
@@ -496,14 +535,12 @@ def rerun_stage(run_dir: Path, name: str) -> StageOutcome:
         if not before:
             raise EdgepressError(f"run folder '{run_dir}' has no finished stage (no NN-stage/stage.json); run it "
                                  "first")
-        digest = ""
-        if "data" in spec.sections:
-            from compress.data.artifact import read_plan
+        from compress.data.artifact import read_plan
 
-            plan = read_plan(run_dir)
-            digest = plan.digest if plan is not None else ""
+        run_data = read_plan(run_dir) if "data" in spec.sections else None
+        digest = run_data.digest if run_data is not None else ""
         h = stage_hash(cfg, name, str(before[-1][1].get("config_hash", "")), digest)
-        inputs = StageInputs(run_dir=run_dir, upstream=[rec for rec, _ in before])
+        inputs = StageInputs(run_dir=run_dir, upstream=[rec for rec, _ in before], data_source=run_data)
         final = run_dir / stage_dir_name(index, name)
         rec, wall = _run_one(cfg, spec, index, h, inputs, final, publish_to=run_dir)
         return StageOutcome(name, final, "ran", wall, rec.metrics)

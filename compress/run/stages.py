@@ -22,6 +22,7 @@ from compress.run.registry import LOSS_CURVES, STAGES, StageSpec, get_stage, wit
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
+    from compress.data.artifact import RunData
 
 
 @dataclass
@@ -68,6 +69,18 @@ class StageInputs:
     run_dir: Path
     upstream: list[StageRecord] = field(default_factory=list)
     given: dict[str, Path] = field(default_factory=dict)
+    # the run's data artifact (compress.data.artifact.RunData), or what makes it at first use (a stage on its own)
+    data_source: "RunData | Callable[[], RunData] | None" = field(default=None, repr=False)
+
+    @property
+    def data(self) -> "RunData":
+        """The run's data artifact: every split's rows, as the split at the start of the run made them."""
+        if callable(self.data_source):
+            self.data_source = self.data_source()
+        if self.data_source is None:
+            raise EdgepressError(f"no data artifact under '{self.run_dir}': a stage that reads rows must declare the "
+                                 "'data' section (compress/run/registry.py) so the pipeline splits the data first")
+        return self.data_source
 
     def latest(self, key: str) -> Path | None:
         """Path of the most recent upstream output named ``key`` (e.g. ``model``, ``onnx``), else the given one."""
@@ -242,9 +255,8 @@ def own_model(inputs: StageInputs) -> Path | None:
 
 
 def teacher_labels(cfg: "RunConfig", inputs: StageInputs) -> dict:
-    """``load_splits`` keywords for classification: class names in the data map to the teacher's own ids (a
-    fine-tuned teacher's, else those of the model being worked on, else the configured teacher's), and class ids
-    are checked against that model's head."""
+    """``load_splits`` keywords for classification in a stage run on its own: class names in the data map to the ids
+    of the model it works on (else the configured teacher's), and class ids are checked against that model's head."""
     from compress.tasks import task_spec
 
     if task_spec(cfg.task).label_kind != "classes":

@@ -166,7 +166,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
                 dcfg = depth_config(cfg, depth)
                 if progress:
                     progress(f"{dcfg.name}: distilling a {depth}-layer student (shared by its branches)")
-                found = read_record(run_branch(dcfg, seed=upstream)[-1].dir)
+                found = read_record(run_branch(dcfg, seed=upstream, data=inputs.data)[-1].dir)
                 if found is None:
                     raise EdgepressError(f"search: the {depth}-layer distillation in '{dcfg.run_dir}' left no stage.json")
                 seeds[depth] = ([*upstream[0], found[0]], str(found[1].get("config_hash", "")))
@@ -175,7 +175,7 @@ def run_branches(cfg: "RunConfig", inputs: StageInputs,
         seed = seed or seeds[depth]
         if progress:
             progress(f"branch {bcfg.name}: {' -> '.join(bcfg.stages)}")
-        outcomes = run_branch(bcfg, seed=seed)
+        outcomes = run_branch(bcfg, seed=seed, data=inputs.data)
         found_records = [read_record(o.dir) for o in outcomes]
         records = [f[0] for f in found_records if f is not None]
         prune = next((f for f in found_records if f is not None and f[0].name == "prune"), None)

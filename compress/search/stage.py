@@ -13,7 +13,7 @@ from compress.core.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
 from compress.search.config import RUNTIME_FORMATS, runtime_of
 from compress.search.select import Candidate, choose
-from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_labels
+from compress.run.stages import StageInputs, StageResult, Variant, tag_names
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -78,16 +78,15 @@ def measure(cfg: "RunConfig", inputs: StageInputs,
 
     pooling = interface_of(specs[0].path, cfg.task)  # foreign files (token outputs only) pool as the teacher does
     report = benchmark(specs, cfg.task, settings, tokenizer_path=str(tok) if tok else None, pooling=pooling,
-                       eval_set=eval_set_for(run_cfg, labels=teacher_labels(cfg, inputs), run_dir=inputs.run_dir,
-                                             label_names=tags, cap_field="search.max_eval_samples"),
+                       eval_set=eval_set_for(run_cfg, inputs.data, label_names=tags,
+                                             cap_field="search.max_eval_samples"),
                        targets=[t.device] if t.remote else [],
                        remote_options=remote_options(cfg.bench), progress=lambda m: log.info("search: %s", m))
     select_report = None
     if cfg.search.select_on == "eval" and cfg.data.test:  # without data.test the "test" rows are the eval rows
         quick = dataclasses.replace(settings, realistic=False, warmup=0, min_runs=1, min_seconds=0.0, rounds=1)
         select_report = benchmark(specs, cfg.task, quick, tokenizer_path=str(tok) if tok else None, pooling=pooling,
-                                  eval_set=eval_set_for(run_cfg, split="eval", labels=teacher_labels(cfg, inputs),
-                                                         run_dir=inputs.run_dir, label_names=tags,
+                                  eval_set=eval_set_for(run_cfg, inputs.data, split="eval", label_names=tags,
                                                          cap_field="search.max_eval_samples"),
                                   progress=lambda m: log.info("search (eval split): %s", m))
     return report, where, select_report, same_as

@@ -52,6 +52,15 @@ class TaggedSentences:
     def head(self, n: int | None) -> "TaggedSentences":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
+    def to_columns(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """Words and tags per sentence as columns, and the source with its tag names, for the run's data artifact."""
+        return {"tokens": self.tokens, "tags": self.tags}, {"source": self.source, "tag_names": label_names(self)}
+
+    @classmethod
+    def from_columns(cls, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> "TaggedSentences":
+        """Sentences back from :meth:`to_columns`."""
+        return cls(cols["tokens"], cols["tags"], attrs.get("source", ""))
+
 
 def read_conll(path: str | Path, tag_column: int = -1) -> TaggedSentences:
     """``token [extra columns...] TAG`` per line, a blank line between sentences; ``-DOCSTART-`` lines skipped.
@@ -309,7 +318,7 @@ def _spec() -> "TaskSpec":
         metric="f1", fidelity="word_agreement", score=score, agreement=agreement,
         optimum_task="token-classification", pipeline_tag="token-classification", token_level=True,
         has_gold=lambda gold: gold.tags is not None, outputs="words", gold="tags", model_score=model_score,
-        class_names=True, loader="compress.tasks.ner:load_ner_splits", reader="compress.tasks.ner:read_eval",
+        class_names=True, rows="compress.tasks.ner:TaggedSentences", loader="compress.tasks.ner:load_ner_splits", reader="compress.tasks.ner:read_eval",
     )
 
 

@@ -67,6 +67,19 @@ class QAData:
     def head(self, n: int | None) -> "QAData":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
+    def to_columns(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """Questions as columns (id, question, context, answers), and the source with its windowing settings, for
+        the run's data artifact."""
+        cols = {"id": [e.id for e in self.examples], "question": [e.question for e in self.examples],
+                "context": [e.context for e in self.examples], "answers": [e.answers for e in self.examples]}
+        return cols, {"source": self.source, "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
+
+    @classmethod
+    def from_columns(cls, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> "QAData":
+        """Questions back from :meth:`to_columns`."""
+        examples = [QAExample(*row) for row in zip(cols["id"], cols["question"], cols["context"], cols["answers"])]
+        return cls(examples, attrs.get("source", ""), attrs.get("doc_stride", 128), attrs.get("max_answer_length", 30))
+
 
 def _read_hub_squad(spec: str) -> list[QAExample]:
     """``hub:squad`` / ``hub:squad_v2[@split]``: id, question, context, answers{text, answer_start}."""
@@ -381,7 +394,7 @@ def _spec() -> "TaskSpec":
         metric="f1", fidelity="answer_agreement", score=score, agreement=agreement,
         optimum_task="question-answering", pipeline_tag="question-answering", token_level=True, full_scale=100.0,
         has_gold=lambda gold: gold.examples is not None and gold.labels is not None, outputs="answers", gold="spans",
-        model_score=model_score, loader="compress.tasks.qa:load_qa_splits", reader="compress.tasks.qa:read_eval",
+        model_score=model_score, rows="compress.tasks.qa:QAData", loader="compress.tasks.qa:load_qa_splits", reader="compress.tasks.qa:read_eval",
     )
 
 

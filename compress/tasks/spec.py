@@ -100,6 +100,8 @@ class TaskSpec:
     label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
     # "module:function" (or the function): (data_cfg, seed, plan=None, *, task, **class_checks) -> Splits
     loader: str | Callable[..., Any] = "compress.data.rows:load_sentence_splits"
+    # "module:Class" (or the class) of a split's rows: to_columns() / from_columns(cols, attrs) (the data artifact)
+    rows: str | type = "compress.data.rows:TextData"
     # "module:function" (or the function): one eval file (source, task, text, pair, label column) -> rows
     reader: str | Callable[..., Any] = "compress.data.rows:read_sentence_rows"
     no_head_hint: str = "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"  # a head is missing
@@ -113,6 +115,10 @@ class TaskSpec:
         """The rows of one eval file (bench --data), with gold labels where the file holds them."""
         return resolve(self.reader)(source, self.name, text_column, pair_column, label_column)
 
+    def rows_from_columns(self, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
+        """A split's rows rebuilt from the columns the run's data artifact stored (its ``rows`` class)."""
+        return resolve(self.rows).from_columns(cols, attrs)
+
     @property
     def pooled(self) -> bool:
         """Sentence vectors pooled from the encoder's last hidden state (the embedding head)."""
@@ -124,7 +130,7 @@ class TaskSpec:
         return self.outputs == "logits"
 
 
-def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+def resolve(ref: str | Callable[..., Any]) -> Any:
     """The function a "module:function" string names, imported at call time (a task's loader lives in the data layer,
     which imports the registry); a function is its own answer."""
     import importlib

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.run.stages import StageInputs, StageResult, Variant, teacher_labels
+from compress.run.stages import StageInputs, StageResult, Variant
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -23,8 +23,6 @@ def domain_texts(cfg: "RunConfig", train) -> list[str]:
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
     """Count tokens on the domain text, keep the target, rewrite embeddings + tokenizer, report coverage."""
-    from compress.data.rows import load_splits
-    from compress.data.artifact import read_plan
     from compress.model.interface import interface_of, save_model
     from compress.model.loading import count_parameters, load_model, load_tokenizer
     from compress.vocab.trim import coverage, select_tokens, token_counts, trim_model_folder
@@ -33,7 +31,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     model = load_model(str(src), cfg.task)
     tokenizer = load_tokenizer(str(src))
     iface = interface_of(src, cfg.task)
-    splits = load_splits(cfg.data, cfg.task, cfg.seed, **teacher_labels(cfg, inputs), plan=read_plan(inputs.run_dir))
+    splits = inputs.data.splits()
     v = cfg.vocab
     counts = token_counts(tokenizer, domain_texts(cfg, splits.train), v.max_length)
     keep = select_tokens(tokenizer, counts, v)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import app
 from compress.core.errors import EdgepressError
-from compress.run.stages import StageInputs, StageRecord, Variant
+from compress.run.pipeline import stage_inputs
+from compress.run.stages import StageRecord, Variant
 from tests.benchmarks.helpers import export_onnx
 
 
@@ -40,7 +41,8 @@ def test_stage_measures_teacher_and_variants(tiny_model_dir, shared_data, tmp_pa
     (export_dir / "model.pte").write_bytes(b"x")
     rec = StageRecord("export", export_dir, {"onnx": "model.onnx"}, {},
                       [Variant("student-onnx", "onnx", "model.onnx"), Variant("student-pte", "executorch", "model.pte")])
-    inputs = StageInputs(cfg.run_dir, [rec])
+    inputs = stage_inputs(cfg, cfg.run_dir, [rec])
+    assert inputs.data.splits().test  # the run's data artifact, split before any stage as a pipeline does
     out = tmp_path / "runs" / "t" / "05-bench"
     out.mkdir()
     from benchmarks.stage import run_stage
@@ -115,7 +117,7 @@ def test_stage_builds_optimums_static_int8_calibrated_on_the_training_split(tiny
 
     teacher = tiny_model_dir("bert", "embedding")
     cfg = _config(teacher, shared_data, tmp_path, baselines=["optimum-int8-static"])
-    inputs = StageInputs(cfg.run_dir, [])
+    inputs = stage_inputs(cfg, cfg.run_dir, [])
     texts, pairs = calibration_text(cfg, inputs)
     train = load_splits(cfg.data, "embedding", cfg.seed).train
     assert texts == train.texts and pairs == train.pairs and len(texts) > CALIBRATION_ROWS

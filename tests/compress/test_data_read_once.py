@@ -1,5 +1,5 @@
-"""A run reads each source file once: its data split keeps a Parquet copy of every source under
-``runs/<name>/data/sources/``, and every stage and search branch reads that copy instead of the file."""
+"""A run reads each source file once: its data split stores every split's rows under ``runs/<name>/data/rows/``,
+and every stage and search branch reads those rows (``inputs.data``) instead of the file."""
 
 from __future__ import annotations
 
@@ -92,10 +92,10 @@ def test_tagged_sentences_and_squad_questions_come_back_from_the_run_copy_unchan
     assert read_tagged(str(conll)).tokens == [["edited"]]  # outside a run: the file itself
 
 
-def test_a_label_free_run_reads_its_streamed_train_file_once_as_rows(tiny_model_dir, shared_data, tmp_path,
+def test_a_label_free_run_converts_its_streamed_train_file_once(tiny_model_dir, shared_data, tmp_path,
                                                                      monkeypatch):
-    """embedding distill -> 2-branch search -> bench: the split streams the train file (memory-mapped Arrow in the
-    run's cache); the stages that take it as rows read it once, at the first of them, then the copy."""
+    """embedding distill -> 2-branch search -> bench: the split converts the train file to memory-mapped Arrow once
+    (datasets' cache, not a row read) and stores its rows in the artifact; no stage or branch reads a file again."""
     from compress.config import RunConfig
     from compress.run.pipeline import run_pipeline
     from tests.compress.test_search import _tiny_search_run
@@ -108,4 +108,4 @@ def test_a_label_free_run_reads_its_streamed_train_file_once_as_rows(tiny_model_
         bench={"warmup": 1, "min_runs": 3, "min_seconds": 0.0, "threads": 1, "max_eval_samples": 16}))
     reads = _count_reads(monkeypatch)
     run_pipeline(cfg)
-    assert reads == Counter({cfg.data.train: 1, cfg.data.test: 1})
+    assert reads == Counter({cfg.data.test: 1})

@@ -74,11 +74,14 @@ def test_every_stage_reads_the_one_split_and_an_edit_redoes_them(tmp_path, monke
 
     for caller in (data_mod, rows_mod):  # carve_splits (sentence, NER, QA rows) and load_distill_splits
         monkeypatch.setattr(caller, "planned_eval_ids", spy)
+    read_rows = []
+    real_rows = splits_mod.RunData.splits
+    monkeypatch.setattr(splits_mod.RunData, "splits", lambda self, **kw: read_rows.append(kw) or real_rows(self, **kw))
     outcomes = run_pipeline(load_config(None, base=base))
     assert [o.status for o in outcomes if o.name != "package"] == ["ran"] * 4
     assert len(shuffles) == 1  # the split was made once, by the artifact
-    assert planned[0] is False  # the artifact itself: split once from the file
-    assert len(planned) >= 4 and all(planned[1:])  # then distill, quantize and bench read the artifact's ids
+    assert planned == [False]  # the artifact itself: split once from the file; no stage splits again
+    assert len(read_rows) >= 3 and {"streamed": True} in read_rows  # distill, quantize and bench read its rows
     assert read_plan(tmp_path / "runs" / "s") is not None
 
     again = run_pipeline(load_config(None, base=base))

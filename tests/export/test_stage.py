@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from compress.config import RunConfig
-from compress.run.stages import StageInputs, StageRecord
+from compress.run.pipeline import stage_inputs
+from compress.run.stages import StageRecord
 
 
 def test_run_stage_writes_onnx_tokenizer_variants_and_bundle(tiny_model_dir, tmp_path):
@@ -20,7 +21,7 @@ def test_run_stage_writes_onnx_tokenizer_variants_and_bundle(tiny_model_dir, tmp
                                     "export": {"formats": ["onnx", "torchscript"], "bundle": True, "max_length": 64}})
     out = tmp_path / "03-export"
     out.mkdir()
-    res = run_stage(cfg, StageInputs(tmp_path, [upstream]), out)
+    res = run_stage(cfg, stage_inputs(cfg, tmp_path, [upstream]), out)
     assert res.outputs["onnx"] == "model.onnx" and (out / "model.onnx").is_file()
     assert (out / res.outputs["tokenizer"] / "tokenizer.json").is_file()
     assert {(v.name, v.format, v.path) for v in res.variants} == {("student", "onnx", "model.onnx"),

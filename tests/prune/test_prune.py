@@ -242,7 +242,8 @@ def test_config_round_trips_json():
 def test_stage_writes_reloadable_model_and_metrics(tiny_model_dir, tmp_path):
     from compress.config import RunConfig
     from compress.prune.stage import run_stage
-    from compress.run.stages import StageInputs, StageRecord
+    from compress.run.pipeline import stage_inputs
+    from compress.run.stages import StageRecord
 
     src = tiny_model_dir("bert", "embedding")
     cfg = RunConfig.model_validate({
@@ -251,7 +252,7 @@ def test_stage_writes_reloadable_model_and_metrics(tiny_model_dir, tmp_path):
         "prune": {"head_ratio": 0.5, "ffn_ratio": 0.5, "round_to": 4, "importance": "taylor",
                   "calibration_batches": 2, "calibration_batch_size": 8},
     })
-    inputs = StageInputs(tmp_path, [StageRecord("distill", src.parent, {"model": src.name}, {}, [])])
+    inputs = stage_inputs(cfg, tmp_path, [StageRecord("distill", src.parent, {"model": src.name}, {}, [])])
     out = tmp_path / "01-prune"
     out.mkdir()
     res = run_stage(cfg, inputs, out)
@@ -330,13 +331,14 @@ def test_recovery_on_the_distill_text_sees_each_sentence_and_the_unlabeled_rows(
                                                                                steps):
     """32 pairs (64 sentences) recover in 8 steps of 8; with the 40 unlabelled sentences too, in 13."""
     from compress.prune.stage import run_stage
-    from compress.run.stages import StageInputs, StageRecord
+    from compress.run.pipeline import stage_inputs
+    from compress.run.stages import StageRecord
 
     src = tiny_model_dir("bert", "embedding")
     cfg = _pairs_run(tmp_path, src, unlabeled)
     out = tmp_path / "01-prune"
     out.mkdir()
-    res = run_stage(cfg, StageInputs(tmp_path, [StageRecord("distill", src.parent, {"model": src.name}, {}, [])]), out)
+    res = run_stage(cfg, stage_inputs(cfg, tmp_path, [StageRecord("distill", src.parent, {"model": src.name}, {}, [])]), out)
     assert res.metrics["recovery"]["steps"] == steps
     assert res.metrics["heads_after"] == [2, 2]
 

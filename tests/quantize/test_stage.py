@@ -10,7 +10,8 @@ import pytest
 from compress.config import RunConfig
 from compress.quantize.report import QuantizeReport, validate_report
 from compress.quantize.stage import run_stage
-from compress.run.stages import StageInputs, StageRecord
+from compress.run.pipeline import stage_inputs
+from compress.run.stages import StageRecord
 from tests.quantize.helpers import TEXTS, export_tiny, mean_cosine, run_onnx
 from tests.quantize.test_quantize import unreachable_floor  # noqa: F401  (fixture)
 
@@ -40,7 +41,7 @@ def test_stage_writes_variants_and_metrics(exported, tmp_path):
                      "latency": {"runs": 3, "batch_size": 2}},
     })
     # tokenizer comes from the upstream model folder (no export 'tokenizer' output here)
-    inputs = StageInputs(tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
+    inputs = stage_inputs(cfg, tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
                                     StageRecord("export", export_dir, {"onnx": "model.onnx"}, {}, [])])
     out = tmp_path / "04-quantize"
     result = run_stage(cfg, inputs, out)
@@ -79,7 +80,7 @@ def test_stage_runs_qat_when_nncf_ptq_misses_the_floor(exported, tmp_path, unrea
         "quantize": {"methods": ["qat", "nncf"], "calibration_samples": 8, "guard": {"retention_floor": 1.0, "fallbacks": False},
                      "qat": {"max_steps": 2, "batch_size": 4}, "latency": {"runs": 3, "batch_size": 2}},
     })
-    inputs = StageInputs(tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
+    inputs = stage_inputs(cfg, tmp_path, [StageRecord("distill", model_dir, {"model": "."}, {}, []),
                                     StageRecord("export", export_dir, {"onnx": "model.onnx"}, {}, [])])
     result = run_stage(cfg, inputs, tmp_path / "04-quantize")
     m = result.metrics
@@ -97,7 +98,7 @@ def test_stage_refuses_qat_without_an_upstream_student(exported, tmp_path):
     data.write_text("sentence\n" + "".join(f"{t}\n" for t in TEXTS))
     cfg = RunConfig.model_validate({"teacher": {"model": str(model_dir)}, "quantize": {"methods": ["qat"]},
                                     "data": {"train": str(data), "text_column": "sentence"}})
-    inputs = StageInputs(tmp_path, [StageRecord("export", export_dir, {"onnx": "model.onnx", "tokenizer": str(model_dir)},
+    inputs = stage_inputs(cfg, tmp_path, [StageRecord("export", export_dir, {"onnx": "model.onnx", "tokenizer": str(model_dir)},
                                                 {}, [])])
     with pytest.raises(EdgepressError, match="put distill"):
         run_stage(cfg, inputs, tmp_path / "04-quantize")
