@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compress.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,16 +89,6 @@ class RunData:
 
         path = self.folder / EVAL_IDS_FILE
         return np.load(path, allow_pickle=False) if self.meta.get("eval_from_train") else None
-
-    def check(self, split: str, data: "TextData | Any", task: str) -> None:
-        """Refuse rows that are not the ones this run split (the file changed since)."""
-        want = self.meta["splits"][split]["sha256"]
-        if split_digest(data, labels_in_digest(task, split)) != want:
-            source = self.meta["splits"][split]["source"]
-            raise DataError(f"data '{source}' ({split} split) is not what this run split at its start "
-                            f"({self.folder / SPLITS_FILE}); the file changed while the run was going: run the same "
-                            "command again to re-split and redo the stages that read it")
-
 
     def splits(self, streamed: bool = False) -> Any:
         """The run's train/eval/test rows (``compress.data.split.Splits``), as the task's rows type. ``streamed``: a

@@ -21,8 +21,7 @@ from typing import Any
 
 from compress.data.files import BUILTIN_CORPORA, Columns, QuietDatasets, arrow_dataset, read_columns
 from compress.data.files import builtin_pydoc_sentences, parse_hub_spec  # noqa: F401 - callers import them from here
-from compress.data.split import Splits, announce_cut, capped_splits, carve_splits, checked_splits, planned_eval_ids
-from compress.data.split import eval_split_ids  # noqa: F401 - callers import it from here
+from compress.data.split import Splits, announce_cut, capped_splits, carve_splits, eval_split_ids
 from compress.core.errors import DataError
 from compress.tasks import task_spec
 
@@ -207,21 +206,21 @@ def check_class_ids(data: TextData, column: str, num_labels: int, head: str) -> 
 
 
 def load_splits(data_cfg: Any, task: str, seed: int, label2id: dict[str, int] | None = None,
-                plan: Any = None, num_labels: int | None = None, head: str = "", fine_tuned: bool = False) -> Splits:
+                num_labels: int | None = None, head: str = "", fine_tuned: bool = False) -> Splits:
     """Train/eval/test per the data config; eval is split off train when not given.
 
     Class names map to ids through ``label2id`` when given (e.g. a trained head's), else through the
-    sorted names of the train split; an eval/test name the train split lacks is refused. ``plan`` (the run's
-    data artifact, :mod:`compress.data.artifact`) gives the eval row ids and the digests the rows must match.
+    sorted names of the train split; an eval/test name the train split lacks is refused. The run calls it once, at its
+    split (:mod:`compress.data.artifact` stores the rows every stage reads).
     ``num_labels`` (the model head's class count, described by ``head``) refuses a class id outside it in any
     file; ``fine_tuned`` checks against the head a fine-tune makes from the train file (teacher.num_labels, else
     one class per distinct train label). The task's spec reads them (``TaskSpec.loader``).
     """
-    return task_spec(task).load(data_cfg, seed, plan, label2id=label2id, num_labels=num_labels, head=head,
+    return task_spec(task).load(data_cfg, seed, label2id=label2id, num_labels=num_labels, head=head,
                                 fine_tuned=fine_tuned)
 
 
-def load_sentence_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "embedding",
+def load_sentence_splits(data_cfg: Any, seed: int, task: str = "embedding",
                          label2id: dict[str, int] | None = None, num_labels: int | None = None, head: str = "",
                          fine_tuned: bool = False) -> Splits:
     """:func:`load_splits` for sentence rows (the loader of every task whose spec names no other)."""
@@ -254,11 +253,11 @@ def load_sentence_splits(data_cfg: Any, seed: int, plan: Any = None, task: str =
             check_class_ids(d, data_cfg.label_column, num_labels, head)
         return d
 
-    splits = carve_splits(data_cfg, seed, plan, train, other)
+    splits = carve_splits(data_cfg, seed, train, other)
     if len(splits.train) == 0:
         raise DataError(f"training data '{data_cfg.train}' has no rows left after the eval split")
     _check_trainable(splits.train.head(data_cfg.max_train_samples), task, data_cfg.train)
-    return capped_splits(splits, data_cfg, plan, task)
+    return capped_splits(splits, data_cfg)
 
 
 def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
@@ -361,14 +360,14 @@ def _rows_to_textdata(ds: Any, source: str, label_column: str | None, task: str,
 
 
 def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
-                        label2id: dict[str, int] | None = None, plan: Any = None, num_labels: int | None = None,
+                        label2id: dict[str, int] | None = None, num_labels: int | None = None,
                         head: str = "") -> "Splits | StreamedSplits":
     """The distill stage's splits: for label-free tasks (embedding, mlm) the train split is a memory-mapped Arrow
     dataset (the same rows, eval split and limits as :func:`load_splits`); labelled tasks use :func:`load_splits`
     (class ids checked against ``num_labels`` when given)."""
     spec = task_spec(task)
     if spec.train_labels:
-        return load_splits(data_cfg, task, seed, label2id, plan, num_labels=num_labels, head=head)
+        return load_splits(data_cfg, task, seed, label2id, num_labels=num_labels, head=head)
     header = getattr(data_cfg, "header", True)
     raw = arrow_dataset(data_cfg.train, Path(cache_dir), header)
     label_col = data_cfg.label_column if spec.label_kind else None
@@ -389,7 +388,7 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
         ev, train = load_text_data(data_cfg.eval, **kw), full
         eval_rows = len(ev)
     else:
-        eval_idx, train_idx = planned_eval_ids(plan, len(full), data_cfg.eval_fraction, seed, data_cfg.train)
+        eval_idx, train_idx = eval_split_ids(len(full), data_cfg.eval_fraction, seed)
         ev, train = rows(eval_idx[:data_cfg.max_eval_samples] if data_cfg.max_eval_samples else eval_idx), \
             full.select(train_idx)
         eval_rows = len(eval_idx)
@@ -400,10 +399,9 @@ def load_distill_splits(data_cfg: Any, task: str, seed: int, cache_dir: Path,
     train_rows = len(train)
     if data_cfg.max_train_samples and data_cfg.max_train_samples < len(train):
         train = train.select(range(data_cfg.max_train_samples))
-    if plan is None:
-        announce_cut("train", len(train), train_rows, "data.max_train_samples")
-        announce_cut("eval", len(ev), eval_rows, "data.max_eval_samples")
-    return checked_splits(StreamedSplits(train, ev, test, source_rows=len(full), eval_ids=eval_idx), plan, task)
+    announce_cut("train", len(train), train_rows, "data.max_train_samples")
+    announce_cut("eval", len(ev), eval_rows, "data.max_eval_samples")
+    return StreamedSplits(train, ev, test, source_rows=len(full), eval_ids=eval_idx)
 
 
 def _keyed(ds: Any, source: str):

@@ -195,7 +195,7 @@ def _read_tagged(source: str, tokens_field: str, tags_field: str) -> TaggedSente
     return read_conll(source)
 
 
-def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "token-classification",
+def load_ner_splits(data_cfg: Any, seed: int, task: str = "token-classification",
                     **_class_checks: Any) -> Any:
     """Train/eval/test sentences per the data config, as :func:`compress.data.rows.load_splits` does for text rows
     (its class-id checks are for sentence labels: tags are checked against the training file's here).
@@ -208,7 +208,7 @@ def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "tok
     fields = (data_cfg.text_column if data_cfg.text_column != "sentence" else "tokens", data_cfg.label_column or "tags")
     train = read_tagged(data_cfg.train, *fields)
     names = label_names(train)
-    splits = carve_splits(data_cfg, seed, plan, train, lambda source: read_tagged(source, *fields))
+    splits = carve_splits(data_cfg, seed, train, lambda source: read_tagged(source, *fields))
     for split in (splits.eval, splits.test):
         unknown = sorted({t for tags in split.tags for t in tags} - set(names))
         if unknown:
@@ -218,7 +218,7 @@ def load_ner_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "tok
         raise DataError(f"training data '{data_cfg.train}' has no sentences left after the eval split")
     if len(names) < 2:
         raise DataError(f"training data '{data_cfg.train}' has a single tag ({names[0]!r}): NER needs entity tags")
-    return capped_splits(splits, data_cfg, plan, task)
+    return capped_splits(splits, data_cfg)
 
 
 def read_eval(source: str, task: str, *_columns: str | None) -> TaggedSentences:

@@ -113,18 +113,18 @@ def read_qa(source: str, doc_stride: int = 128, max_answer_length: int = 30) -> 
     return QAData(examples, source, doc_stride, max_answer_length)
 
 
-def load_qa_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = "question-answering",
+def load_qa_splits(data_cfg: Any, seed: int, task: str = "question-answering",
                    **_class_checks: Any) -> Any:
     """Train/eval/test questions per the data config; without ``data.eval`` the eval questions are split off train
     (the run's data artifact holds their ids). Sentence-label checks do not apply to answer spans."""
     from compress.data.split import capped_splits, carve_splits
 
     windows = (data_cfg.doc_stride, data_cfg.max_answer_length)
-    splits = carve_splits(data_cfg, seed, plan, read_qa(data_cfg.train, *windows),
+    splits = carve_splits(data_cfg, seed, read_qa(data_cfg.train, *windows),
                           lambda source: read_qa(source, *windows))
     if not any(e.answerable for e in splits.train.examples):
         raise DataError(f"training data '{data_cfg.train}' has no answerable question: nothing to learn spans from")
-    return capped_splits(splits, data_cfg, plan, task)
+    return capped_splits(splits, data_cfg)
 
 
 def read_eval(source: str, task: str, *_columns: str | None) -> QAData:

@@ -98,7 +98,7 @@ class TaskSpec:
     unlabeled_text: bool = False  # distills on unlabelled text too (data.unlabeled, prune.recovery.unlabeled)
     example: str = "A sentence to embed."  # the input the model card's and the bundle's example code runs
     label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
-    # "module:function" (or the function): (data_cfg, seed, plan=None, *, task, **class_checks) -> Splits
+    # "module:function" (or the function): (data_cfg, seed, *, task, **class_checks) -> Splits (the run's split)
     loader: str | Callable[..., Any] = "compress.data.rows:load_sentence_splits"
     # "module:Class" (or the class) of a split's rows: to_columns() / from_columns(cols, attrs) (the data artifact)
     rows: str | type = "compress.data.rows:TextData"
@@ -106,9 +106,9 @@ class TaskSpec:
     reader: str | Callable[..., Any] = "compress.data.rows:read_sentence_rows"
     no_head_hint: str = "fine-tune it first: add 'finetune' to stages (or `edgepress finetune`)"  # a head is missing
 
-    def load(self, data_cfg: Any, seed: int, plan: Any = None, **options: Any) -> Any:
+    def load(self, data_cfg: Any, seed: int, **options: Any) -> Any:
         """The task's train/eval/test splits (``options``: the class-label checks of ``compress.data.rows.load_splits``)."""
-        return resolve(self.loader)(data_cfg, seed, plan, task=self.name, **options)
+        return resolve(self.loader)(data_cfg, seed, task=self.name, **options)
 
     def read(self, source: str, text_column: str = "text", pair_column: str | None = None,
              label_column: str | None = None) -> Any:

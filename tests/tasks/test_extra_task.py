@@ -35,10 +35,9 @@ def read_reviews(source: str) -> TextData:
                     label_names=["negative", "positive"])
 
 
-def load_review_splits(data_cfg: Any, seed: int, plan: Any = None, task: str = NAME, **_class_checks: Any) -> Any:
+def load_review_splits(data_cfg: Any, seed: int, task: str = NAME, **_class_checks: Any) -> Any:
     """Train/eval/test reviews per the data config (eval split off train unless data.eval is given)."""
-    return capped_splits(carve_splits(data_cfg, seed, plan, read_reviews(data_cfg.train), read_reviews),
-                         data_cfg, plan, task)
+    return capped_splits(carve_splits(data_cfg, seed, read_reviews(data_cfg.train), read_reviews), data_cfg)
 
 
 def read_review_eval(source: str, task: str, *_columns: str | None) -> TextData:
