@@ -78,17 +78,14 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 def validate_manifest(manifest: dict[str, Any]) -> None:
     """Validate ``manifest`` against export/manifest.schema.json (jsonschema); raise ExportError naming the field."""
-    from compress.core.errors import require
-
+    from compress.core.schemas import schema_problem
     from compress.tasks import TASKS
 
-    jsonschema = require("jsonschema", "jsonschema>=4.0")
     schema = json.loads(SCHEMA_PATH.read_text())
     schema["properties"]["task"] = {"enum": list(TASKS)}  # the registry as it is now: a registered task is valid
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(manifest), key=lambda e: list(e.path))
-    if errors:
-        where = "/".join(str(p) for p in errors[0].path) or "(top level)"
-        raise ExportError(f"manifest.json is invalid at '{where}': {errors[0].message} ({len(errors)} problem(s))")
+    problem = schema_problem(manifest, schema)
+    if problem:
+        raise ExportError(f"manifest.json is invalid at '{problem[0]}': {problem[1]}")
 
 
 @dataclass

@@ -24,14 +24,12 @@ def load_schema() -> dict[str, Any]:
 def validate_stage_record(record: dict[str, Any], where: str = "stage.json") -> None:
     """Raise EdgepressError naming the first field of ``record`` that breaks stage.schema.json; a quantize
     stage's metrics are also checked against compress/quantize/report.schema.json."""
-    from compress.core.errors import require
+    from compress.core.schemas import schema_problem
 
-    jsonschema = require("jsonschema", "jsonschema>=4.0")
-    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(record), key=lambda e: list(e.path))
-    if errors:
-        at = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise EdgepressError(f"{where} does not match compress/run/stage.schema.json at {at}: {errors[0].message} "
-                             f"({len(errors)} problem(s))")
+    problem = schema_problem(record, load_schema())
+    if problem:
+        raise EdgepressError(f"{where} does not match compress/run/stage.schema.json at {problem[0]}: "
+                             f"{problem[1]}")
     if record["stage"] == "quantize":
         try:
             validate_report(record["metrics"])

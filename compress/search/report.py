@@ -26,22 +26,19 @@ def load_schema() -> dict[str, Any]:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise EdgepressError naming the first place ``report`` breaks candidates.schema.json (the field and why)."""
-    from compress.core.errors import require
+    from compress.core.schemas import schema_problem
 
-    jsonschema = require("jsonschema", "jsonschema>=4.0")
-    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(report), key=lambda e: list(e.path))
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise EdgepressError(f"{REPORT_FILE} does not match compress/search/candidates.schema.json at {where}: "
-                             f"{errors[0].message} ({len(errors)} problem(s))")
+    problem = schema_problem(report, load_schema())
+    if problem:
+        raise EdgepressError(f"{REPORT_FILE} does not match compress/search/candidates.schema.json at "
+                             f"{problem[0]}: {problem[1]}")
 
 
 def _field(data: dict[str, Any], key: str, where: str) -> Any:
     """``data[key]``; a missing key is an EdgepressError naming the field (a report from another version)."""
-    if not isinstance(data, dict) or key not in data:
-        raise EdgepressError(f"search report: '{where}{key}' is missing (expected by "
-                             "compress/search/candidates.schema.json); re-run the search stage")
-    return data[key]
+    from compress.core.schemas import required_field
+
+    return required_field(data, key, where, "search report", "compress/search/candidates.schema.json", "search")
 
 
 @dataclass
