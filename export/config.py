@@ -34,7 +34,7 @@ class ExportConfig(Section):
     optimize: bool = Field(False, description="also write model.optimized.onnx with ONNX Runtime's BERT fusions")
     bundle: bool = Field(False, description="also write bundle/: model files, tokenizer, labels, manifest.json, reference.py")
     max_length: int | None = Field(None, ge=8, le=8192,
-                                   description="longest sequence the exported files promise (None: teacher.max_length)")
+                                   description="longest sequence the exported files promise (None: the model's own max sequence length, capped by its position embeddings)")
 
     @field_validator("formats", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ SPLITS_DIR = "data"
 SPLITS_FILE = "splits.json"
 EVAL_IDS_FILE = "eval_ids.npy"
 ROWS_DIR = "rows"
+UNLABELED_DIR = "unlabeled"  # under ROWS_DIR: the data.unlabeled corpora, one folder each
 SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.data.files.keeping_sources)
 SPLITS = ("train", "eval", "test")
 
@@ -81,8 +82,10 @@ class RunData:
 
     @property
     def digest(self) -> str:
-        """One digest of the whole artifact (joins the hash of every stage that reads data)."""
-        return hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode()).hexdigest()[:16]
+        """One digest of the split rows (joins the hash of every stage that reads data). The data section itself is
+        not in it: each stage's hash covers the fields it reads (finetune's hashes data.unlabeled at its default)."""
+        rows = {k: v for k, v in self.meta.items() if k not in ("config", "unlabeled")}
+        return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
 
     def eval_ids(self) -> "np.ndarray | None":
         import numpy as np
@@ -111,6 +114,11 @@ class RunData:
                                   eval_ids=self.eval_ids())
         return Splits(parts["train"], parts["eval"], parts["test"], source_rows, self.eval_ids())
 
+    def unlabeled(self) -> list[Any]:
+        """The data.unlabeled corpora as the split stored them (memory-mapped ``datasets.Dataset``, a "text" column
+        each, cut to their limits): what distillation, prune recovery, QAT and the vocabulary count add to train."""
+        return [_load_rows(self.folder / ROWS_DIR / UNLABELED_DIR / str(i)) for i in range(len(self.meta["unlabeled"]))]
+
     def rows_attrs(self, split: str = "train") -> dict[str, Any]:
         """What a split's rows do not hold as columns: its source, class names, tag names, QA windowing."""
         return dict(self.meta["rows"][split])
@@ -130,8 +138,9 @@ def _attrs(rows: Any) -> dict[str, Any]:
     return rows.to_columns()[1] if hasattr(rows, "to_columns") else {"source": "", "streamed": True}
 
 
-def _save_rows(folder: Path, splits: Any) -> None:
-    """Each split's rows as an Arrow dataset under ``folder/<split>``, written in a fresh folder then put in place."""
+def _save_rows(folder: Path, splits: Any, extra: list[Any]) -> None:
+    """Each split's rows as an Arrow dataset under ``folder/<split>`` and each data.unlabeled corpus under
+    ``folder/unlabeled/<i>``, written in a fresh folder then put in place."""
     import tempfile
 
     import datasets
@@ -148,6 +157,8 @@ def _save_rows(folder: Path, splits: Any) -> None:
             else:  # a label-free train split: the memory-mapped corpus, its text (and pair) columns
                 ds = rows.select_columns([c for c in ("text", "pair") if c in rows.column_names])
             ds.save_to_disk(str(tmp / split))
+        for i, corpus in enumerate(extra):
+            corpus.save_to_disk(str(tmp / UNLABELED_DIR / str(i)))
     replace_dir(tmp, folder, "the run's data rows")
 
 
@@ -179,7 +190,7 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     run will use, before any stage works on them."""
     import numpy as np
 
-    from compress.data.rows import load_distill_splits, load_splits
+    from compress.data.rows import load_distill_splits, load_splits, unlabeled_corpora
     from compress.core.fsio import refuse_symlink, write_bytes, write_text
 
     from compress.tasks import task_spec
@@ -205,11 +216,14 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
         meta["splits"][split] = {"source": str(source), "rows": len(data),
                                  "sha256": split_digest(data, labels_in_digest(task, split))}
     meta["splits"]["train"]["source_rows"] = splits.source_rows
+    extra = unlabeled_corpora(data_cfg, cache_dir)
+    meta["unlabeled"] = [{"source": src.source, "rows": len(corpus), "sha256": split_digest(corpus, False)}
+                         for src, corpus in zip(data_cfg.unlabeled, extra)]
     folder.mkdir(parents=True, exist_ok=True)
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):
         return old
-    _save_rows(folder / ROWS_DIR, splits)
+    _save_rows(folder / ROWS_DIR, splits, extra)
     if meta["eval_from_train"]:
         buf = io.BytesIO()
         np.save(buf, np.asarray(splits.eval_ids, dtype=np.int64))

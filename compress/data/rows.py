@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from compress.data.files import BUILTIN_CORPORA, Columns, QuietDatasets, arrow_dataset, read_columns
 from compress.data.files import builtin_pydoc_sentences, parse_hub_spec  # noqa: F401 - callers import them from here
@@ -260,45 +260,64 @@ def load_sentence_splits(data_cfg: Any, seed: int, task: str = "embedding",
     return capped_splits(splits, data_cfg)
 
 
-def distillation_texts(data_cfg: Any, train: TextData) -> list[str]:
-    """Every distinct sentence for unlabelled distillation: train texts, pairs, and data.unlabeled sources."""
+def distillation_texts(train: TextData, extra: Sequence[Any] = ()) -> list[str]:
+    """Every distinct sentence for unlabelled distillation: train texts, pairs, and the data.unlabeled corpora
+    (``extra``: :func:`unlabeled_corpora`, as the run's data artifact holds them)."""
     texts = list(train.texts) + list(train.pairs or [])
-    for src in data_cfg.unlabeled:
-        texts += load_text_data(src.source, src.text_column, limit=src.limit,
-                                header=getattr(src, "header", True)).texts
+    for corpus in extra:
+        texts += corpus["text"]
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 UNLABELED = -100  # label of a row with no gold label: the hard-label loss skips it (CrossEntropy's ignore_index)
 
 
-def with_unlabeled(data_cfg: Any, train: TextData) -> TextData:
-    """Labelled train rows plus data.unlabeled sentences (label UNLABELED) for classification distillation.
+def with_unlabeled(data_cfg: Any, train: TextData, extra: Sequence[Any] = ()) -> TextData:
+    """Labelled train rows plus the data.unlabeled sentences (``extra``, label UNLABELED) for classification
+    distillation.
 
     The teacher's soft labels and hidden states supervise every row; only labelled rows add the hard
     loss. Sentences already in the labelled rows are not repeated.
     """
-    if not data_cfg.unlabeled:
+    if not extra:
         return train
     if train.pairs is not None:
         raise DataError("data.unlabeled adds single sentences, but this task's training rows are sentence pairs "
                         f"(data.text_pair_column={data_cfg.text_pair_column!r}); remove data.unlabeled")
     seen = set(train.texts)
-    extra = [t for t in distillation_texts(data_cfg, TextData([])) if t not in seen]
-    return TextData(list(train.texts) + extra, None, list(train.labels or []) + [UNLABELED] * len(extra),
+    added = [t for t in distillation_texts(TextData([]), extra) if t not in seen]
+    return TextData(list(train.texts) + added, None, list(train.labels or []) + [UNLABELED] * len(added),
                     source=train.source, label_names=train.label_names)
 
 
-def distillation_train(data_cfg: Any, task: str, train: TextData) -> TextData:
-    """What distillation (and QAT) trains on: every sentence plus data.unlabeled for label-free tasks (embedding,
-    mlm), labelled rows plus unlabelled ones for a labelled task that distills on text (classification), the
-    labelled rows otherwise."""
+def distillation_train(data_cfg: Any, task: str, train: TextData, extra: Sequence[Any] = ()) -> TextData:
+    """What distillation (and QAT) trains on: every sentence plus the data.unlabeled corpora (``extra``) for
+    label-free tasks (embedding, mlm), labelled rows plus unlabelled ones for a labelled task that distills on text
+    (classification), the labelled rows otherwise."""
     spec = task_spec(task)
     if not spec.train_labels:
-        return TextData(distillation_texts(data_cfg, train), source=train.source)
+        return TextData(distillation_texts(train, extra), source=train.source)
     if spec.unlabeled_text:
-        return with_unlabeled(data_cfg, train)
+        return with_unlabeled(data_cfg, train, extra)
     return train
+
+
+def unlabeled_corpora(data_cfg: Any, cache_dir: Path) -> list[Any]:
+    """Each data.unlabeled source as a memory-mapped ``datasets.Dataset`` with one "text" column, cut to its
+    ``limit`` (read once, by the run's split, into its data artifact); an empty text cell is refused."""
+    import pyarrow.compute as pc
+
+    out = []
+    for src in data_cfg.unlabeled:
+        hdr = getattr(src, "header", True)
+        d = _text_columns(arrow_dataset(src.source, Path(cache_dir), hdr), src.source, src.text_column, None, hdr)
+        d = d.select(range(min(src.limit, len(d)))) if src.limit else d
+        column = d.data.column("text")
+        if column.null_count:
+            row = pc.index(pc.is_null(column), True).as_py()
+            raise DataError(f"data '{src.source}' row {row + 1}: the text cell is empty")
+        out.append(d)
+    return out
 
 
 # ---------------------------------------------------------------- corpus scale: Arrow on disk, memory-mapped
@@ -437,9 +456,10 @@ def _first_unique(ds: Any, exclude=None):
     return first
 
 
-def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cache_dir: Path):
+def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", extra: Sequence[Any] = ()):
     """:func:`distillation_train` as a ``datasets.Dataset`` ("text"[, "pair"][, "labels"], "key"), memory-mapped
-    where the sources are files: the same rows in the same order, deduplicated by text key."""
+    where the rows are (a streamed train split, the data.unlabeled corpora ``extra``): the same rows in the same
+    order, deduplicated by text key."""
     import datasets
 
     def from_textdata(t: TextData, labels: bool):
@@ -450,37 +470,29 @@ def distillation_dataset(data_cfg: Any, task: str, train: "TextData | Any", cach
             cols["labels"] = list(t.labels)
         return datasets.Dataset.from_dict(cols)
 
-    def unlabeled() -> list:
-        out = []
-        for src in data_cfg.unlabeled:
-            hdr = getattr(src, "header", True)
-            d = _text_columns(arrow_dataset(src.source, Path(cache_dir), hdr), src.source, src.text_column, None, hdr)
-            out.append(d.select(range(min(src.limit, len(d)))) if src.limit else d)
-        return out
-
     spec = task_spec(task)
     if not spec.train_labels:
         base = train if not isinstance(train, TextData) else from_textdata(train, labels=False)
         parts = [base.select_columns(["text"])]
         if "pair" in base.column_names:
             parts.append(base.select_columns(["pair"]).rename_column("pair", "text"))
-        ds = _keyed(datasets.concatenate_datasets(parts + unlabeled()), "distillation rows")
+        ds = _keyed(datasets.concatenate_datasets(parts + list(extra)), "distillation rows")
         keep = _first_unique(ds)
         return ds if len(keep) == len(ds) else ds.select(keep)
     labelled = _keyed(from_textdata(train, labels=True), train.source)
-    if not spec.unlabeled_text or not data_cfg.unlabeled:
+    if not spec.unlabeled_text or not extra:
         return labelled
     if train.pairs is not None:
         raise DataError("data.unlabeled adds single sentences, but this task's training rows are sentence pairs "
                         f"(data.text_pair_column={data_cfg.text_pair_column!r}); remove data.unlabeled")
-    extra = _keyed(datasets.concatenate_datasets(unlabeled()), "data.unlabeled")
-    keep = _first_unique(extra, exclude=labelled.data.column("key").to_numpy())
-    extra = extra.select(keep)
+    added = _keyed(datasets.concatenate_datasets(list(extra)), "data.unlabeled")
+    keep = _first_unique(added, exclude=labelled.data.column("key").to_numpy())
+    added = added.select(keep)
     import numpy as np
 
-    extra = extra.add_column("labels", np.full(len(extra), UNLABELED, dtype=np.int64))
-    extra = extra.select_columns(labelled.column_names).cast(labelled.features)
-    return datasets.concatenate_datasets([labelled, extra])
+    added = added.add_column("labels", np.full(len(added), UNLABELED, dtype=np.int64))
+    added = added.select_columns(labelled.column_names).cast(labelled.features)
+    return datasets.concatenate_datasets([labelled, added])
 
 
 def read_sentence_rows(source: str, task: str, text_column: str = "text", pair_column: str | None = None,

@@ -67,7 +67,7 @@ def run_stage(cfg: RunConfig, inputs: StageInputs, out_dir: Path) -> StageResult
     ckpt = inputs.run_dir / ".checkpoints" / f"distill-{cfg.section_hash(('task', 'seed', 'teacher', 'data', 'student', 'distill'))}"
     train = training_features(cfg.task, tok, teacher.config, splits.train, ml)
     if train is None:
-        train = distillation_dataset(cfg.data, cfg.task, splits.train, cache_root / "data")
+        train = distillation_dataset(cfg.data, cfg.task, splits.train, inputs.data.unlabeled())
     outcome = distill_model(teacher, student, tok, train, splits.eval, cfg.task, cfg.distill, ml, out_dir,
                             cfg.seed, checkpoint_dir=ckpt, picked_layers=picked, interface=iface,
                             cache_dir=cache_root, eval_reference=reference)

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from compress.config import RunConfig
 
 
-def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
-    """With prune.recovery.unlabeled, the distill stage's text (data.train + data.unlabeled) as a
-    memory-mapped dataset; else None (recovery runs on data.train)."""
+def recovery_text(cfg: "RunConfig", splits: Any, extra: list[Any]) -> Any:
+    """With prune.recovery.unlabeled, the distill stage's text (data.train + the data.unlabeled corpora ``extra``)
+    as a memory-mapped dataset; else None (recovery runs on data.train)."""
     from compress.data.rows import distillation_dataset
     from compress.core.errors import ConfigError
 
@@ -27,7 +27,7 @@ def recovery_text(cfg: "RunConfig", splits: Any, run_dir: Path) -> Any:
         usable = ", ".join(n for n, s in TASKS.items() if s.unlabeled_text)
         raise ConfigError(f"prune.recovery.unlabeled is for {usable} (the tasks that distill "
                           f"on unlabelled text), not {cfg.task}: set it to false")
-    return distillation_dataset(cfg.data, cfg.task, splits.train, Path(run_dir) / ".cache" / "data")
+    return distillation_dataset(cfg.data, cfg.task, splits.train, extra)
 
 
 def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResult:
@@ -44,7 +44,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     # calibration, recovery and quality before/after
     splits = inputs.data.splits()
     model, report = prune_model(
-        model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.run_dir),
+        model, tokenizer, pcfg, splits.train, cfg.task, recovery_train=recovery_text(cfg, splits, inputs.data.unlabeled()),
         eval_data=splits.eval, work_dir=out_dir, seed=cfg.seed, interface=iface)
     dest = out_dir / "model"
     pruned_iface = derived_interface(iface, model, tokenizer, splits.eval, iface.max_seq_length)  # its windows downstream

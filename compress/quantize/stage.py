@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from compress.core.errors import EdgepressError
 from compress.quantize.report import REPORT_FILE, QuantizeReport
-from compress.run.stages import StageInputs, StageResult, Variant, tag_names, teacher_source
+from compress.run.stages import StageInputs, StageResult, Variant, own_model, tag_names, teacher_source
 from compress.tasks import task_spec
 
 if TYPE_CHECKING:
@@ -20,13 +20,21 @@ OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
 RUNTIME_FORMATS = ("executorch", "litert", "openvino", "coreml")  # scored on the guard's rows beside the ONNX files
 
 
-def _tokenizer_source(cfg: "RunConfig", inputs: StageInputs) -> str:
-    """Export's tokenizer folder, else the latest model folder, else the teacher's."""
-    for key in ("tokenizer", "model"):
-        found = inputs.latest(key)
-        if found is not None:
-            return str(found)
-    return cfg.teacher.model
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+def _tokenizer_source(inputs: StageInputs) -> str:
+    """Export's tokenizer folder, else the folder of the model the ONNX file came from, else the ONNX file's folder
+    when it holds a tokenizer (optimum's layout). A bare file with none is refused: another model's tokenizer (the
+    configured teacher's) would feed it the wrong token ids."""
+    found = inputs.latest("tokenizer") or own_model(inputs)
+    if found is not None:
+        return str(found)
+    onnx = inputs.require("onnx", "quantize")
+    if any((onnx.parent / name).is_file() for name in TOKENIZER_FILES):
+        return str(onnx.parent)
+    raise EdgepressError(f"quantize needs the tokenizer of '{onnx}' (for calibration and the accuracy guard), and "
+                         "none is beside it: pass --tokenizer FOLDER (the export's tokenizer/ folder)")
 
 
 def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
@@ -38,7 +46,7 @@ def qat_source(cfg: "RunConfig", inputs: StageInputs, splits) -> "QATSource":
     if student is None:
         raise EdgepressError("quantize method 'qat' fine-tunes the PyTorch student: put distill (or prune) before "
                              "export and quantize in `stages:`")
-    return QATSource(student, teacher_source(cfg, inputs), distillation_train(cfg.data, cfg.task, splits.train),
+    return QATSource(student, teacher_source(cfg, inputs), distillation_train(cfg.data, cfg.task, splits.train, inputs.data.unlabeled()),
                      cfg.distill, cfg.seed)
 
 
@@ -73,7 +81,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     from compress.quantize.api import quantize_onnx
 
     onnx_path = inputs.require("onnx", "quantize")
-    tokenizer = load_tokenizer(_tokenizer_source(cfg, inputs))
+    tokenizer = load_tokenizer(_tokenizer_source(inputs))
     # labels are parsed for every task: embedding pairs with scores (STS) reach the guard as Spearman rows
     splits = inputs.data.splits()
     outputs = task_spec(cfg.task).outputs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from compress.run.stages import StageInputs, StageResult, Variant
 
@@ -11,11 +11,12 @@ if TYPE_CHECKING:
     from compress.config import RunConfig
 
 
-def domain_texts(cfg: "RunConfig", train) -> list[str]:
-    """The text whose tokens are kept: training texts (and pairs), data.unlabeled and vocab.corpus sources."""
+def domain_texts(cfg: "RunConfig", train, extra: list[Any]) -> list[str]:
+    """The text whose tokens are kept: training texts (and pairs), the data.unlabeled corpora (``extra``, from the
+    run's data artifact) and the vocab.corpus sources (the vocab section's own input)."""
     from compress.data.rows import distillation_texts, load_text_data
 
-    texts = distillation_texts(cfg.data, train)
+    texts = distillation_texts(train, extra)
     for src in cfg.vocab.corpus:
         texts += load_text_data(src.source, src.text_column, limit=src.limit).texts
     return texts
@@ -33,7 +34,7 @@ def run_stage(cfg: "RunConfig", inputs: StageInputs, out_dir: Path) -> StageResu
     iface = interface_of(src, cfg.task)
     splits = inputs.data.splits()
     v = cfg.vocab
-    counts = token_counts(tokenizer, domain_texts(cfg, splits.train), v.max_length)
+    counts = token_counts(tokenizer, domain_texts(cfg, splits.train, inputs.data.unlabeled()), v.max_length)
     keep = select_tokens(tokenizer, counts, v)
     params_before, vocab_before = count_parameters(model), len(tokenizer)
     dest = out_dir / "model"

@@ -140,5 +140,7 @@ def test_builtin_corpus_is_prose():
 def test_distillation_texts_adds_unlabeled_sources_without_duplicates(files):
     cfg = DataConfig(train="x", unlabeled=[{"source": str(files / "d.tsv"), "text_column": "s2", "limit": 2}])
     train = load_text_data(str(files / "d.tsv"), "s1", "s2")
-    texts = distillation_texts(cfg, train)
+    from compress.data.rows import unlabeled_corpora
+
+    texts = distillation_texts(train, unlabeled_corpora(cfg, files / ".cache"))
     assert len(texts) == 6 and texts.count("b one") == 1

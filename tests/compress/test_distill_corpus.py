@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from compress.data.rows import (TextData, builtin_pydoc_sentences, distillation_dataset, distillation_texts,
-                           load_distill_splits, load_splits, with_unlabeled)
+                           load_distill_splits, load_splits, unlabeled_corpora,
+                           with_unlabeled)
 from compress.distill.cache import ROWS_FILE, TeacherCache, text_key
 from compress.distill.config import DistillConfig, LossWeights
 from compress.distill.engine import distill_model
@@ -84,8 +85,9 @@ def test_streamed_splits_and_rows_match_the_list_path(tmp_path):
     new = load_distill_splits(cfg, "embedding", 3, tmp_path / "cache")
     assert new.eval.texts == old.eval.texts and new.eval.labels == old.eval.labels
     assert new.train["text"] == old.train.texts
-    ds = distillation_dataset(cfg, "embedding", new.train, tmp_path / "cache")
-    assert ds["text"] == distillation_texts(cfg, old.train)
+    extra = unlabeled_corpora(cfg, tmp_path / "cache")
+    ds = distillation_dataset(cfg, "embedding", new.train, extra)
+    assert ds["text"] == distillation_texts(old.train, extra)
     assert ds["key"] == [text_key(t) for t in ds["text"]]
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").rglob("*.arrow"))  # on disk, memory-mapped
 
@@ -93,8 +95,9 @@ def test_streamed_splits_and_rows_match_the_list_path(tmp_path):
 def test_classification_rows_match_with_unlabeled(tmp_path):
     cfg = _data_cfg(tmp_path)
     splits = load_distill_splits(cfg, "classification", 0, tmp_path / "cache")
-    ds = distillation_dataset(cfg, "classification", splits.train, tmp_path / "cache")
-    ref = with_unlabeled(cfg, splits.train)
+    extra = unlabeled_corpora(cfg, tmp_path / "cache")
+    ds = distillation_dataset(cfg, "classification", splits.train, extra)
+    ref = with_unlabeled(cfg, splits.train, extra)
     assert ds["text"] == ref.texts and ds["labels"] == ref.labels
 
 

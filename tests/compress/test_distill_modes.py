@@ -90,7 +90,7 @@ def test_classification_distillation_uses_unlabelled_text(tiny_model_dir, tmp_pa
     """data.unlabeled rows join classification distillation with label -100: soft labels only, loss falls."""
     from types import SimpleNamespace
 
-    from compress.data.rows import UNLABELED, with_unlabeled
+    from compress.data.rows import UNLABELED, unlabeled_corpora, with_unlabeled
 
     labelled = _data("classification").head(16)
     src = tmp_path / "extra.txt"
@@ -98,7 +98,7 @@ def test_classification_distillation_uses_unlabelled_text(tiny_model_dir, tmp_pa
     src.write_text("\n".join(extra[:8] + labelled.texts[:4] + extra[8:]) + "\n")
     data_cfg = SimpleNamespace(unlabeled=[SimpleNamespace(source=str(src), text_column="text", limit=None)],
                                text_pair_column=None)
-    train = with_unlabeled(data_cfg, labelled)
+    train = with_unlabeled(data_cfg, labelled, unlabeled_corpora(data_cfg, tmp_path / "cache"))
     assert train.texts[:16] == labelled.texts and len(train) == 16 + len(set(extra) - set(labelled.texts))
     assert train.labels[:16] == labelled.labels and set(train.labels[16:]) == {UNLABELED}
     path = tiny_model_dir("bert", "classification")
@@ -122,5 +122,7 @@ def test_unlabelled_rows_refused_for_sentence_pairs():
     pairs = TextData(["a"], ["b"], [1])
     data_cfg = SimpleNamespace(unlabeled=[SimpleNamespace(source="x", text_column="t", limit=None)],
                                text_pair_column="sentence2")
+    import datasets
+
     with pytest.raises(DataError, match="sentence pairs"):
-        with_unlabeled(data_cfg, pairs)
+        with_unlabeled(data_cfg, pairs, [datasets.Dataset.from_dict({"text": ["c"]})])

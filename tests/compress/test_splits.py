@@ -113,3 +113,20 @@ def test_every_stage_reads_the_one_split_and_an_edit_redoes_them(tmp_path, monke
     _stsb_like(src, n=80, tweak=" (edited)")
     edited = {o.name: o.status for o in run_pipeline(load_config(None, base=base))}
     assert edited["distill"] == "ran" and edited["quantize"] == "ran" and edited["bench"] == "ran"
+
+
+def test_unlabeled_corpora_are_stored_with_the_split_and_leave_its_digest_alone(tmp_path):
+    """data.unlabeled is read once, by the split, into the artifact (cut to its limit); editing the file later does
+    not reach the run, and the corpora do not join the digest (finetune, which never reads them, is not redone)."""
+    extra = tmp_path / "extra.txt"
+    extra.write_text("".join(f"unlabelled sentence {i}\n" for i in range(9)))
+    data = _data(_stsb_like(tmp_path / "d.tsv"))
+    plain = load_config(None, base={"teacher": {"model": "x"}, "data": data})
+    more = load_config(None, base={"teacher": {"model": "x"}, "data": {**data, "unlabeled": [
+        {"source": str(extra), "limit": 5}]}})
+    without = write_plan(plain.data, "embedding", 42, tmp_path / "a", tmp_path / "cache")
+    plan = write_plan(more.data, "embedding", 42, tmp_path / "b", tmp_path / "cache")
+    assert [c["text"] for c in plan.unlabeled()] == [[f"unlabelled sentence {i}" for i in range(5)]]
+    assert without.unlabeled() == [] and plan.digest == without.digest
+    extra.write_text("edited\n" * 9)
+    assert read_plan(tmp_path / "b").unlabeled()[0]["text"][0] == "unlabelled sentence 0"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.config import RunConfig
+from compress.config import RunConfig, load_config
 from compress.quantize.report import QuantizeReport, validate_report
 from compress.quantize.stage import run_stage
 from compress.run.pipeline import stage_inputs
@@ -102,3 +102,19 @@ def test_stage_refuses_qat_without_an_upstream_student(exported, tmp_path):
                                                 {}, [])])
     with pytest.raises(EdgepressError, match="put distill"):
         run_stage(cfg, inputs, tmp_path / "04-quantize")
+
+
+def test_a_bare_onnx_file_without_a_tokenizer_is_refused_not_fed_the_teachers(tmp_path):
+    """quantize takes the export's tokenizer, the model folder's, or one beside the file; never the configured
+    teacher's, whose token ids could belong to another vocabulary."""
+    from compress.core.errors import EdgepressError
+    from compress.quantize.stage import _tokenizer_source
+
+    onnx = tmp_path / "alone" / "model.onnx"
+    onnx.parent.mkdir()
+    onnx.write_bytes(b"onnx")
+    cfg = load_config(None, base={"teacher": {"model": "packaged:minilm-l6"}, "data": {"train": "builtin:pydoc"}})
+    with pytest.raises(EdgepressError, match="pass --tokenizer FOLDER"):
+        _tokenizer_source(stage_inputs(cfg, tmp_path, given={"onnx": onnx}))
+    (onnx.parent / "tokenizer.json").write_text("{}")
+    assert _tokenizer_source(stage_inputs(cfg, tmp_path, given={"onnx": onnx})) == str(onnx.parent)
