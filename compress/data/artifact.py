@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ SPLITS_FILE = "splits.json"
 EVAL_IDS_FILE = "eval_ids.npy"
 ROWS_DIR = "rows"
 UNLABELED_DIR = "unlabeled"  # under ROWS_DIR: the data.unlabeled corpora, one folder each
-SOURCES_DIR = "sources"  # the run's copy of each source file it read (compress.data.files.keeping_sources)
+SOURCES_DIR = "sources"  # the run's copy of each source a stage reads itself (compress.data.files.reading_sources)
 SPLITS = ("train", "eval", "test")
 
 
@@ -195,18 +194,18 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
 
     from compress.tasks import task_spec
 
-    from compress.data.files import active_sources, keeping_sources
+    from compress.data.files import active_sources, reading_files
 
     streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
     folder = Path(run_dir) / SPLITS_DIR
     refuse_symlink(folder, "the run's data folder")
-    # the run's own split reads the files and keeps a copy of each; a search branch (its parent's copies being
-    # read) splits those copies
-    parent = active_sources()
-    keep = keeping_sources(folder / SOURCES_DIR) if parent in (None, folder / SOURCES_DIR) else nullcontext()
-    with keep:
+    # the split reads the files (its rows are the run's copy); a run's own split first clears the copies its stages
+    # kept of other sources last time
+    own = active_sources() in (None, folder / SOURCES_DIR)
+    with reading_files(clear=folder / SOURCES_DIR if own else None):
         splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
             load_splits(data_cfg, task, seed, **(labels or {}))
+        extra = unlabeled_corpora(data_cfg, cache_dir)
     meta: dict[str, Any] = {"task": task, "seed": seed, "config": config_digest(data_cfg, task, seed),
                             "eval_from_train": not data_cfg.eval, "splits": {},
                             "rows": {split: _attrs(getattr(splits, split)) for split in SPLITS}}
@@ -216,7 +215,6 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
         meta["splits"][split] = {"source": str(source), "rows": len(data),
                                  "sha256": split_digest(data, labels_in_digest(task, split))}
     meta["splits"]["train"]["source_rows"] = splits.source_rows
-    extra = unlabeled_corpora(data_cfg, cache_dir)
     meta["unlabeled"] = [{"source": src.source, "rows": len(corpus), "sha256": split_digest(corpus, False)}
                          for src, corpus in zip(data_cfg.unlabeled, extra)]
     folder.mkdir(parents=True, exist_ok=True)

@@ -226,10 +226,10 @@ def read_hub(spec: str) -> Columns:
 
 # ---------------------------------------------------------------- the run's copy of each source (read once)
 #
-# A run reads each source once: while its data artifact is written (compress.data.artifact.write_plan, inside
-# ``keeping_sources``) every source read is also stored as Parquet under ``runs/<name>/data/sources/``; while its
-# stages run (and its search branches, nested in the same process), ``reading_sources`` serves every later read of
-# that source from the stored copy instead of the file (a source first read by a stage is stored then).
+# A run reads each source once: its split (compress.data.artifact.write_plan, inside ``reading_files``) reads the
+# data files and stores their rows in the data artifact; while its stages run (and its search branches, nested in the
+# same process), ``reading_sources`` stores a source a stage reads itself (vocab.corpus) as Parquet under
+# ``runs/<name>/data/sources/`` at its first read and serves every later read from that copy.
 
 _SOURCES: ContextVar[tuple[Path, bool] | None] = ContextVar("edgepress_sources", default=None)
 
@@ -239,14 +239,16 @@ def _stored_name(source: str, kind: str) -> str:
 
 
 @contextmanager
-def keeping_sources(folder: Path) -> Iterator[None]:
-    """Inside the block every source read is stored under ``folder`` (Parquet, written whole or not at all); the
-    copies an earlier split left there are removed first (the files may have changed since)."""
+def reading_files(clear: Path | None = None) -> Iterator[None]:
+    """Inside the block every source is read from its file, with no copy kept: the run's split, whose rows the data
+    artifact stores. ``clear``: the run's copies folder, emptied first (an earlier run's reads; the files may have
+    changed since)."""
     from compress.core.fsio import refuse_symlink, remove_own
 
-    refuse_symlink(folder, "the run's stored data")
-    remove_own(Path(folder))
-    token = _SOURCES.set((Path(folder), True))
+    if clear is not None:
+        refuse_symlink(clear, "the run's stored data")
+        remove_own(Path(clear))
+    token = _SOURCES.set(None)
     try:
         yield
     finally:
@@ -303,7 +305,7 @@ def _store(folder: Path, source: str, kind: str, cols: Columns) -> None:
 
 def read_once(source: str, kind: str, read: Callable[[], Columns]) -> Columns:
     """``read()``, the columns of ``source`` as one reader (``kind``) parses them; inside a running pipeline, the
-    run's stored copy of it, made at its first read (``keeping_sources``, ``reading_sources``)."""
+    run's stored copy of it, made at its first read (``reading_sources``)."""
     kept = _SOURCES.get()
     if kept is None:
         return _fresh_read(source, read)

@@ -52,8 +52,8 @@ def test_a_run_with_finetune_distill_search_and_bench_reads_each_file_once(tmp_p
     search = json.loads((cfg.run_dir / "03-search" / "candidates.json").read_text())
     assert len({c["name"].split("/")[0] for c in search["candidates"]}) == 2  # two branches ran
     assert reads == Counter({str(train): 1, str(dev): 1, str(test): 1})
-    stored = sorted(p.suffix for p in (cfg.run_dir / "data" / "sources").iterdir())
-    assert stored == [".json"] * 3 + [".parquet"] * 3
+    assert sorted(p.name for p in (cfg.run_dir / "data" / "rows").iterdir()) == ["eval", "test", "train"]
+    assert not (cfg.run_dir / "data" / "sources").exists()  # the rows are the run's copy; no file copies kept
 
     # resuming reads each file once more (its digest decides what is redone), and redoes nothing when unchanged
     reads.clear()
@@ -70,7 +70,7 @@ def test_a_run_with_finetune_distill_search_and_bench_reads_each_file_once(tmp_p
 
 
 def test_tagged_sentences_and_squad_questions_come_back_from_the_run_copy_unchanged(tmp_path, monkeypatch):
-    """NER and QA readers go through the same copy: read once while the run splits, then served as read."""
+    """NER and QA readers go through the same copy: stored at the first read inside a run, then served as read."""
     from compress.tasks.ner import read_tagged
     from compress.tasks.qa import read_qa
     from tests.compress.test_ner_pipeline import write_conll, write_squad
@@ -80,7 +80,7 @@ def test_tagged_sentences_and_squad_questions_come_back_from_the_run_copy_unchan
     squad = write_squad(tmp_path / "squad.json", EXAMPLES)
     reads = _count_reads(monkeypatch)
     copies = tmp_path / "run" / "data" / "sources"
-    with datafiles.keeping_sources(copies):
+    with datafiles.reading_sources(copies):
         tagged, qa = read_tagged(str(conll)), read_qa(str(squad), 64, 20)
     conll.write_text("edited\tO\n")  # the copy, not the file, is what the run reads from now on
     with datafiles.reading_sources(copies):
