@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from compress.tasks import TASKS, TaskTable
-from compress.tasks.spec import FORMATS, HeadSpec, OutputSpec  # noqa: F401  (re-exported for importers)
+from compress.model.formats import FORMATS, FormatTable
+from compress.tasks.spec import HeadSpec, OutputSpec  # noqa: F401  (re-exported for importers)
 from export.errors import UnsupportedHeadError
 
 if TYPE_CHECKING:
@@ -20,10 +21,8 @@ if TYPE_CHECKING:
 
     from compress.model.interface import ModelInterface
 
-FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "ptl": "model.ptl", "ort": "model.ort",
-              "executorch": "model.pte", "litert": "litert/model.tflite", "openvino": "openvino/openvino_model.xml",
-              "coreml": "coreml/model.mlpackage"}
-FILE_PRECISION = {"coreml": "fp16"}  # the precision of a format's main file when it is not fp32
+FILE_NAMES: Mapping[str, str] = FormatTable("file")  # each format's file in an export folder (the registry's)
+FILE_PRECISION: Mapping[str, str] = FormatTable("precision")  # what each format's main file computes in
 FORMAT_ALIASES = {"pte": "executorch"}  # former names, still read
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -51,9 +50,9 @@ def get_head(task: str, fmt: str | None = None) -> HeadSpec:
     if fmt is not None:
         if fmt not in FORMATS:
             raise UnsupportedHeadError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
-        if fmt not in head.formats:
+        if not head.carries(fmt):
             raise UnsupportedHeadError(f"format '{fmt}' cannot carry the '{name}' head; it supports: "
-                                       f"{', '.join(h for h, s in HEADS.items() if fmt in s.formats)}")
+                                       f"{', '.join(h for h, s in HEADS.items() if s.carries(fmt))}")
     return head
 
 

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
-FORMATS = ("onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml")
-
 Outputs = dict  # a model's outputs on eval rows: "a" (per row / word / question), "b" (embedding pairs' 2nd side)
 
 
@@ -35,12 +33,18 @@ class HeadSpec:
     task: str
     auto_class: str
     outputs: tuple[OutputSpec, ...]
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] | None = None  # the export formats that can carry it; None: every registered format
     weights: tuple[str, ...] = ()  # parts of the head's weight names: a checkpoint missing them has no trained head
 
     @property
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
+
+    def carries(self, fmt: str) -> bool:
+        """Whether export format ``fmt`` can carry this head (a format registered after import too)."""
+        from compress.model.formats import FORMATS
+
+        return fmt in (FORMATS if self.formats is None else self.formats)
 
 
 @dataclass(frozen=True)
