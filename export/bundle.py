@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from compress.model.formats import FormatTable
 from compress.tasks import TASKS
 from export.core import Prepared, Written, prepare
 from export.files import model_files
@@ -25,16 +26,7 @@ JS_DIR = Path(__file__).with_name("bundle_js")
 # the JavaScript client (Node and browsers), its demo page and the npm packages it needs, pinned (npm ci)
 JS_FILES = ("edgepress-client.mjs", "index.html", "package.json", "package-lock.json")
 
-RUNTIMES = {
-    "onnx": "ONNX Runtime (onnxruntime-android, onnxruntime-objc / onnxruntime-c on iOS, onnxruntime on desktop)",
-    "ort": "ONNX Runtime mobile format (full package, or a reduced build from required_operators.config)",
-    "torchscript": "libtorch torch.jit.load (TorchScript: maintenance mode upstream)",
-    "ptl": "PyTorch Mobile lite interpreter (pytorch_android_lite / LibTorch-Lite: maintenance mode, use ExecuTorch)",
-    "executorch": "ExecuTorch runtime with the XNNPACK backend",
-    "litert": "LiteRT (TensorFlow Lite) interpreter with XNNPACK",
-    "openvino": "OpenVINO Runtime",
-    "coreml": "Core ML (iOS / macOS)",
-}
+RUNTIMES = FormatTable("app_runtime")  # format -> the app-side runtime that loads it (the registry's)
 INPUT_MEANING = {"input_ids": "token ids from the tokenizer, [CLS] ... [SEP] included",
                  "attention_mask": "1 for real tokens, 0 for padding",
                  "token_type_ids": "segment ids: 0 for the first sentence, 1 for the second (all 0 for one sentence)"}

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from compress.core.config_base import Section
+from compress.model.formats import FORMAT_SPECS, FORMATS
 from export.parity import DEFAULT_ATOL, DEFAULT_MIN_COSINE, DEFAULT_RTOL
 
-ExportFormat = Literal["onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml"]
+
+def _registered_format(value: object) -> object:
+    """A format of the registry as it is when the config is read (one registered after import too), refused with
+    pydantic's own literal error otherwise."""
+    if value not in FORMATS:
+        names = [f"'{n}'" for n in FORMATS]
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+# a Literal would freeze the format list when the class is built; this reads the registry at each validation
+ExportFormat = Annotated[str, BeforeValidator(_registered_format)]
 
 
 class ExportConfig(Section):
@@ -21,7 +35,7 @@ class ExportConfig(Section):
                     "ort (ONNX Runtime mobile format), executorch (.pte with XNNPACK; 'pte' is accepted too), "
                     "litert (.tflite, + fp16 and INT8), openvino (IR .xml/.bin, + NNCF INT8), coreml (.mlpackage "
                     "fp16, + INT8 weights; not run on Linux). Each runtime format needs its extra: "
-                    "pip install 'edgepress[litert|openvino|coreml|executorch]'")
+                    f"pip install 'edgepress[{'|'.join(s.extra for s in FORMAT_SPECS.values() if s.extra)}]'")
     opset: int = Field(17, ge=11, le=21, description="ONNX opset (torch's dynamo=False exporter writes up to 20)")
     rtol: float = Field(DEFAULT_RTOL, gt=0,
                         description="allowed max |diff| against PyTorch, relative to the output's largest |value|, "

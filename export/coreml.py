@@ -17,13 +17,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.model.formats import install_hint
 from export.core import Prepared
 from export.errors import ExportError, FormatUnavailableError
 
 if TYPE_CHECKING:
     from export.core import Written
 
-COREML_HINT = "pip install 'edgepress[coreml]'"
+COREML_HINT = install_hint("coreml")
 MAX_BATCH = 64  # the batch range written into the package's inputs (1..MAX_BATCH)
 NOT_PREDICTED = "Core ML predicts only on macOS / iOS; on Linux the spec, names and shapes were checked"
 # |dequantized - fp16| may reach half a step, plus the step's own fp16 rounding times the largest |int8| (127) and

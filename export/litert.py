@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.model.formats import install_hint
 from export.errors import ExportError, FormatUnavailableError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def litert_ready() -> None:
 
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise FormatUnavailableError("cannot write LiteRT files: the LiteRT interpreter (ai-edge-litert) is not "
-                                     "installed; pip install 'edgepress[litert]'")
+                                     f"installed; {install_hint('litert')}")
     ensure_env(LITERT)
 
 

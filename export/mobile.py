@@ -10,11 +10,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from compress.model.formats import install_hint
 from export.core import Prepared
 from export.errors import ExportError, FormatUnavailableError
 from export.parity import torch_runner
 
-EXECUTORCH_HINT = "pip install 'executorch>=1.5,<1.6'  (or: pip install 'edgepress[executorch]')"
+EXECUTORCH_HINT = f"pip install 'executorch>=1.5,<1.6'  (or: {install_hint('executorch')})"
 
 
 def _trace(prep: Prepared) -> Any:

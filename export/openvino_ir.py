@@ -12,6 +12,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compress.model.formats import install_hint
 from export.errors import ExportError, FormatUnavailableError
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from export.parity import Runner
     from export.core import Written
 
-OPENVINO_HINT = "pip install 'edgepress[openvino]'"
+OPENVINO_HINT = install_hint("openvino")
 INT8_NAME = "openvino_model_int8.xml"
 
 

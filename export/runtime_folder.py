@@ -16,17 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from compress.model.formats import format_spec, formats_with
 from export.core import Prepared
 from export.files import file_size, model_files
 
-# format -> (the runtime's name, where apps use it, its Python package)
-RUNTIMES: dict[str, tuple[str, str, str]] = {
-    "openvino": ("OpenVINO", "Intel CPUs, GPUs and NPUs (edge boxes, PCs, servers)", "openvino"),
-    "litert": ("LiteRT (formerly TensorFlow Lite)", "Android (ML Kit, MediaPipe), embedded Linux", "ai-edge-litert"),
-    "executorch": ("ExecuTorch (XNNPACK backend)", "Android, iOS and embedded devices: PyTorch's on-device runtime",
-                   "executorch"),
-    "coreml": ("Core ML", "iOS and macOS", "coremltools"),
-}
+# the formats with a runtime folder; each one's name, platforms and package are its FormatSpec's
+RUNTIME_FOLDERS = formats_with("own_folder")
 ENCODING = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 NOT_RUN = {"coreml": "prediction was not run: Core ML predicts only on Apple devices; the spec, its inputs and "
                      "outputs and a converter round trip were checked on Linux"}
@@ -78,7 +73,7 @@ def call_snippet(fmt: str, file: str, input_names: list[str], output_names: list
                 f'model = ct.models.MLModel("{file}")  # predict() runs on macOS / iOS only',
                 _feeds(input_names, "np.int32"), "outputs = model.predict(feeds)", f'print(outputs["{first}"])']
     else:
-        raise ValueError(f"no runtime folder for format '{fmt}'; known: {', '.join(RUNTIMES)}")
+        raise ValueError(f"no runtime folder for format '{fmt}'; known: {', '.join(RUNTIME_FOLDERS)}")
     imports = [line for line in body if line.startswith(("import ", "from "))]
     return "\n".join([*imports, *head, *(line for line in body if line not in imports and line)]) + "\n"
 
@@ -119,7 +114,8 @@ def write_runtime_folder(prep: Prepared, fmt: str, files: list[RuntimeFile], cho
             entry["check"] = {k: f.check[k] for k in ("max_abs_diff", "min_cosine", "fidelity", "metric", "floor",
                                                        "meets_floor", "enforced", "note") if k in f.check}
         entries.append(entry)
-    name, platforms, package = RUNTIMES[fmt]
+    spec = format_spec(fmt)
+    name, platforms, package = spec.title, spec.platforms, spec.package
     dtypes, shape, lengths = input_types(fmt, dst / chosen.path.name, prep.input_names)
     labels = ({str(k): str(v) for k, v in sorted(prep.model.config.id2label.items())}
               if TASKS[prep.head.task].class_names else None)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from compress.model.formats import FORMAT_SPECS, resolve
 from export.core import Prepared, Written  # noqa: F401 (Written: re-exported for importers)
 from export.files import file_size
-from export import openvino_ir
-from export import litert
-from export import coreml
 from export.heads import FILE_NAMES, get_head
 
 
-def _write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+def write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
     from export.onnx_export import convert_to_ort
 
     res = convert_to_ort(prep, onnx_path, path.parent)
@@ -22,25 +21,25 @@ def _write_ort(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> No
     done.metrics["parity_ort"] = res["parity"]
 
 
-def _write_torchscript(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+def write_torchscript(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
     from export import mobile
 
     done.metrics["parity_torchscript"] = mobile.export_torchscript(prep, path)
 
 
-def _write_ptl(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+def write_ptl(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
     from export import mobile
 
     done.metrics["parity_ptl"] = mobile.export_ptl(prep, path)
 
 
-def _write_pte(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
+def write_pte(prep: Prepared, onnx_path: Path, path: Path, done: Written) -> None:
     from export import mobile
 
     done.metrics["parity_executorch"] = mobile.export_pte(prep, path)
 
 
-def _pte_ready() -> None:
+def pte_ready() -> None:
     """.pte needs ExecuTorch installed: refuse before any work, saying why."""
     from export.errors import FormatUnavailableError
     from export.mobile import executorch_available
@@ -59,16 +58,24 @@ class FormatWriter:
     calibrates: bool = False  # its INT8 file is calibrated on text (prep.calibration_batches: the run's train split)
 
 
-# Every format but onnx (always written first: the others convert it or re-trace the same wrapper).
-WRITERS: dict[str, FormatWriter] = {
-    "ort": FormatWriter(_write_ort),
-    "torchscript": FormatWriter(_write_torchscript),
-    "ptl": FormatWriter(_write_ptl),
-    "executorch": FormatWriter(_write_pte, _pte_ready),
-    "coreml": FormatWriter(coreml.write_coreml, coreml.coreml_ready),
-    "openvino": FormatWriter(openvino_ir.write_openvino, openvino_ir.openvino_ready, calibrates=True),
-    "litert": FormatWriter(litert.write_litert, litert.litert_ready),
-}
+class Writers(Mapping[str, FormatWriter]):
+    """The writer of every registered format that names one (every format but onnx, always written first: the others
+    convert it or re-trace the same wrapper), built from the registry's "module:function" strings at each lookup."""
+
+    def __getitem__(self, fmt: str) -> FormatWriter:
+        spec = FORMAT_SPECS.get(fmt)
+        if spec is None or not spec.writer:
+            raise KeyError(fmt)
+        return FormatWriter(resolve(spec.writer), resolve(spec.preflight) if spec.preflight else None, spec.calibrates)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n, s in FORMAT_SPECS.items() if s.writer])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+WRITERS: Mapping[str, FormatWriter] = Writers()
 
 
 def write_formats(prep: Prepared, out_dir: Path, formats: Sequence[str], opset: int = 17,
