@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 if TYPE_CHECKING:
     from compress.config import RunConfig
@@ -133,15 +133,42 @@ def run_branch(cfg: "RunConfig", seed: tuple[list[Any], str], data: Any = None) 
     return run_pipeline(cfg, seed=seed, data=data)
 
 
+def load(config: PathLike, overrides: list[str] | None = None) -> "RunConfig":
+    """A pipeline YAML as ``edgepress run`` reads it: validated, ``overrides`` (``--set key=value``) applied last;
+    nothing filled in for the user (a missing teacher or data section is an error)."""
+    from compress.config import load_config
+
+    return load_config(config, overrides)
+
+
+def validate(config: PathLike, overrides: list[str] | None = None) -> "RunConfig":
+    """:func:`load`, then the stage order checked (each stage's needs provided by an earlier one); nothing runs."""
+    from compress.run.stages import check_stage_order
+
+    cfg = load(config, overrides)
+    check_stage_order(cfg)
+    return cfg
+
+
 def run(config: "RunConfig | PathLike | None" = None, *, force: set[str] | None = None,
-        **sections: Any) -> RunResult:
+        on_stage: Callable[[str, str], None] | None = None, **sections: Any) -> RunResult:
     """The whole pipeline (resumable), as ``edgepress run``: ``config`` plus section overrides, e.g.
-    ``run("configs/default.yaml", distill={"max_steps": 50}, name="try1")``."""
+    ``run("configs/default.yaml", distill={"max_steps": 50}, name="try1")``; ``on_stage(name, status)`` hears each
+    stage start, finish or be reused."""
     from compress.run.pipeline import run_pipeline
 
     cfg = _config(config, {}, sections)
-    outcomes = run_pipeline(cfg, force=force)
+    outcomes = run_pipeline(cfg, force=force, on_stage=on_stage)
     return RunResult(cfg.run_dir, cfg.run_dir / "final", list(outcomes))
+
+
+def package(run_dir: PathLike) -> StageRun:
+    """(Re)write ``run_dir/final/`` from a finished run (the package stage again, on the stages before it), as
+    ``edgepress package``."""
+    from compress.run.pipeline import rerun_stage
+
+    outcome = rerun_stage(Path(run_dir), "package")
+    return StageRun("package", outcome.dir, {"final": outcome.dir / "final"}, outcome.metrics)
 
 
 def finetune(model: str, out: PathLike, *, task: str | None = None, data: str | None = None,

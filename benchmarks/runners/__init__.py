@@ -1,33 +1,28 @@
-"""Runner registry: one small class per backend, looked up by (format, device)."""
+"""Runner registry: one small class per backend, looked up by (format, device); each export format names its
+runners in its ``FormatSpec`` (compress/model/formats.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from compress.core.errors import EdgepressError
+from compress.model.formats import FORMATS as EXPORT_FORMATS
+from compress.model.formats import FormatTable, Names, resolve, runner_refs
 
-FORMATS = ("pytorch", "onnx", "torchscript", "ptl", "ort", "executorch", "litert", "openvino", "coreml")
+FORMATS = Names(lambda: EXPORT_FORMATS, lead=("pytorch",))  # what bench measures: PyTorch + every export format
 DEVICES = ("cpu", "cuda", "tensorrt")
 
-# (format, device) -> "module:Class"; imported only when used so `import benchmarks` stays light
-_REGISTRY: dict[tuple[str, str], str] = {
-    ("pytorch", "cpu"): "benchmarks.runners.torch_runner:TorchEagerRunner",
-    ("pytorch", "cuda"): "benchmarks.runners.torch_runner:TorchCudaFp16Runner",
-    ("torchscript", "cpu"): "benchmarks.runners.torch_runner:TorchScriptRunner",
-    ("ptl", "cpu"): "benchmarks.runners.torch_runner:TorchScriptRunner",
-    ("onnx", "cpu"): "benchmarks.runners.ort_runner:OrtCpuRunner",
-    ("ort", "cpu"): "benchmarks.runners.ort_runner:OrtCpuRunner",
-    ("onnx", "cuda"): "benchmarks.runners.ort_runner:OrtCudaRunner",
-    ("onnx", "tensorrt"): "benchmarks.runners.ort_runner:OrtTensorrtRunner",
-    ("executorch", "cpu"): "benchmarks.runners.executorch_runner:ExecuTorchCpuRunner",
-    ("openvino", "cpu"): "benchmarks.runners.openvino_runner:OpenVinoCpuRunner",
-    ("litert", "cpu"): "benchmarks.runners.litert_runner:LiteRtCpuRunner",
-}
+# (device, "module:Class") of the pytorch folder's runners; every export format's come from its FormatSpec. Imported
+# only when used so `import benchmarks` stays light.
+PYTORCH_RUNNERS = (("cpu", "benchmarks.runners.torch_runner:TorchEagerRunner"),
+                   ("cuda", "benchmarks.runners.torch_runner:TorchCudaFp16Runner"))
+UNSUPPORTED: Mapping[str, str] = FormatTable("untimed")  # format -> why no runner here can measure it
 
-UNSUPPORTED: dict[str, str] = {  # format -> why no runner here can measure it
-    "coreml": "Core ML .mlpackage files run only on Apple devices (macOS / iOS); they are not timed here: "
-              "measure them on the Mac or iPhone with Xcode's Core ML performance report",
-}
+
+def runners() -> dict[tuple[str, str], str]:
+    """(format, device) -> "module:Class" of every runner: PyTorch's, then the registry's, read at each call."""
+    return {**{("pytorch", device): ref for device, ref in PYTORCH_RUNNERS}, **runner_refs()}
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -98,16 +93,13 @@ def detect_format(path: Path) -> str:
 
 def runner_class(fmt: str, device: str = "cpu") -> type:
     """The runner class for a format on a device; EdgepressError names what is supported."""
-    import importlib
-
     if fmt in UNSUPPORTED:
         raise EdgepressError(UNSUPPORTED[fmt])
-    key = (fmt, device)
-    if key not in _REGISTRY:
-        known = ", ".join(f"{f}@{d}" for f, d in _REGISTRY)
+    table = runners()
+    if (fmt, device) not in table:
+        known = ", ".join(f"{f}@{d}" for f, d in table)
         raise EdgepressError(f"no runner for format '{fmt}' on device '{device}'; supported: {known}")
-    module, cls = _REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(table[fmt, device])
 
 
 def skip_reason(fmt: str, device: str = "cpu") -> str | None:

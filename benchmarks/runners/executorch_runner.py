@@ -6,8 +6,9 @@ from typing import Any
 
 from benchmarks.runners.base import STANDARD_INPUTS, Runner
 from compress.core.errors import EdgepressError, ModelLoadError
+from compress.model.formats import install_hint
 
-HINT = "pip install 'edgepress[executorch]'"
+HINT = install_hint("executorch")
 
 
 class ExecuTorchCpuRunner(Runner):

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.runners.base import Runner
+from compress.model.formats import install_hint
 
 if TYPE_CHECKING:
     import numpy as np
 
-LITERT_HINT = "pip install 'edgepress[litert]'"
+LITERT_HINT = install_hint("litert")
 
 
 def tflite_precision(path: Path) -> str | None:

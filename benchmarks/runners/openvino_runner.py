@@ -23,11 +23,12 @@ from benchmarks.remote_runner import (OPENVINO_SHAPES, SMALLEST_BUCKET, OpenVino
 from benchmarks.remote_runner import openvino_reason as reason  # noqa: F401 (export.openvino_ir uses it)
 from benchmarks.runners.base import Runner, Threads, task_output
 from compress.core.errors import ModelLoadError
+from compress.model.formats import install_hint
 
 if TYPE_CHECKING:
     import numpy as np
 
-OPENVINO_HINT = "pip install 'edgepress[openvino]'"
+OPENVINO_HINT = install_hint("openvino")
 
 
 class Compiled(NamedTuple):

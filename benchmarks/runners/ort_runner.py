@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from benchmarks.runners.base import Runner
 from compress.core.errors import ModelLoadError
+from compress.model.formats import install_hint
 
 
 class OrtCpuRunner(Runner):
@@ -21,7 +22,7 @@ class OrtCpuRunner(Runner):
         try:
             import onnxruntime as ort
         except ImportError:
-            return "onnxruntime is not installed: pip install onnxruntime"
+            return f"onnxruntime is not installed: {install_hint('onnx')}"
         missing = [p for p in cls.providers if p not in ort.get_available_providers()]
         if missing:
             return f"onnxruntime here has no {missing[0]} (available: {', '.join(ort.get_available_providers())})"

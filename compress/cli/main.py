@@ -168,11 +168,10 @@ def run(
 
     One run per folder (runs/<name>/.lock); third-party log lines and warnings go to runs/<name>/log.txt.
     """
-    from compress.config import load_config
-    from compress.run.pipeline import run_pipeline
-
-    cfg = load_config(config, set_ + (["keep_checkpoints=true"] if keep_checkpoints else []))
+    from compress import api
     from compress.run.registry import with_followers
+
+    cfg = api.load(config, set_ + (["keep_checkpoints=true"] if keep_checkpoints else []))
 
     stages = " -> ".join(with_followers(cfg.stages))  # package follows a run that exports or searches
     console.print(f"[bold]edgepress[/] run '{escape(cfg.name)}' -> {escape(str(cfg.run_dir))}  stages: {stages}")
@@ -181,7 +180,7 @@ def run(
         style = {"running": "yellow", "done": "green", "skipped": "dim"}[status]
         console.print(f"  [{style}]{status:>8}[/] {name}")
 
-    outcomes = run_pipeline(cfg, force=set(force), on_stage=on_stage)
+    outcomes = api.run(cfg, force=set(force), on_stage=on_stage).stages
     _print_outcomes(outcomes)
     _print_report(cfg.run_dir)
     _print_where(cfg.run_dir)
@@ -196,12 +195,9 @@ def validate(
     """Check CONFIG against the schema and print the resolved config (nothing runs)."""
     import yaml
 
-    from compress.config import load_config
+    from compress import api
 
-    from compress.run.stages import check_stage_order
-
-    cfg = load_config(config, set_)
-    check_stage_order(cfg)
+    cfg = api.validate(config, set_)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
@@ -348,10 +344,10 @@ def package_cmd(
     debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
     """(Re)write RUN_DIR/final/ from a finished run: HF/sentence-transformers folder, optimum ONNX folder, app bundle."""
-    from compress.run.pipeline import rerun_stage
+    from compress import api
 
-    outcome = rerun_stage(run_dir, "package")  # the package stage again, on the finished stages before it
-    info = json.loads((outcome.dir / "final" / "package.json").read_text())
+    packaged = api.package(run_dir)  # the package stage again, on the finished stages before it
+    info = json.loads((packaged.outputs["final"] / "package.json").read_text())
     table = Table(title=f"packaged {run_dir}/final")
     table.add_column("what")
     table.add_column("value")
