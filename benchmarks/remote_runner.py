@@ -51,7 +51,9 @@ ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55"
 EMULATED_ENV = "EDGEPRESS_EMULATED"
 STANDARD_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOKEN_SCORES = ("start_logits", "end_logits")  # 2-D outputs with one score per token
-# runtime -> (module imported on the device, the pip line that installs it); a model's suffix picks its runtime
+# runtime -> (module imported on the device, the pip line that installs it); a model's suffix picks its runtime.
+# The facts of each format live in compress/model/formats.py (FORMAT_SPECS); this file is stdlib-only and copied to
+# devices, so it cannot import it: keep this short table in step with the registry when a runtime is added.
 RUNTIMES = {"onnxruntime": ("onnxruntime", "pip install onnxruntime numpy"),
             "litert": ("ai_edge_litert", "pip install ai-edge-litert numpy"),
             "openvino": ("openvino", "pip install openvino numpy")}
