@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from compress.package.choice import Choice, run_relative
 from compress.core.errors import EdgepressError
+from compress.model.formats import formats_with
 from compress.quantize.report import QuantizeReport
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from compress.run.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
-MOBILE_FORMATS = ("ptl", "executorch", "torchscript")
+MOBILE_FORMATS = formats_with("mobile")  # PyTorch-side mobile files the bundle carries (the registry's)
 
 
 def run_dir_of(records: list["StageRecord"]) -> Path | None:
@@ -369,7 +370,7 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
     return info
 
 
-RUNTIME_FOLDERS = ("openvino", "litert", "executorch", "coreml")  # formats final/ ships in a folder of their own
+RUNTIME_FOLDERS = formats_with("own_folder")  # formats final/ ships in a folder of their own (the registry's)
 
 
 def runtime_folders(cfg: "RunConfig", choice: Choice) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compress.core.errors import EdgepressError
+from compress.model.formats import formats_with
 from compress.quantize.report import REPORT_FILE, QuantizeReport
 from compress.run.stages import StageInputs, StageResult, Variant, own_model, tag_names, teacher_source
 from compress.tasks import task_spec
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from compress.quantize.qat import QATSource
 
 OUTPUT_KEYS = {"fp16": "onnx_fp16", "int4": "onnx_int4"}
-RUNTIME_FORMATS = ("executorch", "litert", "openvino", "coreml")  # scored on the guard's rows beside the ONNX files
+RUNTIME_FORMATS = formats_with("guard_scores")  # scored on the guard's rows beside the ONNX files (the registry's)
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")

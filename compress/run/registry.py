@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from compress.core.errors import EdgepressError
-
-
-# the export's other files: one key per format, one per runtime format's quantized / fp16 file (<format>_<precision>)
-RUNTIME_FILES = ("torchscript", "ptl", "ort", "executorch", "litert", "litert_fp16", "litert_int8", "openvino",
-                 "openvino_int8", "coreml", "coreml_int8")
+from compress.model.formats import Names, export_output_keys
 
 
 @dataclass(frozen=True)
@@ -29,7 +25,7 @@ class StageSpec:
     unused: tuple[str, ...] = ()  # dotted keys inside ``sections`` the stage never reads (hashed at default)
     needs: tuple[str, ...] = ()  # output keys an earlier stage must provide (checked before any work)
     provides: tuple[str, ...] = ()  # output keys this stage writes (checked when it returns)
-    optional: tuple[str, ...] = ()  # output keys it writes only under some settings (also checked)
+    optional: Sequence[str] = ()  # output keys it writes only under some settings (also checked; export's: live)
     multi_rank: bool = False  # runs on every rank under torchrun (training stages); others run on rank 0 only
     publish: tuple[str, ...] = ()  # outputs the run folder keeps under their own names (runs/<name>/report.json)
     follows: tuple[str, ...] = ()  # appended to a run whose stages include one of these (not to search branches)
@@ -70,9 +66,12 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("trim_vocab", "compress.vocab.stage:run_stage", ("task", "seed", "data", "vocab"),
                   "keep the tokens the domain uses: embedding rows and tokenizer rewritten together",
                   needs=("model",), provides=("model",)),
+        # export's optional keys: one per format it writes after model.onnx, one per quantized / fp16 sibling
+        # (<format>_<precision>), read from the format registry (compress/model/formats.py) at each use
         StageSpec("export", "export.stage:run_stage", ("task", "seed", "teacher", "data", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
-                  provides=("onnx", "tokenizer"), optional=("bundle", "onnx_optimized", "teacher_onnx", *RUNTIME_FILES)),
+                  provides=("onnx", "tokenizer"),
+                  optional=Names(export_output_keys, lead=("bundle", "onnx_optimized", "teacher_onnx"))),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),
                   "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("report",),
                   optional=("onnx_int8", "onnx_fp16", "onnx_int4"),

@@ -7,17 +7,21 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from compress.core.config_base import Section
+from compress.model.formats import FORMAT_SPECS, SEARCH_RUNTIMES
+from compress.model.formats import runtime_of  # noqa: F401 (re-exported for importers)
 from compress.quantize.config import Method
 
-# runtime -> the export format it runs (the search writes that format in every branch and times it in this runtime)
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "litert": "litert", "executorch": "executorch"}
-COREML_REFUSED = ("Core ML cannot be timed here (it runs only on Apple devices); ship it with export.formats: "
-                  "[coreml]")
+# runtime -> the export format it runs (the search writes that format in every branch and times it in this runtime):
+# the registry's formats with a search_rank, read at each use
+RUNTIME_FORMATS = SEARCH_RUNTIMES
 
 
-def runtime_of(fmt: str) -> str:
-    """The runtime that runs an export format (``onnx`` and ``ort`` files: onnxruntime)."""
-    return "onnxruntime" if fmt in ("onnx", "ort") else fmt
+def untimed_refusal(runtime: str) -> str | None:
+    """Why the search cannot take ``runtime`` when the registry says no runner here times its format (Core ML)."""
+    spec = next((s for s in FORMAT_SPECS.values() if s.runtime == runtime and s.untimed), None)
+    if spec is None:
+        return None
+    return f"{spec.title} cannot be timed here ({spec.untimed_why}); ship it with export.formats: [{spec.name}]"
 
 
 class SearchTargets(Section):
@@ -139,8 +143,9 @@ class SearchConfig(Section):
         if not values:
             raise ValueError(f"give at least one runtime ({', '.join(RUNTIME_FORMATS)})")
         for v in values:
-            if v == "coreml":
-                raise ValueError(COREML_REFUSED)
+            refused = untimed_refusal(v)
+            if refused:
+                raise ValueError(refused)
             if v not in RUNTIME_FORMATS:
                 import difflib
 
