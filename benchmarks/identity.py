@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from export.files import model_files
+
 HASH_CHARS = 16  # hex digits kept: enough to tell models apart in a report, short enough to read
 
 
@@ -43,14 +45,12 @@ def _folder_weights(folder: Path) -> list[Path]:
 
 def weight_files(path: Path) -> list[Path]:
     """The files holding the model itself: an ONNX file and the external-data files its graph names, another model
-    file alone (an OpenVINO IR's .xml with its .bin), or the weights a save_pretrained folder loads. Other files
-    beside it never count in its size or hash."""
+    as ``export.files.model_files`` makes it up (an OpenVINO IR's .xml with its .bin, every file of a Core ML
+    .mlpackage), or the weights a save_pretrained folder loads. Other files beside it never count in its size or hash."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() != ".mlpackage":
         return _folder_weights(path)
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
-        return [path, path.with_suffix(".bin")]
-    return [path, *_onnx_external_files(path)]
+    return [*model_files(path), *_onnx_external_files(path)]
 
 
 def content_hash(path: Path) -> str | None:
