@@ -12,7 +12,7 @@ import pytest
 
 from compress.core.errors import ConfigError, EdgepressError
 from compress.model.formats import (FORMAT_SPECS, FORMATS, FormatSpec, format_spec, formats_with, install_hint,
-                                    resolve, runtime_of)
+                                    runtime_of)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIMES = ("onnxruntime", "openvino", "litert", "executorch", "coreml", "torch")
