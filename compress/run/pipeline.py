@@ -182,7 +182,7 @@ def preflight(cfg: RunConfig, stages: list[str]) -> None:
     from compress.model.checks import check_max_length, read_model_config
     from compress.model.loading import resolve_model_path
 
-    if not any("teacher" in get_stage(s).sections for s in stages):
+    if not any(stage_loads_teacher(cfg, s) for s in stages):
         return
     for field, spec in (("teacher.model", cfg.teacher.model), ("student.model", cfg.student.model)):
         if not spec or (field == "student.model" and not any("student" in get_stage(s).sections for s in stages)):
@@ -190,6 +190,13 @@ def preflight(cfg: RunConfig, stages: list[str]) -> None:
         path = Path(resolve_model_path(spec))  # refuses files, damaged weights, folders without config.json
         if path.is_dir():  # a hub name stays unchecked here (no network before a stage needs it)
             check_max_length(read_model_config(path), cfg.teacher.max_length, spec)
+
+
+def stage_loads_teacher(cfg: RunConfig, name: str) -> bool:
+    """Whether stage ``name`` loads teacher.model under ``cfg`` (its spec's ``loads_teacher``, else: whenever
+    "teacher" is among its sections)."""
+    spec = get_stage(name)
+    return "teacher" in spec.sections and spec.call("loads_teacher", cfg) is not False
 
 
 def _barrier() -> None:

@@ -32,12 +32,16 @@ class StageSpec:
     preload: str = ""  # "module:function(cfg) -> module names" imported before the run's log capture starts
     work_dirs: str = ""  # "module:function(cfg, run_dir) -> folders" it may write outside out_dir (caches)
     needs_unless: str = ""  # "module:function(cfg) -> keys" of ``needs`` the stage makes itself under that config
+    # "module:function(cfg) -> bool": whether it loads teacher.model under that config (unset: it does whenever
+    # "teacher" is among its sections); the pre-run check of the teacher folder runs only for stages that load it
+    loads_teacher: str = ""
 
     def load(self) -> Callable[..., Any]:
         return _resolve(self.target)
 
     def call(self, hook: str, *args: Any) -> Any:
-        """Call one of the spec's "module:function" hooks (preload, work_dirs, needs_unless); None when unset."""
+        """Call one of the spec's "module:function" hooks (preload, work_dirs, needs_unless, loads_teacher); None when
+        unset."""
         target = getattr(self, hook)
         return _resolve(target)(*args) if target else None
 
@@ -70,12 +74,12 @@ STAGES: dict[str, StageSpec] = {
         # (<format>_<precision>), read from the format registry (compress/model/formats.py) at each use
         StageSpec("export", "export.stage:run_stage", ("task", "seed", "teacher", "data", "export"),
                   "write ONNX (and other runtime formats), checked against PyTorch", needs=("model",),
-                  provides=("onnx", "tokenizer"),
+                  provides=("onnx", "tokenizer"), loads_teacher="compress.run.stages:export_loads_teacher",
                   optional=Names(export_output_keys, lead=("bundle", "onnx_optimized", "teacher_onnx"))),
         StageSpec("quantize", "compress.quantize.stage:run_stage", ("task", "seed", "teacher", "data", "distill", "quantize"),
                   "INT8 quantization of the exported ONNX model", needs=("onnx",), provides=("report",),
                   optional=("onnx_int8", "onnx_fp16", "onnx_int4"),
-                  preload="compress.run.stages:nncf_preload"),
+                  preload="compress.run.stages:nncf_preload", loads_teacher="compress.run.stages:qat_loads_teacher"),
         StageSpec("search", "compress.search.stage:run_stage",
                   ("task", "seed", "teacher", "data", "finetune", "student", "distill", "prune", "vocab", "export",
                    "quantize", "bench", "search"),  # its branches are whole runs: every section

@@ -135,6 +135,16 @@ def nncf_preload(cfg: "RunConfig") -> tuple[str, ...]:
     return ("nncf",) if {"nncf", "qat"} & set(cfg.quantize.methods) else ()
 
 
+def export_loads_teacher(cfg: "RunConfig") -> bool:
+    """Export reads the teacher's folder only to export it beside the model (export.include_teacher)."""
+    return cfg.export.include_teacher
+
+
+def qat_loads_teacher(cfg: "RunConfig") -> bool:
+    """Quantize reads the teacher's folder only for QAT (distillation from the teacher while fine-tuning INT8)."""
+    return "qat" in cfg.quantize.methods
+
+
 def search_distils(cfg: "RunConfig") -> tuple[str, ...]:
     """The ``needs`` search satisfies itself: with ``search.depths`` it distils each depth, needing no model."""
     return ("model",) if cfg.search.depths else ()

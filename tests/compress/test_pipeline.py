@@ -131,3 +131,19 @@ def test_pipeline_copies_the_bench_report_into_the_run_folder(fake_stages, monke
     assert (run_dir / "report.json").read_text() == "report.json of seed 42"  # restored from 02-bench
     run_pipeline(_cfg(tmp_path, "stages=[a, bench]", "seed=7"))
     assert (run_dir / "report.json").read_text() == "report.json of seed 7"
+
+
+def test_the_teacher_folder_is_checked_before_a_run_only_for_stages_that_load_it(tmp_path):
+    """quantize reads the teacher only for QAT and export only to export it too: a missing teacher folder does not stop
+    them; distill, or QAT, or include_teacher, are refused before any work."""
+    from compress.core.errors import EdgepressError
+    from compress.run.pipeline import preflight
+
+    base = [f"teacher.model={tmp_path / 'missing'}", "data.train=y"]
+    cfg = load_config(None, base)
+    preflight(cfg, ["quantize"])
+    preflight(cfg, ["export"])
+    for stages, extra in ((["distill"], []), (["quantize"], ["quantize.methods=[qat]"]),
+                          (["export"], ["export.include_teacher=true"])):
+        with pytest.raises(EdgepressError, match="missing"):
+            preflight(load_config(None, [*base, *extra]), stages)
