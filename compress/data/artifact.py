@@ -11,6 +11,7 @@ so those stages run again instead of reusing results made from other rows.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -74,10 +75,12 @@ def labels_in_digest(task: str, split: str) -> bool:
 @dataclass
 class RunData:
     """A run's data artifact, read back: each split's rows, digests per split and, when eval comes from train,
-    its row ids."""
+    its row ids. ``held``: the same rows in memory instead of on disk (the splits and corpora a rank other than
+    the first made itself, while the first writes them; see :func:`split_in_memory`)."""
 
     folder: Path
     meta: dict[str, Any]
+    held: tuple[Any, list[Any]] | None = None
 
     @property
     def digest(self) -> str:
@@ -89,6 +92,8 @@ class RunData:
     def eval_ids(self) -> "np.ndarray | None":
         import numpy as np
 
+        if self.held is not None:
+            return self.held[0].eval_ids
         path = self.folder / EVAL_IDS_FILE
         return np.load(path, allow_pickle=False) if self.meta.get("eval_from_train") else None
 
@@ -103,7 +108,10 @@ class RunData:
         parts: dict[str, Any] = {}
         for split in SPLITS:
             attrs = self.meta["rows"][split]
-            ds = _load_rows(self.folder / ROWS_DIR / split)
+            if self.held is not None and not attrs.get("streamed"):
+                parts[split] = copy.copy(getattr(self.held[0], split))  # a stage may set attributes on its rows
+                continue
+            ds = getattr(self.held[0], split) if self.held is not None else _load_rows(self.folder / ROWS_DIR / split)
             parts[split] = ds if streamed and attrs.get("streamed") else spec.rows_from_columns(ds.to_dict(), attrs)
         source_rows = self.meta["splits"]["train"]["source_rows"]
         if streamed and self.meta["rows"]["train"].get("streamed"):
@@ -116,6 +124,8 @@ class RunData:
     def unlabeled(self) -> list[Any]:
         """The data.unlabeled corpora as the split stored them (memory-mapped ``datasets.Dataset``, a "text" column
         each, cut to their limits): what distillation, prune recovery, QAT and the vocabulary count add to train."""
+        if self.held is not None:
+            return list(self.held[1])
         return [_load_rows(self.folder / ROWS_DIR / UNLABELED_DIR / str(i)) for i in range(len(self.meta["unlabeled"]))]
 
     def rows_attrs(self, split: str = "train") -> dict[str, Any]:
@@ -181,28 +191,15 @@ def read_plan(run_dir: Path | None) -> RunData | None:
     return RunData(folder, meta)
 
 
-def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path,
-               labels: dict[str, Any] | None = None) -> RunData:
-    """Split the data once (the task's loader) and write the artifact, rows included; an unchanged one is kept.
-
-    ``labels`` (:func:`compress.run.stages.head_labels`) checks every split's class ids against the model head the
-    run will use, before any stage works on them."""
-    import numpy as np
-
+def _split(data_cfg: Any, task: str, seed: int, cache_dir: Path, labels: dict[str, Any] | None,
+           clear: Path | None) -> tuple[dict[str, Any], Any, list[Any]]:
+    """The split, read from the files (the task's loader): (what splits.json records, the splits, the corpora)."""
+    from compress.data.files import reading_files
     from compress.data.rows import load_distill_splits, load_splits, unlabeled_corpora
-    from compress.core.fsio import refuse_symlink, write_bytes, write_text
-
     from compress.tasks import task_spec
 
-    from compress.data.files import active_sources, reading_files
-
     streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
-    folder = Path(run_dir) / SPLITS_DIR
-    refuse_symlink(folder, "the run's data folder")
-    # the split reads the files (its rows are the run's copy); a run's own split first clears the copies its stages
-    # kept of other sources last time
-    own = active_sources() in (None, folder / SOURCES_DIR)
-    with reading_files(clear=folder / SOURCES_DIR if own else None):
+    with reading_files(clear=clear):
         splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
             load_splits(data_cfg, task, seed, **(labels or {}))
         extra = unlabeled_corpora(data_cfg, cache_dir)
@@ -217,6 +214,34 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     meta["splits"]["train"]["source_rows"] = splits.source_rows
     meta["unlabeled"] = [{"source": src.source, "rows": len(corpus), "sha256": split_digest(corpus, False)}
                          for src, corpus in zip(data_cfg.unlabeled, extra)]
+    return meta, splits, extra
+
+
+def split_in_memory(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path,
+                    labels: dict[str, Any] | None = None) -> RunData:
+    """The split :func:`write_plan` makes, held in memory and written nowhere: what a rank other than the first
+    of a multi-process launch uses (no process group exists yet to wait on the first rank's files)."""
+    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels, None)
+    return RunData(Path(run_dir) / SPLITS_DIR, meta, (splits, extra))
+
+
+def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Path,
+               labels: dict[str, Any] | None = None) -> RunData:
+    """Split the data once (the task's loader) and write the artifact, rows included; an unchanged one is kept.
+
+    ``labels`` (:func:`compress.run.stages.head_labels`) checks every split's class ids against the model head the
+    run will use, before any stage works on them."""
+    import numpy as np
+
+    from compress.core.fsio import refuse_symlink, write_bytes, write_text
+    from compress.data.files import active_sources
+
+    folder = Path(run_dir) / SPLITS_DIR
+    refuse_symlink(folder, "the run's data folder")
+    # the split reads the files (its rows are the run's copy); a run's own split first clears the copies its stages
+    # kept of other sources last time
+    own = active_sources() in (None, folder / SOURCES_DIR)
+    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels, folder / SOURCES_DIR if own else None)
     folder.mkdir(parents=True, exist_ok=True)
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):

@@ -59,15 +59,22 @@ def split_data_once(cfg: RunConfig, run_dir: Path, teacher: Path | None = None,
     branch whose data, task and seed are its parent run's takes the parent's (``parent``) instead of splitting again."""
     if not any("data" in get_stage(name).sections for name in (cfg.stages if stages is None else stages)):
         return None
-    from compress.data.artifact import config_digest, read_plan, write_plan
-    from compress.run.stages import data_cache_dir, head_labels
+    from compress.data.artifact import config_digest
+    from compress.run.stages import head_labels
 
     if parent is not None and parent.meta.get("config") == config_digest(cfg.data, cfg.task, cfg.seed):
         return parent
-    if is_main_process():
-        write_plan(cfg.data, cfg.task, cfg.seed, run_dir, data_cache_dir(cfg, run_dir), head_labels(cfg, teacher))
-    _barrier()
-    return read_plan(run_dir)
+    return make_data(cfg, run_dir, head_labels(cfg, teacher))
+
+
+def make_data(cfg: RunConfig, run_dir: Path, labels: dict) -> "RunData":
+    """The data artifact of ``run_dir``: the first rank writes it; the others of a multi-process launch (no process
+    group to wait on yet) make the same split in memory."""
+    from compress.data.artifact import split_in_memory, write_plan
+    from compress.run.stages import data_cache_dir
+
+    make = write_plan if is_main_process() else split_in_memory
+    return make(cfg.data, cfg.task, cfg.seed, run_dir, data_cache_dir(cfg, run_dir), labels)
 
 
 def stage_inputs(cfg: RunConfig, run_dir: Path, upstream: list[StageRecord] | None = None,
@@ -83,16 +90,10 @@ def stage_inputs(cfg: RunConfig, run_dir: Path, upstream: list[StageRecord] | No
 def standalone_data(cfg: RunConfig, inputs: StageInputs) -> "RunData":
     """The data artifact of a stage run on its own, in its work folder: class names map to the ids of the model it
     was given (else of the head the configured teacher has or a fine-tune makes)."""
-    from compress.data.artifact import read_plan, write_plan
-    from compress.run.stages import data_cache_dir, head_labels, own_model, teacher_labels
+    from compress.run.stages import head_labels, own_model, teacher_labels
 
     labels = teacher_labels(cfg, inputs) if own_model(inputs) is not None else head_labels(cfg)
-    if is_main_process():
-        write_plan(cfg.data, cfg.task, cfg.seed, inputs.run_dir, data_cache_dir(cfg, inputs.run_dir), labels)
-    _barrier()
-    found = read_plan(inputs.run_dir)
-    assert found is not None  # just written
-    return found
+    return make_data(cfg, inputs.run_dir, labels)
 
 
 LOCK_FILE = ".lock"

@@ -130,3 +130,18 @@ def test_unlabeled_corpora_are_stored_with_the_split_and_leave_its_digest_alone(
     assert without.unlabeled() == [] and plan.digest == without.digest
     extra.write_text("edited\n" * 9)
     assert read_plan(tmp_path / "b").unlabeled()[0]["text"][0] == "unlabelled sentence 0"
+
+
+def test_a_later_rank_holds_the_same_split_in_memory(tmp_path):
+    """A rank other than the first (torchrun, before any process group exists) makes the split itself, writes
+    nothing, and gets the rows, ids and digest the first rank writes."""
+    from compress.data.artifact import split_in_memory
+
+    cfg = load_config(None, base={"teacher": {"model": "x"}, "data": _data(_stsb_like(tmp_path / "d.tsv"))})
+    held = split_in_memory(cfg.data, "embedding", 42, tmp_path / "rank1", tmp_path / "cache")
+    assert not (tmp_path / "rank1").exists()
+    plan = write_plan(cfg.data, "embedding", 42, tmp_path / "run", tmp_path / "cache")
+    assert held.digest == plan.digest and held.eval_ids().tolist() == plan.eval_ids().tolist()
+    for split in ("train", "eval", "test"):
+        assert getattr(held.splits(), split).texts == getattr(plan.splits(), split).texts
+    assert held.splits(streamed=True).train["text"] == plan.splits(streamed=True).train["text"]
