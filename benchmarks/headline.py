@@ -54,7 +54,7 @@ def runtime_rows(local: list[dict[str, Any]], winner: dict[str, Any], baseline: 
                  big: int | None) -> list[dict[str, Any]]:
     """The winner's model in each runtime the bench measured (the search publishes it per listed runtime), each
     with its batch-1 p50, batch-``big`` throughput, session memory and both ratios to Optimum INT8."""
-    from compress.search.config import runtime_of
+    from compress.model.formats import runtime_of
 
     rows = []
     for m in [winner, *(m for m in local if m["name"].startswith("search-winner-"))]:

@@ -7,7 +7,6 @@ the key path and the nearest valid key.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import typing
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 from benchmarks.config import BenchConfig
 from compress.core.config_base import Section, optimizer_steps
 from compress.distill.config import DistillConfig, StudentConfig
-from compress.core.errors import ConfigError
+from compress.core.errors import ConfigError, closest_name
 from compress.prune.config import PruneConfig
 from compress.quantize.config import QuantizeConfig
 from compress.search.config import SearchConfig
@@ -344,8 +343,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             owner = _model_at(loc)
             valid = list(owner.model_fields) if owner else []
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{'.'.join(str(p) for p in loc[:-1] + (close[0],))}'?" if close else ""
+            close = closest_name(loc[-1], valid, cutoff=0.5)
+            hint = f"; did you mean '{'.'.join(str(p) for p in loc[:-1] + (close,))}'?" if close else ""
             lines.append(f"  - unknown key '{path}'{hint} (valid here: {', '.join(valid)})")
         elif err["type"] == "missing":
             lines.append(f"  - '{path}' is required")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class EdgepressError(Exception):
     """A problem the user can act on: says what is wrong, where, and what to do."""
@@ -69,3 +71,11 @@ def require(module: str, pip_name: str | None = None, extra: str | None = None):
         if extra:
             hint += f"  (or: pip install 'edgepress[{extra}]')"
         raise MissingDependencyError(f"{module} is needed for this step but is not installed: {hint}") from exc
+
+
+def closest_name(name: object, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The known name closest to ``name`` (a typo's likely meaning), for the "did you mean" of a one-line error."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None

@@ -170,13 +170,11 @@ def formats_with(field: str) -> Sequence[str]:
 
 def format_spec(name: str) -> FormatSpec:
     """The spec of export format ``name``; an unknown name is a one-line error naming the closest format."""
-    import difflib
-
-    from compress.core.errors import ConfigError
+    from compress.core.errors import ConfigError, closest_name
 
     if name not in FORMAT_SPECS:
-        close = difflib.get_close_matches(str(name), FORMAT_SPECS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        close = closest_name(name, FORMAT_SPECS)
+        hint = f"did you mean '{close}'? " if close else ""
         raise ConfigError(f"unknown export format '{name}': {hint}formats: {', '.join(FORMAT_SPECS)}")
     return FORMAT_SPECS[name]
 

@@ -113,9 +113,9 @@ def with_followers(stages: list[str]) -> list[str]:
 
 def get_stage(name: str) -> StageSpec:
     if name not in STAGES:
-        import difflib
+        from compress.core.errors import closest_name
 
-        close = difflib.get_close_matches(name, STAGES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        close = closest_name(name, STAGES)
+        hint = f" (did you mean '{close}'?)" if close else ""
         raise EdgepressError(f"unknown stage '{name}'{hint}; known stages: {', '.join(STAGES)}")
     return STAGES[name]

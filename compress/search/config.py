@@ -8,7 +8,6 @@ from pydantic import Field, field_validator, model_validator
 
 from compress.core.config_base import Section
 from compress.model.formats import FORMAT_SPECS, SEARCH_RUNTIMES
-from compress.model.formats import runtime_of  # noqa: F401 (re-exported for importers)
 from compress.quantize.config import Method
 
 # runtime -> the export format it runs (the search writes that format in every branch and times it in this runtime):
@@ -147,10 +146,10 @@ class SearchConfig(Section):
             if refused:
                 raise ValueError(refused)
             if v not in RUNTIME_FORMATS:
-                import difflib
+                from compress.core.errors import closest_name
 
-                close = difflib.get_close_matches(v, RUNTIME_FORMATS, n=1, cutoff=0.5)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                close = closest_name(v, RUNTIME_FORMATS, cutoff=0.5)
+                hint = f" (did you mean '{close}'?)" if close else ""
                 raise ValueError(f"unknown runtime '{v}'{hint}; choose from {', '.join(RUNTIME_FORMATS)}")
         if len(set(values)) != len(values):
             raise ValueError(f"a runtime is listed twice in {values}")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from compress.core.errors import EdgepressError
 from compress.search.branches import Branch, run_branches
-from compress.search.config import RUNTIME_FORMATS, runtime_of
+from compress.model.formats import runtime_of
+from compress.search.config import RUNTIME_FORMATS
 from compress.search.select import Candidate, choose
 from compress.run.stages import StageInputs, StageResult, Variant, tag_names
 

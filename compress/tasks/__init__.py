@@ -40,13 +40,11 @@ TOKEN_TASKS = tuple(n for n, s in TASKS.items() if s.token_level)  # outputs per
 
 def task_spec(name: str) -> TaskSpec:
     """The spec of task ``name``; an unknown name is a one-line error naming the closest task."""
-    import difflib
-
-    from compress.core.errors import ConfigError
+    from compress.core.errors import ConfigError, closest_name
 
     if name not in TASKS:
-        close = difflib.get_close_matches(str(name), TASKS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        close = closest_name(name, TASKS)
+        hint = f"did you mean '{close}'? " if close else ""
         raise ConfigError(f"unknown task '{name}': {hint}tasks: {', '.join(TASKS)}")
     return TASKS[name]
 
