@@ -346,14 +346,16 @@ def package_cmd(
     """(Re)write RUN_DIR/final/ from a finished run: HF/sentence-transformers folder, optimum ONNX folder, app bundle."""
     from compress import api
 
+    from compress.package.record import PackageRecord
+
     packaged = api.package(run_dir)  # the package stage again, on the finished stages before it
-    info = json.loads((packaged.outputs["final"] / "package.json").read_text())
+    info = PackageRecord.read(packaged.outputs["final"])
     table = Table(title=f"packaged {run_dir}/final")
     table.add_column("what")
     table.add_column("value")
-    table.add_row("chosen", f"{info['chosen']['name']} ({info['chosen']['origin']}, {info['chosen']['precision']})")
-    table.add_row("bundle", f"{', '.join(info['bundle']['models'])} ({info['bundle']['size_mb']:.1f} MB)")
-    for k, v in info["files"].items():
+    table.add_row("chosen", f"{info.chosen.name} ({info.chosen.origin}, {info.chosen.precision})")
+    table.add_row("bundle", f"{', '.join(info.bundle.models)} ({info.bundle.size_mb:.1f} MB)")
+    for k, v in info.files.items():
         table.add_row(k, str(v))
     console.print(table)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from export.bundle import BundleManifest
     from compress.model.interface import ModelInterface
     from compress.package.choice import Choice
+    from compress.package.record import PackageRecord
 
 PIPELINE_TAG = TaskTable("pipeline_tag")
 
@@ -276,12 +277,12 @@ def _eval_results(cfg: "RunConfig", bench: "BenchRows | None") -> list[Any]:
 
 
 def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", bench: "BenchRows | None",
-               manifest: "BundleManifest", info: dict[str, Any], teacher: Teacher, where: str = ".") -> str:
+               manifest: "BundleManifest", info: "PackageRecord", teacher: Teacher, where: str = ".") -> str:
     """The card as Markdown with Hugging Face's YAML header, its snippets relative to ``where`` (``.`` for
     ``final/README.md``, ``model`` for ``final/model/README.md``)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    recipe_facts = info.get("recipe") or {}
+    recipe_facts = info.recipe
     sources = [cfg.data.train, *(u.source for u in cfg.data.unlabeled)]
     datasets = sorted({d for d in map(hub_dataset, sources) if d})
     results = _eval_results(cfg, bench)
@@ -312,24 +313,24 @@ def model_card(cfg: "RunConfig", choice: "Choice", iface: "ModelInterface", benc
             f"Made by edgepress from the teacher {linked} for task `{cfg.task}`.", "",
             *(line for note in _quality_note(bench, cfg) for line in (note, "")),
             "## Recipe", "", *recipe, "", "## Results", "", *_results(bench), "",
-            *_snippets(cfg.task, iface, info["files"], where), "",
+            *_snippets(cfg.task, iface, info.files, where), "",
             "## Files", "", *_files(info, where), "", "## License", "", lic, ""]
     card = ModelCard(f"---\n{header.to_yaml()}\n---\n\n" + "\n".join(body))
     return str(card)
 
 
-def _files(info: dict[str, Any], where: str) -> list[str]:
+def _files(info: "PackageRecord", where: str) -> list[str]:
     base = "" if where == "." else "../"
     here = " (this folder)" if where == "model" else ""
-    st = " (sentence-transformers modules included)" if "st_onnx" in info["files"] else ""
+    st = " (sentence-transformers modules included)" if "st_onnx" in info.files else ""
     return [f"- `{base}model/`{here}: Hugging Face folder{st}, "
-            "with `onnx/model.onnx`" + (" and `onnx/model_quantized.onnx`" if "onnx_int8" in info["files"] else ""),
+            "with `onnx/model.onnx`" + (" and `onnx/model_quantized.onnx`" if "onnx_int8" in info.files else ""),
             f"- `{base}onnx/`: optimum's folder (`model.onnx`"
-            + (", `model_quantized.onnx`" if "onnx_int8" in info["files"] else "")
+            + (", `model_quantized.onnx`" if "onnx_int8" in info.files else "")
             + ", config.json, tokenizer), the same files under `onnx/` for transformers.js",
-            f"- `{base}bundle/`: {', '.join(info['bundle']['models'])} ({info['bundle']['size_mb']:.1f} MB with "
+            f"- `{base}bundle/`: {', '.join(info.bundle.models)} ({info.bundle.size_mb:.1f} MB with "
             "tokenizer and manifest)",
-            *(f"- `{base}{fmt}/`: {r['runtime_name']} — `{r['file']}` ({r['precision']}), tokenizer and "
-              "manifest.json (how to call it)" for fmt, r in (info.get("runtimes") or {}).items()),
+            *(f"- `{base}{fmt}/`: {r.runtime_name} — `{r.file}` ({r.precision}), tokenizer and "
+              "manifest.json (how to call it)" for fmt, r in info.runtimes.items()),
             "- Every name of one model file is a hard link to the same bytes: copy the folder with a tool that keeps "
             "hard links (`cp -a`, `rsync -H`, `tar`) to keep it that small."]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from benchmarks.report_types import BenchRows
     from compress.config import RunConfig
     from compress.search.select import Candidate
+    from compress.package.record import PackageRecord
     from compress.run.stages import StageInputs, StageRecord, StageResult
 
 FINAL = "final"
@@ -297,8 +298,7 @@ def run_stage(cfg: "RunConfig", inputs: "StageInputs", out_dir: Path) -> "StageR
     report = next((r.path("json") for r in reversed(records) if "json" in r.outputs and r.path("json").is_file()),
                   None)
     info = build_final(cfg, records, choice, export, out_dir / FINAL, inputs.run_dir, report)
-    metrics = {"chosen": info["chosen"]["name"], "precision": info["chosen"]["precision"],
-               "bundle_mb": info["bundle"]["size_mb"]}
+    metrics = {"chosen": info.chosen.name, "precision": info.chosen.precision, "bundle_mb": info.bundle.size_mb}
     return StageResult(outputs={"final": FINAL}, metrics=metrics)
 
 
@@ -316,11 +316,13 @@ def package_needs(choice: Choice) -> int:
 
 
 def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, export: "StageRecord", dst: Path,
-                run_dir: Path, report: Path | None = None) -> dict[str, Any]:
+                run_dir: Path, report: Path | None = None) -> "PackageRecord":
     """Write ``dst`` (final/'s layout) from the chosen files; the fp32 ONNX and the formats the export wrote are
     reused, and only formats it did not write (the bundle's .ort of an fp32 choice) are converted from them."""
     from compress.model.interface import interface_of
     from compress.package.card import CARD_FOLDERS, model_card, teacher_of
+    from compress.package.record import (BundleSummary, ChosenModel, PackageRecord, Parity, RuntimeFolder,
+                                         TeacherRef)
     from export.bundle import BundleManifest, build_bundle
     from export.core import prepare
     from export.writer import complete_formats
@@ -350,23 +352,23 @@ def build_final(cfg: "RunConfig", records: list["StageRecord"], choice: Choice, 
     files.update({fmt: f"{fmt}/{r['file']}" for fmt, r in runtimes.items()})
     shutil.rmtree(scratch, ignore_errors=True)
     bench = bench_rows(report, choice)
-    parity = {k[len("parity_"):]: {m: v[m] for m in ("max_abs_diff", "min_cosine")}
+    parity = {k[len("parity_"):]: Parity(v["max_abs_diff"], v["min_cosine"])
               for k, v in written.metrics.items() if k.startswith("parity_") and isinstance(v, dict)}
-    info = {"key": package_key(cfg, choice, run_dir), "chosen": choice.to_dict(run_dir),
-            "interface": {**iface.to_dict(), "source": teacher.reference},
-            "teacher": {"model": teacher.reference, "hub_id": teacher.hub_id, "license": teacher.license},
-            "recipe": recipe_facts(cfg, records, choice), "files": files,
-            "bundle": {"models": [m.file for m in manifest.models],
-                       "size_mb": round(sum(p.stat().st_size for p in (dst / "bundle").rglob("*") if p.is_file()) / 1e6, 3)},
-            "runtimes": {fmt: {"folder": f"{fmt}/", "file": r["file"], "precision": r["precision"],
-                               "runtime_name": r["runtime_name"], "chosen_by": r["chosen_by"]}
-                         for fmt, r in runtimes.items()},
-            "parity": parity, "seconds": round(time.perf_counter() - t0, 2)}
+    bundle_mb = round(sum(p.stat().st_size for p in (dst / "bundle").rglob("*") if p.is_file()) / 1e6, 3)
+    info = PackageRecord(
+        key=package_key(cfg, choice, run_dir), chosen=ChosenModel(**choice.to_dict(run_dir)),
+        interface={**iface.to_dict(), "source": teacher.reference},
+        teacher=TeacherRef(teacher.reference, teacher.hub_id, teacher.license),
+        recipe=recipe_facts(cfg, records, choice), files=files,
+        bundle=BundleSummary([m.file for m in manifest.models], bundle_mb),
+        runtimes={fmt: RuntimeFolder(f"{fmt}/", r["file"], r["precision"], r["runtime_name"], r["chosen_by"])
+                  for fmt, r in runtimes.items()},
+        parity=parity, seconds=round(time.perf_counter() - t0, 2))
     for where in CARD_FOLDERS:  # final/README.md and final/model/README.md, each with paths from its folder
         (dst / where / "README.md").write_text(model_card(cfg, choice, iface, bench, manifest, info, teacher, where))
     storage.dedupe()
-    info["storage"] = storage.info()
-    (dst / "package.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    info.storage = storage.info()
+    info.write(dst)
     return info
 
 

@@ -194,6 +194,25 @@ def test_package_command_rewrites_final_from_a_finished_run(st_run):
     assert (final / "README.md").is_file() and (final / "bundle" / "model.int8.onnx").is_file()
 
 
+def test_package_json_follows_its_schema_and_reads_back_typed(st_run):
+    """final/package.json is checked against compress/package/package.schema.json when written; PackageRecord reads
+    it back to the same JSON, and a record missing a field is refused naming it."""
+    import copy
+
+    from compress.core.errors import EdgepressError
+    from compress.package.record import PackageRecord
+
+    final, _, _ = st_run
+    data = json.loads((final / "package.json").read_text())
+    record = PackageRecord.read(final)
+    assert record.to_dict() == data and record.chosen.origin == "quantize" and record.chosen.precision == "int8"
+    assert record.bundle.models == ["model.int8.onnx", "model.int8.ort"] and record.parity["onnx"].min_cosine > 0.99
+    broken = copy.deepcopy(data)
+    del broken["bundle"]["size_mb"]
+    with pytest.raises(EdgepressError, match="package.schema.json at bundle: 'size_mb' is a required property"):
+        PackageRecord.from_dict(broken)
+
+
 def test_package_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     from compress.cli.main import main
 
