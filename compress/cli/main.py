@@ -328,6 +328,9 @@ def export_cmd(
     model: str = typer.Argument(..., help="Model to export: save_pretrained folder, hub name, or packaged:minilm-l6."),
     out: Path = typer.Argument(..., help="Output directory."),
     task: Optional[str] = TaskOpt,
+    formats: Optional[str] = typer.Option(
+        None, "--formats", help="Comma-separated formats to write (export.formats), e.g. onnx,ort,openvino,litert: "
+                                "onnx | torchscript | ptl | ort | executorch | litert | openvino | coreml"),
     config: Optional[Path] = ConfigOpt, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     overwrite: bool = OverwriteOpt, debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
@@ -335,7 +338,8 @@ def export_cmd(
     from compress.model.loading import model_folder
 
     folder = model_folder(model)  # packaged:NAME and hub names become a local folder; bad paths fail in one line
-    _stage_command("export", folder, out, set_, task=task, config=config, overwrite=overwrite)
+    listed = [f"export.formats=[{', '.join(f.strip() for f in formats.split(',') if f.strip())}]"] if formats else []
+    _stage_command("export", folder, out, [*listed, *set_], task=task, config=config, overwrite=overwrite)
 
 
 @app.command("package")

@@ -84,3 +84,13 @@ def test_api_export_takes_a_teacher_only_from_what_the_caller_names(tiny_model_d
     teacher = str(tiny_model_dir("distilbert", "embedding"))
     named = api.export(model, tmp_path / "b", teacher={"model": teacher})  # a section names one
     assert _stage_json(named.out_dir)["sections"]["teacher"]["model"] == teacher
+
+
+def test_formats_flag_sets_export_formats_and_refuses_an_unknown_one(tiny_model_dir, tmp_path, capsys):
+    """`--formats onnx,ort` is export.formats=[onnx, ort] (a later --set still wins); an unknown name is one line."""
+    model = tiny_model_dir("bert", "embedding")
+    out = tmp_path / "out"
+    main(["export", str(model), str(out), "--formats", "onnx, ort"])
+    assert _stage_json(out)["sections"]["export"]["formats"] == ["onnx", "ort"] and (out / "model.ort").is_file()
+    expect_one_line_error(capsys, ["export", str(model), str(tmp_path / "bad"), "--formats", "onnx,tflite"], 2,
+                          ("export.formats", "tflite"))
