@@ -257,22 +257,35 @@ def _mac_runner(path: Path, prep: Prepared) -> Any:
     return run
 
 
+def _save_package(model: Any, path: Path) -> None:
+    """``model.save`` into a fresh folder beside ``path``, then put in place (an older package replaced; a link at
+    ``path`` refused, never written through)."""
+    import shutil
+    import tempfile
+
+    from compress.core.fsio import refuse_symlink, replace_dir
+
+    refuse_symlink(path, "Core ML package")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        model.save(str(tmp / path.name))
+        replace_dir(tmp / path.name, path, "Core ML package")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_coreml(prep: Prepared, onnx_path: Path, path: Path, done: "Written") -> None:
     """Write ``coreml/model.mlpackage`` (fp16) and ``coreml/model_int8.mlpackage`` (INT8 weights), load both
     back and check what Linux can check; on macOS, predict and hold both to the fp16 / INT8 fidelity floor."""
-    import shutil
-
     path.parent.mkdir(parents=True, exist_ok=True)
     int8_path = path.with_name(path.stem + "_int8" + path.suffix)
     model = convert(prep)
-    for p in (path, int8_path):
-        shutil.rmtree(p, ignore_errors=True)
-    model.save(str(path))
+    _save_package(model, path)
     try:
         int8 = quantize_int8(model)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(f"coremltools could not quantize the weights of '{path}': {type(exc).__name__}: {exc}") from exc
-    int8.save(str(int8_path))
+    _save_package(int8, int8_path)
 
     spec, program = load_program(path)
     spec8, program8 = load_program(int8_path)

@@ -170,3 +170,29 @@ def test_bundle_lists_the_package_and_the_ir_with_their_runtimes(tiny_model_dir,
     broken = dict(manifest, models=[dict(models["coreml"], format="mlmodel")])
     with pytest.raises(ExportError, match="format"):
         validate_manifest(broken)
+
+
+def test_a_link_planted_at_the_package_name_is_refused_not_written_through(tmp_path):
+    """The package is saved in a fresh folder and put in place: a link at its name stops the write, and the folder
+    it points at is left as it was."""
+    from compress.core.errors import EdgepressError
+    from export.coreml import _save_package
+
+    class Saving:  # coremltools' MLModel.save writes the package folder
+        def save(self, where: str) -> None:
+            Path(where).mkdir()
+            (Path(where) / "Manifest.json").write_text("{}")
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "coreml").mkdir()
+    link = tmp_path / "coreml" / "model.mlpackage"
+    link.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(EdgepressError, match="model.mlpackage"):
+        _save_package(Saving(), link)
+    assert list(outside.iterdir()) == [] and link.is_symlink()
+    fresh = tmp_path / "coreml" / "model_int8.mlpackage"
+    _save_package(Saving(), fresh)
+    _save_package(Saving(), fresh)  # an older package is replaced
+    assert (fresh / "Manifest.json").is_file() and sorted(p.name for p in fresh.parent.iterdir()) == [
+        "model.mlpackage", "model_int8.mlpackage"]
