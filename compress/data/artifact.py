@@ -144,7 +144,7 @@ def _load_rows(path: Path) -> Any:
 
 def _attrs(rows: Any) -> dict[str, Any]:
     """What a split's rows do not hold as columns (a label-free train split, a memory-mapped corpus: nothing)."""
-    return rows.to_columns()[1] if hasattr(rows, "to_columns") else {"source": "", "streamed": True}
+    return rows.attrs() if hasattr(rows, "attrs") else {"source": "", "streamed": True}
 
 
 def _save_rows(folder: Path, splits: Any, extra: list[Any]) -> None:
@@ -162,7 +162,7 @@ def _save_rows(folder: Path, splits: Any, extra: list[Any]) -> None:
         for split in SPLITS:
             rows = getattr(splits, split)
             if hasattr(rows, "to_columns"):
-                ds = datasets.Dataset.from_dict(rows.to_columns()[0])
+                ds = datasets.Dataset.from_dict(rows.to_columns())
             else:  # a label-free train split: the memory-mapped corpus, its text (and pair) columns
                 ds = rows.select_columns([c for c in ("text", "pair") if c in rows.column_names])
             ds.save_to_disk(str(tmp / split))
@@ -173,8 +173,8 @@ def _save_rows(folder: Path, splits: Any, extra: list[Any]) -> None:
 
 def config_digest(data_cfg: Any, task: str, seed: int) -> str:
     """What the split depends on besides the files: the data section, the task and the seed."""
-    dumped = data_cfg.model_dump(mode="json") if hasattr(data_cfg, "model_dump") else dict(vars(data_cfg))
-    return hashlib.sha256(json.dumps([dumped, task, seed], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    dumped = data_cfg.model_dump(mode="json")
+    return hashlib.sha256(json.dumps([dumped, task, seed], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_plan(run_dir: Path | None) -> RunData | None:
@@ -191,15 +191,15 @@ def read_plan(run_dir: Path | None) -> RunData | None:
     return RunData(folder, meta)
 
 
-def _split(data_cfg: Any, task: str, seed: int, cache_dir: Path, labels: dict[str, Any] | None,
-           clear: Path | None) -> tuple[dict[str, Any], Any, list[Any]]:
+def _split(data_cfg: Any, task: str, seed: int, cache_dir: Path,
+           labels: dict[str, Any] | None) -> tuple[dict[str, Any], Any, list[Any]]:
     """The split, read from the files (the task's loader): (what splits.json records, the splits, the corpora)."""
     from compress.data.files import reading_files
     from compress.data.rows import load_distill_splits, load_splits, unlabeled_corpora
     from compress.tasks import task_spec
 
     streamed = not task_spec(task).train_labels  # a label-free training corpus streams (distillation splits)
-    with reading_files(clear=clear):
+    with reading_files():
         splits = load_distill_splits(data_cfg, task, seed, cache_dir) if streamed else \
             load_splits(data_cfg, task, seed, **(labels or {}))
         extra = unlabeled_corpora(data_cfg, cache_dir)
@@ -221,7 +221,7 @@ def split_in_memory(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_di
                     labels: dict[str, Any] | None = None) -> RunData:
     """The split :func:`write_plan` makes, held in memory and written nowhere: what a rank other than the first
     of a multi-process launch uses (no process group exists yet to wait on the first rank's files)."""
-    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels, None)
+    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels)
     return RunData(Path(run_dir) / SPLITS_DIR, meta, (splits, extra))
 
 
@@ -233,15 +233,15 @@ def write_plan(data_cfg: Any, task: str, seed: int, run_dir: Path, cache_dir: Pa
     run will use, before any stage works on them."""
     import numpy as np
 
-    from compress.core.fsio import refuse_symlink, write_bytes, write_text
+    from compress.core.fsio import refuse_symlink, remove_own, write_bytes, write_text
     from compress.data.files import active_sources
 
     folder = Path(run_dir) / SPLITS_DIR
     refuse_symlink(folder, "the run's data folder")
-    # the split reads the files (its rows are the run's copy); a run's own split first clears the copies its stages
-    # kept of other sources last time
-    own = active_sources() in (None, folder / SOURCES_DIR)
-    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels, folder / SOURCES_DIR if own else None)
+    if active_sources() in (None, folder / SOURCES_DIR):  # a run's own split: the copies its stages kept of other
+        refuse_symlink(folder / SOURCES_DIR, "the run's stored data")  # sources last time may be stale
+        remove_own(folder / SOURCES_DIR)
+    meta, splits, extra = _split(data_cfg, task, seed, cache_dir, labels)
     folder.mkdir(parents=True, exist_ok=True)
     old = read_plan(run_dir)
     if old is not None and old.meta == meta and (not meta["eval_from_train"] or (folder / EVAL_IDS_FILE).is_file()):

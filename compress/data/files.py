@@ -231,7 +231,7 @@ def read_hub(spec: str) -> Columns:
 # same process), ``reading_sources`` stores a source a stage reads itself (vocab.corpus) as Parquet under
 # ``runs/<name>/data/sources/`` at its first read and serves every later read from that copy.
 
-_SOURCES: ContextVar[tuple[Path, bool] | None] = ContextVar("edgepress_sources", default=None)
+_SOURCES: ContextVar[Path | None] = ContextVar("edgepress_sources", default=None)  # the running pipeline's copies
 
 
 def _stored_name(source: str, kind: str) -> str:
@@ -239,15 +239,9 @@ def _stored_name(source: str, kind: str) -> str:
 
 
 @contextmanager
-def reading_files(clear: Path | None = None) -> Iterator[None]:
+def reading_files() -> Iterator[None]:
     """Inside the block every source is read from its file, with no copy kept: the run's split, whose rows the data
-    artifact stores. ``clear``: the run's copies folder, emptied first (an earlier run's reads; the files may have
-    changed since)."""
-    from compress.core.fsio import refuse_symlink, remove_own
-
-    if clear is not None:
-        refuse_symlink(clear, "the run's stored data")
-        remove_own(Path(clear))
+    artifact stores."""
     token = _SOURCES.set(None)
     try:
         yield
@@ -257,9 +251,9 @@ def reading_files(clear: Path | None = None) -> Iterator[None]:
 
 @contextmanager
 def reading_sources(folder: Path) -> Iterator[None]:
-    """Inside the block a source stored under ``folder`` is read from there, not from its file; one the split did
-    not read (the streamed train file of label-free distillation) is stored there at its first read."""
-    token = _SOURCES.set((Path(folder), False))
+    """Inside the block a source stored under ``folder`` is read from there, not from its file; one not stored yet
+    (a stage's own corpus, vocab.corpus) is stored there at its first read."""
+    token = _SOURCES.set(Path(folder))
     try:
         yield
     finally:
@@ -268,8 +262,7 @@ def reading_sources(folder: Path) -> Iterator[None]:
 
 def active_sources() -> Path | None:
     """The folder the running pipeline reads its stored sources from, or None (a stage on its own)."""
-    got = _SOURCES.get()
-    return got[0] if got is not None and not got[1] else None
+    return _SOURCES.get()
 
 
 def _stored(folder: Path, source: str, kind: str) -> Columns | None:
@@ -309,10 +302,10 @@ def read_once(source: str, kind: str, read: Callable[[], Columns]) -> Columns:
     kept = _SOURCES.get()
     if kept is None:
         return _fresh_read(source, read)
-    cols = _stored(kept[0], source, kind)
+    cols = _stored(kept, source, kind)
     if cols is None:
         cols = _fresh_read(source, read)
-        _store(kept[0], source, kind, cols)
+        _store(kept, source, kind, cols)
     return cols
 
 

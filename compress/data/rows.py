@@ -53,19 +53,22 @@ class TextData:
     def head(self, n: int | None) -> "TextData":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
-    def to_columns(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-        """The rows as columns (text[, pair][, label]) and what they do not hold (source, class names by id), for the
-        run's data artifact."""
-        cols: dict[str, list[Any]] = {"text": list(self.texts)}
+    def to_columns(self) -> dict[str, list[Any]]:
+        """The rows as columns (text[, pair][, label]), for the run's data artifact."""
+        cols: dict[str, list[Any]] = {"text": self.texts}
         if self.pairs is not None:
-            cols["pair"] = list(self.pairs)
+            cols["pair"] = self.pairs
         if self.labels is not None:
-            cols["label"] = list(self.labels)
-        return cols, {"source": self.source, "label_names": self.label_names}
+            cols["label"] = self.labels
+        return cols
+
+    def attrs(self) -> dict[str, Any]:
+        """What the columns do not hold: the source and the class names by id."""
+        return {"source": self.source, "label_names": self.label_names}
 
     @classmethod
     def from_columns(cls, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> "TextData":
-        """Rows back from :meth:`to_columns` (a streamed train split: its text and pair columns)."""
+        """Rows back from :meth:`to_columns` and :meth:`attrs` (a streamed train split: its text and pair columns)."""
         return cls(list(cols["text"]), cols.get("pair"), cols.get("label"), attrs.get("source", ""),
                    attrs.get("label_names"))
 

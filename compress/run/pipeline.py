@@ -247,7 +247,8 @@ def run_pipeline(cfg: RunConfig, force: set[str] | None = None,
     from compress.data.files import active_sources, reading_sources
     from compress.data.artifact import SOURCES_DIR, SPLITS_DIR
 
-    # every stage (and every search branch inside one) reads the copies the run's split kept, not the files
+    # a source a stage reads itself (vocab.corpus) is copied at its first read; later reads, search branches' too,
+    # take the copy
     sources = reading_sources(run_dir / SPLITS_DIR / SOURCES_DIR) if active_sources() is None \
         else contextlib.nullcontext()
     with lock, capture_logs(run_dir / (LOG_FILE if is_main_process() else f"log.rank{rank()}.txt"), preload=preload), \

@@ -52,9 +52,13 @@ class TaggedSentences:
     def head(self, n: int | None) -> "TaggedSentences":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
-    def to_columns(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-        """Words and tags per sentence as columns, and the source with its tag names, for the run's data artifact."""
-        return {"tokens": self.tokens, "tags": self.tags}, {"source": self.source, "tag_names": label_names(self)}
+    def to_columns(self) -> dict[str, list[Any]]:
+        """Words and tags per sentence as columns, for the run's data artifact."""
+        return {"tokens": self.tokens, "tags": self.tags}
+
+    def attrs(self) -> dict[str, Any]:
+        """What the columns do not hold: the source and its tag names."""
+        return {"source": self.source, "tag_names": label_names(self)}
 
     @classmethod
     def from_columns(cls, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> "TaggedSentences":

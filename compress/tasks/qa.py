@@ -67,12 +67,14 @@ class QAData:
     def head(self, n: int | None) -> "QAData":
         return self if n is None or n >= len(self) else self.subset(list(range(n)))
 
-    def to_columns(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-        """Questions as columns (id, question, context, answers), and the source with its windowing settings, for
-        the run's data artifact."""
-        cols = {"id": [e.id for e in self.examples], "question": [e.question for e in self.examples],
+    def to_columns(self) -> dict[str, list[Any]]:
+        """Questions as columns (id, question, context, answers), for the run's data artifact."""
+        return {"id": [e.id for e in self.examples], "question": [e.question for e in self.examples],
                 "context": [e.context for e in self.examples], "answers": [e.answers for e in self.examples]}
-        return cols, {"source": self.source, "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
+
+    def attrs(self) -> dict[str, Any]:
+        """What the columns do not hold: the source and its windowing settings."""
+        return {"source": self.source, "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
 
     @classmethod
     def from_columns(cls, cols: dict[str, list[Any]], attrs: dict[str, Any]) -> "QAData":

@@ -104,7 +104,7 @@ class TaskSpec:
     label_kind: str | None = None  # what data.label_column holds in sentence rows: classes (ids or names) | scores
     # "module:function" (or the function): (data_cfg, seed, *, task, **class_checks) -> Splits (the run's split)
     loader: str | Callable[..., Any] = "compress.data.rows:load_sentence_splits"
-    # "module:Class" (or the class) of a split's rows: to_columns() / from_columns(cols, attrs) (the data artifact)
+    # "module:Class" (or the class) of a split's rows: to_columns(), attrs(), from_columns(cols, attrs) (data artifact)
     rows: str | type = "compress.data.rows:TextData"
     # "module:function" (or the function): one eval file (source, task, text, pair, label column) -> rows
     reader: str | Callable[..., Any] = "compress.data.rows:read_sentence_rows"
