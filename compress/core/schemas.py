@@ -1,5 +1,5 @@
-"""JSON-schema checks of the reports edgepress writes and reads (stage.json, quantize and search reports, the bundle
-manifest): one place that runs jsonschema and words its first complaint."""
+"""JSON-schema checks of the reports edgepress writes and reads (stage.json, the quantize and search reports,
+package.json, the bundle manifest): one place that runs jsonschema and words its first complaint."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ def schema_problem(document: Any, schema: dict[str, Any]) -> tuple[str, str] | N
         return None
     where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
     return where, f"{errors[0].message} ({len(errors)} problem(s))"
+
+
+def check_document(document: Any, schema: dict[str, Any], what: str, schema_file: str) -> None:
+    """Raise EdgepressError naming the first place ``document`` (called ``what``) breaks ``schema`` (read from
+    ``schema_file``, the project path the message names): the field and why."""
+    from compress.core.errors import EdgepressError
+
+    problem = schema_problem(document, schema)
+    if problem:
+        raise EdgepressError(f"{what} does not match {schema_file} at {problem[0]}: {problem[1]}")
 
 
 def required_field(data: Any, key: str, where: str, report: str, schema_file: str, rerun: str) -> Any:

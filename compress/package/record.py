@@ -116,9 +116,6 @@ class PackageRecord:
 
 def validate_record(data: dict[str, Any], where: str = RECORD_FILE) -> None:
     """Raise EdgepressError naming the first place ``data`` breaks package.schema.json (the field and why)."""
-    from compress.core.schemas import schema_problem
+    from compress.core.schemas import check_document
 
-    problem = schema_problem(data, json.loads(SCHEMA_FILE.read_text()))
-    if problem:
-        raise EdgepressError(f"{where} does not match compress/package/package.schema.json at {problem[0]}: "
-                             f"{problem[1]}")
+    check_document(data, json.loads(SCHEMA_FILE.read_text()), where, "compress/package/package.schema.json")

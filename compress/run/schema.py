@@ -24,12 +24,9 @@ def load_schema() -> dict[str, Any]:
 def validate_stage_record(record: dict[str, Any], where: str = "stage.json") -> None:
     """Raise EdgepressError naming the first field of ``record`` that breaks stage.schema.json; a quantize
     stage's metrics are also checked against compress/quantize/report.schema.json."""
-    from compress.core.schemas import schema_problem
+    from compress.core.schemas import check_document
 
-    problem = schema_problem(record, load_schema())
-    if problem:
-        raise EdgepressError(f"{where} does not match compress/run/stage.schema.json at {problem[0]}: "
-                             f"{problem[1]}")
+    check_document(record, load_schema(), where, "compress/run/stage.schema.json")
     if record["stage"] == "quantize":
         try:
             validate_report(record["metrics"])

@@ -26,12 +26,9 @@ def load_schema() -> dict[str, Any]:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise EdgepressError naming the first place ``report`` breaks candidates.schema.json (the field and why)."""
-    from compress.core.schemas import schema_problem
+    from compress.core.schemas import check_document
 
-    problem = schema_problem(report, load_schema())
-    if problem:
-        raise EdgepressError(f"{REPORT_FILE} does not match compress/search/candidates.schema.json at "
-                             f"{problem[0]}: {problem[1]}")
+    check_document(report, load_schema(), REPORT_FILE, "compress/search/candidates.schema.json")
 
 
 def _field(data: dict[str, Any], key: str, where: str) -> Any:
