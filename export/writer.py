@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from compress.model.formats import FORMAT_SPECS, resolve
+from compress.core.refs import resolve
+from compress.model.formats import FORMAT_SPECS
 from export.core import Prepared, Written  # noqa: F401 (Written: re-exported for importers)
 from export.files import file_size
 from export.heads import FILE_NAMES, get_head

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from compress.core.errors import EdgepressError
 from compress.model.formats import FORMATS as EXPORT_FORMATS
-from compress.model.formats import FormatTable, Names, resolve, runner_refs
+from compress.core.refs import resolve
+from compress.model.formats import FormatTable, Names, runner_refs
 
 FORMATS = Names(lambda: EXPORT_FORMATS, lead=("pytorch",))  # what bench measures: PyTorch + every export format
 DEVICES = ("cpu", "cuda", "tensorrt")

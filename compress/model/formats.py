@@ -11,7 +11,6 @@ devices) keeps its own short table.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -194,12 +193,6 @@ def install_hint(fmt: str) -> str:
 def export_output_keys() -> list[str]:
     """The export stage's output keys of every format it writes after model.onnx, in registry order."""
     return [key for s in FORMAT_SPECS.values() if s.writer for key in s.output_keys]
-
-
-def resolve(ref: str) -> Any:
-    """The object a "module:name" string names, imported at call time (writers and runners live above this layer)."""
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def runner_refs() -> dict[tuple[str, str], str]:

@@ -30,7 +30,7 @@ PACKAGED_HUB_IDS = {
 def _task_spec(task: str) -> Any:
     """The registry's spec of ``task``, looked up when a model loads: the task files use this module's tokenizer
     helpers, so the registry sits above it and is named, not imported."""
-    from compress.tasks.spec import resolve
+    from compress.core.refs import resolve
 
     return resolve("compress.tasks:task_spec")(task)
 

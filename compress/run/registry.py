@@ -6,11 +6,11 @@ neither imports the other through it. Functions and hooks are "module:function" 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from compress.core.errors import EdgepressError
+from compress.core.errors import EdgepressError, closest_name
+from compress.core.refs import resolve
 from compress.model.formats import Names, export_output_keys
 
 
@@ -37,18 +37,13 @@ class StageSpec:
     loads_teacher: str = ""
 
     def load(self) -> Callable[..., Any]:
-        return _resolve(self.target)
+        return resolve(self.target)
 
     def call(self, hook: str, *args: Any) -> Any:
         """Call one of the spec's "module:function" hooks (preload, work_dirs, needs_unless, loads_teacher); None when
         unset."""
         target = getattr(self, hook)
-        return _resolve(target)(*args) if target else None
-
-
-def _resolve(target: str) -> Any:
-    module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)
+        return resolve(target)(*args) if target else None
 
 
 LOSS_CURVES = ("loss_csv", "loss_png")  # training stages write them when the Trainer logged a step
@@ -113,8 +108,6 @@ def with_followers(stages: list[str]) -> list[str]:
 
 def get_stage(name: str) -> StageSpec:
     if name not in STAGES:
-        from compress.core.errors import closest_name
-
         close = closest_name(name, STAGES)
         hint = f" (did you mean '{close}'?)" if close else ""
         raise EdgepressError(f"unknown stage '{name}'{hint}; known stages: {', '.join(STAGES)}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from compress.core.refs import resolve
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -132,17 +134,6 @@ class TaskSpec:
     def sentence_logits(self) -> bool:
         """One logits row per sentence (pair): classification and regression heads."""
         return self.outputs == "logits"
-
-
-def resolve(ref: str | Callable[..., Any]) -> Any:
-    """The function a "module:function" string names, imported at call time (a task's loader lives in the data layer,
-    which imports the registry); a function is its own answer."""
-    import importlib
-
-    if callable(ref):
-        return ref
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def row_argmax(x: "np.ndarray") -> "np.ndarray":
