@@ -392,10 +392,10 @@ def manifest_name(choice: Choice) -> str:
 
 def chosen_entry(choice: Choice, file: str) -> dict[str, Any]:
     """The bundle manifest's ``chosen``: which file the run chose and which runtime runs it."""
-    from compress.search.config import RUNTIME_FORMATS
+    from compress.model.formats import SEARCH_RUNTIMES
 
     entry = {"name": choice.name, "origin": choice.origin, "runtime": choice.runtime,
-             "format": RUNTIME_FORMATS.get(choice.runtime, choice.runtime), "file": file, "precision": choice.precision}
+             "format": SEARCH_RUNTIMES.get(choice.runtime, choice.runtime), "file": file, "precision": choice.precision}
     if file.startswith("../"):  # another runtime's folder beside the bundle: its manifest says how to call the file
         entry["manifest"] = f"../{choice.runtime}/manifest.json"
         entry["note"] = (f"the chosen file lives in final/{choice.runtime}/ beside this bundle (with its tokenizer and "
