@@ -23,9 +23,9 @@ def calibration_texts(cfg: "RunConfig", inputs: StageInputs, rows: int = 64) -> 
     """The run's first ``rows`` training sentences (from its data artifact), when a listed format calibrates its INT8
     file on text (OpenVINO's NNCF); None otherwise, and for an export on its own, which takes no data (the writer
     then calibrates on built-in sentences)."""
-    from export.writer import WRITERS
+    from compress.model.formats import FORMAT_SPECS
 
-    if inputs.given or not any(WRITERS[f].calibrates for f in cfg.export.formats if f in WRITERS):
+    if inputs.given or not any(FORMAT_SPECS[f].calibrates for f in cfg.export.formats if f in FORMAT_SPECS):
         return None
     return list(inputs.data.splits().train.texts)[:rows]
 
